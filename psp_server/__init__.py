@@ -1,0 +1,1 @@
+"""The payment service provider: checkouts, one-time QR codes, wallet payments, events."""

@@ -1,0 +1,32 @@
+"""One JSON line per request. Routes are logged by their pattern (``/Q/{code}``),
+so no payment code, key or token ever reaches the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+log = logging.getLogger("psp_server.access")
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = None
+        match_info = getattr(request, "match_info", None)
+        if match_info is not None and match_info.route.resource is not None:
+            route = match_info.route.resource.canonical
+        self.logger.info(
+            json.dumps(
+                {
+                    "method": request.method,
+                    "route": route or "(unmatched)",
+                    "status": response.status,
+                    "ms": round(time * 1000, 2),
+                    "remote": request.remote,
+                },
+                separators=(",", ":"),
+            )
+        )

@@ -1,0 +1,102 @@
+"""The aiohttp application: its resources live and die with it (cleanup_ctx),
+and its state is typed (web.AppKey)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from . import routes
+from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
+from .config import Settings, with_default_public_url
+from .errors import APIError
+from .relay import OutboxRelay
+from .storage import Storage, open_storage
+from .sweeper import sweep_forever
+
+log = logging.getLogger(__name__)
+
+
+MAX_BODY = 16 * 1024
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps({"error": {"code": code, "message": message}}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except APIError as exc:
+        extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return error_response(exc.status, exc.code, exc.message, **extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return error_response(exc.status, code, exc.reason, **headers)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; the request was logged")
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    if STORAGE not in app:
+        app[STORAGE] = await asyncio.to_thread(open_storage, app[SETTINGS].db)
+    yield
+    await app[STORAGE].close()
+
+
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    tasks = [
+        asyncio.create_task(
+            sweep_forever(app[STORAGE], app[RELAY_WAKE], settings.sweep_interval),
+            name="expiry-sweeper",
+        )
+    ]
+    if settings.mqtt is not None:
+        relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE])
+        app[RELAY] = relay
+        tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Application:
+    if settings.public_url is None:
+        settings = with_default_public_url(settings, settings.port)
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[RELAY_WAKE] = asyncio.Event()
+    if storage is not None:
+        app[STORAGE] = storage
+    app.cleanup_ctx.append(_storage_ctx)
+    app.cleanup_ctx.append(_background_ctx)
+    routes.add_routes(app)
+    return app

@@ -1,0 +1,190 @@
+"""``psp-server``: serve the API, and make merchants and wallets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.money import check_currency, parse_major
+
+from . import config
+from .access_log import JsonAccessLogger
+from .app import make_app
+from .errors import ConfigError, PSPError
+from .storage import Storage, open_storage
+
+log = logging.getLogger("psp_server")
+
+EXIT_CONFIG = 2
+EXIT_STORAGE = 3
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLite file path (env SCAN2PAY_DB; default scan2pay.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psp-server", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API, the outbox relay and the sweeper")
+    serve.add_argument("--host", help="address to listen on (env SCAN2PAY_HOST; 127.0.0.1)")
+    serve.add_argument("--port", help="port, 0 for any free one (env SCAN2PAY_PORT; 8080)")
+    _add_db(serve)
+    serve.add_argument("--mqtt", help="broker mqtt://host:port or 'none' (env SCAN2PAY_MQTT)")
+    serve.add_argument("--public-url", help="URL wallets reach (env SCAN2PAY_PUBLIC_URL)")
+    serve.add_argument("--max-amount", help="largest amount, minor units (SCAN2PAY_MAX_AMOUNT)")
+    serve.add_argument("--sweep-interval", help="seconds between expiry sweeps")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+    migrate = sub.add_parser("migrate", help="create or update the database schema")
+    _add_db(migrate)
+
+    merchant = sub.add_parser("merchant", help="manage merchants")
+    merchant_sub = merchant.add_subparsers(dest="action", required=True)
+    m_create = merchant_sub.add_parser("create", help="create a merchant and print its API key")
+    m_create.add_argument("--name", required=True)
+    m_create.add_argument("--json", action="store_true", help="print JSON")
+    _add_db(m_create)
+
+    wallet = sub.add_parser("wallet", help="manage demo wallets")
+    wallet_sub = wallet.add_subparsers(dest="action", required=True)
+    w_create = wallet_sub.add_parser("create", help="create a wallet and print its token")
+    w_create.add_argument("--name", required=True)
+    w_create.add_argument("--currency", required=True, help="ISO 4217 code, like EUR")
+    w_create.add_argument("--balance", default="0", help="in major units, like 50.00")
+    w_create.add_argument("--json", action="store_true", help="print JSON")
+    _add_db(w_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k in config.FIELDS}
+    try:
+        settings = config.load(flags)
+    except ConfigError as exc:
+        print("psp-server: bad configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+            return 0
+        if args.command == "migrate":
+            asyncio.run(_with_storage(settings, _noop))
+            print(f"database {settings.db} is up to date")
+            return 0
+        if args.command == "merchant":
+            return asyncio.run(_with_storage(settings, lambda s: _merchant_create(s, args)))
+        if args.command == "wallet":
+            return asyncio.run(_with_storage(settings, lambda s: _wallet_create(s, args)))
+    except PSPError as exc:
+        print(f"psp-server: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
+    return EXIT_CONFIG  # pragma: no cover - argparse rejects other commands
+
+
+async def _noop(storage: Storage) -> int:
+    return 0
+
+
+async def _with_storage(settings: config.Settings, action: Any) -> int:
+    storage = await asyncio.to_thread(open_storage, settings.db)
+    try:
+        result: int = await action(storage)
+        return result
+    finally:
+        await storage.close()
+
+
+async def _merchant_create(storage: Storage, args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not name or len(name) > 100:
+        print("psp-server: --name must be 1 to 100 characters", file=sys.stderr)
+        return EXIT_CONFIG
+    merchant, key = await storage.create_merchant(name)
+    if args.json:
+        print(json.dumps({"merchant_id": merchant.id, "name": merchant.name, "api_key": key}))
+    else:
+        print(f"merchant_id: {merchant.id}\nname: {merchant.name}")
+        print(f"api_key: {key}\n(the key is shown once; only its hash is stored)")
+    return 0
+
+
+async def _wallet_create(storage: Storage, args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    try:
+        if not name or len(name) > 100:
+            raise InvalidValue("invalid_name", "--name must be 1 to 100 characters")
+        currency = check_currency(args.currency)
+        balance = parse_major(args.balance, currency)
+    except InvalidValue as exc:
+        print(f"psp-server: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    wallet, token = await storage.create_wallet(name, currency, balance)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "wallet_id": wallet.id,
+                    "name": wallet.name,
+                    "currency": wallet.currency,
+                    "balance": wallet.balance,
+                    "token": token,
+                }
+            )
+        )
+    else:
+        print(f"wallet_id: {wallet.id}\nbalance: {args.balance} {currency}")
+        print(f"token: {token}\n(the token is shown once; only its hash is stored)")
+    return 0
+
+
+async def _serve(settings: config.Settings) -> None:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        raise PSPError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+    port = sock.getsockname()[1]
+    settings = replace(settings, port=port)
+    if settings.public_url is None:
+        settings = config.with_default_public_url(settings, port)
+
+    runner = web.AppRunner(make_app(settings), access_log_class=JsonAccessLogger)
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"psp-server listening on http://{host}:{port} public_url={settings.public_url}",
+          flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        with contextlib.suppress(Exception):
+            await runner.cleanup()

@@ -1,0 +1,129 @@
+"""The server's settings: flags over environment over defaults, every problem
+reported at once (in the manner of Mopidy's config schemas)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.mqtt_url import MqttTarget
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SCAN2PAY_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = "scan2pay.db"
+    mqtt: MqttTarget | None = None
+    # None: derived from the address the server listens on.
+    public_url: str | None = None
+    max_amount: int = 100_000_000
+    sweep_interval: float = 1.0
+    log_level: str = "INFO"
+
+
+# name -> (environment variable, hint shown with an error)
+FIELDS: dict[str, tuple[str, str]] = {
+    "host": ("SCAN2PAY_HOST", "an address to listen on, like 127.0.0.1"),
+    "port": ("SCAN2PAY_PORT", "a TCP port from 0 to 65535 (0 picks a free one)"),
+    "db": ("SCAN2PAY_DB", "a SQLite file path, like /var/lib/scan2pay/psp.db"),
+    "mqtt": ("SCAN2PAY_MQTT", "mqtt://host:port, or 'none' to publish no events"),
+    "public_url": ("SCAN2PAY_PUBLIC_URL", "the URL wallets reach, like HTTPS://PAY.EXAMPLE.COM"),
+    "max_amount": ("SCAN2PAY_MAX_AMOUNT", "the largest amount in minor units, a positive integer"),
+    "sweep_interval": ("SCAN2PAY_SWEEP_INTERVAL", "seconds between expiry sweeps, like 1.0"),
+    "log_level": ("SCAN2PAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+}
+
+
+def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """``flags`` holds what the command line gave (None where it gave nothing)."""
+    env = os.environ if env is None else env
+    raw: dict[str, str] = {}
+    for name, (var, _) in FIELDS.items():
+        if flags.get(name) is not None:
+            raw[name] = str(flags[name])
+        elif var in env:
+            raw[name] = env[var]
+
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+
+    def problem(name: str, message: str) -> None:
+        var, hint = FIELDS[name]
+        problems.append(f"{name} ({var}): {message}; expected {hint}")
+
+    if "host" in raw:
+        values["host"] = raw["host"]
+    if "port" in raw:
+        port = _int(raw["port"])
+        if port is None or not 0 <= port <= 65535:
+            problem("port", f"{raw['port']!r} is not a port")
+        else:
+            values["port"] = port
+    if "db" in raw:
+        if not raw["db"]:
+            problem("db", "empty")
+        else:
+            values["db"] = raw["db"]
+    mqtt = raw.get("mqtt", "mqtt://127.0.0.1:1883")
+    if mqtt.lower() not in ("", "none", "off"):
+        try:
+            values["mqtt"] = MqttTarget.parse(mqtt)
+        except InvalidValue as exc:
+            problem("mqtt", exc.message)
+    if "public_url" in raw:
+        url = raw["public_url"].rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            problem("public_url", f"{raw['public_url']!r} is not an http(s) URL")
+        elif parts.query or parts.fragment:
+            problem("public_url", f"{raw['public_url']!r} has a query or fragment")
+        else:
+            values["public_url"] = url
+    if "max_amount" in raw:
+        maximum = _int(raw["max_amount"])
+        if maximum is None or maximum < 1:
+            problem("max_amount", f"{raw['max_amount']!r} is not a positive integer")
+        else:
+            values["max_amount"] = maximum
+    if "sweep_interval" in raw:
+        try:
+            interval = float(raw["sweep_interval"])
+        except ValueError:
+            interval = -1.0
+        if not 0.01 <= interval <= 3600:
+            problem("sweep_interval", f"{raw['sweep_interval']!r} is not from 0.01 to 3600")
+        else:
+            values["sweep_interval"] = interval
+    if "log_level" in raw:
+        level = raw["log_level"].upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            problem("log_level", f"{raw['log_level']!r} is not a level")
+        else:
+            values["log_level"] = level
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
+
+
+def with_default_public_url(settings: Settings, port: int) -> Settings:
+    """The public URL when none was given: the listening address, in upper
+    case so that the whole URL stays in the QR's compact alphanumeric mode."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return replace(settings, public_url=f"HTTP://{host.upper()}:{port}")
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text, 10)
+    except ValueError:
+        return None

@@ -1,0 +1,95 @@
+"""The request bodies the API accepts, parsed strictly into frozen dataclasses."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from scan2pay_common import jsonfields as jf
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_order_id, check_terminal_id
+from scan2pay_common.money import check_currency, check_minor_amount
+
+DEFAULT_EXPIRES_IN = 300
+MAX_EXPIRES_IN = 86_400
+DESCRIPTION_MAX = 200
+_CODE = re.compile(r"[A-Z2-7]{16,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutRequest:
+    order_id: str
+    amount: int
+    currency: str
+    terminal_id: str | None
+    expires_in: int
+    description: str | None
+
+    _REQUIRED = frozenset({"order_id", "amount", "currency"})
+    _OPTIONAL = frozenset({"terminal_id", "expires_in", "description"})
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], *, max_amount: int) -> CheckoutRequest:
+        jf.check_fields(obj, required=cls._REQUIRED, optional=cls._OPTIONAL)
+        terminal_id = obj.get("terminal_id")
+        expires_in = obj.get("expires_in", DEFAULT_EXPIRES_IN)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+            raise InvalidValue("invalid_expires_in", "expires_in must be an integer (seconds)")
+        if not 1 <= expires_in <= MAX_EXPIRES_IN:
+            raise InvalidValue(
+                "invalid_expires_in", f"expires_in must be from 1 to {MAX_EXPIRES_IN} seconds"
+            )
+        description = obj.get("description")
+        if description is not None:
+            if not isinstance(description, str):
+                raise InvalidValue("invalid_description", "description must be a string")
+            if len(description) > DESCRIPTION_MAX:
+                raise InvalidValue(
+                    "invalid_description",
+                    f"description must be at most {DESCRIPTION_MAX} characters",
+                )
+            if any(ord(ch) < 32 for ch in description):
+                raise InvalidValue(
+                    "invalid_description", "description must not contain control characters"
+                )
+        return cls(
+            order_id=check_order_id(obj["order_id"]),
+            amount=check_minor_amount(obj["amount"], maximum=max_amount),
+            currency=check_currency(obj["currency"]),
+            terminal_id=None if terminal_id is None else check_terminal_id(terminal_id),
+            expires_in=expires_in,
+            description=description,
+        )
+
+    def fingerprint(self) -> str:
+        """The same for two requests that ask for the same checkout, so that
+        a cashier's retry is recognised and a different body is not."""
+        canonical = jf.dumps(
+            [self.order_id, self.amount, self.currency, self.terminal_id, self.expires_in,
+             self.description]
+        )
+        return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    code: str
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> PaymentRequest:
+        jf.check_fields(obj, required=frozenset({"code"}))
+        return cls(code=check_code(obj["code"]))
+
+
+def check_code(value: object) -> str:
+    """A QR code as a wallet sends it; lower case is accepted and folded, since
+    base32 is case-blind and some scanners lower-case what they read."""
+    if not isinstance(value, str):
+        raise InvalidValue("invalid_code", "code must be a string")
+    code = value.strip().upper()
+    if not _CODE.fullmatch(code):
+        # Malformed or merely unknown, the answer is the same: no such code.
+        raise InvalidValue("unknown_code", "no checkout has this code")
+    return code

@@ -1,0 +1,308 @@
+"""The payloads that travel over MQTT, as frozen dataclasses that check themselves.
+
+Each has ``to_json()`` giving bytes and ``from_json(bytes)`` that raises
+``InvalidValue`` on anything off-contract. docs/mqtt.md documents them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from . import jsonfields as jf
+from .errors import InvalidValue
+from .identifiers import check_checkout_id, check_merchant_id, check_order_id, check_terminal_id
+from .money import check_currency
+from .timefmt import from_rfc3339
+
+CheckoutStatus = Literal["pending", "paid", "cancelled", "expired"]
+CHECKOUT_STATUSES: tuple[str, ...] = get_args(CheckoutStatus)
+
+EventType = Literal["checkout.paid", "checkout.cancelled", "checkout.expired"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+
+# The event each final status announces.
+EVENT_FOR_STATUS: dict[str, EventType] = {
+    "paid": "checkout.paid",
+    "cancelled": "checkout.cancelled",
+    "expired": "checkout.expired",
+}
+
+
+def _check_timestamp(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue("invalid_type", f"{field} must be an RFC 3339 string", field=field)
+    from_rfc3339(value)
+    return value
+
+
+def _check_optional_str(value: object, field: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidValue("invalid_type", f"{field} must be a string or null", field=field)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSnapshot:
+    """A checkout as the API returns it and as events carry it."""
+
+    id: str
+    order_id: str
+    amount: int
+    currency: str
+    status: CheckoutStatus
+    qr_url: str
+    expires_at: str
+    terminal_id: str | None
+    created_at: str
+    description: str | None = None
+
+    _REQUIRED = frozenset(
+        {"id", "order_id", "amount", "currency", "status", "qr_url", "expires_at",
+         "terminal_id", "created_at"}
+    )
+    _OPTIONAL = frozenset({"description"})
+
+    def __post_init__(self) -> None:
+        check_checkout_id(self.id)
+        check_order_id(self.order_id)
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount <= 0:
+            raise InvalidValue("invalid_amount", "amount must be a positive integer")
+        check_currency(self.currency)
+        if self.status not in CHECKOUT_STATUSES:
+            raise InvalidValue("invalid_status", f"unknown checkout status {self.status!r}")
+        if not isinstance(self.qr_url, str) or "/Q/" not in self.qr_url:
+            raise InvalidValue("invalid_qr_url", "qr_url must be a URL ending in /Q/{CODE}")
+        _check_timestamp(self.expires_at, "expires_at")
+        _check_timestamp(self.created_at, "created_at")
+        if self.terminal_id is not None:
+            check_terminal_id(self.terminal_id)
+        _check_optional_str(self.description, "description")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "status": self.status,
+            "qr_url": self.qr_url,
+            "expires_at": self.expires_at,
+            "terminal_id": self.terminal_id,
+            "created_at": self.created_at,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> CheckoutSnapshot:
+        if not isinstance(obj, dict):
+            raise InvalidValue("invalid_type", "checkout must be an object", field="checkout")
+        jf.check_fields(obj, required=cls._REQUIRED, optional=cls._OPTIONAL)
+        return cls(**{k: obj[k] for k in obj})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutEvent:
+    """What the PSP publishes on ``scan2pay/v1/m/{merchant_id}/events``.
+
+    ``seq`` counts a merchant's events from 1 with no gaps; ``event_id`` is
+    unique, so that a consumer can drop a duplicate delivery.
+    """
+
+    event_id: str
+    seq: int
+    type: EventType
+    merchant_id: str
+    checkout: CheckoutSnapshot
+    created_at: str
+
+    _FIELDS = frozenset({"event_id", "seq", "type", "merchant_id", "checkout", "created_at"})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event_id, str) or not self.event_id:
+            raise InvalidValue("invalid_type", "event_id must be a non-empty string")
+        if isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 1:
+            raise InvalidValue("invalid_type", "seq must be an integer of at least 1")
+        if self.type not in EVENT_TYPES:
+            raise InvalidValue("invalid_event_type", f"unknown event type {self.type!r}")
+        check_merchant_id(self.merchant_id)
+        if EVENT_FOR_STATUS.get(self.checkout.status) != self.type:
+            raise InvalidValue(
+                "invalid_event_type",
+                f"a {self.type} event cannot carry a {self.checkout.status} checkout",
+            )
+        _check_timestamp(self.created_at, "created_at")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "seq": self.seq,
+            "type": self.type,
+            "merchant_id": self.merchant_id,
+            "checkout": self.checkout.to_dict(),
+            "created_at": self.created_at,
+        }
+
+    def to_json(self) -> bytes:
+        return jf.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> CheckoutEvent:
+        obj = jf.load_object(raw, what="event")
+        jf.check_fields(obj, required=cls._FIELDS)
+        return cls(
+            event_id=jf.string(obj, "event_id"),
+            seq=jf.integer(obj, "seq"),
+            type=jf.string(obj, "type"),  # type: ignore[arg-type]  # checked in __post_init__
+            merchant_id=jf.string(obj, "merchant_id"),
+            checkout=CheckoutSnapshot.from_dict(obj["checkout"]),
+            created_at=jf.string(obj, "created_at"),
+        )
+
+
+# Display commands: cashier -> terminal, retained, QoS 1.
+
+
+@dataclass(frozen=True, slots=True)
+class ShowQr:
+    checkout_id: str
+    qr_url: str
+    amount: int
+    currency: str
+    expires_at: str
+    order_id: str | None = None
+
+    type: Literal["show_qr"] = "show_qr"
+
+    def __post_init__(self) -> None:
+        check_checkout_id(self.checkout_id)
+        if not isinstance(self.qr_url, str) or not self.qr_url:
+            raise InvalidValue("invalid_qr_url", "qr_url must be a non-empty string")
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount <= 0:
+            raise InvalidValue("invalid_amount", "amount must be a positive integer")
+        check_currency(self.currency)
+        _check_timestamp(self.expires_at, "expires_at")
+        if self.order_id is not None:
+            check_order_id(self.order_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "checkout_id": self.checkout_id,
+            "qr_url": self.qr_url,
+            "amount": self.amount,
+            "currency": self.currency,
+            "expires_at": self.expires_at,
+        }
+        if self.order_id is not None:
+            out["order_id"] = self.order_id
+        return out
+
+
+FinalStatus = Literal["paid", "cancelled", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class ShowStatus:
+    checkout_id: str
+    status: FinalStatus
+
+    type: Literal["status"] = "status"
+
+    def __post_init__(self) -> None:
+        check_checkout_id(self.checkout_id)
+        if self.status not in ("paid", "cancelled", "expired"):
+            raise InvalidValue("invalid_status", f"unknown display status {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "checkout_id": self.checkout_id, "status": self.status}
+
+
+@dataclass(frozen=True, slots=True)
+class ShowIdle:
+    type: Literal["idle"] = "idle"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+DisplayCommand = ShowQr | ShowStatus | ShowIdle
+
+
+def display_command_to_json(command: DisplayCommand) -> bytes:
+    return jf.dumps(command.to_dict())
+
+
+def parse_display_command(raw: bytes | str) -> DisplayCommand:
+    obj = jf.load_object(raw, what="display command")
+    kind = obj.get("type")
+    if kind == "show_qr":
+        jf.check_fields(
+            obj,
+            required=frozenset({"type", "checkout_id", "qr_url", "amount", "currency", "expires_at"}),
+            optional=frozenset({"order_id"}),
+        )
+        order_id = obj.get("order_id")
+        return ShowQr(
+            checkout_id=jf.string(obj, "checkout_id"),
+            qr_url=jf.string(obj, "qr_url", maximum=2048),
+            amount=jf.integer(obj, "amount"),
+            currency=jf.string(obj, "currency"),
+            expires_at=jf.string(obj, "expires_at"),
+            order_id=None if order_id is None else jf.string(obj, "order_id"),
+        )
+    if kind == "status":
+        jf.check_fields(obj, required=frozenset({"type", "checkout_id", "status"}))
+        return ShowStatus(
+            checkout_id=jf.string(obj, "checkout_id"),
+            status=jf.string(obj, "status"),  # type: ignore[arg-type]  # checked in __post_init__
+        )
+    if kind == "idle":
+        jf.check_fields(obj, required=frozenset({"type"}))
+        return ShowIdle()
+    raise InvalidValue("invalid_command", f"unknown display command type {kind!r}", field="type")
+
+
+# Terminal state: terminal -> cashier, retained, QoS 1; the last will sets online false.
+
+Screen = Literal["idle", "qr", "paid", "cancelled", "expired", "offline", "error"]
+SCREENS: tuple[str, ...] = get_args(Screen)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalState:
+    online: bool
+    screen: Screen
+    checkout_id: str | None
+    displayed_at: str | None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.online, bool):
+            raise InvalidValue("invalid_type", "online must be true or false")
+        if self.screen not in SCREENS:
+            raise InvalidValue("invalid_screen", f"unknown screen {self.screen!r}")
+        if self.checkout_id is not None:
+            check_checkout_id(self.checkout_id)
+        if self.displayed_at is not None:
+            _check_timestamp(self.displayed_at, "displayed_at")
+
+    def to_json(self) -> bytes:
+        return jf.dumps(
+            {
+                "online": self.online,
+                "screen": self.screen,
+                "checkout_id": self.checkout_id,
+                "displayed_at": self.displayed_at,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> TerminalState:
+        obj = jf.load_object(raw, what="terminal state")
+        jf.check_fields(obj, required=frozenset({"online", "screen", "checkout_id", "displayed_at"}))
+        return cls(
+            online=jf.boolean(obj, "online"),
+            screen=jf.string(obj, "screen"),  # type: ignore[arg-type]  # checked in __post_init__
+            checkout_id=_check_optional_str(obj["checkout_id"], "checkout_id"),
+            displayed_at=_check_optional_str(obj["displayed_at"], "displayed_at"),
+        )

@@ -1,0 +1,99 @@
+"""Money as integers in the currency's minor unit; never floats.
+
+The list of currencies and their exponents (EUR 2, JPY 0, KWD 3) is ISO 4217's,
+taken from the ``iso4217`` package so that it follows the standard's amendments.
+Codes without a minor unit (gold, SDR, the testing code) are not money here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from iso4217 import Currency as _Iso4217
+
+from .errors import InvalidValue
+
+_CODE = re.compile(r"[A-Z]{3}")
+
+
+def _exponents() -> dict[str, int]:
+    return {c.code: c.exponent for c in _Iso4217 if c.exponent is not None}
+
+
+EXPONENTS: dict[str, int] = _exponents()
+
+
+def check_currency(code: object) -> str:
+    """Returns ``code`` if it is an ISO 4217 currency with a minor unit."""
+    if not isinstance(code, str) or not _CODE.fullmatch(code):
+        raise InvalidValue(
+            "invalid_currency", "currency must be a three-letter upper-case ISO 4217 code"
+        )
+    if code not in EXPONENTS:
+        raise InvalidValue("invalid_currency", f"{code} is not an ISO 4217 currency")
+    return code
+
+
+def exponent(currency: str) -> int:
+    return EXPONENTS[check_currency(currency)]
+
+
+def check_minor_amount(amount: object, *, maximum: int | None = None) -> int:
+    """Returns ``amount`` if it is a positive integer (not a bool, not a float)."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidValue(
+            "invalid_amount", "amount must be an integer in the currency's minor unit"
+        )
+    if amount <= 0:
+        raise InvalidValue("invalid_amount", "amount must be greater than zero")
+    if maximum is not None and amount > maximum:
+        raise InvalidValue("amount_too_large", f"amount must be at most {maximum}")
+    return amount
+
+
+def parse_major(text: str, currency: str) -> int:
+    """Parses ``"12.34"`` EUR into 1234, exactly; more decimals than the
+    currency has is an error, never a rounding."""
+    exp = exponent(currency)
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text.strip()):
+        raise InvalidValue("invalid_amount", f"{text!r} is not an amount like 12.34")
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as exc:  # pragma: no cover - the regex already rules this out
+        raise InvalidValue("invalid_amount", f"{text!r} is not an amount") from exc
+    scaled = value.scaleb(exp)
+    if scaled != scaled.to_integral_value():
+        raise InvalidValue(
+            "invalid_amount", f"{currency} has {exp} decimal places; {text!r} has more"
+        )
+    return int(scaled)
+
+
+def format_major(amount: int, currency: str) -> str:
+    """1234 EUR -> ``"12.34"``; 1200 JPY -> ``"1200"``; 1500 KWD -> ``"1.500"``."""
+    exp = exponent(currency)
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**exp)
+    return f"{sign}{whole}.{frac:0{exp}d}" if exp else f"{sign}{whole}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in minor units and its currency, checked on creation."""
+
+    amount: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        check_currency(self.currency)
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise InvalidValue("invalid_amount", "amount must be an integer in minor units")
+
+    @classmethod
+    def from_major(cls, text: str, currency: str) -> Money:
+        return cls(parse_major(text, currency), currency)
+
+    def __str__(self) -> str:
+        return f"{format_major(self.amount, self.currency)} {self.currency}"

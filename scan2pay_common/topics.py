@@ -1,0 +1,62 @@
+"""The MQTT topics of scan2pay, version 1. docs/mqtt.md is their public form.
+
+    scan2pay/v1/m/{merchant_id}/events                    PSP -> merchant
+    scan2pay/v1/m/{merchant_id}/t/{terminal_id}/display   cashier -> terminal
+    scan2pay/v1/m/{merchant_id}/t/{terminal_id}/state     terminal -> cashier
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import InvalidValue
+from .identifiers import check_merchant_id, check_terminal_id
+
+PREFIX = "scan2pay/v1"
+
+TerminalChannel = Literal["display", "state"]
+
+
+def events_topic(merchant_id: str) -> str:
+    return f"{PREFIX}/m/{check_merchant_id(merchant_id)}/events"
+
+
+def display_topic(merchant_id: str, terminal_id: str) -> str:
+    return TerminalTopic(merchant_id, terminal_id, "display").value
+
+
+def state_topic(merchant_id: str, terminal_id: str) -> str:
+    return TerminalTopic(merchant_id, terminal_id, "state").value
+
+
+def all_state_topics(merchant_id: str) -> str:
+    """A subscription filter for the state of every terminal of a merchant."""
+    return f"{PREFIX}/m/{check_merchant_id(merchant_id)}/t/+/state"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalTopic:
+    merchant_id: str
+    terminal_id: str
+    channel: TerminalChannel
+
+    def __post_init__(self) -> None:
+        check_merchant_id(self.merchant_id)
+        check_terminal_id(self.terminal_id)
+        if self.channel not in ("display", "state"):
+            raise InvalidValue("invalid_topic", f"unknown terminal channel {self.channel!r}")
+
+    @property
+    def value(self) -> str:
+        return f"{PREFIX}/m/{self.merchant_id}/t/{self.terminal_id}/{self.channel}"
+
+    @classmethod
+    def parse(cls, topic: str) -> TerminalTopic:
+        parts = topic.split("/")
+        if len(parts) != 7 or parts[:3] != ["scan2pay", "v1", "m"] or parts[4] != "t":
+            raise InvalidValue("invalid_topic", f"{topic!r} is not a scan2pay terminal topic")
+        channel = parts[6]
+        if channel not in ("display", "state"):
+            raise InvalidValue("invalid_topic", f"{topic!r} is not a scan2pay terminal topic")
+        return cls(parts[3], parts[5], channel)  # type: ignore[arg-type]
