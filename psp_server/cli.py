@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
-
-from aiohttp import web
 
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_currency, parse_major
 
 from . import config
-from .access_log import JsonAccessLogger
-from .app import make_app
 from .errors import ConfigError, PSPError
+from .server import start_server
 from .storage import Storage, open_storage
 
 log = logging.getLogger("psp_server")
@@ -158,26 +152,9 @@ async def _wallet_create(storage: Storage, args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: config.Settings) -> None:
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((settings.host, settings.port))
-    except OSError as exc:
-        raise PSPError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
-    port = sock.getsockname()[1]
-    settings = replace(settings, port=port)
-    if settings.public_url is None:
-        settings = config.with_default_public_url(settings, port)
-
-    runner = web.AppRunner(make_app(settings), access_log_class=JsonAccessLogger)
-    await runner.setup()
-    site = web.SockSite(runner, sock)
-    await site.start()
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"psp-server listening on http://{host}:{port} public_url={settings.public_url}",
+    server = await start_server(settings)
+    print(f"psp-server listening on {server.url} public_url={server.settings.public_url}",
           flush=True)
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -186,5 +163,4 @@ async def _serve(settings: config.Settings) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
+        await server.stop()

@@ -29,6 +29,11 @@ class Settings:
     sweep_interval: float = 1.0
     log_level: str = "INFO"
 
+    def require_public_url(self) -> str:
+        if self.public_url is None:
+            raise ConfigError(["public_url: not derived yet; build the app with make_app"])
+        return self.public_url
+
 
 # name -> (environment variable, hint shown with an error)
 FIELDS: dict[str, tuple[str, str]] = {

@@ -92,7 +92,7 @@ async def create_checkout(request: web.Request) -> web.Response:
         raise APIError.from_invalid(exc) from None
     try:
         checkout, created = await request.app[STORAGE].create_checkout(
-            merchant.id, parsed, public_url=settings.public_url or "", now=now_ms()
+            merchant.id, parsed, public_url=settings.require_public_url(), now=now_ms()
         )
     except Refused as exc:
         raise refusal(exc.code) from None

@@ -1,0 +1,56 @@
+"""Starting and stopping the HTTP server on a socket bound before the app is
+built, so that port 0 works and the public URL can name the real port."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+
+from . import config
+from .access_log import JsonAccessLogger
+from .app import make_app
+from .errors import PSPError
+from .storage import Storage
+
+
+@dataclass
+class RunningServer:
+    runner: web.AppRunner
+    app: web.Application
+    settings: config.Settings
+    url: str
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.runner.cleanup()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PSPError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+async def start_server(
+    settings: config.Settings, *, storage: Storage | None = None
+) -> RunningServer:
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    settings = replace(settings, port=port)
+    if settings.public_url is None:
+        settings = config.with_default_public_url(settings, port)
+    app = make_app(settings, storage=storage)
+    runner = web.AppRunner(app, access_log_class=JsonAccessLogger)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return RunningServer(runner, app, settings, f"http://{host}:{port}")

@@ -1,0 +1,64 @@
+"""``psp-server`` as a separate OS process, the way an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def psp_command(*args: str) -> list[str]:
+    return [str(BIN / "psp-server"), *args]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        psp_command(*args), capture_output=True, text=True, timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class PspProcess:
+    def __init__(self, db: Path, *, mqtt: str = "none", extra: tuple[str, ...] = ()) -> None:
+        self.db = db
+        self.log_path = db.with_suffix(".log")
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            psp_command("serve", "--port", "0", "--db", str(db), "--mqtt", mqtt, *extra),
+            stdout=subprocess.PIPE, stderr=self._log,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        found = re.search(r"listening on (\S+) public_url=(\S+)", line)
+        if not found:
+            self.stop()
+            raise RuntimeError(f"psp-server did not start: {line!r} {self.log()}")
+        self.url, self.public_url = found.group(1), found.group(2)
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.process.returncode

@@ -1,0 +1,127 @@
+"""The checkout rules, called directly: no server, no database."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from psp_server.checkout_machine import (
+    FINAL_STATUSES,
+    REFUSALS,
+    TRANSITIONS,
+    Action,
+    Decision,
+    Purse,
+    Status,
+    decide,
+    decide_payment,
+    effective_status,
+)
+
+LATER = 10_000
+NOW = 5_000
+
+
+def test_only_pending_moves() -> None:
+    assert {source for source, _ in TRANSITIONS} == {Status.PENDING}
+    assert TRANSITIONS[(Status.PENDING, Action.PAY)] is Status.PAID
+    assert TRANSITIONS[(Status.PENDING, Action.CANCEL)] is Status.CANCELLED
+    assert TRANSITIONS[(Status.PENDING, Action.EXPIRE)] is Status.EXPIRED
+
+
+def test_no_pair_is_both_a_transition_and_a_refusal() -> None:
+    assert not set(TRANSITIONS) & set(REFUSALS)
+
+
+@pytest.mark.parametrize("status", sorted(FINAL_STATUSES))
+@pytest.mark.parametrize("action", list(Action))
+def test_final_states_never_move(status: Status, action: Action) -> None:
+    decision = decide(status, action, expires_at=LATER, now=NOW)
+    assert decision.new_status is None
+
+
+def test_pending_in_time_accepts_each_action() -> None:
+    for action, target in [
+        (Action.PAY, Status.PAID),
+        (Action.CANCEL, Status.CANCELLED),
+        (Action.EXPIRE, Status.EXPIRED),
+    ]:
+        assert decide(Status.PENDING, action, expires_at=LATER, now=NOW) == Decision(target)
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "code"),
+    [
+        (Status.PAID, Action.PAY, "already_paid"),
+        (Status.CANCELLED, Action.PAY, "cancelled"),
+        (Status.EXPIRED, Action.PAY, "expired"),
+        (Status.PAID, Action.CANCEL, "already_paid"),
+        (Status.EXPIRED, Action.CANCEL, "expired"),
+    ],
+)
+def test_refusals(status: Status, action: Action, code: str) -> None:
+    decision = decide(status, action, expires_at=LATER, now=NOW)
+    assert decision == Decision(None, code)
+    assert not decision.accepted
+
+
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [(Status.CANCELLED, Action.CANCEL), (Status.PAID, Action.EXPIRE),
+     (Status.CANCELLED, Action.EXPIRE), (Status.EXPIRED, Action.EXPIRE)],
+)
+def test_harmless_repeats_change_nothing_and_are_not_errors(status: Status, action: Action) -> None:
+    assert decide(status, action, expires_at=LATER, now=NOW) == Decision(None, None)
+
+
+def test_expiry_is_at_expires_at_not_after() -> None:
+    assert effective_status(Status.PENDING, expires_at=NOW, now=NOW - 1) is Status.PENDING
+    assert effective_status(Status.PENDING, expires_at=NOW, now=NOW) is Status.EXPIRED
+    assert effective_status(Status.PAID, expires_at=NOW, now=NOW + 1) is Status.PAID
+
+
+def test_paying_a_lapsed_checkout_is_refused_and_records_the_expiry() -> None:
+    decision = decide(Status.PENDING, Action.PAY, expires_at=NOW, now=NOW + 1)
+    assert decision == Decision(Status.EXPIRED, "expired")
+    assert not decision.accepted
+
+
+def test_cancelling_a_lapsed_checkout_records_the_expiry() -> None:
+    assert decide(Status.PENDING, Action.CANCEL, expires_at=NOW, now=NOW) == Decision(
+        Status.EXPIRED, "expired"
+    )
+
+
+def test_sweeper_expires_a_lapsed_checkout() -> None:
+    assert decide(Status.PENDING, Action.EXPIRE, expires_at=NOW, now=NOW) == Decision(
+        Status.EXPIRED
+    )
+
+
+def pay(status: Status = Status.PENDING, *, currency: str = "EUR", balance: int = 5000,
+        amount: int = 1234, now: int = NOW) -> Decision:
+    return decide_payment(status, expires_at=LATER, now=now, amount=amount, currency="EUR",
+                          purse=Purse(currency, balance))
+
+
+def test_payment_accepted_with_enough_funds_in_the_right_currency() -> None:
+    assert pay() == Decision(Status.PAID)
+    assert pay(balance=1234) == Decision(Status.PAID)  # exactly enough
+
+
+def test_payment_refusals_in_the_order_a_wallet_user_can_act_on() -> None:
+    assert pay(balance=1233) == Decision(None, "insufficient_funds")
+    assert pay(currency="JPY") == Decision(None, "currency_mismatch")
+    # The checkout's own state speaks before the wallet's problems do.
+    assert pay(Status.PAID, currency="JPY", balance=0) == Decision(None, "already_paid")
+    assert pay(now=LATER, balance=0) == Decision(Status.EXPIRED, "expired")
+
+
+def test_every_status_action_pair_has_one_answer() -> None:
+    for status, action in itertools.product(Status, Action):
+        decision = decide(status, action, expires_at=LATER, now=NOW)
+        if (status, action) in TRANSITIONS:
+            assert decision.accepted
+        else:
+            assert decision.refusal == REFUSALS.get((status, action))

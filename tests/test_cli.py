@@ -1,0 +1,153 @@
+"""``psp-server`` as an operator uses it: separate processes, real files."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import urllib.request
+from pathlib import Path
+
+from scan2pay_common.messages import CheckoutEvent
+from scan2pay_common.topics import events_topic
+from tests.support.broker import Mosquitto
+from tests.support.mqtt import Subscriber
+from tests.support.process import PspProcess, run_cli
+
+
+def http(method: str, url: str, body: object = None, token: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
+    request = urllib.request.Request(url, method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_merchant_create_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    db = tmp_path / "psp.db"
+    result = run_cli("merchant", "create", "--name", "Bäckerei Müller", "--json", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert set(created) == {"merchant_id", "name", "api_key"}
+    assert created["name"] == "Bäckerei Müller"
+    assert created["api_key"].startswith("mk_") and len(created["api_key"]) >= 30
+    wal = tmp_path / "psp.db-wal"
+    raw = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert created["api_key"].encode() not in raw
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("SELECT api_key_hash FROM merchants").fetchone()
+    assert stored != created["api_key"] and len(stored) == 64
+
+
+def test_human_output_says_the_key_is_shown_once(tmp_path: Path) -> None:
+    result = run_cli("merchant", "create", "--name", "Shop", "--db", str(tmp_path / "p.db"))
+    assert result.returncode == 0
+    assert "api_key: mk_" in result.stdout and "shown once" in result.stdout
+
+
+def test_wallet_create_takes_major_units_exactly(tmp_path: Path) -> None:
+    db = str(tmp_path / "psp.db")
+    for currency, balance, minor in [("EUR", "50.00", 5000), ("JPY", "1200", 1200),
+                                     ("KWD", "1.5", 1500)]:
+        result = run_cli("wallet", "create", "--name", "w", "--currency", currency,
+                         "--balance", balance, "--json", "--db", db)
+        assert result.returncode == 0, result.stderr
+        wallet = json.loads(result.stdout)
+        assert (wallet["currency"], wallet["balance"]) == (currency, minor)
+        assert wallet["token"].startswith("wt_")
+
+
+def test_wallet_create_refuses_bad_input_and_stores_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "psp.db"
+    for args, message in [
+        (("--currency", "EUR", "--balance", "12.345"), "decimal places"),
+        (("--currency", "ABC", "--balance", "1"), "not an ISO 4217 currency"),
+        (("--currency", "EUR", "--balance", "-5"), "not an amount"),
+        (("--currency", "EUR", "--balance", "1e3"), "not an amount"),
+    ]:
+        result = run_cli("wallet", "create", "--name", "w", *args, "--db", str(db))
+        assert result.returncode == 2, result
+        assert message in result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM wallets").fetchone() == (0,)
+
+
+def test_database_comes_from_the_environment(tmp_path: Path) -> None:
+    db = tmp_path / "env.db"
+    result = run_cli("merchant", "create", "--name", "Env", "--json",
+                     env={"SCAN2PAY_DB": str(db)})
+    assert result.returncode == 0, result.stderr
+    assert db.exists()
+
+
+def test_every_config_error_is_reported_at_once(tmp_path: Path) -> None:
+    result = run_cli("serve", "--port", "http", "--mqtt", "http://broker", "--max-amount", "0",
+                     "--public-url", "ftp://x", "--db", str(tmp_path / "x.db"),
+                     env={"SCAN2PAY_LOG_LEVEL": "LOUD"})
+    assert result.returncode == 2
+    for name in ("port (SCAN2PAY_PORT)", "mqtt (SCAN2PAY_MQTT)", "max_amount", "public_url",
+                 "log_level (SCAN2PAY_LOG_LEVEL)"):
+        assert name in result.stderr, result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_missing_database_folder_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_cli("merchant", "create", "--name", "x", "--db", str(tmp_path / "no" / "p.db"))
+    assert result.returncode == 3
+    assert "does not exist" in result.stderr
+
+
+def test_migrate_is_repeatable(tmp_path: Path) -> None:
+    db = str(tmp_path / "m.db")
+    assert run_cli("migrate", "--db", db).returncode == 0
+    again = run_cli("migrate", "--db", db)
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_serve_runs_the_whole_psp_side_of_the_flow(tmp_path: Path, broker: Mosquitto) -> None:
+    db = tmp_path / "psp.db"
+    merchant = json.loads(run_cli("merchant", "create", "--name", "Shop", "--json",
+                                  "--db", str(db)).stdout)
+    wallet = json.loads(run_cli("wallet", "create", "--name", "Ann", "--currency", "EUR",
+                                "--balance", "50.00", "--json", "--db", str(db)).stdout)
+    server = PspProcess(db, mqtt=broker.url,
+                        extra=("--public-url", "HTTPS://PAY.EXAMPLE.TEST"))
+    subscriber = Subscriber(broker.port, events_topic(merchant["merchant_id"]))
+    try:
+        status, checkout = http("POST", f"{server.url}/v1/checkouts",
+                                {"order_id": "A-1001", "amount": 1234, "currency": "EUR"},
+                                merchant["api_key"])
+        assert status == 201
+        assert checkout["qr_url"].startswith("HTTPS://PAY.EXAMPLE.TEST/Q/")
+        code = checkout["qr_url"].rsplit("/", 1)[1]
+        status, payment = http("POST", f"{server.url}/v1/payments", {"code": code},
+                               wallet["token"])
+        assert status == 201 and payment["status"] == "succeeded"
+        (message,) = subscriber.wait_for(1)
+        event = CheckoutEvent.from_json(message.payload)
+        assert (event.type, event.checkout.id) == ("checkout.paid", checkout["id"])
+    finally:
+        subscriber.close()
+        code = server.stop(signal.SIGTERM)
+    assert code == 0, server.log()
+    log = server.log()
+    assert '"route":"/v1/payments","status":201' in log
+    for secret in (merchant["api_key"], wallet["token"]):
+        assert secret not in log
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--db", str(tmp_path / "p.db"),
+                         "--mqtt", "none")
+    assert result.returncode == 3
+    assert "cannot listen" in result.stderr
