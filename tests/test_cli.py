@@ -16,8 +16,9 @@ from tests.support.process import PspProcess, run_cli
 
 
 def http(method: str, url: str, body: object = None, token: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
-    request = urllib.request.Request(url, method=method,
-                                     data=None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url, method=method, data=None if body is None else json.dumps(body).encode()
+    )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -51,10 +52,24 @@ def test_human_output_says_the_key_is_shown_once(tmp_path: Path) -> None:
 
 def test_wallet_create_takes_major_units_exactly(tmp_path: Path) -> None:
     db = str(tmp_path / "psp.db")
-    for currency, balance, minor in [("EUR", "50.00", 5000), ("JPY", "1200", 1200),
-                                     ("KWD", "1.5", 1500)]:
-        result = run_cli("wallet", "create", "--name", "w", "--currency", currency,
-                         "--balance", balance, "--json", "--db", db)
+    for currency, balance, minor in [
+        ("EUR", "50.00", 5000),
+        ("JPY", "1200", 1200),
+        ("KWD", "1.5", 1500),
+    ]:
+        result = run_cli(
+            "wallet",
+            "create",
+            "--name",
+            "w",
+            "--currency",
+            currency,
+            "--balance",
+            balance,
+            "--json",
+            "--db",
+            db,
+        )
         assert result.returncode == 0, result.stderr
         wallet = json.loads(result.stdout)
         assert (wallet["currency"], wallet["balance"]) == (currency, minor)
@@ -78,19 +93,34 @@ def test_wallet_create_refuses_bad_input_and_stores_nothing(tmp_path: Path) -> N
 
 def test_database_comes_from_the_environment(tmp_path: Path) -> None:
     db = tmp_path / "env.db"
-    result = run_cli("merchant", "create", "--name", "Env", "--json",
-                     env={"SCAN2PAY_DB": str(db)})
+    result = run_cli("merchant", "create", "--name", "Env", "--json", env={"SCAN2PAY_DB": str(db)})
     assert result.returncode == 0, result.stderr
     assert db.exists()
 
 
 def test_every_config_error_is_reported_at_once(tmp_path: Path) -> None:
-    result = run_cli("serve", "--port", "http", "--mqtt", "http://broker", "--max-amount", "0",
-                     "--public-url", "ftp://x", "--db", str(tmp_path / "x.db"),
-                     env={"SCAN2PAY_LOG_LEVEL": "LOUD"})
+    result = run_cli(
+        "serve",
+        "--port",
+        "http",
+        "--mqtt",
+        "http://broker",
+        "--max-amount",
+        "0",
+        "--public-url",
+        "ftp://x",
+        "--db",
+        str(tmp_path / "x.db"),
+        env={"SCAN2PAY_LOG_LEVEL": "LOUD"},
+    )
     assert result.returncode == 2
-    for name in ("port (SCAN2PAY_PORT)", "mqtt (SCAN2PAY_MQTT)", "max_amount", "public_url",
-                 "log_level (SCAN2PAY_LOG_LEVEL)"):
+    for name in (
+        "port (SCAN2PAY_PORT)",
+        "mqtt (SCAN2PAY_MQTT)",
+        "max_amount",
+        "public_url",
+        "log_level (SCAN2PAY_LOG_LEVEL)",
+    ):
         assert name in result.stderr, result.stderr
     assert not (tmp_path / "x.db").exists()
 
@@ -110,22 +140,37 @@ def test_migrate_is_repeatable(tmp_path: Path) -> None:
 
 def test_serve_runs_the_whole_psp_side_of_the_flow(tmp_path: Path, broker: Mosquitto) -> None:
     db = tmp_path / "psp.db"
-    merchant = json.loads(run_cli("merchant", "create", "--name", "Shop", "--json",
-                                  "--db", str(db)).stdout)
-    wallet = json.loads(run_cli("wallet", "create", "--name", "Ann", "--currency", "EUR",
-                                "--balance", "50.00", "--json", "--db", str(db)).stdout)
-    server = PspProcess(db, mqtt=broker.url,
-                        extra=("--public-url", "HTTPS://PAY.EXAMPLE.TEST"))
+    merchant = json.loads(
+        run_cli("merchant", "create", "--name", "Shop", "--json", "--db", str(db)).stdout
+    )
+    wallet = json.loads(
+        run_cli(
+            "wallet",
+            "create",
+            "--name",
+            "Ann",
+            "--currency",
+            "EUR",
+            "--balance",
+            "50.00",
+            "--json",
+            "--db",
+            str(db),
+        ).stdout
+    )
+    server = PspProcess(db, mqtt=broker.url, extra=("--public-url", "HTTPS://PAY.EXAMPLE.TEST"))
     subscriber = Subscriber(broker.port, events_topic(merchant["merchant_id"]))
     try:
-        status, checkout = http("POST", f"{server.url}/v1/checkouts",
-                                {"order_id": "A-1001", "amount": 1234, "currency": "EUR"},
-                                merchant["api_key"])
+        status, checkout = http(
+            "POST",
+            f"{server.url}/v1/checkouts",
+            {"order_id": "A-1001", "amount": 1234, "currency": "EUR"},
+            merchant["api_key"],
+        )
         assert status == 201
         assert checkout["qr_url"].startswith("HTTPS://PAY.EXAMPLE.TEST/Q/")
         code = checkout["qr_url"].rsplit("/", 1)[1]
-        status, payment = http("POST", f"{server.url}/v1/payments", {"code": code},
-                               wallet["token"])
+        status, payment = http("POST", f"{server.url}/v1/payments", {"code": code}, wallet["token"])
         assert status == 201 and payment["status"] == "succeeded"
         (message,) = subscriber.wait_for(1)
         event = CheckoutEvent.from_json(message.payload)
@@ -147,7 +192,74 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("serve", "--port", str(port), "--db", str(tmp_path / "p.db"),
-                         "--mqtt", "none")
+        result = run_cli(
+            "serve", "--port", str(port), "--db", str(tmp_path / "p.db"), "--mqtt", "none"
+        )
     assert result.returncode == 3
     assert "cannot listen" in result.stderr
+
+
+def test_a_killed_server_keeps_every_acknowledged_payment_and_event(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """SIGKILL right after the 201s: the rows were on disk before the answers
+    went out, and the outbox sends the events once the server is back."""
+    db = tmp_path / "psp.db"
+    merchant = json.loads(
+        run_cli("merchant", "create", "--name", "Shop", "--json", "--db", str(db)).stdout
+    )
+    wallet = json.loads(
+        run_cli(
+            "wallet",
+            "create",
+            "--name",
+            "Ann",
+            "--currency",
+            "EUR",
+            "--balance",
+            "100",
+            "--json",
+            "--db",
+            str(db),
+        ).stdout
+    )
+    subscriber = Subscriber(
+        broker.port, events_topic(merchant["merchant_id"]), client_id="kill-test", persistent=True
+    )
+    # No broker for the first server: every event stays in its outbox.
+    server = PspProcess(db, mqtt="mqtt://127.0.0.1:1")
+    paid = []
+    try:
+        for n in range(5):
+            status, checkout = http(
+                "POST",
+                f"{server.url}/v1/checkouts",
+                {"order_id": f"K-{n}", "amount": 100, "currency": "EUR"},
+                merchant["api_key"],
+            )
+            assert status == 201
+            status, _ = http(
+                "POST",
+                f"{server.url}/v1/payments",
+                {"code": checkout["qr_url"].rsplit("/", 1)[1]},
+                wallet["token"],
+            )
+            assert status == 201
+            paid.append(checkout["id"])
+    finally:
+        server.stop(signal.SIGKILL)
+    restarted = PspProcess(db, mqtt=broker.url)
+    try:
+        for checkout_id in paid:
+            status, checkout = http(
+                "GET", f"{restarted.url}/v1/checkouts/{checkout_id}", token=merchant["api_key"]
+            )
+            assert (status, checkout["status"]) == (200, "paid")
+        got = [CheckoutEvent.from_json(m.payload) for m in subscriber.wait_for(5, 20)]
+        assert [e.checkout.id for e in got] == paid
+        assert [e.seq for e in got] == [1, 2, 3, 4, 5]
+    finally:
+        subscriber.close()
+        restarted.stop()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT balance FROM wallets").fetchone() == (10_000 - 500,)
