@@ -153,8 +153,9 @@ async def _wallet_create(storage: Storage, args: argparse.Namespace) -> int:
 
 async def _serve(settings: config.Settings) -> None:
     server = await start_server(settings)
-    print(f"psp-server listening on {server.url} public_url={server.settings.public_url}",
-          flush=True)
+    print(
+        f"psp-server listening on {server.url} public_url={server.settings.public_url}", flush=True
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -50,9 +50,10 @@ class CheckoutRequest:
                     "invalid_description",
                     f"description must be at most {DESCRIPTION_MAX} characters",
                 )
-            if any(ord(ch) < 32 for ch in description):
+            if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in description):
                 raise InvalidValue(
-                    "invalid_description", "description must not contain control characters"
+                    "invalid_description",
+                    "description must not contain control characters or lone surrogates",
                 )
         return cls(
             order_id=check_order_id(obj["order_id"]),
@@ -67,8 +68,14 @@ class CheckoutRequest:
         """The same for two requests that ask for the same checkout, so that
         a cashier's retry is recognised and a different body is not."""
         canonical = jf.dumps(
-            [self.order_id, self.amount, self.currency, self.terminal_id, self.expires_in,
-             self.description]
+            [
+                self.order_id,
+                self.amount,
+                self.currency,
+                self.terminal_id,
+                self.expires_in,
+                self.description,
+            ]
         )
         return hashlib.sha256(canonical).hexdigest()
 

@@ -59,7 +59,9 @@ class OutboxRelay:
                 if self.connected:
                     log.warning("relay lost the broker at %s: %s", self._target, exc)
                 else:
-                    log.info("broker %s unreachable (%s); retrying in %.2fs", self._target, exc, delay)
+                    log.info(
+                        "broker %s unreachable (%s); retrying in %.2fs", self._target, exc, delay
+                    )
                 self.connected = False
                 await asyncio.sleep(delay)
             finally:
@@ -76,10 +78,7 @@ class OutboxRelay:
             # paho writes them in call order, so per-merchant order holds
             # while the PUBACKs are awaited together.
             await asyncio.gather(
-                *(
-                    client.publish(events_topic(e.merchant_id), e.payload, qos=1)
-                    for e in events
-                )
+                *(client.publish(events_topic(e.merchant_id), e.payload, qos=1) for e in events)
             )
             await self._storage.mark_published([e.position for e in events], now=now_ms())
             self.published += len(events)

@@ -165,11 +165,16 @@ def _prefers_html(request: web.Request) -> bool:
 
 async def pay(request: web.Request) -> web.Response:
     token = _bearer(request)
-    body = await _body(request)
     try:
-        parsed = PaymentRequest.parse(body)
-    except InvalidValue as exc:
-        raise APIError.from_invalid(exc) from None
+        parsed = PaymentRequest.parse(await _body(request))
+    except (APIError, InvalidValue, web.HTTPRequestEntityTooLarge) as exc:
+        # Who is asking comes before what is wrong with the body, as on the
+        # merchant endpoints; the happy path pays in one round trip.
+        if await request.app[STORAGE].wallet_by_token(token) is None:
+            raise APIError("unauthorized", "unknown or revoked wallet token") from None
+        if isinstance(exc, InvalidValue):
+            raise APIError.from_invalid(exc) from None
+        raise
     try:
         payment, _ = await request.app[STORAGE].pay(token, parsed.code, now=now_ms())
     except Refused as exc:

@@ -1,5 +1,6 @@
-"""Reconnect delays: exponential, capped, with jitter (each delay drawn from the upper half of its range) so that a hundred
-terminals that lost the broker together do not come back together."""
+"""Reconnect delays: exponential, capped, and jittered (each delay is drawn
+from the upper half of its range) so that a hundred terminals that lost the
+broker together do not come back together."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         ceiling = min(self.maximum, self.initial * self.factor**self._attempt)
-        self._attempt += 1
+        if ceiling < self.maximum:
+            # Stop counting once capped: a long outage must not overflow.
+            self._attempt += 1
         return self.rng.uniform(ceiling / 2, ceiling)
 
     def reset(self) -> None:

@@ -15,6 +15,8 @@ def load_object(raw: bytes | str, *, what: str = "body") -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidValue("invalid_json", f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise InvalidValue("invalid_json", f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise InvalidValue("invalid_json", f"{what} must be a JSON object")
     return value
@@ -40,7 +42,9 @@ def string(obj: Mapping[str, Any], name: str, *, maximum: int = 1024) -> str:
     if not isinstance(value, str):
         raise InvalidValue("invalid_type", f"{name} must be a string", field=name)
     if len(value) > maximum:
-        raise InvalidValue("invalid_type", f"{name} must be at most {maximum} characters", field=name)
+        raise InvalidValue(
+            "invalid_type", f"{name} must be at most {maximum} characters", field=name
+        )
     return value
 
 

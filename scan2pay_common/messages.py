@@ -36,6 +36,11 @@ def _check_timestamp(value: object, field: str) -> str:
     return value
 
 
+def _check_type(value: object, expected: str) -> None:
+    if value != expected:
+        raise InvalidValue("invalid_command", f"type must be {expected!r}", field="type")
+
+
 def _check_optional_str(value: object, field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidValue("invalid_type", f"{field} must be a string or null", field=field)
@@ -58,8 +63,17 @@ class CheckoutSnapshot:
     description: str | None = None
 
     _REQUIRED = frozenset(
-        {"id", "order_id", "amount", "currency", "status", "qr_url", "expires_at",
-         "terminal_id", "created_at"}
+        {
+            "id",
+            "order_id",
+            "amount",
+            "currency",
+            "status",
+            "qr_url",
+            "expires_at",
+            "terminal_id",
+            "created_at",
+        }
     )
     _OPTIONAL = frozenset({"description"})
 
@@ -72,7 +86,7 @@ class CheckoutSnapshot:
         if self.status not in CHECKOUT_STATUSES:
             raise InvalidValue("invalid_status", f"unknown checkout status {self.status!r}")
         if not isinstance(self.qr_url, str) or "/Q/" not in self.qr_url:
-            raise InvalidValue("invalid_qr_url", "qr_url must be a URL ending in /Q/{CODE}")
+            raise InvalidValue("invalid_qr_url", "qr_url must be a URL with /Q/{CODE}")
         _check_timestamp(self.expires_at, "expires_at")
         _check_timestamp(self.created_at, "created_at")
         if self.terminal_id is not None:
@@ -175,6 +189,7 @@ class ShowQr:
     type: Literal["show_qr"] = "show_qr"
 
     def __post_init__(self) -> None:
+        _check_type(self.type, "show_qr")
         check_checkout_id(self.checkout_id)
         if not isinstance(self.qr_url, str) or not self.qr_url:
             raise InvalidValue("invalid_qr_url", "qr_url must be a non-empty string")
@@ -210,6 +225,7 @@ class ShowStatus:
     type: Literal["status"] = "status"
 
     def __post_init__(self) -> None:
+        _check_type(self.type, "status")
         check_checkout_id(self.checkout_id)
         if self.status not in ("paid", "cancelled", "expired"):
             raise InvalidValue("invalid_status", f"unknown display status {self.status!r}")
@@ -221,6 +237,9 @@ class ShowStatus:
 @dataclass(frozen=True, slots=True)
 class ShowIdle:
     type: Literal["idle"] = "idle"
+
+    def __post_init__(self) -> None:
+        _check_type(self.type, "idle")
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type}
@@ -239,7 +258,9 @@ def parse_display_command(raw: bytes | str) -> DisplayCommand:
     if kind == "show_qr":
         jf.check_fields(
             obj,
-            required=frozenset({"type", "checkout_id", "qr_url", "amount", "currency", "expires_at"}),
+            required=frozenset(
+                {"type", "checkout_id", "qr_url", "amount", "currency", "expires_at"}
+            ),
             optional=frozenset({"order_id"}),
         )
         order_id = obj.get("order_id")
@@ -299,7 +320,9 @@ class TerminalState:
     @classmethod
     def from_json(cls, raw: bytes | str) -> TerminalState:
         obj = jf.load_object(raw, what="terminal state")
-        jf.check_fields(obj, required=frozenset({"online", "screen", "checkout_id", "displayed_at"}))
+        jf.check_fields(
+            obj, required=frozenset({"online", "screen", "checkout_id", "displayed_at"})
+        )
         return cls(
             online=jf.boolean(obj, "online"),
             screen=jf.string(obj, "screen"),  # type: ignore[arg-type]  # checked in __post_init__

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from iso4217 import Currency as _Iso4217
 
 from .errors import InvalidValue
 
 _CODE = re.compile(r"[A-Z]{3}")
+_MAJOR = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def _exponents() -> dict[str, int]:
@@ -53,22 +53,21 @@ def check_minor_amount(amount: object, *, maximum: int | None = None) -> int:
     return amount
 
 
-def parse_major(text: str, currency: str) -> int:
-    """Parses ``"12.34"`` EUR into 1234, exactly; more decimals than the
-    currency has is an error, never a rounding."""
+def parse_major(text: object, currency: str) -> int:
+    """Parses ``"12.34"`` EUR into 1234, exactly: the digits are read as
+    integers, so that more decimals than the currency has is an error, never
+    a rounding (trailing zeros are fine: ``"12.340"`` is 1234)."""
     exp = exponent(currency)
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text.strip()):
+    if not isinstance(text, str) or not _MAJOR.fullmatch(text.strip()):
         raise InvalidValue("invalid_amount", f"{text!r} is not an amount like 12.34")
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation as exc:  # pragma: no cover - the regex already rules this out
-        raise InvalidValue("invalid_amount", f"{text!r} is not an amount") from exc
-    scaled = value.scaleb(exp)
-    if scaled != scaled.to_integral_value():
+    whole, _, frac = text.strip().partition(".")
+    frac = frac.rstrip("0")
+    if len(frac) > exp:
         raise InvalidValue(
             "invalid_amount", f"{currency} has {exp} decimal places; {text!r} has more"
         )
-    return int(scaled)
+    scale: int = 10**exp
+    return int(whole) * scale + (int(frac.ljust(exp, "0")) if exp else 0)
 
 
 def format_major(amount: int, currency: str) -> str:
@@ -97,3 +96,32 @@ class Money:
 
     def __str__(self) -> str:
         return f"{format_major(self.amount, self.currency)} {self.currency}"
+
+
+# Signs that stand before the amount on a screen. Currencies not listed are
+# shown with their code ("KWD 1.500"), which no reader can mistake.
+SIGNS: dict[str, str] = {
+    "EUR": "€",
+    "USD": "$",
+    "GBP": "£",
+    "JPY": "¥",
+    "INR": "₹",
+    "KRW": "₩",
+    "ILS": "₪",
+    "NGN": "₦",
+    "PHP": "₱",
+    "TRY": "₺",
+    "UAH": "₴",
+    "VND": "₫",
+    "THB": "฿",
+}
+
+
+def format_display(amount: int, currency: str) -> str:
+    """For people: ``€12.34``, ``¥1,200``, ``KWD 1.500``, with thousands grouped."""
+    exp = exponent(currency)
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**exp)
+    number = f"{whole:,}" + (f".{frac:0{exp}d}" if exp else "")
+    symbol = SIGNS.get(currency)
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{currency} {number}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidValue
@@ -15,7 +15,7 @@ class MqttTarget:
     host: str
     port: int = DEFAULT_PORT
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, url: str) -> MqttTarget:
@@ -30,9 +30,11 @@ class MqttTarget:
             )
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise InvalidValue("invalid_mqtt_url", f"{url!r} has a path or query; drop it")
+        if port == 0:
+            raise InvalidValue("invalid_mqtt_url", f"{url!r}: port 0 is not a broker's port")
         return cls(
             host=parts.hostname,
-            port=port or DEFAULT_PORT,
+            port=DEFAULT_PORT if port is None else port,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
@@ -40,4 +42,5 @@ class MqttTarget:
     def __str__(self) -> str:
         # Never the password: this string goes into logs.
         user = f"{self.username}@" if self.username else ""
-        return f"mqtt://{user}{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mqtt://{user}{host}:{self.port}"

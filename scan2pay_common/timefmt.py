@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidValue
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# RFC 3339's date-time; fromisoformat alone also takes ISO 8601's other forms.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def now_ms() -> int:
@@ -22,8 +25,8 @@ def to_rfc3339(ms: int) -> str:
 
 
 def from_rfc3339(text: object) -> int:
-    if not isinstance(text, str):
-        raise InvalidValue("invalid_timestamp", "timestamp must be an RFC 3339 string")
+    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+        raise InvalidValue("invalid_timestamp", f"{text!r} is not an RFC 3339 timestamp")
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:

@@ -1,8 +1,8 @@
 """The MQTT topics of scan2pay, version 1. docs/mqtt.md is their public form.
 
-    scan2pay/v1/m/{merchant_id}/events                    PSP -> merchant
-    scan2pay/v1/m/{merchant_id}/t/{terminal_id}/display   cashier -> terminal
-    scan2pay/v1/m/{merchant_id}/t/{terminal_id}/state     terminal -> cashier
+scan2pay/v1/m/{merchant_id}/events                    PSP -> merchant
+scan2pay/v1/m/{merchant_id}/t/{terminal_id}/display   cashier -> terminal
+scan2pay/v1/m/{merchant_id}/t/{terminal_id}/state     terminal -> cashier
 """
 
 from __future__ import annotations

@@ -22,7 +22,10 @@ def count(psp: Psp, table: str) -> int:
 
 def assert_error(answer: tuple[int, Any], status: int, code: str) -> None:
     got_status, body = answer
-    assert (got_status, body) == (status, {"error": {"code": code, "message": body["error"]["message"]}}), body
+    assert (got_status, body) == (
+        status,
+        {"error": {"code": code, "message": body["error"]["message"]}},
+    ), body
     assert body["error"]["message"]
 
 
@@ -36,11 +39,19 @@ async def shop(psp: Psp) -> Merchant:
 
 async def test_create_checkout_answers_the_whole_checkout(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(
-        shop, order_id="A-1001", amount=1234, currency="EUR", terminal_id="lane-1",
+        shop,
+        order_id="A-1001",
+        amount=1234,
+        currency="EUR",
+        terminal_id="lane-1",
         description="2 coffees",
     )
     assert checkout["status"] == "pending"
-    assert (checkout["order_id"], checkout["amount"], checkout["currency"]) == ("A-1001", 1234, "EUR")
+    assert (checkout["order_id"], checkout["amount"], checkout["currency"]) == (
+        "A-1001",
+        1234,
+        "EUR",
+    )
     assert checkout["terminal_id"] == "lane-1"
     assert checkout["description"] == "2 coffees"
     assert re.fullmatch(r"co_[0-9a-f]{20}", checkout["id"])
@@ -92,8 +103,13 @@ async def test_same_order_and_body_is_the_same_checkout(psp: Psp, shop: Merchant
 
 async def test_same_order_with_another_body_conflicts(psp: Psp, shop: Merchant) -> None:
     await psp.checkout(shop, order_id="R-2", amount=500)
-    for change in ({"amount": 501}, {"currency": "USD"}, {"terminal_id": "lane-9"},
-                   {"description": "other"}, {"expires_in": 60}):
+    for change in (
+        {"amount": 501},
+        {"currency": "USD"},
+        {"terminal_id": "lane-9"},
+        {"description": "other"},
+        {"expires_in": 60},
+    ):
         body = {"order_id": "R-2", "amount": 500, "currency": "EUR", **change}
         answer = await psp.call("POST", "/v1/checkouts", json=body, headers=shop.auth)
         assert_error(answer, 409, "order_conflict")
@@ -131,22 +147,42 @@ BAD_CHECKOUTS: list[tuple[Any, int, str]] = [
     ({"order_id": "A 1", "amount": 1, "currency": "EUR"}, 422, "invalid_order_id"),
     ({"order_id": "Ä1", "amount": 1, "currency": "EUR"}, 422, "invalid_order_id"),
     ({"order_id": 1001, "amount": 1, "currency": "EUR"}, 422, "invalid_order_id"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "terminal_id": "a#b"}, 422,
-     "invalid_terminal_id"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "terminal_id": 7}, 422,
-     "invalid_terminal_id"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "expires_in": 0}, 422,
-     "invalid_expires_in"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "expires_in": 86_401}, 422,
-     "invalid_expires_in"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "expires_in": "300"}, 422,
-     "invalid_expires_in"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "description": "x" * 201}, 422,
-     "invalid_description"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "description": "a\nb"}, 422,
-     "invalid_description"),
-    ({"order_id": "X", "amount": 1, "currency": "EUR", "description": 5}, 422,
-     "invalid_description"),
+    (
+        {"order_id": "X", "amount": 1, "currency": "EUR", "terminal_id": "a#b"},
+        422,
+        "invalid_terminal_id",
+    ),
+    (
+        {"order_id": "X", "amount": 1, "currency": "EUR", "terminal_id": 7},
+        422,
+        "invalid_terminal_id",
+    ),
+    ({"order_id": "X", "amount": 1, "currency": "EUR", "expires_in": 0}, 422, "invalid_expires_in"),
+    (
+        {"order_id": "X", "amount": 1, "currency": "EUR", "expires_in": 86_401},
+        422,
+        "invalid_expires_in",
+    ),
+    (
+        {"order_id": "X", "amount": 1, "currency": "EUR", "expires_in": "300"},
+        422,
+        "invalid_expires_in",
+    ),
+    (
+        {"order_id": "X", "amount": 1, "currency": "EUR", "description": "x" * 201},
+        422,
+        "invalid_description",
+    ),
+    (
+        {"order_id": "X", "amount": 1, "currency": "EUR", "description": "a\nb"},
+        422,
+        "invalid_description",
+    ),
+    (
+        {"order_id": "X", "amount": 1, "currency": "EUR", "description": 5},
+        422,
+        "invalid_description",
+    ),
     ([{"order_id": "X", "amount": 1, "currency": "EUR"}], 400, "invalid_json"),
     ("just a string", 400, "invalid_json"),
 ]
@@ -156,7 +192,9 @@ BAD_CHECKOUTS: list[tuple[Any, int, str]] = [
 async def test_bad_checkout_is_refused_and_stores_nothing(
     psp: Psp, shop: Merchant, body: Any, status: int, code: str
 ) -> None:
-    assert_error(await psp.call("POST", "/v1/checkouts", json=body, headers=shop.auth), status, code)
+    assert_error(
+        await psp.call("POST", "/v1/checkouts", json=body, headers=shop.auth), status, code
+    )
     assert count(psp, "checkouts") == 0
 
 
@@ -164,8 +202,9 @@ async def test_bad_checkout_is_refused_and_stores_nothing(
     "raw", [b"", b"{", b"{'order_id': 'X'}", b"\xff\xfe", b"null", b"12", b"[]"]
 )
 async def test_malformed_json_is_400(psp: Psp, shop: Merchant, raw: bytes) -> None:
-    answer = await psp.call("POST", "/v1/checkouts", data=raw,
-                            headers={**shop.auth, "Content-Type": "application/json"})
+    answer = await psp.call(
+        "POST", "/v1/checkouts", data=raw, headers={**shop.auth, "Content-Type": "application/json"}
+    )
     assert_error(answer, 400, "invalid_json")
     assert count(psp, "checkouts") == 0
 
@@ -177,9 +216,12 @@ async def test_amounts_take_each_currencys_minor_unit(psp: Psp, shop: Merchant) 
 
 
 async def test_body_over_16_kib_is_413(psp: Psp, shop: Merchant) -> None:
-    raw = b'{"order_id": "X", "amount": 1, "currency": "EUR", "description": "' + b"x" * 20000 + b'"}'
-    answer = await psp.call("POST", "/v1/checkouts", data=raw,
-                            headers={**shop.auth, "Content-Type": "application/json"})
+    raw = (
+        b'{"order_id": "X", "amount": 1, "currency": "EUR", "description": "' + b"x" * 20000 + b'"}'
+    )
+    answer = await psp.call(
+        "POST", "/v1/checkouts", data=raw, headers={**shop.auth, "Content-Type": "application/json"}
+    )
     assert_error(answer, 413, "payload_too_large")
     assert count(psp, "checkouts") == 0
 
@@ -189,16 +231,21 @@ async def test_body_over_16_kib_is_413(psp: Psp, shop: Merchant) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwdw=="},
-     {"Authorization": "Bearer mk_not-a-real-key"}],
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwdw=="},
+        {"Authorization": "Bearer mk_not-a-real-key"},
+    ],
 )
 async def test_merchant_endpoints_need_a_valid_key(psp: Psp, headers: dict[str, str]) -> None:
     body = {"order_id": "X", "amount": 1, "currency": "EUR"}
     answer = await psp.call("POST", "/v1/checkouts", json=body, headers=headers)
     assert_error(answer, 401, "unauthorized")
     assert_error(await psp.call("GET", "/v1/checkouts/co_1", headers=headers), 401, "unauthorized")
-    assert_error(await psp.call("POST", "/v1/checkouts/co_1/cancel", headers=headers), 401,
-                 "unauthorized")
+    assert_error(
+        await psp.call("POST", "/v1/checkouts/co_1/cancel", headers=headers), 401, "unauthorized"
+    )
     assert_error(await psp.call("GET", "/v1/merchant", headers=headers), 401, "unauthorized")
     assert count(psp, "checkouts") == 0
 
@@ -211,7 +258,9 @@ async def test_a_wallet_token_is_not_a_merchant_key(psp: Psp) -> None:
 
 async def test_merchant_endpoint_names_the_merchant(psp: Psp, shop: Merchant) -> None:
     assert await psp.call("GET", "/v1/merchant", headers=shop.auth) == (
-        200, {"id": shop.id, "name": "Café Lumière"})
+        200,
+        {"id": shop.id, "name": "Café Lumière"},
+    )
 
 
 async def test_unauthorized_answer_invites_a_bearer_token(psp: Psp) -> None:
@@ -226,34 +275,46 @@ async def test_unauthorized_answer_invites_a_bearer_token(psp: Psp) -> None:
 async def test_get_checkout(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop)
     assert await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth) == (
-        200, checkout)
+        200,
+        checkout,
+    )
 
 
 async def test_another_merchants_checkout_is_not_found(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop)
     other = await psp.merchant("Other")
-    assert_error(await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=other.auth),
-                 404, "not_found")
-    assert_error(await psp.call("POST", f"/v1/checkouts/{checkout['id']}/cancel",
-                                headers=other.auth), 404, "not_found")
-    status, still = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
+    assert_error(
+        await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=other.auth),
+        404,
+        "not_found",
+    )
+    assert_error(
+        await psp.call("POST", f"/v1/checkouts/{checkout['id']}/cancel", headers=other.auth),
+        404,
+        "not_found",
+    )
+    _, still = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     assert still["status"] == "pending"
 
 
 @pytest.mark.parametrize("checkout_id", ["co_missing", "co_%2F..", "x" * 65])
 async def test_unknown_checkout_is_404(psp: Psp, shop: Merchant, checkout_id: str) -> None:
-    assert_error(await psp.call("GET", f"/v1/checkouts/{checkout_id}", headers=shop.auth),
-                 404, "not_found")
+    assert_error(
+        await psp.call("GET", f"/v1/checkouts/{checkout_id}", headers=shop.auth), 404, "not_found"
+    )
 
 
 async def test_cancel_pending_then_again(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop)
-    status, cancelled = await psp.call("POST", f"/v1/checkouts/{checkout['id']}/cancel",
-                                       headers=shop.auth)
+    status, cancelled = await psp.call(
+        "POST", f"/v1/checkouts/{checkout['id']}/cancel", headers=shop.auth
+    )
     assert (status, cancelled["status"]) == (200, "cancelled")
     # Cancelling twice is a harmless repeat, not an error.
-    assert await psp.call("POST", f"/v1/checkouts/{checkout['id']}/cancel",
-                          headers=shop.auth) == (200, cancelled)
+    assert await psp.call("POST", f"/v1/checkouts/{checkout['id']}/cancel", headers=shop.auth) == (
+        200,
+        cancelled,
+    )
 
 
 async def test_cancel_after_payment_is_409(psp: Psp, shop: Merchant) -> None:
@@ -330,25 +391,38 @@ async def test_unknown_code_is_404(psp: Psp) -> None:
 
 async def test_bad_wallet_token_is_401_before_anything_else(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop)
-    answer = await psp.call("POST", "/v1/payments", json={"code": code_of(checkout)},
-                            headers={"Authorization": "Bearer wt_wrong"})
+    answer = await psp.call(
+        "POST",
+        "/v1/payments",
+        json={"code": code_of(checkout)},
+        headers={"Authorization": "Bearer wt_wrong"},
+    )
     assert_error(answer, 401, "unauthorized")
-    answer = await psp.call("POST", "/v1/payments", json={"code": code_of(checkout)},
-                            headers=shop.auth)  # a merchant key is not a wallet token
+    answer = await psp.call(
+        "POST", "/v1/payments", json={"code": code_of(checkout)}, headers=shop.auth
+    )  # a merchant key is not a wallet token
     assert_error(answer, 401, "unauthorized")
-    assert_error(await psp.call("POST", "/v1/payments", json={"code": code_of(checkout)}), 401,
-                 "unauthorized")
+    assert_error(
+        await psp.call("POST", "/v1/payments", json={"code": code_of(checkout)}),
+        401,
+        "unauthorized",
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "status", "code"),
-    [({}, 422, "missing_field"), ({"code": 5}, 422, "invalid_code"),
-     ({"code": "X", "amount": 1}, 422, "unknown_field"), ([], 400, "invalid_json")],
+    [
+        ({}, 422, "missing_field"),
+        ({"code": 5}, 422, "invalid_code"),
+        ({"code": "X", "amount": 1}, 422, "unknown_field"),
+        ([], 400, "invalid_json"),
+    ],
 )
 async def test_bad_payment_bodies(psp: Psp, body: Any, status: int, code: str) -> None:
     wallet = await psp.wallet()
-    assert_error(await psp.call("POST", "/v1/payments", json=body, headers=wallet.auth), status,
-                 code)
+    assert_error(
+        await psp.call("POST", "/v1/payments", json=body, headers=wallet.auth), status, code
+    )
     assert count(psp, "payments") == 0
 
 
@@ -366,8 +440,7 @@ async def test_expired_checkout_cannot_be_paid_even_before_the_sweep(tmp_path: A
         assert (await psp.storage.get_wallet(wallet.id)).balance == 5000  # type: ignore[union-attr]
         _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
         assert now["status"] == "expired"
-        answer = await psp.call("POST", f"/v1/checkouts/{checkout['id']}/cancel",
-                                headers=shop.auth)
+        answer = await psp.call("POST", f"/v1/checkouts/{checkout['id']}/cancel", headers=shop.auth)
         assert_error(answer, 410, "expired")
     finally:
         await stop_psp(psp)
@@ -378,8 +451,9 @@ async def test_sweeper_marks_expired_checkouts(psp: Psp, shop: Merchant) -> None
     await asyncio.sleep(1.3)
     db = psp.server.settings.db
     with sqlite3.connect(db) as conn:
-        (stored,) = conn.execute("SELECT status FROM checkouts WHERE id = ?",
-                                 (checkout["id"],)).fetchone()
+        (stored,) = conn.execute(
+            "SELECT status FROM checkouts WHERE id = ?", (checkout["id"],)
+        ).fetchone()
     assert stored == "expired"
 
 
@@ -388,26 +462,37 @@ async def test_sweeper_marks_expired_checkouts(psp: Psp, shop: Merchant) -> None
 
 async def test_code_lookup_as_json(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop, amount=1500, currency="KWD")
-    answer = await psp.call("GET", f"/Q/{code_of(checkout)}",
-                            headers={"Accept": "application/json"})
-    assert answer == (200, {
-        "checkout_id": checkout["id"], "merchant": {"name": "Café Lumière"}, "amount": 1500,
-        "currency": "KWD", "status": "pending", "expires_at": checkout["expires_at"],
-    })
+    answer = await psp.call(
+        "GET", f"/Q/{code_of(checkout)}", headers={"Accept": "application/json"}
+    )
+    assert answer == (
+        200,
+        {
+            "checkout_id": checkout["id"],
+            "merchant": {"name": "Café Lumière"},
+            "amount": 1500,
+            "currency": "KWD",
+            "status": "pending",
+            "expires_at": checkout["expires_at"],
+        },
+    )
 
 
 async def test_code_lookup_follows_the_status(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop)
     await psp.pay(await psp.wallet(), code_of(checkout))
-    _, info = await psp.call("GET", f"/Q/{code_of(checkout)}", headers={"Accept": "application/json"})
+    _, info = await psp.call(
+        "GET", f"/Q/{code_of(checkout)}", headers={"Accept": "application/json"}
+    )
     assert info["status"] == "paid"
 
 
 async def test_code_lookup_in_a_browser_is_a_page(psp: Psp, shop: Merchant) -> None:
     merchant = await psp.merchant("<script>alert(1)</script>")
     checkout = await psp.checkout(merchant, amount=1234)
-    status, page = await psp.call("GET", f"/Q/{code_of(checkout)}",
-                                  headers={"Accept": "text/html,application/xhtml+xml"})
+    status, page = await psp.call(
+        "GET", f"/Q/{code_of(checkout)}", headers={"Accept": "text/html,application/xhtml+xml"}
+    )
     assert status == 200
     assert "12.34 EUR" in page
     assert "Waiting for payment" in page
@@ -415,8 +500,11 @@ async def test_code_lookup_in_a_browser_is_a_page(psp: Psp, shop: Merchant) -> N
 
 
 async def test_unknown_code_lookup(psp: Psp) -> None:
-    assert_error(await psp.call("GET", "/Q/" + "B" * 32, headers={"Accept": "application/json"}),
-                 404, "unknown_code")
+    assert_error(
+        await psp.call("GET", "/Q/" + "B" * 32, headers={"Accept": "application/json"}),
+        404,
+        "unknown_code",
+    )
     status, page = await psp.call("GET", "/Q/nonsense", headers={"Accept": "text/html"})
     assert status == 404 and "Unknown code" in page
 
@@ -432,8 +520,9 @@ async def test_healthz(psp: Psp) -> None:
 
 async def test_unknown_route_and_method_answer_in_the_error_form(psp: Psp, shop: Merchant) -> None:
     assert_error(await psp.call("GET", "/v2/nothing"), 404, "not_found")
-    assert_error(await psp.call("DELETE", "/v1/checkouts", headers=shop.auth), 405,
-                 "method_not_allowed")
+    assert_error(
+        await psp.call("DELETE", "/v1/checkouts", headers=shop.auth), 405, "method_not_allowed"
+    )
 
 
 async def test_access_log_holds_no_secrets(psp: Psp, shop: Merchant, caplog: Any) -> None:

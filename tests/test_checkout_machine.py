@@ -68,8 +68,12 @@ def test_refusals(status: Status, action: Action, code: str) -> None:
 
 @pytest.mark.parametrize(
     ("status", "action"),
-    [(Status.CANCELLED, Action.CANCEL), (Status.PAID, Action.EXPIRE),
-     (Status.CANCELLED, Action.EXPIRE), (Status.EXPIRED, Action.EXPIRE)],
+    [
+        (Status.CANCELLED, Action.CANCEL),
+        (Status.PAID, Action.EXPIRE),
+        (Status.CANCELLED, Action.EXPIRE),
+        (Status.EXPIRED, Action.EXPIRE),
+    ],
 )
 def test_harmless_repeats_change_nothing_and_are_not_errors(status: Status, action: Action) -> None:
     assert decide(status, action, expires_at=LATER, now=NOW) == Decision(None, None)
@@ -99,10 +103,22 @@ def test_sweeper_expires_a_lapsed_checkout() -> None:
     )
 
 
-def pay(status: Status = Status.PENDING, *, currency: str = "EUR", balance: int = 5000,
-        amount: int = 1234, now: int = NOW) -> Decision:
-    return decide_payment(status, expires_at=LATER, now=now, amount=amount, currency="EUR",
-                          purse=Purse(currency, balance))
+def pay(
+    status: Status = Status.PENDING,
+    *,
+    currency: str = "EUR",
+    balance: int = 5000,
+    amount: int = 1234,
+    now: int = NOW,
+) -> Decision:
+    return decide_payment(
+        status,
+        expires_at=LATER,
+        now=now,
+        amount=amount,
+        currency="EUR",
+        purse=Purse(currency, balance),
+    )
 
 
 def test_payment_accepted_with_enough_funds_in_the_right_currency() -> None:

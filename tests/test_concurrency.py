@@ -31,7 +31,8 @@ async def test_fifty_wallets_pay_one_code_at_once_exactly_one_wins(tmp_path: Pat
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(
-                f"{server.url}/v1/checkouts", headers={"Authorization": f"Bearer {key}"},
+                f"{server.url}/v1/checkouts",
+                headers={"Authorization": f"Bearer {key}"},
                 json={"order_id": "RACE-1", "amount": 2500, "currency": "EUR"},
             ) as response:
                 assert response.status == 201
@@ -42,7 +43,8 @@ async def test_fifty_wallets_pay_one_code_at_once_exactly_one_wins(tmp_path: Pat
             async def pay(token: str) -> tuple[int, str]:
                 await start.wait()
                 async with http.post(
-                    f"{server.url}/v1/payments", json={"code": code},
+                    f"{server.url}/v1/payments",
+                    json={"code": code},
                     headers={"Authorization": f"Bearer {token}"},
                 ) as response:
                     body = await response.json()

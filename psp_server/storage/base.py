@@ -30,6 +30,9 @@ class Storage(abc.ABC):
     async def get_wallet(self, wallet_id: str) -> Wallet | None: ...
 
     @abc.abstractmethod
+    async def wallet_by_token(self, token: str) -> Wallet | None: ...
+
+    @abc.abstractmethod
     async def merchant_balances(self, merchant_id: str) -> dict[str, int]: ...
 
     # Checkouts.

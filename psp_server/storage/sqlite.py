@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from scan2pay_common import jsonfields
 from scan2pay_common.messages import EVENT_FOR_STATUS, CheckoutEvent
@@ -24,16 +25,39 @@ _CHECKOUT_COLUMNS = (
     " status, created_at, expires_at, updated_at"
 )
 
+_CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
 
-def _checkout(row: tuple[object, ...]) -> Checkout:
-    (id_, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,
-     status, created_at, expires_at, updated_at) = row
+
+def _checkout(row: Any) -> Checkout:
+    (
+        id_,
+        merchant_id,
+        order_id,
+        amount,
+        currency,
+        description,
+        terminal_id,
+        code,
+        qr_url,
+        status,
+        created_at,
+        expires_at,
+        updated_at,
+    ) = row
     return Checkout(
-        id=str(id_), merchant_id=str(merchant_id), order_id=str(order_id), amount=int(amount),  # type: ignore[call-overload]
-        currency=str(currency), description=description,  # type: ignore[arg-type]
-        terminal_id=terminal_id, code=str(code), qr_url=str(qr_url),  # type: ignore[arg-type]
-        status=Status(status), created_at=int(created_at), expires_at=int(expires_at),  # type: ignore[call-overload]
-        updated_at=int(updated_at),  # type: ignore[call-overload]
+        id=id_,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        terminal_id=terminal_id,
+        code=code,
+        qr_url=qr_url,
+        status=Status(status),
+        created_at=created_at,
+        expires_at=expires_at,
+        updated_at=updated_at,
     )
 
 
@@ -117,6 +141,17 @@ class SqliteStorage(Storage):
 
         return await self._worker.run(op)
 
+    async def wallet_by_token(self, token: str) -> Wallet | None:
+        digest = credentials.hash_secret(token)
+
+        def op(conn: sqlite3.Connection) -> Wallet | None:
+            row = conn.execute(
+                "SELECT id, name, currency, balance FROM wallets WHERE token_hash = ?", (digest,)
+            ).fetchone()
+            return Wallet(*row) if row else None
+
+        return await self._worker.run(op)
+
     async def merchant_balances(self, merchant_id: str) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             rows = conn.execute(
@@ -163,10 +198,22 @@ class SqliteStorage(Storage):
             conn.execute(
                 f"INSERT INTO checkouts (request_hash, {_CHECKOUT_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fingerprint, fresh.id, merchant_id, fresh.order_id, fresh.amount,
-                 fresh.currency, fresh.description, fresh.terminal_id, fresh.code,
-                 fresh.qr_url, fresh.status.value, fresh.created_at, fresh.expires_at,
-                 fresh.updated_at),
+                (
+                    fingerprint,
+                    fresh.id,
+                    merchant_id,
+                    fresh.order_id,
+                    fresh.amount,
+                    fresh.currency,
+                    fresh.description,
+                    fresh.terminal_id,
+                    fresh.code,
+                    fresh.qr_url,
+                    fresh.status.value,
+                    fresh.created_at,
+                    fresh.expires_at,
+                    fresh.updated_at,
+                ),
             )
             return fresh, True
 
@@ -208,7 +255,7 @@ class SqliteStorage(Storage):
     async def lookup_code(self, code: str) -> tuple[Checkout, Merchant] | None:
         def op(conn: sqlite3.Connection) -> tuple[Checkout, Merchant] | None:
             row = conn.execute(
-                f"SELECT m.name, {', '.join('c.' + c.strip() for c in _CHECKOUT_COLUMNS.split(','))}"
+                f"SELECT m.name, {_CHECKOUT_COLUMNS_OF_C}"
                 " FROM checkouts c JOIN merchants m ON m.id = c.merchant_id WHERE c.code = ?",
                 (code,),
             ).fetchone()
@@ -263,13 +310,20 @@ class SqliteStorage(Storage):
                 " SET balance = balance + excluded.balance",
                 (checkout.merchant_id, checkout.currency, checkout.amount),
             )
-            payment = Payment(payment_id, checkout.id, wallet_id, checkout.amount,
-                              checkout.currency, now)
+            payment = Payment(
+                payment_id, checkout.id, wallet_id, checkout.amount, checkout.currency, now
+            )
             conn.execute(
                 "INSERT INTO payments (id, checkout_id, wallet_id, amount, currency, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (payment.id, payment.checkout_id, payment.wallet_id, payment.amount,
-                 payment.currency, payment.created_at),
+                (
+                    payment.id,
+                    payment.checkout_id,
+                    payment.wallet_id,
+                    payment.amount,
+                    payment.currency,
+                    payment.created_at,
+                ),
             )
             return payment, paid
 
@@ -359,7 +413,14 @@ def _transition(conn: sqlite3.Connection, checkout: Checkout, status: Status, no
     conn.execute(
         "INSERT INTO events (event_id, merchant_id, seq, type, checkout_id, payload, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (event.event_id, event.merchant_id, seq, event.type, checkout.id,
-         jsonfields.dumps(event.to_dict()).decode(), now),
+        (
+            event.event_id,
+            event.merchant_id,
+            seq,
+            event.type,
+            checkout.id,
+            jsonfields.dumps(event.to_dict()).decode(),
+            now,
+        ),
     )
     return moved

@@ -10,6 +10,7 @@ One writer also means SQLite never answers "database is locked" to us.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -121,7 +122,7 @@ class SqliteWorker:
             conn.execute("SAVEPOINT job")
             try:
                 job.result = job.operation(conn)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller as is
+            except BaseException as exc:
                 job.error = exc
                 conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
@@ -129,10 +130,8 @@ class SqliteWorker:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("commit failed: %s", exc)
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             for job in group:
                 if job.error is None:
                     job.error = StorageError(f"commit failed: {exc}")

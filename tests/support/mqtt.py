@@ -45,8 +45,14 @@ class Subscriber:
         if not self._subscribed.wait(10):
             raise TimeoutError(f"could not subscribe to {topic}")
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
-                    properties: object = None) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        rc: object,
+        properties: object = None,
+    ) -> None:
         client.subscribe(self.topic, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:

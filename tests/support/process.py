@@ -19,7 +19,10 @@ def psp_command(*args: str) -> list[str]:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        psp_command(*args), capture_output=True, text=True, timeout=30,
+        psp_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={**os.environ, **(env or {})},
     )
 
@@ -31,7 +34,8 @@ class PspProcess:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             psp_command("serve", "--port", "0", "--db", str(db), "--mqtt", mqtt, *extra),
-            stdout=subprocess.PIPE, stderr=self._log,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode()

@@ -55,7 +55,12 @@ class Psp:
         return Wallet(wallet.id, token)
 
     async def call(
-        self, method: str, path: str, *, json: Any = None, data: Any = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         async with self.http.request(
