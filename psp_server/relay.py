@@ -15,6 +15,7 @@ import uuid
 
 import aiomqtt
 
+from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.timefmt import now_ms
@@ -41,6 +42,7 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = Backoff(initial=0.05, maximum=5.0)
         while True:
+            honour_cancellation()
             try:
                 async with aiomqtt.Client(
                     self._target.host,
@@ -64,11 +66,17 @@ class OutboxRelay:
                     )
                 self.connected = False
                 await asyncio.sleep(delay)
+            except Exception:
+                # A database hiccup must not end the relay: events wait.
+                log.exception("relay failed; starting over")
+                self.connected = False
+                await asyncio.sleep(backoff.next_delay())
             finally:
                 self.connected = False
 
     async def _drain_forever(self, client: aiomqtt.Client) -> None:
         while True:
+            honour_cancellation()
             self._wake.clear()
             events = await self._storage.unpublished_events(limit=BATCH)
             if not events:

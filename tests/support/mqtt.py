@@ -81,5 +81,14 @@ class Subscriber:
                 return got
 
     def close(self) -> None:
-        self._client.loop_stop()
+        # Disconnect first: the network thread then ends at once instead of
+        # finishing its one-second wait.
         self._client.disconnect()
+        self._client.loop_stop()
+
+
+def publish(port: int, topic: str, payload: bytes | str, *, retain: bool = True) -> None:
+    """One QoS 1 message, as a cashier PC in any language would send it."""
+    import paho.mqtt.publish as single
+
+    single.single(topic, payload, qos=1, retain=retain, hostname="127.0.0.1", port=port)

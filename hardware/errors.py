@@ -1,0 +1,20 @@
+"""The hardware layer's exceptions. ``OSError`` from a bus or port is turned
+into ``DisplayError`` at the boundary, carrying which device failed."""
+
+from __future__ import annotations
+
+
+class HardwareError(Exception):
+    """Base of everything the hardware layer raises on purpose."""
+
+
+class DisplaySpecError(HardwareError):
+    """A ``--display`` value that names no display we can build."""
+
+
+class DisplayError(HardwareError):
+    """The device failed (I2C EIO, a serial port unplugged): worth a retry."""
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device

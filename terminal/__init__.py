@@ -1,0 +1,1 @@
+"""The checkout terminal daemon: shows what the cashier sends over MQTT."""

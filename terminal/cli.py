@@ -1,0 +1,75 @@
+"""``scan2pay-terminal``: the checkout terminal daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from hardware.base import Display
+from hardware.errors import HardwareError
+
+from .config import FIELDS, ConfigError, TerminalConfig, load
+
+log = logging.getLogger("terminal")
+
+EXIT_CONFIG = 2
+EXIT_DISPLAY = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scan2pay-terminal",
+        description="Shows the checkout's QR code and its outcome on this terminal's display.",
+    )
+    parser.add_argument("--config", help="a TOML file with the settings below as keys")
+    for key, (flag, var, hint) in FIELDS.items():
+        parser.add_argument(flag, dest=key, help=f"{hint} (env {var})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from hardware.registry import open_display, parse_spec
+
+    args = build_parser().parse_args(argv)
+    flags = {key: getattr(args, key) for key in FIELDS}
+    try:
+        config = load(flags, config_file=args.config, check_display=parse_spec)
+    except ConfigError as exc:
+        print("scan2pay-terminal: bad configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        display = open_display(config.display)
+    except HardwareError as exc:
+        print(f"scan2pay-terminal: cannot open the display: {exc}", file=sys.stderr)
+        return EXIT_DISPLAY
+    asyncio.run(_run(config, display))
+    return 0
+
+
+async def _run(config: TerminalConfig, display: Display) -> None:
+    from .daemon import TerminalDaemon
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "terminal %s of merchant %s on %s, broker %s",
+        config.terminal_id,
+        config.merchant_id,
+        config.display,
+        config.mqtt,
+    )
+    await TerminalDaemon(config, display).run(stop)
+    log.info("stopped")

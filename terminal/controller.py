@@ -1,0 +1,170 @@
+"""Which screen the terminal shows, decided with no I/O.
+
+The daemon feeds in what happens (a display command, a PSP event, a lookup's
+answer, the clock, the broker coming and going) and gets back whether to
+redraw and whether to ask the PSP about a bare URL. Tested by calling it.
+
+    idle --show_qr / bare URL--> qr --status, event, or expiry--> outcome
+    outcome --idle_after--> idle;  any --idle--> idle
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from scan2pay_common.messages import CheckoutEvent, DisplayCommand, ShowIdle, ShowQr, ShowStatus
+from scan2pay_common.timefmt import from_rfc3339
+
+from .screens import IdleScreen, Outcome, OutcomeScreen, QrScreen, Screen, View
+
+NO_CONNECTION = "No connection"
+
+_EVENT_OUTCOME: dict[str, Outcome] = {
+    "checkout.paid": "paid",
+    "checkout.cancelled": "cancelled",
+    "checkout.expired": "expired",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BareUrl:
+    """A display payload that is just a QR URL under the PSP's public URL."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """What the PSP's ``GET /Q/{CODE}`` said about a bare URL."""
+
+    url: str
+    checkout_id: str
+    amount: int
+    currency: str
+    expires_at: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    redraw: bool = False
+    lookup: str | None = None  # a URL to ask the PSP about
+
+
+NOTHING = Effects()
+
+
+def screen_kind(screen: Screen) -> str:
+    """The ``screen`` field of the terminal's state message."""
+    if isinstance(screen, IdleScreen):
+        return "idle"
+    if isinstance(screen, QrScreen):
+        return "qr"
+    return screen.outcome
+
+
+def screen_checkout(screen: Screen) -> str | None:
+    return None if isinstance(screen, IdleScreen) else screen.checkout_id
+
+
+class Controller:
+    def __init__(self, merchant_name: str, *, idle_after_ms: int = 10_000) -> None:
+        self._idle = IdleScreen(merchant_name)
+        self._idle_after_ms = idle_after_ms
+        self._outcome_since: int | None = None
+        self.view = View(self._idle)
+
+    # Inputs.
+
+    def on_command(self, command: DisplayCommand | BareUrl, now: int) -> Effects:
+        if isinstance(command, ShowQr):
+            expires_at = from_rfc3339(command.expires_at)
+            if now >= expires_at:  # e.g. a stale retained command after a restart
+                self.view = replace(self.view, screen=self._idle)
+                return replace(self._outcome(command.checkout_id, "expired", now), redraw=True)
+            return self._show(
+                QrScreen(
+                    checkout_id=command.checkout_id,
+                    qr_url=command.qr_url,
+                    amount=command.amount,
+                    currency=command.currency,
+                    expires_at=expires_at,
+                    order_id=command.order_id,
+                ),
+                now,
+            )
+        if isinstance(command, BareUrl):
+            if isinstance(self.view.screen, QrScreen) and self.view.screen.qr_url == command.url:
+                return NOTHING
+            effects = self._show(QrScreen(checkout_id=None, qr_url=command.url), now)
+            return replace(effects, lookup=command.url)
+        if isinstance(command, ShowStatus):
+            return self._outcome(command.checkout_id, command.status, now)
+        if isinstance(command, ShowIdle):
+            return self._show(self._idle, now)
+        raise TypeError(f"not a display command: {command!r}")  # pragma: no cover
+
+    def on_event(self, event: CheckoutEvent, now: int) -> Effects:
+        """A PSP event changes the screen only for the checkout on it: a paid
+        event shows "paid" even if the cashier PC is gone."""
+        screen = self.view.screen
+        if not isinstance(screen, QrScreen) or screen.checkout_id != event.checkout.id:
+            return NOTHING
+        return self._outcome(event.checkout.id, _EVENT_OUTCOME[event.type], now)
+
+    def on_lookup(self, info: CodeInfo, now: int) -> Effects:
+        screen = self.view.screen
+        if not isinstance(screen, QrScreen) or screen.qr_url != info.url:
+            return NOTHING  # the screen moved on while we asked
+        if info.status in ("paid", "cancelled", "expired"):
+            described = OutcomeScreen(info.checkout_id, info.status, info.amount, info.currency)  # type: ignore[arg-type]
+            return self._show(described, now)
+        return self._show(
+            replace(
+                screen,
+                checkout_id=info.checkout_id,
+                amount=info.amount,
+                currency=info.currency,
+                expires_at=info.expires_at,
+            ),
+            now,
+        )
+
+    def on_tick(self, now: int) -> Effects:
+        screen = self.view.screen
+        if isinstance(screen, QrScreen) and screen.expires_at is not None:
+            if now >= screen.expires_at and screen.checkout_id is not None:
+                return self._outcome(screen.checkout_id, "expired", now)
+            return Effects(redraw=True)  # the countdown moves
+        if (
+            isinstance(screen, OutcomeScreen)
+            and self._outcome_since is not None
+            and now - self._outcome_since >= self._idle_after_ms
+        ):
+            return self._show(self._idle, now)
+        return NOTHING
+
+    def on_connection(self, connected: bool) -> Effects:
+        banner = None if connected else NO_CONNECTION
+        if self.view.banner == banner:
+            return NOTHING
+        self.view = replace(self.view, banner=banner)
+        return Effects(redraw=True)
+
+    # Moves.
+
+    def _outcome(self, checkout_id: str, outcome: Outcome, now: int) -> Effects:
+        screen = self.view.screen
+        amount = currency = None
+        if not isinstance(screen, IdleScreen) and screen.checkout_id == checkout_id:
+            if isinstance(screen, OutcomeScreen) and screen.outcome == outcome:
+                return NOTHING
+            amount, currency = screen.amount, screen.currency
+        return self._show(OutcomeScreen(checkout_id, outcome, amount, currency), now)
+
+    def _show(self, screen: Screen, now: int) -> Effects:
+        if screen == self.view.screen:
+            return NOTHING
+        self._outcome_since = now if isinstance(screen, OutcomeScreen) else None
+        self.view = replace(self.view, screen=screen)
+        return Effects(redraw=True)

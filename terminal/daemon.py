@@ -1,0 +1,240 @@
+"""The terminal daemon: one MQTT session, a painter, a clock, in one TaskGroup.
+
+- The MQTT session is one ``async with`` that subscribes to this terminal's
+  display topic and its merchant's events, and comes back with jittered
+  backoff when the broker goes; retained messages give the current screen
+  back after every reconnect.
+- The painter draws the controller's current view off the event loop (the
+  display's I/O blocks) and, once the frame is on the display, publishes the
+  terminal's state. A failing display is retried with backoff; the daemon
+  stays up.
+- The clock moves the countdown and the timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+import aiomqtt
+
+from hardware.base import Display, Frame
+from hardware.errors import DisplayError
+from scan2pay_common.aio import cancelling, honour_cancellation
+from scan2pay_common.backoff import Backoff
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.messages import CheckoutEvent, TerminalState, parse_display_command
+from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.topics import display_topic, events_topic, state_topic
+
+from . import sdnotify
+from .config import TerminalConfig, is_bare_qr_url
+from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind
+from .psp_lookup import lookup
+from .screens import View, content
+
+log = logging.getLogger(__name__)
+
+OFFLINE = TerminalState(online=False, screen="offline", checkout_id=None, displayed_at=None)
+
+
+def draw(display: Display, view: View, now: int) -> None:
+    """Renders (for pixel displays) and shows one frame. Blocking."""
+    geometry = display.geometry
+    image = None
+    if geometry is not None:
+        from .render import render
+
+        image = render(view, geometry, now)
+    display.show(Frame(content(view, now), image))
+
+
+class TerminalDaemon:
+    def __init__(self, config: TerminalConfig, display: Display) -> None:
+        self.config = config
+        self.display = display
+        self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
+        self.display_topic = display_topic(config.merchant_id, config.terminal_id)
+        self.events_topic = events_topic(config.merchant_id)
+        self.state_topic = state_topic(config.merchant_id, config.terminal_id)
+        self.state: TerminalState | None = None  # what is really on the display
+        self.frames = 0
+        self._dirty = asyncio.Event()
+        self._dirty.set()  # the first frame: idle
+        self._client: aiomqtt.Client | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._lookups: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
+            self._http = http
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._paint_forever(), name="painter"),
+                    group.create_task(self._tick_forever(), name="clock"),
+                    group.create_task(self._mqtt_forever(), name="mqtt"),
+                    group.create_task(self._watchdog_forever(), name="watchdog"),
+                ]
+                await stop.wait()
+                sdnotify.notify("STOPPING=1")
+                for task in tasks:
+                    task.cancel()
+            for task in list(self._lookups):
+                task.cancel()
+        await asyncio.to_thread(self.display.close)
+
+    # Inputs -> the controller.
+
+    def _apply(self, effects: Effects) -> None:
+        if effects.redraw:
+            self._dirty.set()
+        if effects.lookup is not None and self._http is not None:
+            task = asyncio.create_task(self._lookup(effects.lookup))
+            self._lookups.add(task)
+            task.add_done_callback(self._lookups.discard)
+
+    async def _lookup(self, url: str) -> None:
+        assert self._http is not None
+        info = await lookup(self._http, url)
+        if info is not None:
+            self._apply(self.controller.on_lookup(info, now_ms()))
+
+    def handle_message(self, topic: str, payload: bytes) -> None:
+        """Anything malformed is logged and ignored: the screen stays."""
+        now = now_ms()
+        if topic == self.display_topic:
+            if not payload:
+                return  # a cleared retained message
+            text = payload.decode("utf-8", errors="replace")
+            if is_bare_qr_url(text, self.config.psp_url):
+                self._apply(self.controller.on_command(BareUrl(text.strip()), now))
+                return
+            try:
+                command = parse_display_command(payload)
+            except InvalidValue as exc:
+                log.warning("ignored a display payload: %s", exc.message)
+                return
+            self._apply(self.controller.on_command(command, now))
+        elif topic == self.events_topic:
+            try:
+                event = CheckoutEvent.from_json(payload)
+            except InvalidValue as exc:
+                log.warning("ignored an event payload: %s", exc.message)
+                return
+            self._apply(self.controller.on_event(event, now))
+
+    # The MQTT session.
+
+    async def _mqtt_forever(self) -> None:
+        backoff = Backoff(initial=0.1, maximum=10.0)
+        target = self.config.mqtt
+        while True:
+            honour_cancellation()
+            try:
+                async with aiomqtt.Client(
+                    target.host,
+                    target.port,
+                    username=target.username,
+                    password=target.password,
+                    identifier=f"scan2pay-terminal-{self.config.merchant_id}-"
+                    f"{self.config.terminal_id}",
+                    will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
+                    keepalive=15,
+                    timeout=5,
+                ) as client:
+                    log.info("connected to %s", target)
+                    backoff.reset()
+                    try:
+                        await self._session(client)
+                    finally:
+                        self._client = None
+                        await self._say_offline(client)
+            except aiomqtt.MqttError as exc:
+                self._apply(self.controller.on_connection(False))
+                delay = backoff.next_delay()
+                log.warning("broker %s: %s; reconnecting in %.2fs", target, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(self.display_topic, qos=1)
+        await client.subscribe(self.events_topic, qos=1)
+        self._client = client
+        self._apply(self.controller.on_connection(True))
+        if self.state is not None:
+            await self._publish_state(self.state)
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, str):
+                payload = payload.encode()
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            self.handle_message(str(message.topic), bytes(payload))
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        """On a clean stop the broker sends no last will; say it ourselves."""
+        if not cancelling():
+            return
+        with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(
+                client.publish(self.state_topic, OFFLINE.to_json(), qos=1, retain=True), 2
+            )
+
+    async def _publish_state(self, state: TerminalState) -> None:
+        client = self._client
+        if client is None:
+            return  # published again on reconnect
+        try:
+            await client.publish(self.state_topic, state.to_json(), qos=1, retain=True)
+        except aiomqtt.MqttError as exc:
+            log.info("state not published (%s); it goes out on reconnect", exc)
+
+    # The painter and the clock.
+
+    async def _paint_forever(self) -> None:
+        backoff = Backoff(initial=0.2, maximum=10.0)
+        while True:
+            honour_cancellation()
+            await self._dirty.wait()
+            self._dirty.clear()
+            view = self.controller.view
+            try:
+                await asyncio.to_thread(draw, self.display, view, now_ms())
+            except DisplayError as exc:
+                delay = backoff.next_delay()
+                log.warning("display failed: %s; retrying in %.2fs", exc, delay)
+                self._dirty.set()
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            self.frames += 1
+            if self.frames == 1:
+                sdnotify.notify("READY=1")
+            kind, checkout_id = screen_kind(view.screen), screen_checkout(view.screen)
+            if self.state is None or (self.state.screen, self.state.checkout_id) != (
+                kind,
+                checkout_id,
+            ):
+                self.state = TerminalState(
+                    online=True,
+                    screen=kind,  # type: ignore[arg-type]
+                    checkout_id=checkout_id,
+                    displayed_at=to_rfc3339(now_ms()),
+                )
+                await self._publish_state(self.state)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            now = now_ms()
+            # Wake on the second boundary so the countdown steps evenly.
+            await asyncio.sleep((1000 - now % 1000) / 1000)
+            self._apply(self.controller.on_tick(now_ms()))
+
+    async def _watchdog_forever(self) -> None:
+        interval = sdnotify.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)

@@ -1,0 +1,99 @@
+"""What the terminal shows, as plain values, and the words of each screen.
+
+Pure: no MQTT, no device. The daemon decides which screen is current; the
+renderer (``terminal.render``) turns a screen into pixels, and ``content``
+turns it into words for displays that draw by command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hardware.base import Content
+from scan2pay_common.money import format_display
+
+Outcome = Literal["paid", "cancelled", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class IdleScreen:
+    merchant_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class QrScreen:
+    checkout_id: str | None  # None for a bare URL the PSP could not describe
+    qr_url: str
+    amount: int | None = None
+    currency: str | None = None
+    expires_at: int | None = None  # milliseconds since the epoch
+    order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeScreen:
+    checkout_id: str
+    outcome: Outcome
+    amount: int | None = None
+    currency: str | None = None
+
+
+Screen = IdleScreen | QrScreen | OutcomeScreen
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A screen plus what the daemon knows around it: a banner such as
+    "No connection" is drawn over the screen without replacing it."""
+
+    screen: Screen
+    banner: str | None = None
+
+
+OUTCOME_TEXT: dict[str, str] = {
+    "paid": "Paid",
+    "cancelled": "Cancelled",
+    "expired": "Expired",
+}
+
+
+def amount_text(amount: int | None, currency: str | None) -> str | None:
+    if amount is None or currency is None:
+        return None
+    return format_display(amount, currency)
+
+
+def countdown_text(expires_at: int | None, now: int) -> str | None:
+    """``4:59`` left, never negative."""
+    if expires_at is None:
+        return None
+    left = max(0, (expires_at - now + 999) // 1000)
+    return f"{left // 60}:{left % 60:02d}"
+
+
+def content(view: View, now: int) -> Content:
+    screen = view.screen
+    lines: list[str] = []
+    qr_url: str | None = None
+    if isinstance(screen, IdleScreen):
+        lines = [screen.merchant_name, "Ready"]
+    elif isinstance(screen, QrScreen):
+        qr_url = screen.qr_url
+        lines = [
+            line
+            for line in (
+                amount_text(screen.amount, screen.currency),
+                "Scan to pay",
+                countdown_text(screen.expires_at, now),
+            )
+            if line
+        ]
+    else:
+        lines = [OUTCOME_TEXT[screen.outcome]]
+        amount = amount_text(screen.amount, screen.currency)
+        if amount:
+            lines.append(amount)
+    if view.banner:
+        lines.append(view.banner)
+    return Content(qr_url=qr_url, lines=tuple(lines))

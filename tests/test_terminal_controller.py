@@ -1,0 +1,185 @@
+"""The terminal's screen decisions, called directly: no broker, no display."""
+
+from __future__ import annotations
+
+from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot, ShowIdle, ShowQr, ShowStatus
+from scan2pay_common.timefmt import to_rfc3339
+from terminal.controller import (
+    NO_CONNECTION,
+    BareUrl,
+    CodeInfo,
+    Controller,
+    Effects,
+    screen_checkout,
+    screen_kind,
+)
+from terminal.screens import IdleScreen, OutcomeScreen, QrScreen
+
+T0 = 1_800_000_000_000
+URL = "HTTP://127.0.0.1:8080/Q/" + "A" * 32
+
+
+def show_qr(checkout_id: str = "co_1", *, expires_in_ms: int = 300_000) -> ShowQr:
+    return ShowQr(
+        checkout_id=checkout_id,
+        qr_url=URL,
+        amount=1234,
+        currency="EUR",
+        expires_at=to_rfc3339(T0 + expires_in_ms),
+        order_id="A-1",
+    )
+
+
+def event(kind: str, checkout_id: str = "co_1") -> CheckoutEvent:
+    status = kind.split(".")[1]
+    snapshot = CheckoutSnapshot(
+        id=checkout_id,
+        order_id="A-1",
+        amount=1234,
+        currency="EUR",
+        status=status,  # type: ignore[arg-type]
+        qr_url=URL,
+        expires_at=to_rfc3339(T0 + 300_000),
+        terminal_id="lane-1",
+        created_at=to_rfc3339(T0),
+    )
+    return CheckoutEvent(
+        event_id="evt_1",
+        seq=1,
+        type=kind,
+        merchant_id="mer_1",  # type: ignore[arg-type]
+        checkout=snapshot,
+        created_at=to_rfc3339(T0),
+    )
+
+
+def test_starts_idle_with_the_merchant_name() -> None:
+    controller = Controller("Café")
+    assert controller.view.screen == IdleScreen("Café")
+    assert screen_kind(controller.view.screen) == "idle"
+
+
+def test_show_qr_shows_the_qr_with_amount_and_expiry() -> None:
+    controller = Controller("Café")
+    assert controller.on_command(show_qr(), T0) == Effects(redraw=True)
+    screen = controller.view.screen
+    assert isinstance(screen, QrScreen)
+    assert (screen.checkout_id, screen.qr_url, screen.amount, screen.currency) == (
+        "co_1",
+        URL,
+        1234,
+        "EUR",
+    )
+    assert screen.expires_at == T0 + 300_000
+    assert (screen_kind(screen), screen_checkout(screen)) == ("qr", "co_1")
+
+
+def test_the_same_command_twice_does_not_redraw() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_command(show_qr(), T0 + 10) == Effects()
+
+
+def test_status_keeps_the_amount_of_the_checkout_on_screen() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_command(ShowStatus("co_1", "paid"), T0 + 5).redraw
+    assert controller.view.screen == OutcomeScreen("co_1", "paid", 1234, "EUR")
+
+
+def test_status_for_another_checkout_still_shows_but_without_an_amount() -> None:
+    controller = Controller("Café")
+    controller.on_command(ShowStatus("co_9", "cancelled"), T0)
+    assert controller.view.screen == OutcomeScreen("co_9", "cancelled", None, None)
+
+
+def test_paid_event_for_the_checkout_on_screen_shows_paid() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_event(event("checkout.paid"), T0 + 1).redraw
+    assert controller.view.screen == OutcomeScreen("co_1", "paid", 1234, "EUR")
+    # The cashier's later status for the same outcome changes nothing.
+    assert controller.on_command(ShowStatus("co_1", "paid"), T0 + 2) == Effects()
+
+
+def test_events_for_other_checkouts_are_ignored() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_event(event("checkout.paid", "co_other"), T0 + 1) == Effects()
+    assert isinstance(controller.view.screen, QrScreen)
+    idle = Controller("Café")
+    assert idle.on_event(event("checkout.paid"), T0) == Effects()
+
+
+def test_cancelled_and_expired_events() -> None:
+    for kind, outcome in [("checkout.cancelled", "cancelled"), ("checkout.expired", "expired")]:
+        controller = Controller("Café")
+        controller.on_command(show_qr(), T0)
+        controller.on_event(event(kind), T0 + 1)
+        assert controller.view.screen == OutcomeScreen("co_1", outcome, 1234, "EUR")  # type: ignore[arg-type]
+
+
+def test_ticks_move_the_countdown_then_expire_then_go_idle() -> None:
+    controller = Controller("Café", idle_after_ms=10_000)
+    controller.on_command(show_qr(expires_in_ms=3_000), T0)
+    assert controller.on_tick(T0 + 1_000) == Effects(redraw=True)
+    assert controller.on_tick(T0 + 3_000).redraw
+    assert controller.view.screen == OutcomeScreen("co_1", "expired", 1234, "EUR")
+    assert controller.on_tick(T0 + 12_999) == Effects()
+    assert controller.on_tick(T0 + 13_000).redraw
+    assert controller.view.screen == IdleScreen("Café")
+    assert controller.on_tick(T0 + 20_000) == Effects()
+
+
+def test_a_stale_retained_qr_shows_expired_at_once() -> None:
+    controller = Controller("Café")
+    assert controller.on_command(show_qr(expires_in_ms=-1), T0).redraw
+    assert controller.view.screen == OutcomeScreen("co_1", "expired", None, None)
+
+
+def test_idle_command() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_command(ShowIdle(), T0 + 1).redraw
+    assert controller.view.screen == IdleScreen("Café")
+
+
+def test_bare_url_shows_the_qr_alone_and_asks_the_psp() -> None:
+    controller = Controller("Café")
+    assert controller.on_command(BareUrl(URL), T0) == Effects(redraw=True, lookup=URL)
+    assert controller.view.screen == QrScreen(checkout_id=None, qr_url=URL)
+    # The same URL again neither redraws nor asks again.
+    assert controller.on_command(BareUrl(URL), T0 + 1) == Effects()
+    info = CodeInfo(URL, "co_7", 500, "JPY", T0 + 60_000, "pending")
+    assert controller.on_lookup(info, T0 + 2).redraw
+    assert controller.view.screen == QrScreen("co_7", URL, 500, "JPY", T0 + 60_000)
+    # Now the checkout is known, its event shows paid.
+    controller.on_event(event("checkout.paid", "co_7"), T0 + 3)
+    assert controller.view.screen == OutcomeScreen("co_7", "paid", 500, "JPY")
+
+
+def test_a_late_lookup_answer_for_a_screen_gone_is_ignored() -> None:
+    controller = Controller("Café")
+    controller.on_command(BareUrl(URL), T0)
+    controller.on_command(ShowIdle(), T0 + 1)
+    info = CodeInfo(URL, "co_7", 500, "JPY", T0 + 60_000, "pending")
+    assert controller.on_lookup(info, T0 + 2) == Effects()
+    assert controller.view.screen == IdleScreen("Café")
+
+
+def test_lookup_of_a_paid_code_shows_paid() -> None:
+    controller = Controller("Café")
+    controller.on_command(BareUrl(URL), T0)
+    controller.on_lookup(CodeInfo(URL, "co_7", 500, "JPY", T0 + 60_000, "paid"), T0 + 1)
+    assert controller.view.screen == OutcomeScreen("co_7", "paid", 500, "JPY")
+
+
+def test_connection_loss_adds_a_banner_and_keeps_the_screen() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_connection(False).redraw
+    assert controller.view.banner == NO_CONNECTION
+    assert isinstance(controller.view.screen, QrScreen)
+    assert controller.on_connection(False) == Effects()
+    assert controller.on_connection(True).redraw
+    assert controller.view.banner is None
