@@ -1,3 +1,9 @@
 """Displays behind one narrow interface: pixel panels (luma.oled, luma.lcd, a
 PNG file, the console) take a rendered image; serial displays (Nextion,
-ESC/POS) take the frame's content and draw it natively."""
+ESC/POS) take the frame's content and draw it natively.
+
+``hardware.base`` is the interface; ``hardware.registry.open_display`` builds
+a display from a ``--display`` value and ``parse_spec`` checks one without
+touching hardware. This package imports nothing on its own, so that
+``hardware.base`` stays cheap to import.
+"""

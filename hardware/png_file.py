@@ -1,0 +1,86 @@
+"""A display emulator that writes each frame to a directory as a PNG.
+
+Frames are numbered ``frame-000001.png``, ``frame-000002.png``, ... (a new run
+continues after the highest number already there, so runs never overwrite
+each other), and ``latest.png`` always holds the newest frame. Every file is
+written to a temporary name and renamed into place, so a viewer polling
+``latest.png`` never reads half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import Display, Frame, Geometry
+from .errors import DisplayError
+from .imaging import fit
+
+DEFAULT_GEOMETRY = Geometry(128, 64, "1")
+LATEST = "latest.png"
+_FRAME_NAME = re.compile(r"frame-(\d+)\.png")
+
+
+@dataclass(frozen=True, slots=True)
+class PngConfig:
+    directory: Path
+    geometry: Geometry = DEFAULT_GEOMETRY
+
+    def open(self) -> PngFileDisplay:
+        return PngFileDisplay(self.directory, self.geometry)
+
+
+def frame_name(number: int) -> str:
+    return f"frame-{number:06d}.png"
+
+
+class PngFileDisplay(Display):
+    def __init__(self, directory: str | Path, geometry: Geometry = DEFAULT_GEOMETRY) -> None:
+        self.directory = Path(directory)
+        self.name = f"png:{self.directory}"
+        self._geometry = geometry
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            numbers = [
+                int(match.group(1))
+                for entry in os.scandir(self.directory)
+                if (match := _FRAME_NAME.fullmatch(entry.name))
+            ]
+        except OSError as error:
+            raise DisplayError(self.name, f"cannot use {self.directory}: {error}") from error
+        self.last_number = max(numbers, default=0)
+
+    @property
+    def geometry(self) -> Geometry:
+        return self._geometry
+
+    def show(self, frame: Frame) -> None:
+        if frame.image is None:
+            raise ValueError(f"{self.name} is a pixel display: the frame needs an image")
+        image = fit(frame.image, self._geometry.size, self._geometry.mode)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        number = self.last_number + 1
+        try:
+            _write_atomically(self.directory / frame_name(number), buffer.getvalue())
+            _write_atomically(self.directory / LATEST, buffer.getvalue())
+        except OSError as error:
+            raise DisplayError(self.name, f"cannot write frame {number}: {error}") from error
+        self.last_number = number
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
