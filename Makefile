@@ -4,11 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test check demo clean
+.PHONY: help venv test check bench demo clean
 
 help:
 	@echo "make test   - create .venv, install, and run the whole test suite"
 	@echo "make check  - ruff and mypy"
+	@echo "make bench  - print the performance figures (QUICK=1 for a short run)"
 	@echo "make demo   - the whole scan-to-pay flow on embedded defaults"
 
 $(PY):
@@ -30,6 +31,10 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	scripts/ensure-system-deps
+	$(PY) bench/terminal_bench.py $(if $(QUICK),--quick,)
 
 demo: $(STAMP)
 	@echo "make demo arrives with the cashier-bridge issue (#4)."

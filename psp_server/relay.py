@@ -17,7 +17,7 @@ import aiomqtt
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
-from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.mqtt_url import NO_DELAY, MqttTarget
 from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import events_topic
 
@@ -51,6 +51,7 @@ class OutboxRelay:
                     password=self._target.password,
                     identifier=f"scan2pay-psp-{uuid.uuid4().hex[:12]}",
                     timeout=10,
+                    socket_options=NO_DELAY,
                 ) as client:
                     self.connected = True
                     backoff.reset()

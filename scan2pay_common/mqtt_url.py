@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -44,3 +45,9 @@ class MqttTarget:
         user = f"{self.username}@" if self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"mqtt://{user}{host}:{self.port}"
+
+
+# Passed to aiomqtt's Client(socket_options=...): paho leaves Nagle's
+# algorithm on, and a small PUBLISH sent just after a PUBACK then waits for
+# the peer's delayed ACK, some 40 ms a hop.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)

@@ -26,6 +26,7 @@ from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import CheckoutEvent, TerminalState, parse_display_command
+from scan2pay_common.mqtt_url import NO_DELAY
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import display_topic, events_topic, state_topic
 
@@ -142,6 +143,7 @@ class TerminalDaemon:
                     f"{self.config.terminal_id}",
                     will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
                     keepalive=15,
+                    socket_options=NO_DELAY,
                     timeout=5,
                 ) as client:
                     log.info("connected to %s", target)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
+from scan2pay_common.mqtt_url import NO_DELAY
+
 
 @dataclass(frozen=True)
 class Received:
@@ -41,6 +43,7 @@ class Subscriber:
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(0.05, 0.5)
         self._client.connect("127.0.0.1", port, keepalive=10)
+        _no_delay(self._client)
         self._client.loop_start()
         if not self._subscribed.wait(10):
             raise TimeoutError(f"could not subscribe to {topic}")
@@ -92,3 +95,31 @@ def publish(port: int, topic: str, payload: bytes | str, *, retain: bool = True)
     import paho.mqtt.publish as single
 
     single.single(topic, payload, qos=1, retain=retain, hostname="127.0.0.1", port=port)
+
+
+class Publisher:
+    """One connection for many QoS 1 publishes, each waited for (PUBACK)."""
+
+    def __init__(self, port: int) -> None:
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:10]}"
+        )
+        self._client.connect("127.0.0.1", port, keepalive=30)
+        _no_delay(self._client)
+        self._client.loop_start()
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = True) -> None:
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(10)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _no_delay(client: mqtt.Client) -> None:
+    """paho leaves Nagle on; see scan2pay_common.mqtt_url.NO_DELAY."""
+    sock = client.socket()
+    if sock is not None:
+        for level, option, value in NO_DELAY:
+            sock.setsockopt(level, option, value)

@@ -1,0 +1,216 @@
+"""``scan2pay-terminal`` as a separate process with the PNG display, against a
+real mosquitto: every command gives the right frame and state message."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from scan2pay_common.messages import ShowQr, ShowStatus, TerminalState, display_command_to_json
+from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.topics import display_topic, state_topic
+from tests.support.broker import Mosquitto
+from tests.support.mqtt import Subscriber, publish
+
+BIN = Path(sys.executable).parent
+MERCHANT, TERMINAL = "mer_proc", "lane-7"
+URL = "HTTP://127.0.0.1:8080/Q/" + "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
+
+
+class TerminalProcess:
+    def __init__(self, broker: Mosquitto, frames: Path, *extra: str) -> None:
+        self.frames = frames
+        self.log = frames.parent / "terminal.log"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(BIN / "scan2pay-terminal"),
+                    "--mqtt",
+                    broker.url,
+                    "--merchant",
+                    MERCHANT,
+                    "--terminal",
+                    TERMINAL,
+                    "--name",
+                    "Test Shop",
+                    "--display",
+                    f"png:{frames}",
+                    "--idle-after",
+                    "30",
+                    *extra,
+                ],
+                stdout=log,
+                stderr=log,
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def latest(self) -> Image.Image:
+        return Image.open(self.frames / "latest.png")
+
+
+def decode(image: Image.Image) -> list[str]:
+    canvas = Image.new("L", (image.width + 40, image.height + 40), 0)
+    canvas.paste(image.convert("L"), (20, 20))
+    canvas = canvas.resize((canvas.width * 4, canvas.height * 4), Image.Resampling.NEAREST)
+    return [result.text for result in zxingcpp.read_barcodes(canvas)]
+
+
+class States:
+    def __init__(self, broker: Mosquitto) -> None:
+        self.subscriber = Subscriber(broker.port, state_topic(MERCHANT, TERMINAL))
+
+    def until(self, screen: str, timeout: float = 15.0) -> TerminalState:
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                (message,) = self.subscriber.wait_for(1, deadline - time.monotonic())
+            except TimeoutError:
+                break
+            state = TerminalState.from_json(message.payload)
+            seen.append(state)
+            if state.screen == screen:
+                return state
+        raise AssertionError(f"no {screen!r} state; saw {seen}")
+
+
+@pytest.fixture
+def states(broker: Mosquitto) -> Iterator[States]:
+    watcher = States(broker)
+    yield watcher
+    watcher.subscriber.close()
+
+
+def send(broker: Mosquitto, payload: bytes | str) -> None:
+    publish(broker.port, display_topic(MERCHANT, TERMINAL), payload)
+
+
+def show_qr(checkout_id: str) -> bytes:
+    return display_command_to_json(
+        ShowQr(
+            checkout_id=checkout_id,
+            qr_url=URL,
+            amount=1234,
+            currency="EUR",
+            expires_at=to_rfc3339(now_ms() + 300_000),
+        )
+    )
+
+
+def test_each_command_gives_its_frame_and_state(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    terminal = TerminalProcess(broker, tmp_path / "frames")
+    try:
+        idle = states.until("idle")
+        assert idle.online and idle.displayed_at is not None
+        assert decode(terminal.latest()) == []
+
+        send(broker, show_qr("co_p1"))
+        state = states.until("qr")
+        assert state.checkout_id == "co_p1"
+        assert decode(terminal.latest()) == [URL]
+
+        for status in ("paid", "cancelled", "expired"):
+            send(broker, show_qr(f"co_{status}"))
+            states.until("qr")
+            qr_frame = terminal.latest().tobytes()
+            send(broker, display_command_to_json(ShowStatus(f"co_{status}", status)))  # type: ignore[arg-type]
+            state = states.until(status)
+            assert state.checkout_id == f"co_{status}"
+            outcome = terminal.latest()
+            assert outcome.tobytes() != qr_frame
+            assert decode(outcome) == []
+
+        send(broker, b'{"type": "idle"}')
+        states.until("idle")
+
+        send(broker, b"\x00 garbage {")
+        send(broker, show_qr("co_after"))
+        assert states.until("qr").checkout_id == "co_after"
+        assert terminal.process.poll() is None
+    finally:
+        assert terminal.stop() == 0, terminal.log.read_text()
+    offline = states.until("offline")
+    assert offline.online is False
+
+
+def test_a_restarted_terminal_shows_the_retained_qr(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    first = TerminalProcess(broker, tmp_path / "one")
+    try:
+        states.until("idle")
+        send(broker, show_qr("co_r"))
+        states.until("qr")
+    finally:
+        first.stop()
+    states.until("offline")
+    second = TerminalProcess(broker, tmp_path / "two")
+    try:
+        assert states.until("qr").checkout_id == "co_r"
+        assert decode(second.latest()) == [URL]
+    finally:
+        second.stop()
+
+
+def test_a_killed_terminal_is_reported_offline_by_its_last_will(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    terminal = TerminalProcess(broker, tmp_path / "frames")
+    states.until("idle")
+    terminal.stop(signal.SIGKILL)
+    offline = states.until("offline", timeout=40)  # keepalive 15 s x 1.5
+    assert json.loads(offline.to_json()) == {
+        "online": False,
+        "screen": "offline",
+        "checkout_id": None,
+        "displayed_at": None,
+    }
+
+
+def test_bad_configuration_is_reported_all_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "terminal.toml"
+    config.write_text('mqtt = "http://nope"\nterminal = "lane/1"\ncolour = "red"\n')
+    result = subprocess.run(
+        [
+            str(BIN / "scan2pay-terminal"),
+            "--config",
+            str(config),
+            "--display",
+            "warp9:x",
+            "--idle-after",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    for needle in (
+        "unknown key 'colour'",
+        "mqtt (--mqtt, SCAN2PAY_MQTT)",
+        "merchant (--merchant, SCAN2PAY_MERCHANT): missing",
+        "terminal (--terminal",
+        "display (--display",
+        "idle_after",
+    ):
+        assert needle in result.stderr, result.stderr
