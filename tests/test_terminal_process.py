@@ -214,3 +214,64 @@ def test_bad_configuration_is_reported_all_at_once(tmp_path: Path) -> None:
         "idle_after",
     ):
         assert needle in result.stderr, result.stderr
+
+
+def test_a_bare_url_gives_the_qr_frame_and_the_checkout_from_the_psp(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    from tests.support.process import PspProcess, run_cli
+
+    db = tmp_path / "psp.db"
+    merchant = json.loads(
+        run_cli("merchant", "create", "--name", "Shop", "--json", "--db", str(db)).stdout
+    )
+    psp = PspProcess(db)
+    terminal = TerminalProcess(broker, tmp_path / "frames", "--psp-url", psp.public_url)
+    try:
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{psp.url}/v1/checkouts",
+            method="POST",
+            data=json.dumps({"order_id": "BARE-1", "amount": 1500, "currency": "KWD"}).encode(),
+            headers={"Authorization": f"Bearer {merchant['api_key']}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            checkout = json.loads(response.read())
+        states.until("idle")
+        send(broker, checkout["qr_url"])  # a plain string, no JSON
+        state = states.until("qr")
+        while state.checkout_id != checkout["id"]:  # known once the PSP has answered
+            state = states.until("qr")
+        assert decode(terminal.latest()) == [checkout["qr_url"]]
+    finally:
+        terminal.stop()
+        psp.stop()
+
+
+def test_systemd_hears_ready_watchdog_and_stopping(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    import os
+    import socket
+
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(10)
+        env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
+        os.environ.update(env)
+        try:
+            terminal = TerminalProcess(broker, tmp_path / "frames")
+        finally:
+            for key in env:
+                del os.environ[key]
+        try:
+            heard = set()
+            while not {"READY=1", "WATCHDOG=1"} <= heard:
+                heard.add(listener.recv(256).decode())
+            states.until("idle")
+        finally:
+            assert terminal.stop() == 0
+        while "STOPPING=1" not in heard:
+            heard.add(listener.recv(256).decode())
