@@ -4,11 +4,11 @@ reported at once (in the manner of Mopidy's config schemas)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
+from scan2pay_common import setting_values
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.mqtt_url import MqttTarget
 
@@ -65,6 +65,13 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         var, hint = FIELDS[name]
         problems.append(f"{name} ({var}): {message}; expected {hint}")
 
+    def take(name: str, parse: Callable[[str], object]) -> None:
+        if name in raw:
+            try:
+                values[name] = parse(raw[name])
+            except InvalidValue as exc:
+                problem(name, exc.message)
+
     if "host" in raw:
         values["host"] = raw["host"]
     if "port" in raw:
@@ -84,36 +91,15 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
             values["mqtt"] = MqttTarget.parse(mqtt)
         except InvalidValue as exc:
             problem("mqtt", exc.message)
-    if "public_url" in raw:
-        url = raw["public_url"].rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            problem("public_url", f"{raw['public_url']!r} is not an http(s) URL")
-        elif parts.query or parts.fragment:
-            problem("public_url", f"{raw['public_url']!r} has a query or fragment")
-        else:
-            values["public_url"] = url
+    take("public_url", setting_values.http_url)
     if "max_amount" in raw:
         maximum = _int(raw["max_amount"])
         if maximum is None or maximum < 1:
             problem("max_amount", f"{raw['max_amount']!r} is not a positive integer")
         else:
             values["max_amount"] = maximum
-    if "sweep_interval" in raw:
-        try:
-            interval = float(raw["sweep_interval"])
-        except ValueError:
-            interval = -1.0
-        if not 0.01 <= interval <= 3600:
-            problem("sweep_interval", f"{raw['sweep_interval']!r} is not from 0.01 to 3600")
-        else:
-            values["sweep_interval"] = interval
-    if "log_level" in raw:
-        level = raw["log_level"].upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            problem("log_level", f"{raw['log_level']!r} is not a level")
-        else:
-            values["log_level"] = level
+    take("sweep_interval", lambda raw: setting_values.seconds(raw, low=0.01, high=3600))
+    take("log_level", setting_values.log_level)
 
     if problems:
         raise ConfigError(problems)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from scan2pay_common import setting_values
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
 from scan2pay_common.mqtt_url import MqttTarget
@@ -80,6 +81,14 @@ def load(
         problems.append(f"{key} ({flag}, {var}): {message}; expected {hint}")
 
     values: dict[str, Any] = {}
+
+    def take(key: str, field: str, parse: Callable[[Any], object]) -> None:
+        if key in raw:
+            try:
+                values[field] = parse(raw[key])
+            except InvalidValue as exc:
+                problem(key, exc.message)
+
     try:
         values["mqtt"] = MqttTarget.parse(str(raw.get("mqtt", "mqtt://127.0.0.1:1883")))
     except InvalidValue as exc:
@@ -109,28 +118,9 @@ def load(
             problem("name", "must be 1 to 60 characters")
         else:
             values["name"] = name
-    if "psp_url" in raw:
-        url = str(raw["psp_url"]).rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            problem("psp_url", f"{raw['psp_url']!r} is not an http(s) URL")
-        else:
-            values["psp_url"] = url
-    if "idle_after" in raw:
-        try:
-            idle_after = float(raw["idle_after"])
-        except (TypeError, ValueError):
-            idle_after = -1.0
-        if not 0.5 <= idle_after <= 3600:
-            problem("idle_after", f"{raw['idle_after']!r} is not from 0.5 to 3600")
-        else:
-            values["idle_after"] = idle_after
-    if "log_level" in raw:
-        level = str(raw["log_level"]).upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            problem("log_level", f"{raw['log_level']!r} is not a level")
-        else:
-            values["log_level"] = level
+    take("psp_url", "psp_url", setting_values.http_url)
+    take("idle_after", "idle_after", lambda raw: setting_values.seconds(raw, low=0.5, high=3600))
+    take("log_level", "log_level", setting_values.log_level)
     if problems:
         raise ConfigError(problems)
     return TerminalConfig(**values)

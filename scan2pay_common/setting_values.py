@@ -1,0 +1,39 @@
+"""Parsers for the values every part's settings share. Each takes what a
+flag, an environment variable or a TOML file gave and returns the value, or
+raises ``InvalidValue`` whose message the config loader reports with a hint."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from .errors import InvalidValue
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(raw: object) -> str:
+    level = str(raw).upper()
+    if level not in LOG_LEVELS:
+        raise InvalidValue("invalid_setting", f"{raw!r} is not a level")
+    return level
+
+
+def seconds(raw: object, *, low: float, high: float) -> float:
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not low <= value <= high:
+        raise InvalidValue("invalid_setting", f"{raw!r} is not from {low:g} to {high:g}")
+    return value
+
+
+def http_url(raw: object) -> str:
+    """An http(s) base URL with no query or fragment, without a trailing slash."""
+    url = str(raw).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise InvalidValue("invalid_setting", f"{raw!r} is not an http(s) URL")
+    if parts.query or parts.fragment:
+        raise InvalidValue("invalid_setting", f"{raw!r} has a query or fragment")
+    return url
