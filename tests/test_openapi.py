@@ -585,8 +585,6 @@ def test_every_documented_response_is_exercised(request: pytest.FixtureRequest) 
         if getattr(item, "module", None) is module
     }
     wanted = {name for name in dir(module) if name.startswith("test_")}
-    if ran != wanted:
-        pytest.skip("only some tests of this module were selected")
     documented = {
         (path, method, status)
         for path, item in SPEC["paths"].items()
@@ -594,4 +592,6 @@ def test_every_documented_response_is_exercised(request: pytest.FixtureRequest) 
         if method in OPERATIONS
         for status in operation["responses"]
     }
-    assert documented - SEEN == set(), "documented but never produced"
+    assert documented >= SEEN, "produced but not documented"
+    if ran == wanted:  # with -k only some responses were produced: judge the rest then
+        assert documented - SEEN == set(), "documented but never produced"
