@@ -47,6 +47,10 @@ class Content:
 
     qr_url: str | None = None
     lines: tuple[str, ...] = ()
+    # What kind of screen this is ("idle", "qr", "paid", "cancelled",
+    # "expired"), for devices that treat screens differently: a printer
+    # prints outcomes, not the idle screen. None when not known.
+    kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,8 +134,12 @@ class EscPosDisplay(Display):
                 self._link.write(qr_slip(frame, self.config))
                 self._printed_url = url
                 self._awaiting_outcome = True
-        elif self._awaiting_outcome:
+        elif self._awaiting_outcome and frame.content.kind != "idle":
+            # The outcome of the printed QR; an idle screen straight after a
+            # QR (the cashier moved on) is no outcome and prints nothing.
             self._link.write(outcome_slip(frame, self.config))
+            self._awaiting_outcome = False
+        elif frame.content.kind == "idle":
             self._awaiting_outcome = False
 
     def close(self) -> None:

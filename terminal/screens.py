@@ -77,8 +77,10 @@ def content(view: View, now: int) -> Content:
     lines: list[str] = []
     qr_url: str | None = None
     if isinstance(screen, IdleScreen):
+        kind = "idle"
         lines = [screen.merchant_name, "Ready"]
     elif isinstance(screen, QrScreen):
+        kind = "qr"
         qr_url = screen.qr_url
         lines = [
             line
@@ -90,10 +92,11 @@ def content(view: View, now: int) -> Content:
             if line
         ]
     else:
+        kind = screen.outcome
         lines = [OUTCOME_TEXT[screen.outcome]]
         amount = amount_text(screen.amount, screen.currency)
         if amount:
             lines.append(amount)
     if view.banner:
         lines.append(view.banner)
-    return Content(qr_url=qr_url, lines=tuple(lines))
+    return Content(qr_url=qr_url, lines=tuple(lines), kind=kind)

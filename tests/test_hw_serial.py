@@ -23,7 +23,7 @@ END = b"\xff\xff\xff"
 URL = "https://pay.example/c/7Hq2Zx"
 QR_FRAME = Frame(Content(URL, ("€12.34", "Scan to pay", "4:59")))
 PAID_FRAME = Frame(Content(None, ("Paid", "€12.34")))
-IDLE_FRAME = Frame(Content(None, ("Café", "Ready")))
+IDLE_FRAME = Frame(Content(None, ("Café", "Ready"), kind="idle"))
 
 
 class Pty:
@@ -278,6 +278,15 @@ def test_escpos_prints_each_qr_once_then_the_outcome_once(pty: Pty) -> None:
     assert pty.received() == b""  # outcome printed; idle again
     display.show(Frame(Content(URL + "2", ("€3.00", "Scan to pay"))))
     assert pty.received().startswith(b"\x1b@")  # a new checkout prints
+
+
+def test_escpos_prints_no_outcome_when_the_cashier_goes_straight_to_idle(pty: Pty) -> None:
+    display = EscPosDisplay(EscPosConfig(pty.path))
+    display.show(QR_FRAME)
+    assert pty.received().startswith(b"\x1b@")
+    display.show(IDLE_FRAME)  # idle straight after the QR: no "Café Ready" slip
+    display.show(PAID_FRAME)  # nor a late outcome for a QR no longer shown
+    assert pty.received() == b""
 
 
 def test_escpos_long_url_length_in_two_bytes(pty: Pty) -> None:
