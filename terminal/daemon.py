@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 
-import aiohttp
 import aiomqtt
 
 from hardware.base import Display, Frame
@@ -65,25 +64,22 @@ class TerminalDaemon:
         self._dirty = asyncio.Event()
         self._dirty.set()  # the first frame: idle
         self._client: aiomqtt.Client | None = None
-        self._http: aiohttp.ClientSession | None = None
         self._lookups: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
-            self._http = http
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self._paint_forever(), name="painter"),
-                    group.create_task(self._tick_forever(), name="clock"),
-                    group.create_task(self._mqtt_forever(), name="mqtt"),
-                    group.create_task(self._watchdog_forever(), name="watchdog"),
-                ]
-                await stop.wait()
-                sdnotify.notify("STOPPING=1")
-                for task in tasks:
-                    task.cancel()
-            for task in list(self._lookups):
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self._paint_forever(), name="painter"),
+                group.create_task(self._tick_forever(), name="clock"),
+                group.create_task(self._mqtt_forever(), name="mqtt"),
+                group.create_task(self._watchdog_forever(), name="watchdog"),
+            ]
+            await stop.wait()
+            sdnotify.notify("STOPPING=1")
+            for task in tasks:
                 task.cancel()
+        for task in list(self._lookups):
+            task.cancel()
         await asyncio.to_thread(self.display.close)
 
     # Inputs -> the controller.
@@ -91,14 +87,13 @@ class TerminalDaemon:
     def _apply(self, effects: Effects) -> None:
         if effects.redraw:
             self._dirty.set()
-        if effects.lookup is not None and self._http is not None:
+        if effects.lookup is not None:
             task = asyncio.create_task(self._lookup(effects.lookup))
             self._lookups.add(task)
             task.add_done_callback(self._lookups.discard)
 
     async def _lookup(self, url: str) -> None:
-        assert self._http is not None
-        info = await lookup(self._http, url)
+        info = await lookup(url)
         if info is not None:
             self._apply(self.controller.on_lookup(info, now_ms()))
 
