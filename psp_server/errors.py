@@ -23,20 +23,18 @@ class ConfigError(PSPError):
 
 
 # HTTP status of each refusal the checkout rules can give, and of the
-# validation codes; anything else that is an InvalidValue is a 422.
+# validation codes; anything else that is an InvalidValue is a 422. Errors
+# aiohttp raises itself (404, 405, 413) are named in app._HTTP_CODES.
 STATUS_OF_CODE: dict[str, int] = {
     "invalid_json": 400,
     "unauthorized": 401,
     "insufficient_funds": 402,
     "not_found": 404,
     "unknown_code": 404,
-    "method_not_allowed": 405,
     "already_paid": 409,
     "order_conflict": 409,
     "cancelled": 410,
     "expired": 410,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
     "currency_mismatch": 422,
 }
 

@@ -37,7 +37,6 @@ class OutboxRelay:
         self._target = target
         self._wake = wake
         self.connected = False
-        self.published = 0
 
     async def run(self) -> None:
         backoff = Backoff(initial=0.05, maximum=5.0)
@@ -90,4 +89,3 @@ class OutboxRelay:
                 *(client.publish(events_topic(e.merchant_id), e.payload, qos=1) for e in events)
             )
             await self._storage.mark_published([e.position for e in events], now=now_ms())
-            self.published += len(events)

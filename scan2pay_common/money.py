@@ -8,7 +8,6 @@ Codes without a minor unit (gold, SDR, the testing code) are not money here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from iso4217 import Currency as _Iso4217
 
@@ -76,26 +75,6 @@ def format_major(amount: int, currency: str) -> str:
     sign = "-" if amount < 0 else ""
     whole, frac = divmod(abs(amount), 10**exp)
     return f"{sign}{whole}.{frac:0{exp}d}" if exp else f"{sign}{whole}"
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount in minor units and its currency, checked on creation."""
-
-    amount: int
-    currency: str
-
-    def __post_init__(self) -> None:
-        check_currency(self.currency)
-        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
-            raise InvalidValue("invalid_amount", "amount must be an integer in minor units")
-
-    @classmethod
-    def from_major(cls, text: str, currency: str) -> Money:
-        return cls(parse_major(text, currency), currency)
-
-    def __str__(self) -> str:
-        return f"{format_major(self.amount, self.currency)} {self.currency}"
 
 
 # Signs that stand before the amount on a screen. Currencies not listed are

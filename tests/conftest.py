@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.broker import Mosquitto
+from tests.support.mqtt import Subscriber
 from tests.support.psp import Psp, start_psp, stop_psp
 
 
@@ -30,3 +31,18 @@ async def psp_with_broker(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Ps
     server = await start_psp(str(tmp_path / "psp.db"), mqtt_url=broker.url, sweep_interval=0.05)
     yield server
     await stop_psp(server)
+
+
+@pytest.fixture
+def subscribe(broker: Mosquitto) -> Iterator[Callable[..., Subscriber]]:
+    """Makes plain paho subscribers on the test's broker, closed at teardown."""
+    made: list[Subscriber] = []
+
+    def make(topic: str, **options: object) -> Subscriber:
+        subscriber = Subscriber(broker.port, topic, **options)  # type: ignore[arg-type]
+        made.append(subscriber)
+        return subscriber
+
+    yield make
+    for subscriber in made:
+        subscriber.close()

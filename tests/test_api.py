@@ -537,3 +537,11 @@ async def test_access_log_holds_no_secrets(psp: Psp, shop: Merchant, caplog: Any
     assert '"route":"/v1/payments"' in text and '"route":"/Q/{code}"' in text
     for secret in (shop.key, wallet.token, code_of(checkout)):
         assert secret not in text
+
+
+async def test_the_database_is_wal_with_full_fsync_at_commit(psp: Psp) -> None:
+    """A 201 means the row is on disk: WAL, fsynced at every commit."""
+    worker = psp.storage._worker  # type: ignore[attr-defined]
+    mode = await worker.run(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0])
+    sync = await worker.run(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+    assert (mode, sync) == ("wal", 2)  # 2 is FULL

@@ -12,7 +12,7 @@ from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
-from tests.support.process import PspProcess, run_cli
+from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
 
 
 def http(method: str, url: str, body: object = None, token: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -140,24 +140,8 @@ def test_migrate_is_repeatable(tmp_path: Path) -> None:
 
 def test_serve_runs_the_whole_psp_side_of_the_flow(tmp_path: Path, broker: Mosquitto) -> None:
     db = tmp_path / "psp.db"
-    merchant = json.loads(
-        run_cli("merchant", "create", "--name", "Shop", "--json", "--db", str(db)).stdout
-    )
-    wallet = json.loads(
-        run_cli(
-            "wallet",
-            "create",
-            "--name",
-            "Ann",
-            "--currency",
-            "EUR",
-            "--balance",
-            "50.00",
-            "--json",
-            "--db",
-            str(db),
-        ).stdout
-    )
+    merchant = create_merchant(db)
+    wallet = create_wallet(db, balance="50.00")
     server = PspProcess(db, mqtt=broker.url, extra=("--public-url", "HTTPS://PAY.EXAMPLE.TEST"))
     subscriber = Subscriber(broker.port, events_topic(merchant["merchant_id"]))
     try:
@@ -205,24 +189,8 @@ def test_a_killed_server_keeps_every_acknowledged_payment_and_event(
     """SIGKILL right after the 201s: the rows were on disk before the answers
     went out, and the outbox sends the events once the server is back."""
     db = tmp_path / "psp.db"
-    merchant = json.loads(
-        run_cli("merchant", "create", "--name", "Shop", "--json", "--db", str(db)).stdout
-    )
-    wallet = json.loads(
-        run_cli(
-            "wallet",
-            "create",
-            "--name",
-            "Ann",
-            "--currency",
-            "EUR",
-            "--balance",
-            "100",
-            "--json",
-            "--db",
-            str(db),
-        ).stdout
-    )
+    merchant = create_merchant(db)
+    wallet = create_wallet(db, balance="100")
     subscriber = Subscriber(
         broker.port, events_topic(merchant["merchant_id"]), client_id="kill-test", persistent=True
     )

@@ -10,18 +10,14 @@ from pathlib import Path
 import aiohttp
 
 from psp_server.storage.sqlite import SqliteStorage
-from tests.support.process import PspProcess, run_cli
+from tests.support.process import PspProcess, create_merchant
 
 WALLETS = 50
 
 
 async def test_fifty_wallets_pay_one_code_at_once_exactly_one_wins(tmp_path: Path) -> None:
     db = tmp_path / "race.db"
-    created = run_cli("merchant", "create", "--name", "Race Shop", "--json", "--db", str(db))
-    assert created.returncode == 0, created.stderr
-    import json
-
-    key = json.loads(created.stdout)["api_key"]
+    key = create_merchant(db, "Race Shop")["api_key"]
     # Wallets are made by a second process writing the same database.
     storage = await asyncio.to_thread(SqliteStorage, str(db))
     wallets = [await storage.create_wallet(f"w{n}", "EUR", 10_000) for n in range(WALLETS)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from scan2pay_common.messages import CheckoutEvent
@@ -12,6 +13,8 @@ from scan2pay_common.topics import events_topic
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
 from tests.support.psp import Psp, code_of
+
+Subscribe = Callable[..., Subscriber]
 
 
 async def wait_connected(psp: Psp) -> None:
@@ -28,152 +31,129 @@ def events(subscriber: Subscriber, count: int, timeout: float = 10.0) -> list[Ch
 
 
 async def test_paid_checkout_yields_exactly_one_event(
-    psp_with_broker: Psp, broker: Mosquitto
+    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
 ) -> None:
     psp = psp_with_broker
     shop = await psp.merchant()
-    subscriber = Subscriber(broker.port, events_topic(shop.id))
-    try:
-        checkout = await psp.checkout(shop, amount=1234, terminal_id="lane-1")
-        status, _ = await psp.pay(await psp.wallet(), code_of(checkout))
-        assert status == 201
-        (event,) = await asyncio.to_thread(events, subscriber, 1)
-        assert event.type == "checkout.paid"
-        assert event.seq == 1
-        assert event.merchant_id == shop.id
-        assert event.checkout.id == checkout["id"]
-        assert event.checkout.status == "paid"
-        assert (event.checkout.amount, event.checkout.currency) == (1234, "EUR")
-        assert event.checkout.terminal_id == "lane-1"
-        # A repeated payment attempt makes no second event.
-        assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 409
-        assert await asyncio.to_thread(subscriber.drain, 0.5) == []
-    finally:
-        subscriber.close()
+    subscriber = subscribe(events_topic(shop.id))
+    checkout = await psp.checkout(shop, amount=1234, terminal_id="lane-1")
+    status, _ = await psp.pay(await psp.wallet(), code_of(checkout))
+    assert status == 201
+    (event,) = await asyncio.to_thread(events, subscriber, 1)
+    assert event.type == "checkout.paid"
+    assert event.seq == 1
+    assert event.merchant_id == shop.id
+    assert event.checkout.id == checkout["id"]
+    assert event.checkout.status == "paid"
+    assert (event.checkout.amount, event.checkout.currency) == (1234, "EUR")
+    assert event.checkout.terminal_id == "lane-1"
+    # A repeated payment attempt makes no second event.
+    assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 409
+    assert await asyncio.to_thread(subscriber.drain, 0.5) == []
 
 
 async def test_events_are_not_retained_and_go_only_to_their_merchant(
-    psp_with_broker: Psp, broker: Mosquitto
+    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
 ) -> None:
     psp = psp_with_broker
     shop, other = await psp.merchant(), await psp.merchant("Other")
-    mine = Subscriber(broker.port, events_topic(shop.id))
-    theirs = Subscriber(broker.port, events_topic(other.id))
-    try:
-        checkout = await psp.checkout(shop)
-        await psp.pay(await psp.wallet(), code_of(checkout))
-        (message,) = await asyncio.to_thread(mine.wait_for, 1)
-        assert message.topic == f"scan2pay/v1/m/{shop.id}/events"
-        assert not message.retain
-        assert await asyncio.to_thread(theirs.drain, 0.5) == []
-    finally:
-        mine.close()
-        theirs.close()
+    mine = subscribe(events_topic(shop.id))
+    theirs = subscribe(events_topic(other.id))
+    checkout = await psp.checkout(shop)
+    await psp.pay(await psp.wallet(), code_of(checkout))
+    (message,) = await asyncio.to_thread(mine.wait_for, 1)
+    assert message.topic == f"scan2pay/v1/m/{shop.id}/events"
+    assert not message.retain
+    assert await asyncio.to_thread(theirs.drain, 0.5) == []
 
 
 async def test_each_final_status_has_its_event_and_seq_has_no_gaps(
-    psp_with_broker: Psp, broker: Mosquitto
+    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
 ) -> None:
     psp = psp_with_broker
     shop = await psp.merchant()
-    subscriber = Subscriber(broker.port, events_topic(shop.id))
-    try:
-        paid = await psp.checkout(shop, order_id="P")
-        await psp.pay(await psp.wallet(), code_of(paid))
-        cancelled = await psp.checkout(shop, order_id="C")
-        await psp.call("POST", f"/v1/checkouts/{cancelled['id']}/cancel", headers=shop.auth)
-        expiring = await psp.checkout(shop, order_id="E", expires_in=1)
-        got = await asyncio.to_thread(events, subscriber, 3, 10.0)
-        assert [(e.type, e.checkout.id) for e in got] == [
-            ("checkout.paid", paid["id"]),
-            ("checkout.cancelled", cancelled["id"]),
-            ("checkout.expired", expiring["id"]),
-        ]
-        assert [e.seq for e in got] == [1, 2, 3]
-        assert len({e.event_id for e in got}) == 3
-    finally:
-        subscriber.close()
+    subscriber = subscribe(events_topic(shop.id))
+    paid = await psp.checkout(shop, order_id="P")
+    await psp.pay(await psp.wallet(), code_of(paid))
+    cancelled = await psp.checkout(shop, order_id="C")
+    await psp.call("POST", f"/v1/checkouts/{cancelled['id']}/cancel", headers=shop.auth)
+    expiring = await psp.checkout(shop, order_id="E", expires_in=1)
+    got = await asyncio.to_thread(events, subscriber, 3, 10.0)
+    assert [(e.type, e.checkout.id) for e in got] == [
+        ("checkout.paid", paid["id"]),
+        ("checkout.cancelled", cancelled["id"]),
+        ("checkout.expired", expiring["id"]),
+    ]
+    assert [e.seq for e in got] == [1, 2, 3]
+    assert len({e.event_id for e in got}) == 3
 
 
 async def test_events_made_while_the_broker_is_down_arrive_after_in_order(
-    psp_with_broker: Psp, broker: Mosquitto
+    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
 ) -> None:
     psp = psp_with_broker
     shop = await psp.merchant()
     await wait_connected(psp)
     # A persistent session: the broker keeps the subscription and queues for
     # it across its own restart, as a merchant's back office would set it up.
-    subscriber = Subscriber(
-        broker.port, events_topic(shop.id), client_id="backoffice", persistent=True
-    )
-    try:
-        before = await psp.checkout(shop, order_id="before")
-        await psp.pay(await psp.wallet(), code_of(before))
-        (first,) = await asyncio.to_thread(events, subscriber, 1)
-        assert first.seq == 1
+    subscriber = subscribe(events_topic(shop.id), client_id="backoffice", persistent=True)
+    before = await psp.checkout(shop, order_id="before")
+    await psp.pay(await psp.wallet(), code_of(before))
+    (first,) = await asyncio.to_thread(events, subscriber, 1)
+    assert first.seq == 1
 
-        await asyncio.to_thread(broker.stop)
-        made = []
-        for n in range(10):
-            checkout = await psp.checkout(shop, order_id=f"during-{n}")
-            status, _ = await psp.pay(await psp.wallet(), code_of(checkout))
-            assert status == 201  # payments go on while the broker is away
-            made.append(checkout["id"])
-        _, health = await psp.call("GET", "/healthz")
-        assert health["mqtt"] == "disconnected"
+    await asyncio.to_thread(broker.stop)
+    made = []
+    for n in range(10):
+        checkout = await psp.checkout(shop, order_id=f"during-{n}")
+        status, _ = await psp.pay(await psp.wallet(), code_of(checkout))
+        assert status == 201  # payments go on while the broker is away
+        made.append(checkout["id"])
+    _, health = await psp.call("GET", "/healthz")
+    assert health["mqtt"] == "disconnected"
 
-        await asyncio.to_thread(broker.start)
-        got = await asyncio.to_thread(events, subscriber, 10, 20.0)
-        assert [e.checkout.id for e in got] == made
-        assert [e.seq for e in got] == list(range(2, 12))
-        assert await asyncio.to_thread(subscriber.drain, 0.5) == []
-    finally:
-        subscriber.close()
+    await asyncio.to_thread(broker.start)
+    got = await asyncio.to_thread(events, subscriber, 10, 20.0)
+    assert [e.checkout.id for e in got] == made
+    assert [e.seq for e in got] == list(range(2, 12))
+    assert await asyncio.to_thread(subscriber.drain, 0.5) == []
 
 
 async def test_a_psp_started_while_the_broker_is_down_loses_nothing(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, subscribe: Subscribe
 ) -> None:
     from tests.support.psp import start_psp, stop_psp
 
-    subscriber = Subscriber(
-        broker.port, "scan2pay/v1/m/+/events", client_id="all-events", persistent=True
-    )
+    subscriber = subscribe("scan2pay/v1/m/+/events", client_id="all-events", persistent=True)
+    broker.stop()
+    psp = await start_psp(str(tmp_path / "late.db"), mqtt_url=broker.url)
     try:
-        broker.stop()
-        psp = await start_psp(str(tmp_path / "late.db"), mqtt_url=broker.url)
-        try:
-            shop = await psp.merchant()
-            checkout = await psp.checkout(shop)
-            assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 201
-            assert len(await psp.storage.unpublished_events()) == 1
-            await asyncio.to_thread(broker.start)
-            (event,) = await asyncio.to_thread(events, subscriber, 1, 20.0)
-            assert (event.type, event.checkout.id) == ("checkout.paid", checkout["id"])
-            for _ in range(100):
-                if not await psp.storage.unpublished_events():
-                    break
-                await asyncio.sleep(0.02)
-            assert await psp.storage.unpublished_events() == []
-        finally:
-            await stop_psp(psp)
+        shop = await psp.merchant()
+        checkout = await psp.checkout(shop)
+        assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 201
+        assert len(await psp.storage.unpublished_events()) == 1
+        await asyncio.to_thread(broker.start)
+        (event,) = await asyncio.to_thread(events, subscriber, 1, 20.0)
+        assert (event.type, event.checkout.id) == ("checkout.paid", checkout["id"])
+        for _ in range(100):
+            if not await psp.storage.unpublished_events():
+                break
+            await asyncio.sleep(0.02)
+        assert await psp.storage.unpublished_events() == []
     finally:
-        subscriber.close()
+        await stop_psp(psp)
 
 
 async def test_the_event_payload_is_the_documented_json(
-    psp_with_broker: Psp, broker: Mosquitto
+    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
 ) -> None:
     psp = psp_with_broker
     shop = await psp.merchant()
-    subscriber = Subscriber(broker.port, events_topic(shop.id))
-    try:
-        checkout = await psp.checkout(shop, description="Latte")
-        await psp.pay(await psp.wallet(), code_of(checkout))
-        (message,) = await asyncio.to_thread(subscriber.wait_for, 1)
-        body = json.loads(message.payload)
-        assert set(body) == {"event_id", "seq", "type", "merchant_id", "checkout", "created_at"}
-        _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
-        assert body["checkout"] == now
-    finally:
-        subscriber.close()
+    subscriber = subscribe(events_topic(shop.id))
+    checkout = await psp.checkout(shop, description="Latte")
+    await psp.pay(await psp.wallet(), code_of(checkout))
+    (message,) = await asyncio.to_thread(subscriber.wait_for, 1)
+    body = json.loads(message.payload)
+    assert set(body) == {"event_id", "seq", "type", "merchant_id", "checkout", "created_at"}
+    _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
+    assert body["checkout"] == now

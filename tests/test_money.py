@@ -7,7 +7,6 @@ import pytest
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import (
     EXPONENTS,
-    Money,
     check_currency,
     check_minor_amount,
     exponent,
@@ -245,33 +244,3 @@ def test_format_then_parse_round_trips(amount: int, currency: str) -> None:
 )
 def test_parse_then_format_round_trips(text: str, currency: str) -> None:
     assert format_major(parse_major(text, currency), currency) == text
-
-
-# Money.
-
-
-def test_money_from_major_and_str() -> None:
-    assert Money.from_major("12.34", "EUR") == Money(1234, "EUR")
-    assert str(Money(1234, "EUR")) == "12.34 EUR"
-    assert str(Money(1200, "JPY")) == "1200 JPY"
-    assert str(Money(1500, "KWD")) == "1.500 KWD"
-
-
-@pytest.mark.parametrize("amount", [12.0, True, "12", None])
-def test_money_rejects_non_integer_amounts(amount: object) -> None:
-    with pytest.raises(InvalidValue) as caught:
-        Money(amount, "EUR")  # type: ignore[arg-type]
-    assert caught.value.code == "invalid_amount"
-
-
-@pytest.mark.parametrize("currency", ["eur", "XAU", "ZZZ"])
-def test_money_rejects_bad_currency(currency: str) -> None:
-    with pytest.raises(InvalidValue) as caught:
-        Money(1234, currency)
-    assert caught.value.code == "invalid_currency"
-
-
-def test_money_is_immutable() -> None:
-    money = Money(1234, "EUR")
-    with pytest.raises(AttributeError):
-        money.amount = 1  # type: ignore[misc]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import events_topic, state_topic
 from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
+from terminal.screens import QrScreen
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber, publish
 from tests.support.psp import Psp
@@ -330,4 +332,39 @@ async def test_a_bare_url_with_the_psp_unreachable_shows_the_qr_alone(broker: Mo
         assert frame.content.lines == ("Scan to pay",)
         assert (await running.state()).screen == "qr"
     finally:
+        await finish(running)
+
+
+class GatedDisplay(DummyDisplay):
+    """Blocks in show() until released, as a slow bus would."""
+
+    def __init__(self) -> None:
+        super().__init__(geometry=None)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def show(self, frame: Frame) -> None:
+        self.entered.set()
+        self.gate.wait(10)
+        super().show(frame)
+
+
+async def test_a_blocking_display_does_not_block_the_event_loop(broker: Mosquitto) -> None:
+    display = GatedDisplay()
+    running = await start(broker, display)
+    try:
+        await asyncio.to_thread(display.entered.wait, 10)  # the idle frame is stuck on the bus
+        running.send(show_qr("co_gate"))
+        # The loop still takes messages in while the display thread blocks.
+        for _ in range(500):
+            if isinstance(running.daemon.controller.view.screen, QrScreen):
+                break
+            await asyncio.sleep(0.01)
+        assert isinstance(running.daemon.controller.view.screen, QrScreen)
+        assert display.frames == []
+        display.gate.set()
+        frame = await running.until(lambda f: f.content.qr_url == URL)
+        assert frame.content.lines[0] == "€12.34"
+    finally:
+        display.gate.set()
         await finish(running)

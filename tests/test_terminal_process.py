@@ -219,12 +219,10 @@ def test_bad_configuration_is_reported_all_at_once(tmp_path: Path) -> None:
 def test_a_bare_url_gives_the_qr_frame_and_the_checkout_from_the_psp(
     broker: Mosquitto, states: States, tmp_path: Path
 ) -> None:
-    from tests.support.process import PspProcess, run_cli
+    from tests.support.process import PspProcess, create_merchant
 
     db = tmp_path / "psp.db"
-    merchant = json.loads(
-        run_cli("merchant", "create", "--name", "Shop", "--json", "--db", str(db)).stdout
-    )
+    merchant = create_merchant(db)
     psp = PspProcess(db)
     terminal = TerminalProcess(broker, tmp_path / "frames", "--psp-url", psp.public_url)
     try:

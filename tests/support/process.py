@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 
@@ -66,3 +68,29 @@ class PspProcess:
         while self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.process.returncode
+
+
+def create_merchant(db: Path, name: str = "Shop") -> dict[str, str]:
+    """``psp-server merchant create --json``: merchant_id, name, api_key."""
+    result = run_cli("merchant", "create", "--name", name, "--json", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def create_wallet(db: Path, currency: str = "EUR", balance: str = "50.00") -> dict[str, Any]:
+    """``psp-server wallet create --json``: wallet_id, currency, balance, token."""
+    result = run_cli(
+        "wallet",
+        "create",
+        "--name",
+        "Ann",
+        "--currency",
+        currency,
+        "--balance",
+        balance,
+        "--json",
+        "--db",
+        str(db),
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
