@@ -1,0 +1,150 @@
+"""What a checkout asks for, checked before anything is contacted.
+
+The rules are the PSP's (docs/api.md), so that a typo ends as bad input
+(exit 2) with every problem listed, instead of a round trip and a 422.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_order_id, check_terminal_id
+from scan2pay_common.money import check_currency, check_minor_amount, parse_major
+
+from .errors import BadInput
+from .model import CheckoutOrder
+
+MAX_EXPIRES_IN = 86_400
+DESCRIPTION_MAX = 200
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidOrder(BadInput):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _collect(problems: list[Problem], field: str, check: Callable[[], object]) -> None:
+    try:
+        check()
+    except InvalidValue as exc:
+        problems.append(Problem(field, exc.code, exc.message))
+
+
+def _order_problems(order: CheckoutOrder) -> list[Problem]:
+    problems: list[Problem] = []
+    _collect(problems, "order_id", lambda: check_order_id(order.order_id))
+    _collect(problems, "currency", lambda: check_currency(order.currency))
+    _collect(problems, "amount", lambda: check_minor_amount(order.amount))
+    _collect(problems, "terminal_id", lambda: check_terminal_id(order.terminal_id))
+    expires_in = order.expires_in
+    if expires_in is not None and (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int)
+        or not 1 <= expires_in <= MAX_EXPIRES_IN
+    ):
+        problems.append(
+            Problem(
+                "expires_in",
+                "invalid_expires_in",
+                f"{expires_in!r} is not a whole number of seconds from 1 to {MAX_EXPIRES_IN}",
+            )
+        )
+    description = order.description
+    if description is not None:
+        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
+            problems.append(
+                Problem(
+                    "description",
+                    "invalid_description",
+                    f"must be text of at most {DESCRIPTION_MAX} characters",
+                )
+            )
+        elif any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in description):
+            problems.append(
+                Problem("description", "invalid_description", "must not hold control characters")
+            )
+    return problems
+
+
+def check_order(order: CheckoutOrder) -> CheckoutOrder:
+    """Returns ``order`` if the PSP would take it; raises InvalidOrder with
+    every problem otherwise."""
+    problems = _order_problems(order)
+    if problems:
+        raise InvalidOrder(problems)
+    return order
+
+
+def build_order(
+    *,
+    order_id: object,
+    currency: object,
+    amount: object = None,
+    amount_major: object = None,
+    terminal_id: object = None,
+    default_terminal: str | None = None,
+    expires_in: object = None,
+    description: object = None,
+) -> CheckoutOrder:
+    """A checked CheckoutOrder from what a person or a POS gave: the amount
+    either in minor units (``amount``) or as a decimal string in major units
+    (``amount_major``, read exactly by the currency's exponent), never both."""
+    problems: list[Problem] = []
+    # Fields whose problem is already told, or follows from another one.
+    told: set[str] = set()
+    minor: object = amount
+    for field, value in (("order_id", order_id), ("currency", currency)):
+        if value is None:
+            problems.append(Problem(field, "missing_field", "missing"))
+    if (amount is None) == (amount_major is None):
+        problems.append(
+            Problem(
+                "amount",
+                "invalid_amount",
+                "give exactly one of the amount in minor units (like 1234) "
+                "or in major units (like 12.34)",
+            )
+        )
+    elif amount_major is not None:
+        try:
+            minor = parse_major(amount_major, check_currency(currency))
+        except InvalidValue as exc:
+            told.add("amount")
+            if exc.code != "invalid_currency":  # that one is told with the currency
+                problems.append(Problem("amount_major", exc.code, exc.message))
+    chosen_terminal = terminal_id if terminal_id is not None else default_terminal
+    if chosen_terminal is None:
+        problems.append(
+            Problem(
+                "terminal_id",
+                "invalid_terminal_id",
+                "no terminal given and no default terminal set "
+                "(--terminal, SCAN2PAY_TERMINAL or terminal in the config file)",
+            )
+        )
+    order = CheckoutOrder(
+        order_id=order_id,  # type: ignore[arg-type]  # checked below
+        amount=minor,  # type: ignore[arg-type]
+        currency=currency,  # type: ignore[arg-type]
+        terminal_id=chosen_terminal,  # type: ignore[arg-type]
+        expires_in=expires_in,  # type: ignore[arg-type]
+        description=description,  # type: ignore[arg-type]
+    )
+    told |= {p.field for p in problems}
+    problems += [p for p in _order_problems(order) if p.field not in told]
+    if problems:
+        raise InvalidOrder(problems)
+    return order

@@ -1,0 +1,1 @@
+"""``scan2pay``: the umbrella command; ``scan2pay demo`` runs the whole flow."""
