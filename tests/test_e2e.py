@@ -202,3 +202,38 @@ def test_scan2pay_demo_runs_the_whole_flow_and_prints_each_hop() -> None:
         "PSP answers -> terminal shows Paid",
     ):
         assert needle in out, out
+
+
+def test_scan2pay_demo_uses_a_real_broker_when_told(broker: Mosquitto) -> None:
+    result = subprocess.run(
+        [str(BIN / "scan2pay"), "demo", "--mqtt", broker.url, "--no-draw"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"broker    {broker.url}\n" in result.stdout
+    assert "(embedded)" not in result.stdout and "outcome: paid" in result.stdout
+
+
+def test_scan2pay_demo_serve_keeps_running_until_interrupted() -> None:
+    import signal
+
+    demo = subprocess.Popen(
+        [str(BIN / "scan2pay"), "demo", "--serve", "--no-draw"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "Everything keeps running" in line:
+                break
+        psp_url = next(line.split()[1] for line in lines if line.strip().startswith("PSP "))
+        # The PSP it printed answers while the demo waits.
+        status, health = http("GET", f"{psp_url}/healthz")
+        assert (status, health["mqtt"]) == (200, "connected")
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(20) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
