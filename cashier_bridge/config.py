@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scan2pay_common import setting_values
+from scan2pay_common.config_layers import Layers, read_toml
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_terminal_id
 from scan2pay_common.mqtt_url import MqttTarget
@@ -71,16 +71,6 @@ class Settings:
     log_level: str | None = None  # None: the command's own default
 
 
-def _read_toml(path: str) -> dict[str, Any]:
-    try:
-        with Path(path).open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError([f"config file {path}: {exc.strerror or exc}"]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"config file {path}: not TOML: {exc}"]) from exc
-
-
 def _read_key_file(path: Path) -> tuple[str | None, str | None]:
     """(key, problem): the problem names the file, never what it holds."""
     try:
@@ -106,61 +96,38 @@ def load(
     """``flags`` maps the keys of FIELDS to what the command line gave (None:
     not given). ``require_terminal``: a checkout needs one, serve does not."""
     env = os.environ if env is None else env
-    problems: list[str] = []
-    raw: dict[str, Any] = {}
-    # Where each value came from, so that a relative key_file in the TOML
-    # file is read next to that file, not in the current directory.
-    layer: dict[str, str] = {}
-    if config_file is not None:
-        from_file = _read_toml(config_file)
-        for key in sorted(set(from_file) & _SECRET_KEYS):
-            problems.append(
-                f"{config_file}: {key!r} must not be in a config file; put the key in a file "
-                f"named by key_file, or in {KEY_ENV}"
-            )
-        for key in sorted(set(from_file) - set(FIELDS) - _SECRET_KEYS):
-            problems.append(f"{config_file}: unknown key {key!r}; known: {', '.join(FIELDS)}")
-        for key, value in from_file.items():
-            if key in FIELDS:
-                raw[key], layer[key] = value, "file"
-    for key, (_, var, _) in FIELDS.items():
-        if var in env:
-            raw[key], layer[key] = env[var], "env"
-    for key, value in flags.items():
-        if key in FIELDS and value is not None:
-            raw[key], layer[key] = value, "flag"
-
-    def problem(key: str, message: str) -> None:
-        flag, var, hint = FIELDS[key]
-        problems.append(f"{key} ({flag}, {var}): {message}; expected {hint}")
-
-    values: dict[str, Any] = {}
-
-    def take(key: str, field: str, parse: Callable[[Any], object]) -> None:
-        if key in raw:
-            try:
-                values[field] = parse(raw[key])
-            except InvalidValue as exc:
-                problem(key, exc.message)
-
-    take("psp_url", "psp_url", setting_values.http_url)
-    values.setdefault("psp_url", DEFAULT_PSP_URL)
     try:
-        values["mqtt"] = MqttTarget.parse(str(raw.get("mqtt", DEFAULT_MQTT)))
+        from_file = None if config_file is None else read_toml(config_file)
     except InvalidValue as exc:
-        problem("mqtt", exc.message)
-    take("terminal", "terminal_id", check_terminal_id)
+        raise ConfigError([exc.message]) from exc
+    refusal = (
+        f"must not be in a config file; put the key in a file named by key_file, or in {KEY_ENV}"
+    )
+    layers = Layers.gather(
+        FIELDS,
+        flags,
+        env=env,
+        from_file=from_file,
+        file_name=config_file,
+        not_in_file=dict.fromkeys(_SECRET_KEYS, refusal),
+    )
+    # layers.source says where each value came from, so that a relative
+    # key_file in the TOML file is read next to that file.
+    raw, layer, values, problems = layers.raw, layers.source, layers.values, layers.problems
+
+    layers.take("psp_url", setting_values.http_url)
+    values.setdefault("psp_url", DEFAULT_PSP_URL)
+    layers.take("mqtt", lambda url: MqttTarget.parse(str(url)))
+    if "mqtt" not in raw:
+        values["mqtt"] = MqttTarget.parse(DEFAULT_MQTT)
+    layers.take("terminal", check_terminal_id, to="terminal_id")
     if require_terminal and "terminal" not in raw:
-        problem("terminal", "missing")
-    take("screen_timeout", "screen_timeout", lambda v: setting_values.seconds(v, low=0.1, high=300))
-    take("psp_timeout", "psp_timeout", lambda v: setting_values.seconds(v, low=0.1, high=300))
-    take("poll_interval", "poll_interval", lambda v: setting_values.seconds(v, low=0.1, high=60))
-    log_level = None
-    if "log_level" in raw:
-        try:
-            log_level = setting_values.log_level(raw["log_level"])
-        except InvalidValue as exc:
-            problem("log_level", exc.message)
+        layers.problem("terminal", "missing")
+    layers.take("screen_timeout", lambda v: setting_values.seconds(v, low=0.1, high=300))
+    layers.take("psp_timeout", lambda v: setting_values.seconds(v, low=0.1, high=300))
+    layers.take("poll_interval", lambda v: setting_values.seconds(v, low=0.1, high=60))
+    layers.take("log_level", setting_values.log_level)
+    log_level = values.pop("log_level", None)
 
     merchant_key, key_problem = _merchant_key(raw, layer, env, config_file)
     if key_problem is not None:

@@ -30,7 +30,8 @@ from scan2pay_common.messages import (
     TerminalState,
     display_command_to_json,
 )
-from scan2pay_common.mqtt_url import NO_DELAY, MqttTarget
+from scan2pay_common.mqtt_client import mqtt_client
+from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.topics import display_topic, events_topic, state_topic
 
 from .errors import BrokerUnreachable
@@ -105,14 +106,10 @@ class TerminalLink:
         while True:
             honour_cancellation()
             try:
-                async with aiomqtt.Client(
-                    target.host,
-                    target.port,
-                    username=target.username,
-                    password=target.password,
+                async with mqtt_client(
+                    target,
                     identifier=f"scan2pay-cashier-{uuid.uuid4().hex[:12]}",
                     keepalive=15,
-                    socket_options=NO_DELAY,
                     timeout=self._timeout,
                 ) as client:
                     # One SUBSCRIBE for both: one round trip before the create.

@@ -17,7 +17,8 @@ import aiomqtt
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
-from scan2pay_common.mqtt_url import NO_DELAY, MqttTarget
+from scan2pay_common.mqtt_client import mqtt_client
+from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import events_topic
 
@@ -43,14 +44,10 @@ class OutboxRelay:
         while True:
             honour_cancellation()
             try:
-                async with aiomqtt.Client(
-                    self._target.host,
-                    self._target.port,
-                    username=self._target.username,
-                    password=self._target.password,
+                async with mqtt_client(
+                    self._target,
                     identifier=f"scan2pay-psp-{uuid.uuid4().hex[:12]}",
                     timeout=10,
-                    socket_options=NO_DELAY,
                 ) as client:
                     self.connected = True
                     backoff.reset()

@@ -47,7 +47,6 @@ class MqttTarget:
         return f"mqtt://{user}{host}:{self.port}"
 
 
-# Passed to aiomqtt's Client(socket_options=...): paho leaves Nagle's
-# algorithm on, and a small PUBLISH sent just after a PUBACK then waits for
-# the peer's delayed ACK, some 40 ms a hop.
+# paho leaves Nagle's algorithm on, and a small PUBLISH sent just after a
+# PUBACK then waits for the peer's delayed ACK, some 40 ms a hop.
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)

@@ -4,14 +4,13 @@ defaults, with every problem reported at once, each with a hint."""
 from __future__ import annotations
 
 import os
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from scan2pay_common import setting_values
+from scan2pay_common.config_layers import Layers, read_toml
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
 from scan2pay_common.mqtt_url import MqttTarget
@@ -34,6 +33,8 @@ class TerminalConfig:
     idle_after: float = 10.0
     log_level: str = "INFO"
 
+
+DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 
 # key -> (flag, environment variable, hint)
 FIELDS: dict[str, tuple[str, str, str]] = {
@@ -58,72 +59,45 @@ def load(
     """``flags`` maps field names to what the command line gave (None: not
     given). ``check_display`` validates a display spec without opening it."""
     env = os.environ if env is None else env
-    problems: list[str] = []
-    raw: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            with Path(config_file).open("rb") as handle:
-                from_file = tomllib.load(handle)
-        except OSError as exc:
-            raise ConfigError([f"config file {config_file}: {exc.strerror or exc}"]) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"config file {config_file}: not TOML: {exc}"]) from exc
-        for key in sorted(set(from_file) - set(FIELDS)):
-            problems.append(f"{config_file}: unknown key {key!r}; known: {', '.join(FIELDS)}")
-        raw.update({k: v for k, v in from_file.items() if k in FIELDS})
-    for key, (_, var, _) in FIELDS.items():
-        if var in env:
-            raw[key] = env[var]
-    raw.update({k: v for k, v in flags.items() if k in FIELDS and v is not None})
-
-    def problem(key: str, message: str) -> None:
-        flag, var, hint = FIELDS[key]
-        problems.append(f"{key} ({flag}, {var}): {message}; expected {hint}")
-
-    values: dict[str, Any] = {}
-
-    def take(key: str, field: str, parse: Callable[[Any], object]) -> None:
-        if key in raw:
-            try:
-                values[field] = parse(raw[key])
-            except InvalidValue as exc:
-                problem(key, exc.message)
-
     try:
-        values["mqtt"] = MqttTarget.parse(str(raw.get("mqtt", "mqtt://127.0.0.1:1883")))
+        from_file = None if config_file is None else read_toml(config_file)
     except InvalidValue as exc:
-        problem("mqtt", exc.message)
-    for key, check, field in (
-        ("merchant", check_merchant_id, "merchant_id"),
-        ("terminal", check_terminal_id, "terminal_id"),
-    ):
+        raise ConfigError([exc.message]) from exc
+    layers = Layers.gather(FIELDS, flags, env=env, from_file=from_file, file_name=config_file)
+    raw, values = layers.raw, layers.values
+
+    layers.take("mqtt", lambda url: MqttTarget.parse(str(url)))
+    if "mqtt" not in raw:
+        values["mqtt"] = MqttTarget.parse(DEFAULT_MQTT)
+    for key in ("merchant", "terminal"):
         if key not in raw:
-            problem(key, "missing")
-            continue
-        try:
-            values[field] = check(raw[key])
-        except InvalidValue as exc:
-            problem(key, exc.message)
-    if "display" in raw:
-        spec = str(raw["display"])
-        if check_display is not None:
-            try:
-                check_display(spec)
-            except Exception as exc:  # the hardware layer's own message says what is wrong
-                problem("display", str(exc))
-        values["display"] = spec
-    if "name" in raw:
-        name = str(raw["name"]).strip()
-        if not name or len(name) > 60:
-            problem("name", "must be 1 to 60 characters")
-        else:
-            values["name"] = name
-    take("psp_url", "psp_url", setting_values.http_url)
-    take("idle_after", "idle_after", lambda raw: setting_values.seconds(raw, low=0.5, high=3600))
-    take("log_level", "log_level", setting_values.log_level)
-    if problems:
-        raise ConfigError(problems)
+            layers.problem(key, "missing")
+    layers.take("merchant", check_merchant_id, to="merchant_id")
+    layers.take("terminal", check_terminal_id, to="terminal_id")
+    layers.take("display", lambda spec: _display(spec, check_display))
+    layers.take("name", _name)
+    layers.take("psp_url", setting_values.http_url)
+    layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
+    layers.take("log_level", setting_values.log_level)
+    if layers.problems:
+        raise ConfigError(layers.problems)
     return TerminalConfig(**values)
+
+
+def _display(spec: object, check: Any) -> str:
+    if check is not None:
+        try:
+            check(str(spec))
+        except Exception as exc:  # the hardware layer's own message says what is wrong
+            raise InvalidValue("invalid_setting", str(exc)) from exc
+    return str(spec)
+
+
+def _name(raw: object) -> str:
+    name = str(raw).strip()
+    if not name or len(name) > 60:
+        raise InvalidValue("invalid_setting", "must be 1 to 60 characters")
+    return name
 
 
 def is_bare_qr_url(payload: str, psp_url: str | None) -> bool:

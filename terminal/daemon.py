@@ -25,7 +25,7 @@ from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import CheckoutEvent, TerminalState, parse_display_command
-from scan2pay_common.mqtt_url import NO_DELAY
+from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import display_topic, events_topic, state_topic
 
@@ -129,16 +129,12 @@ class TerminalDaemon:
         while True:
             honour_cancellation()
             try:
-                async with aiomqtt.Client(
-                    target.host,
-                    target.port,
-                    username=target.username,
-                    password=target.password,
+                async with mqtt_client(
+                    target,
                     identifier=f"scan2pay-terminal-{self.config.merchant_id}-"
                     f"{self.config.terminal_id}",
                     will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
                     keepalive=15,
-                    socket_options=NO_DELAY,
                     timeout=5,
                 ) as client:
                     log.info("connected to %s", target)
