@@ -237,3 +237,48 @@ def test_scan2pay_demo_serve_keeps_running_until_interrupted() -> None:
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+def test_a_cashier_bridge_killed_and_run_again_ends_on_the_same_checkout(
+    shop: Shop, broker: Mosquitto
+) -> None:
+    import signal
+
+    env = {
+        **os.environ,
+        "SCAN2PAY_PSP_URL": shop.psp.url,
+        "SCAN2PAY_MERCHANT_KEY": shop.merchant["api_key"],
+        "SCAN2PAY_MQTT": broker.url,
+    }
+    args = [
+        str(BIN / "cashier-bridge"),
+        "checkout",
+        "--order",
+        "AGAIN-1",
+        "--amount",
+        "3.00",
+        "--currency",
+        "EUR",
+        "--terminal",
+        TERMINAL,
+        "--json",
+    ]
+    first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    for line in first.stdout:
+        if json.loads(line)["step"] == "shown":
+            break
+    first.send_signal(signal.SIGKILL)  # no chance to cancel: the PC lost power
+    first.wait(10)
+    second = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        _, payment = shop.wallet_pays_what_the_terminal_shows()
+        out, _ = second.communicate(timeout=30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    steps = [json.loads(line) for line in out.splitlines()]
+    created = next(s for s in steps if s["step"] == "created")
+    assert created["data"]["new"] is False  # the same checkout, not a second one
+    assert created["data"]["checkout_id"] == payment["checkout_id"]
+    assert second.returncode == 0

@@ -273,3 +273,26 @@ def test_systemd_hears_ready_watchdog_and_stopping(
             assert terminal.stop() == 0
         while "STOPPING=1" not in heard:
             heard.add(listener.recv(256).decode())
+
+
+def test_a_terminal_killed_mid_checkout_comes_back_on_the_right_screen(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    terminal = TerminalProcess(broker, tmp_path / "one")
+    states.until("idle")
+    send(broker, show_qr("co_mid"))
+    states.until("qr")
+    terminal.stop(signal.SIGKILL)
+    states.until("offline")
+    # While it is gone the customer pays and the cashier says so.
+    send(broker, display_command_to_json(ShowStatus("co_mid", "paid")))
+    started = time.monotonic()
+    again = TerminalProcess(broker, tmp_path / "two")
+    try:
+        state = states.until("paid")
+        seconds = time.monotonic() - started
+        print(f"\nrestarted terminal on the paid screen {seconds:.2f} s after its start")
+        assert state.checkout_id == "co_mid"
+        assert seconds < 2.0
+    finally:
+        again.stop()

@@ -33,7 +33,7 @@ class PspProcess:
     def __init__(self, db: Path, *, mqtt: str = "none", extra: tuple[str, ...] = ()) -> None:
         self.db = db
         self.log_path = db.with_suffix(".log")
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")  # a restarted server adds to the same log
         self.process = subprocess.Popen(
             psp_command("serve", "--port", "0", "--db", str(db), "--mqtt", mqtt, *extra),
             stdout=subprocess.PIPE,
