@@ -13,12 +13,17 @@ from typing import Any
 from aiohttp import web
 
 from . import routes
-from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
+from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE, WEBHOOK_DISPATCHER, WEBHOOK_STORE
 from .config import Settings, with_default_public_url
 from .errors import APIError
 from .relay import OutboxRelay
 from .storage import Storage, open_storage
 from .sweeper import sweep_forever
+from .wake import WakeEvent
+from .webhooks import routes as webhook_routes
+from .webhooks.dispatcher import WebhookDispatcher
+from .webhooks.retry import RetryPolicy
+from .webhooks.store import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +92,37 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[WEBHOOK_STORE] = store = WebhookStore.of(app[STORAGE])
+    policy = RetryPolicy(
+        base=settings.webhook_retry_base,
+        maximum=settings.webhook_retry_max,
+        window=settings.webhook_retry_window,
+    )
+    dispatcher = WebhookDispatcher(store, policy, timeout=settings.webhook_timeout)
+    app[WEBHOOK_DISPATCHER] = dispatcher
+    wake = app[RELAY_WAKE]
+    wake.add_listener(dispatcher.wake_event)
+    task = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
+    yield
+    wake.remove_listener(dispatcher.wake_event)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Application:
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
-    app[RELAY_WAKE] = asyncio.Event()
+    app[RELAY_WAKE] = WakeEvent()
     if storage is not None:
         app[STORAGE] = storage
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_background_ctx)
+    app.cleanup_ctx.append(_webhooks_ctx)
     routes.add_routes(app)
+    webhook_routes.add_routes(app)
     return app

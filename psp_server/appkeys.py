@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from .config import Settings
 from .relay import OutboxRelay
 from .storage import Storage
+from .wake import WakeEvent
+from .webhooks.dispatcher import WebhookDispatcher
+from .webhooks.store import WebhookStore
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
-RELAY_WAKE = web.AppKey("relay_wake", asyncio.Event)
+# Set whenever events were written; the relay and the webhook dispatcher hear it.
+RELAY_WAKE = web.AppKey("relay_wake", WakeEvent)
 RELAY = web.AppKey("relay", OutboxRelay)
+WEBHOOK_STORE = web.AppKey("webhook_store", WebhookStore)
+WEBHOOK_DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)

@@ -11,6 +11,9 @@ drift apart.
 
 A pending checkout whose ``expires_at`` has passed is expired whether or not
 the sweeper has marked it yet.
+
+A refund moves money back but not the status: a paid checkout stays paid,
+however much of it was refunded (its ``refunded_amount`` says how much).
 """
 
 from __future__ import annotations
@@ -102,3 +105,26 @@ def decide_payment(
     if purse.balance < amount:
         return Decision(None, "insufficient_funds")
     return decision
+
+
+# Why a refund is refused, by the checkout's status: only money that was paid
+# can go back. Paid is the one status not listed: it may be refunded.
+REFUND_REFUSALS: dict[Status, str] = {
+    Status.PENDING: "not_paid",
+    Status.CANCELLED: "not_paid",
+    Status.EXPIRED: "not_paid",
+}
+
+
+def decide_refund(status: Status, *, paid: int, refunded: int, amount: int) -> str | None:
+    """The refusal for refunding ``amount`` of a checkout that was ``paid``
+    and has had ``refunded`` given back already, or None to go ahead. The
+    status speaks first: "not paid" is more useful than "too much"."""
+    refusal = REFUND_REFUSALS.get(status)
+    if refusal is not None:
+        return refusal
+    if amount < 1:
+        return "invalid_amount"
+    if amount > paid - refunded:
+        return "refund_exceeds_payment"
+    return None

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-amount", help="largest amount, minor units (SCAN2PAY_MAX_AMOUNT)")
     serve.add_argument("--sweep-interval", help="seconds between expiry sweeps")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--webhook-retry-base", help="seconds before a webhook's first retry (10)")
+    serve.add_argument("--webhook-retry-max", help="longest webhook retry delay, seconds (3600)")
+    serve.add_argument(
+        "--webhook-retry-window", help="seconds of webhook retries after the first try (86400)"
+    )
+    serve.add_argument("--webhook-timeout", help="seconds a webhook endpoint has to answer (10)")
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
     _add_db(migrate)

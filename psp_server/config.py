@@ -28,6 +28,13 @@ class Settings:
     max_amount: int = 100_000_000
     sweep_interval: float = 1.0
     log_level: str = "INFO"
+    # Webhooks (docs/webhooks.md): the first retry's delay, the longest
+    # delay, how long after the first attempt retries go on, and how long
+    # an attempt may take, all in seconds.
+    webhook_retry_base: float = 10.0
+    webhook_retry_max: float = 3600.0
+    webhook_retry_window: float = 86_400.0
+    webhook_timeout: float = 10.0
 
     def require_public_url(self) -> str:
         if self.public_url is None:
@@ -45,6 +52,22 @@ FIELDS: dict[str, tuple[str, str]] = {
     "max_amount": ("SCAN2PAY_MAX_AMOUNT", "the largest amount in minor units, a positive integer"),
     "sweep_interval": ("SCAN2PAY_SWEEP_INTERVAL", "seconds between expiry sweeps, like 1.0"),
     "log_level": ("SCAN2PAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    "webhook_retry_base": (
+        "SCAN2PAY_WEBHOOK_RETRY_BASE",
+        "seconds before a failed webhook's first retry, like 10",
+    ),
+    "webhook_retry_max": (
+        "SCAN2PAY_WEBHOOK_RETRY_MAX",
+        "the longest delay between webhook retries in seconds, like 3600",
+    ),
+    "webhook_retry_window": (
+        "SCAN2PAY_WEBHOOK_RETRY_WINDOW",
+        "seconds after the first attempt that webhook retries go on, like 86400",
+    ),
+    "webhook_timeout": (
+        "SCAN2PAY_WEBHOOK_TIMEOUT",
+        "seconds a webhook endpoint has to answer, like 10",
+    ),
 }
 
 
@@ -100,6 +123,10 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
             values["max_amount"] = maximum
     take("sweep_interval", lambda raw: setting_values.seconds(raw, low=0.01, high=3600))
     take("log_level", setting_values.log_level)
+    take("webhook_retry_base", lambda raw: setting_values.seconds(raw, low=0.01, high=3600))
+    take("webhook_retry_max", lambda raw: setting_values.seconds(raw, low=0.01, high=86_400))
+    take("webhook_retry_window", lambda raw: setting_values.seconds(raw, low=0.01, high=2_592_000))
+    take("webhook_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=300))
 
     if problems:
         raise ConfigError(problems)

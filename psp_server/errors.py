@@ -27,21 +27,27 @@ class ConfigError(PSPError):
 # aiohttp raises itself (404, 405, 413) are named in app._HTTP_CODES.
 STATUS_OF_CODE: dict[str, int] = {
     "invalid_json": 400,
+    "invalid_idempotency_key": 400,
     "unauthorized": 401,
     "insufficient_funds": 402,
     "not_found": 404,
     "unknown_code": 404,
     "already_paid": 409,
     "order_conflict": 409,
+    "not_paid": 409,
+    "request_in_progress": 409,
     "cancelled": 410,
     "expired": 410,
     "currency_mismatch": 422,
+    "idempotency_mismatch": 422,
+    "refund_exceeds_payment": 422,
 }
 
 
 class Refused(PSPError):
     """The storage layer's answer when the rules say no: ``code`` is one of
-    the refusal codes below, ``not_found``, ``unknown_code`` or ``order_conflict``."""
+    the refusal codes below, ``not_found``, ``unknown_code``, ``order_conflict``
+    or ``idempotency_mismatch``."""
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
@@ -69,6 +75,11 @@ REFUSAL_MESSAGES: dict[str, str] = {
     "not_found": "no such checkout",
     "unknown_code": "no checkout has this code",
     "order_conflict": "this order id already has a checkout with a different amount or details",
+    "invalid_amount": "amount must be greater than zero",
+    "not_paid": "only a paid checkout can be refunded",
+    "refund_exceeds_payment": "the refund is more than what was paid and not yet refunded",
+    "request_in_progress": "a request with this Idempotency-Key is still being processed; retry",
+    "idempotency_mismatch": "this Idempotency-Key was used with a different request",
     "unauthorized": "missing or invalid bearer token",
 }
 

@@ -3,9 +3,11 @@ the answer; the rules live in ``checkout_machine``, the SQL in ``storage``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -18,18 +20,111 @@ from . import qr_page
 from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .checkout_machine import effective_status
 from .errors import APIError, Refused, refusal
-from .payloads import CheckoutRequest, PaymentRequest, check_code
-from .storage.records import Checkout, Merchant
+from .payloads import (
+    CheckoutRequest,
+    EventsQuery,
+    PaymentRequest,
+    RefundRequest,
+    check_code,
+    check_idempotency_key,
+)
+from .storage.records import (
+    Answer,
+    Checkout,
+    IdempotencyKey,
+    Merchant,
+    Payment,
+    Refund,
+    Reply,
+    Wallet,
+)
+
+T = TypeVar("T")
 
 _OPENAPI = (resources.files("psp_server") / "openapi.json").read_bytes()
 
+CREATE_CHECKOUT = "POST /v1/checkouts"
+PAY = "POST /v1/payments"
+REFUND = "POST /v1/checkouts/{checkout_id}/refunds"
+
+
+class InFlight:
+    """The idempotency keys whose first request this process is working on.
+
+    A second request with such a key is answered ``request_in_progress``
+    at once rather than queued behind the first. The database stays the
+    judge of what was done: a key whose request finished (here, in another
+    process, or before a restart) is found there and replayed.
+    """
+
+    def __init__(self) -> None:
+        self._scopes: set[tuple[str, str, str]] = set()
+
+    def __contains__(self, scope: object) -> bool:
+        return scope in self._scopes
+
+    @contextlib.contextmanager
+    def hold(self, key: IdempotencyKey | None) -> Iterator[None]:
+        if key is None:
+            yield
+            return
+        if key.scope in self._scopes:
+            raise refusal("request_in_progress")
+        self._scopes.add(key.scope)
+        try:
+            yield
+        finally:
+            self._scopes.discard(key.scope)
+
+
+IN_FLIGHT = web.AppKey("idempotency_in_flight", InFlight)
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
 
 def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=_dumps(body), content_type="application/json")
+
+
+def _send(reply: Reply) -> web.Response:
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
     return web.Response(
-        status=status,
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
-        content_type="application/json",
+        status=reply.status, body=reply.body, content_type="application/json", headers=headers
     )
+
+
+def _answer(key: IdempotencyKey | None, ok: Callable[[T], tuple[int, Any]]) -> Answer[T]:
+    """How the outcome of an operation becomes its answer: ``ok`` shapes a
+    success; a refusal becomes the error the middleware would have sent, so
+    that a stored refusal replays exactly as it was first answered."""
+
+    def render(outcome: T | Refused) -> Reply:
+        if isinstance(outcome, Refused):
+            if outcome.code == "unauthorized":
+                # Who is asking is not a result of the request: never stored.
+                raise APIError("unauthorized", "unknown or revoked wallet token")
+            error = refusal(outcome.code)
+            body = {"error": {"code": error.code, "message": error.message}}
+            return Reply(error.status, json.dumps(body).encode())
+        status, body = ok(outcome)
+        return Reply(status, _dumps(body))
+
+    return Answer(key, render)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    try:
+        return check_idempotency_key(request.headers.getall("Idempotency-Key", []))
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
+
+
+def _scoped(
+    key: str | None, principal: str, endpoint: str, request_hash: str
+) -> IdempotencyKey | None:
+    return None if key is None else IdempotencyKey(principal, endpoint, key, request_hash)
 
 
 def _bearer(request: web.Request) -> str:
@@ -55,8 +150,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise APIError.from_invalid(exc) from None
 
 
-def _checkout_json(checkout: Checkout) -> dict[str, Any]:
-    status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now_ms())
+def _checkout_json(checkout: Checkout, now: int | None = None) -> dict[str, Any]:
+    now = now_ms() if now is None else now
+    status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now)
     return checkout.snapshot(status).to_dict()
 
 
@@ -84,19 +180,40 @@ async def get_merchant(request: web.Request) -> web.Response:
 
 async def create_checkout(request: web.Request) -> web.Response:
     merchant = await _merchant(request)
+    key = _idempotency_key(request)
     body = await _body(request)
     settings = request.app[SETTINGS]
     try:
         parsed = CheckoutRequest.parse(body, max_amount=settings.max_amount)
     except InvalidValue as exc:
         raise APIError.from_invalid(exc) from None
-    try:
-        checkout, created = await request.app[STORAGE].create_checkout(
-            merchant.id, parsed, public_url=settings.require_public_url(), now=now_ms()
+    scoped = _scoped(key, merchant.id, CREATE_CHECKOUT, parsed.fingerprint())
+    now = now_ms()
+
+    def ok(result: tuple[Checkout, bool]) -> tuple[int, Any]:
+        checkout, created = result
+        return (201 if created else 200), _checkout_json(checkout, now)
+
+    with request.app[IN_FLIGHT].hold(scoped):
+        reply = await _storage_call(
+            request.app[STORAGE].create_checkout_reply(
+                _answer(scoped, ok),
+                merchant.id,
+                parsed,
+                public_url=settings.require_public_url(),
+                now=now,
+            )
         )
+    return _send(reply)
+
+
+async def _storage_call(call: Awaitable[Reply]) -> Reply:
+    """Awaits a ``*_reply`` storage call; the refusals it raises itself
+    (a key reused for another request) are answered, never stored."""
+    try:
+        return await call
     except Refused as exc:
         raise refusal(exc.code) from None
-    return _json(_checkout_json(checkout), status=201 if created else 200)
 
 
 async def get_checkout(request: web.Request) -> web.Response:
@@ -165,43 +282,109 @@ def _prefers_html(request: web.Request) -> bool:
 
 async def pay(request: web.Request) -> web.Response:
     token = _bearer(request)
+    storage = request.app[STORAGE]
+    try:
+        key = _idempotency_key(request)
+    except APIError:
+        await _wallet(request, token)  # a stranger hears 401, not what else is wrong
+        raise
+    # A key is scoped to its wallet, so a keyed request learns who is asking
+    # first; the happy path without a key pays in one round trip.
+    wallet = await _wallet(request, token) if key is not None else None
     try:
         parsed = PaymentRequest.parse(await _body(request))
     except (APIError, InvalidValue, web.HTTPRequestEntityTooLarge) as exc:
         # Who is asking comes before what is wrong with the body, as on the
-        # merchant endpoints; the happy path pays in one round trip.
-        if await request.app[STORAGE].wallet_by_token(token) is None:
-            raise APIError("unauthorized", "unknown or revoked wallet token") from None
+        # merchant endpoints.
+        if wallet is None:
+            await _wallet(request, token)
         if isinstance(exc, InvalidValue):
             raise APIError.from_invalid(exc) from None
         raise
+    scoped = None if wallet is None else _scoped(key, wallet.id, PAY, parsed.fingerprint())
     try:
-        payment, _ = await request.app[STORAGE].pay(token, parsed.code, now=now_ms())
-    except Refused as exc:
-        if exc.code == "unauthorized":
-            raise APIError("unauthorized", "unknown or revoked wallet token") from None
-        request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
-        raise refusal(exc.code) from None
+        with request.app[IN_FLIGHT].hold(scoped):
+            reply = await _storage_call(
+                storage.pay_reply(_answer(scoped, _payment_json), token, parsed.code, now=now_ms())
+            )
+    finally:
+        request.app[RELAY_WAKE].set()  # a payment, or a refusal that recorded an expiry
+    return _send(reply)
+
+
+async def _wallet(request: web.Request, token: str) -> Wallet:
+    wallet = await request.app[STORAGE].wallet_by_token(token)
+    if wallet is None:
+        raise APIError("unauthorized", "unknown or revoked wallet token")
+    return wallet
+
+
+def _payment_json(result: tuple[Payment, Checkout]) -> tuple[int, Any]:
+    payment, _ = result
+    return 201, {
+        "id": payment.id,
+        "checkout_id": payment.checkout_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "status": "succeeded",
+        "paid_at": to_rfc3339(payment.created_at),
+    }
+
+
+async def refund(request: web.Request) -> web.Response:
+    merchant = await _merchant(request)
+    key = _idempotency_key(request)
+    checkout_id = _checkout_id(request)
+    try:
+        parsed = RefundRequest.parse(
+            await _body(request), max_amount=request.app[SETTINGS].max_amount
+        )
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
+    scoped = _scoped(key, merchant.id, REFUND, parsed.fingerprint(checkout_id))
+    with request.app[IN_FLIGHT].hold(scoped):
+        reply = await _storage_call(
+            request.app[STORAGE].refund_reply(
+                _answer(scoped, _refund_json), merchant.id, checkout_id, parsed.amount, now=now_ms()
+            )
+        )
     request.app[RELAY_WAKE].set()
-    return _json(
-        {
-            "id": payment.id,
-            "checkout_id": payment.checkout_id,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "status": "succeeded",
-            "paid_at": to_rfc3339(payment.created_at),
-        },
-        status=201,
-    )
+    return _send(reply)
+
+
+def _refund_json(result: tuple[Refund, Checkout]) -> tuple[int, Any]:
+    made, _ = result
+    return 201, {
+        "id": made.id,
+        "checkout_id": made.checkout_id,
+        "amount": made.amount,
+        "currency": made.currency,
+        "created_at": to_rfc3339(made.created_at),
+    }
+
+
+async def list_events(request: web.Request) -> web.Response:
+    merchant = await _merchant(request)
+    try:
+        query = EventsQuery.parse(request.query.items())
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
+    events = await request.app[STORAGE].events_after(merchant.id, query.after, limit=query.limit)
+    next_after = events[-1].seq if events else query.after
+    # The payloads go out as the bytes the relay publishes, not re-encoded.
+    body = b'{"events":[%s],"next_after":%d}' % (b",".join(e.payload for e in events), next_after)
+    return web.Response(body=body, content_type="application/json")
 
 
 def add_routes(app: web.Application) -> None:
+    app[IN_FLIGHT] = InFlight()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/v1/merchant", get_merchant)
     app.router.add_post("/v1/checkouts", create_checkout)
     app.router.add_get("/v1/checkouts/{checkout_id}", get_checkout)
     app.router.add_post("/v1/checkouts/{checkout_id}/cancel", cancel_checkout)
+    app.router.add_post("/v1/checkouts/{checkout_id}/refunds", refund)
     app.router.add_post("/v1/payments", pay)
+    app.router.add_get("/v1/events", list_events)
     app.router.add_get("/Q/{code}", lookup_code)

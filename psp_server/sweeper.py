@@ -1,6 +1,7 @@
 """Marks pending checkouts expired once their time is up, so that the merchant
 hears ``checkout.expired``. Payment does not wait for it: a checkout past its
-``expires_at`` is refused whether or not the sweeper has been by."""
+``expires_at`` is refused whether or not the sweeper has been by. It also
+forgets idempotency keys older than their 24-hour replay window."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 from scan2pay_common.timefmt import now_ms
 
 from .storage import Storage
+from .storage.base import IDEMPOTENCY_KEY_TTL_MS
 
 log = logging.getLogger(__name__)
 
@@ -26,5 +28,10 @@ async def sweep_forever(storage: Storage, wake_relay: asyncio.Event, interval: f
         if expired:
             log.info("expired %d checkout(s)", expired)
             wake_relay.set()
-        if expired < BATCH:
+        try:
+            purged = await storage.purge_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS)
+        except Exception:
+            log.exception("purging old idempotency keys failed; trying again")
+            purged = 0
+        if expired < BATCH and purged == 0:
             await asyncio.sleep(interval)

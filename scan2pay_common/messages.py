@@ -18,7 +18,7 @@ from .timefmt import from_rfc3339
 CheckoutStatus = Literal["pending", "paid", "cancelled", "expired"]
 CHECKOUT_STATUSES: tuple[str, ...] = get_args(CheckoutStatus)
 
-EventType = Literal["checkout.paid", "checkout.cancelled", "checkout.expired"]
+EventType = Literal["checkout.paid", "checkout.cancelled", "checkout.expired", "checkout.refunded"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 # The event each final status announces.
@@ -26,6 +26,16 @@ EVENT_FOR_STATUS: dict[str, EventType] = {
     "paid": "checkout.paid",
     "cancelled": "checkout.cancelled",
     "expired": "checkout.expired",
+}
+
+# The checkout status each event carries. A refund gives money back without
+# changing the status: a refunded checkout is still paid, partly or wholly
+# refunded as its refunded_amount says.
+STATUS_FOR_EVENT: dict[str, CheckoutStatus] = {
+    "checkout.paid": "paid",
+    "checkout.cancelled": "cancelled",
+    "checkout.expired": "expired",
+    "checkout.refunded": "paid",
 }
 
 
@@ -61,6 +71,9 @@ class CheckoutSnapshot:
     terminal_id: str | None
     created_at: str
     description: str | None = None
+    # How much of a paid checkout went back to the wallet, in minor units.
+    # Optional on the wire so that payloads from before refunds still read.
+    refunded_amount: int = 0
 
     _REQUIRED = frozenset(
         {
@@ -75,7 +88,7 @@ class CheckoutSnapshot:
             "created_at",
         }
     )
-    _OPTIONAL = frozenset({"description"})
+    _OPTIONAL = frozenset({"description", "refunded_amount"})
 
     def __post_init__(self) -> None:
         check_checkout_id(self.id)
@@ -92,6 +105,16 @@ class CheckoutSnapshot:
         if self.terminal_id is not None:
             check_terminal_id(self.terminal_id)
         _check_optional_str(self.description, "description")
+        self._check_refunded_amount()
+
+    def _check_refunded_amount(self) -> None:
+        refunded = self.refunded_amount
+        if isinstance(refunded, bool) or not isinstance(refunded, int) or refunded < 0:
+            raise InvalidValue("invalid_amount", "refunded_amount must be an integer of at least 0")
+        if refunded > self.amount:
+            raise InvalidValue("invalid_amount", "refunded_amount cannot exceed amount")
+        if refunded and self.status != "paid":
+            raise InvalidValue("invalid_amount", "only a paid checkout has a refunded_amount")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +128,7 @@ class CheckoutSnapshot:
             "terminal_id": self.terminal_id,
             "created_at": self.created_at,
             "description": self.description,
+            "refunded_amount": self.refunded_amount,
         }
 
     @classmethod
@@ -120,7 +144,10 @@ class CheckoutEvent:
     """What the PSP publishes on ``scan2pay/v1/m/{merchant_id}/events``.
 
     ``seq`` counts a merchant's events from 1 with no gaps; ``event_id`` is
-    unique, so that a consumer can drop a duplicate delivery.
+    unique, so that a consumer can drop a duplicate delivery. The checkout's
+    status is the one ``STATUS_FOR_EVENT`` names for ``type``; a
+    ``checkout.refunded`` event carries a paid checkout whose
+    ``refunded_amount`` is the total refunded so far.
     """
 
     event_id: str
@@ -140,10 +167,14 @@ class CheckoutEvent:
         if self.type not in EVENT_TYPES:
             raise InvalidValue("invalid_event_type", f"unknown event type {self.type!r}")
         check_merchant_id(self.merchant_id)
-        if EVENT_FOR_STATUS.get(self.checkout.status) != self.type:
+        if STATUS_FOR_EVENT[self.type] != self.checkout.status:
             raise InvalidValue(
                 "invalid_event_type",
                 f"a {self.type} event cannot carry a {self.checkout.status} checkout",
+            )
+        if self.type == "checkout.refunded" and self.checkout.refunded_amount < 1:
+            raise InvalidValue(
+                "invalid_event_type", "a checkout.refunded event carries a refunded_amount"
             )
         _check_timestamp(self.created_at, "created_at")
 
@@ -286,7 +317,7 @@ def parse_display_command(raw: bytes | str) -> DisplayCommand:
 
 # Terminal state: terminal -> cashier, retained, QoS 1; the last will sets online false.
 
-Screen = Literal["idle", "qr", "paid", "cancelled", "expired", "offline", "error"]
+Screen = Literal["idle", "qr", "paid", "cancelled", "expired", "refunded", "offline", "error"]
 SCREENS: tuple[str, ...] = get_args(Screen)
 
 

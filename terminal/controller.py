@@ -106,10 +106,21 @@ class Controller:
 
     def on_event(self, event: CheckoutEvent, now: int) -> Effects:
         """A PSP event changes the screen only for the checkout on it: a paid
-        event shows "paid" even if the cashier PC is gone."""
+        event shows "paid" even if the cashier PC is gone, and a refund shows
+        while that checkout is still on screen (its QR or its outcome)."""
         screen = self.view.screen
-        if not isinstance(screen, QrScreen) or screen.checkout_id != event.checkout.id:
+        if isinstance(screen, IdleScreen) or screen.checkout_id != event.checkout.id:
             return NOTHING
+        if event.type == "checkout.refunded":
+            refund = OutcomeScreen(
+                event.checkout.id,
+                "refunded",
+                event.checkout.refunded_amount,
+                event.checkout.currency,
+            )
+            return self._show(refund, now)
+        if not isinstance(screen, QrScreen):
+            return NOTHING  # the outcome is on screen already
         return self._outcome(event.checkout.id, _EVENT_OUTCOME[event.type], now)
 
     def on_lookup(self, info: CodeInfo, now: int) -> Effects:

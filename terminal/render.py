@@ -271,10 +271,11 @@ class Palette:
     paid: Ink
     cancelled: Ink
     expired: Ink
+    refunded: Ink
 
 
 def _grey_palette(white: int) -> Palette:
-    return Palette(0, white, 0, white, white, white, 0, white, white, white)
+    return Palette(0, white, 0, white, white, white, 0, white, white, white, white)
 
 
 PALETTES: dict[ColourMode, Palette] = {
@@ -291,10 +292,11 @@ PALETTES: dict[ColourMode, Palette] = {
         paid=(40, 200, 90),
         cancelled=(235, 70, 60),
         expired=(255, 170, 0),
+        refunded=(80, 160, 255),
     ),
 }
 
-InkRole = Literal["text", "dim", "paid", "cancelled", "expired"]
+InkRole = Literal["text", "dim", "paid", "cancelled", "expired", "refunded"]
 
 
 def _ink(palette: Palette, role: InkRole) -> Ink:
@@ -620,7 +622,8 @@ def _split_for_icon(area: Rect) -> tuple[Rect, Rect]:
 
 
 def draw_mark(draw: ImageDraw.ImageDraw, outcome: str, box: Rect, ink: Ink) -> None:
-    """A tick (paid), a cross (cancelled) or a clock (expired), drawn, so
+    """A tick (paid), a cross (cancelled), a clock (expired) or a turning-back
+    arrow (refunded), drawn, so
     that it needs no glyph and scales to any panel."""
     inner = box.inset(max(1, box.w // 8))
     x, y, side = inner.x, inner.y, min(inner.w, inner.h)
@@ -631,6 +634,10 @@ def draw_mark(draw: ImageDraw.ImageDraw, outcome: str, box: Rect, ink: Ink) -> N
 
     if outcome == "paid":
         draw.line([at(0.08, 0.55), at(0.38, 0.85), at(0.92, 0.2)], fill=ink, width=stroke)
+    elif outcome == "refunded":
+        # An arrow that comes back: a U-turn with its head pointing left.
+        draw.line([at(0.85, 0.2), at(0.85, 0.6), at(0.25, 0.6)], fill=ink, width=stroke)
+        draw.line([at(0.42, 0.42), at(0.22, 0.6), at(0.42, 0.78)], fill=ink, width=stroke)
     elif outcome == "cancelled":
         draw.line([at(0.15, 0.15), at(0.85, 0.85)], fill=ink, width=stroke)
         draw.line([at(0.85, 0.15), at(0.15, 0.85)], fill=ink, width=stroke)

@@ -13,7 +13,7 @@ from typing import Literal
 from hardware.base import Content
 from scan2pay_common.money import format_display
 
-Outcome = Literal["paid", "cancelled", "expired"]
+Outcome = Literal["paid", "cancelled", "expired", "refunded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,7 @@ OUTCOME_TEXT: dict[str, str] = {
     "paid": "Paid",
     "cancelled": "Cancelled",
     "expired": "Expired",
+    "refunded": "Refunded",
 }
 
 

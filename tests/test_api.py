@@ -54,6 +54,7 @@ async def test_create_checkout_answers_the_whole_checkout(psp: Psp, shop: Mercha
     )
     assert checkout["terminal_id"] == "lane-1"
     assert checkout["description"] == "2 coffees"
+    assert checkout["refunded_amount"] == 0
     assert re.fullmatch(r"co_[0-9a-f]{20}", checkout["id"])
     for stamp in ("created_at", "expires_at"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", checkout[stamp])
@@ -247,6 +248,11 @@ async def test_merchant_endpoints_need_a_valid_key(psp: Psp, headers: dict[str, 
         await psp.call("POST", "/v1/checkouts/co_1/cancel", headers=headers), 401, "unauthorized"
     )
     assert_error(await psp.call("GET", "/v1/merchant", headers=headers), 401, "unauthorized")
+    refund = await psp.call(
+        "POST", "/v1/checkouts/co_1/refunds", json={"amount": 1}, headers=headers
+    )
+    assert_error(refund, 401, "unauthorized")
+    assert_error(await psp.call("GET", "/v1/events", headers=headers), 401, "unauthorized")
     assert count(psp, "checkouts") == 0
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from psp_server.checkout_machine import (
     FINAL_STATUSES,
+    REFUND_REFUSALS,
     REFUSALS,
     TRANSITIONS,
     Action,
@@ -16,6 +17,7 @@ from psp_server.checkout_machine import (
     Status,
     decide,
     decide_payment,
+    decide_refund,
     effective_status,
 )
 
@@ -141,3 +143,41 @@ def test_every_status_action_pair_has_one_answer() -> None:
             assert decision.accepted
         else:
             assert decision.refusal == REFUSALS.get((status, action))
+
+
+# Refunds.
+
+
+def refund(status: Status = Status.PAID, *, refunded: int = 0, amount: int = 100) -> str | None:
+    return decide_refund(status, paid=1234, refunded=refunded, amount=amount)
+
+
+def test_only_a_paid_checkout_can_be_refunded() -> None:
+    assert set(REFUND_REFUSALS) | {Status.PAID} == set(Status)
+    assert Status.PAID not in REFUND_REFUSALS
+    for status in (Status.PENDING, Status.CANCELLED, Status.EXPIRED):
+        assert refund(status) == "not_paid"
+
+
+def test_refunds_up_to_what_was_paid_and_not_yet_refunded() -> None:
+    assert refund(amount=1234) is None  # all of it
+    assert refund(amount=1) is None
+    assert refund(refunded=1000, amount=234) is None  # exactly the rest
+    assert refund(refunded=1000, amount=235) == "refund_exceeds_payment"
+    assert refund(refunded=1234, amount=1) == "refund_exceeds_payment"
+    assert refund(amount=1235) == "refund_exceeds_payment"
+
+
+def test_refund_status_speaks_before_the_amount() -> None:
+    assert refund(Status.CANCELLED, amount=10**9) == "not_paid"
+
+
+def test_refund_of_nothing_is_refused() -> None:
+    assert refund(amount=0) == "invalid_amount"
+    assert refund(amount=-5) == "invalid_amount"
+
+
+def test_every_status_has_one_refund_answer() -> None:
+    for status in Status:
+        answer = refund(status, amount=1)
+        assert answer == REFUND_REFUSALS.get(status)

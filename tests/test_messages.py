@@ -14,6 +14,7 @@ from scan2pay_common.messages import (
     EVENT_FOR_STATUS,
     EVENT_TYPES,
     SCREENS,
+    STATUS_FOR_EVENT,
     CheckoutEvent,
     CheckoutSnapshot,
     ShowIdle,
@@ -78,13 +79,25 @@ def code_of(call: Any, *args: Any) -> str:
 
 def test_vocabulary() -> None:
     assert CHECKOUT_STATUSES == ("pending", "paid", "cancelled", "expired")
-    assert EVENT_TYPES == ("checkout.paid", "checkout.cancelled", "checkout.expired")
+    assert EVENT_TYPES == (
+        "checkout.paid",
+        "checkout.cancelled",
+        "checkout.expired",
+        "checkout.refunded",
+    )
     assert EVENT_FOR_STATUS == {
         "paid": "checkout.paid",
         "cancelled": "checkout.cancelled",
         "expired": "checkout.expired",
     }
-    assert SCREENS == ("idle", "qr", "paid", "cancelled", "expired", "offline", "error")
+    # A refund leaves the checkout paid.
+    assert STATUS_FOR_EVENT == {
+        "checkout.paid": "paid",
+        "checkout.cancelled": "cancelled",
+        "checkout.expired": "expired",
+        "checkout.refunded": "paid",
+    }
+    assert SCREENS == ("idle", "qr", "paid", "cancelled", "expired", "refunded", "offline", "error")
 
 
 # CheckoutEvent.
@@ -96,6 +109,7 @@ def test_event_to_json_exact_bytes() -> None:
         b'"currency":"EUR","description":"2 coffees","expires_at":"2025-11-24T16:05:00.000Z",'
         b'"id":"co_5f0c1a2b3c4d5e6f7a8b","order_id":"order-42",'
         b'"qr_url":"HTTPS://PAY.EXAMPLE.COM/Q/MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U",'
+        b'"refunded_amount":0,'
         b'"status":"paid","terminal_id":"till-1"},"created_at":"2025-11-24T16:01:12.345Z",'
         b'"event_id":"evt_0a1b2c3d4e5f60718293","merchant_id":"mer_9f8e7d6c5b4a39281706",'
         b'"seq":1,"type":"checkout.paid"}'
@@ -145,6 +159,44 @@ def test_event_checkout_description_may_be_absent() -> None:
     assert CheckoutEvent.from_json(encode(obj)).checkout.description is None
 
 
+def test_event_checkout_refunded_amount_may_be_absent() -> None:
+    """Payloads written before refunds existed still read, as refunded 0."""
+    obj = event_dict()
+    del obj["checkout"]["refunded_amount"]
+    assert CheckoutEvent.from_json(encode(obj)).checkout.refunded_amount == 0
+
+
+def test_refunded_event_carries_a_paid_checkout_with_its_refunded_total() -> None:
+    original = event(type="checkout.refunded", checkout=snapshot(refunded_amount=234), seq=2)
+    assert json.loads(original.to_json())["checkout"]["refunded_amount"] == 234
+    assert CheckoutEvent.from_json(original.to_json()) == original
+    # Wholly refunded, it is still paid.
+    whole = event(type="checkout.refunded", checkout=snapshot(refunded_amount=1234))
+    assert whole.checkout.status == "paid"
+
+
+def test_refunded_event_without_a_refunded_amount_is_invalid() -> None:
+    obj = event_dict(type="checkout.refunded")
+    assert code_of(CheckoutEvent.from_json, encode(obj)) == "invalid_event_type"
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"refunded_amount": -1}, "invalid_amount"),
+        ({"refunded_amount": 1.0}, "invalid_amount"),
+        ({"refunded_amount": "5"}, "invalid_amount"),
+        ({"refunded_amount": True}, "invalid_amount"),
+        ({"refunded_amount": None}, "invalid_amount"),
+        ({"refunded_amount": 1235}, "invalid_amount"),  # more than the amount
+        ({"refunded_amount": 1, "status": "cancelled"}, "invalid_amount"),
+        ({"refunded_amount": 1, "status": "pending"}, "invalid_amount"),
+    ],
+)
+def test_snapshot_refunded_amount_rules(changes: dict[str, Any], code: str) -> None:
+    assert code_of(lambda: snapshot(**changes)) == code
+
+
 def test_event_to_dict_matches_to_json() -> None:
     assert json.loads(event().to_json()) == event().to_dict()
 
@@ -158,6 +210,9 @@ def test_event_to_dict_matches_to_json() -> None:
         ("expired", "checkout.cancelled"),
         ("pending", "checkout.paid"),
         ("pending", "checkout.expired"),
+        ("cancelled", "checkout.refunded"),
+        ("expired", "checkout.refunded"),
+        ("pending", "checkout.refunded"),
     ],
 )
 def test_event_type_must_match_the_checkout_status(status: str, kind: str) -> None:
@@ -169,7 +224,9 @@ def test_event_type_must_match_the_checkout_status(status: str, kind: str) -> No
     )
 
 
-@pytest.mark.parametrize("kind", ["checkout.created", "paid", "checkout.PAID", ""])
+@pytest.mark.parametrize(
+    "kind", ["checkout.created", "paid", "checkout.PAID", "", "refunded", "checkout.refund"]
+)
 def test_unknown_event_type_is_rejected(kind: str) -> None:
     assert code_of(CheckoutEvent.from_json, encode(event_dict(type=kind))) == "invalid_event_type"
 

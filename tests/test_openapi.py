@@ -22,6 +22,7 @@ from referencing.jsonschema import DRAFT202012
 import psp_server
 from psp_server.app import make_app
 from psp_server.config import Settings
+from tests.support.gate import gated
 from tests.support.psp import Merchant, Psp, Wallet, code_of
 
 SPEC_FILE = Path(psp_server.__file__).with_name("openapi.json")
@@ -148,10 +149,14 @@ def conforms(reply: Reply, status: int, code: str | None = None) -> Any:
         f"{reply.method} {reply.path} {status}",
     )
     for name, header in response.get("headers", {}).items():
+        header_at = where + _pointer("headers", name)
+        if "$ref" in header:
+            header_at = header["$ref"].removeprefix("#")
+            header = _at(header_at)
         if header.get("required"):
             assert name in reply.headers, f"{reply.method} {template} {status} lacks {name}"
         if name in reply.headers:
-            _assert_valid(where + _pointer("headers", name, "schema"), reply.headers[name], name)
+            _assert_valid(header_at + _pointer("schema"), reply.headers[name], name)
     SEEN.add((template, method, str(status)))
     return reply.body
 
@@ -548,6 +553,193 @@ async def test_lookup_code(psp: Psp) -> None:
         assert "Unknown code" in conforms(reply, 404)
 
 
+# Idempotency keys, refunds and the events feed.
+
+
+def _keyed(auth: dict[str, str], key: str) -> dict[str, str]:
+    return {**auth, "Idempotency-Key": key}
+
+
+async def test_create_checkout_with_an_idempotency_key(
+    psp: Psp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merchant = await psp.merchant()
+    body = {"order_id": "K-1", "amount": 1234, "currency": "EUR"}
+    headers = _keyed(merchant.auth, "key-1")
+    first = await call(psp, "POST", "/v1/checkouts", json=body, headers=headers)
+    assert conforms(first, 201)["refunded_amount"] == 0
+    assert "Idempotent-Replayed" not in first.headers
+    again = await call(psp, "POST", "/v1/checkouts", json=body, headers=headers)
+    assert conforms(again, 201) == first.body
+    assert again.headers["Idempotent-Replayed"] == "true"
+    mismatch = await call(psp, "POST", "/v1/checkouts", json={**body, "amount": 1}, headers=headers)
+    conforms(mismatch, 422, "idempotency_mismatch")
+    bad_key = _keyed(merchant.auth, "x" * 256)
+    reply = await call(psp, "POST", "/v1/checkouts", json=body, headers=bad_key)
+    conforms(reply, 400, "invalid_idempotency_key")
+    # A stored refusal replays with its status and the header.
+    conflict = {**body, "amount": 999}
+    for _ in range(2):
+        reply = await call(
+            psp, "POST", "/v1/checkouts", json=conflict, headers=_keyed(merchant.auth, "k-2")
+        )
+        conforms(reply, 409, "order_conflict")
+    assert reply.headers["Idempotent-Replayed"] == "true"
+
+    async with gated(psp, "create_checkout_reply", monkeypatch) as gate:
+        held = {**body, "order_id": "K-2"}
+        slow = _keyed(merchant.auth, "slow")
+        first_task = asyncio.create_task(
+            call(psp, "POST", "/v1/checkouts", json=held, headers=slow)
+        )
+        await gate.wait_entered()
+        reply = await call(psp, "POST", "/v1/checkouts", json=held, headers=slow)
+        conforms(reply, 409, "request_in_progress")
+        gate.opened.set()
+        conforms(await first_task, 201)
+
+
+async def test_pay_with_an_idempotency_key(psp: Psp, monkeypatch: pytest.MonkeyPatch) -> None:
+    merchant = await psp.merchant()
+    wallet = await psp.wallet("EUR", 10_000)
+    checkout = await psp.checkout(merchant)
+    body = {"code": code_of(checkout)}
+    headers = _keyed(wallet.auth, "pay-1")
+    first = conforms(await call(psp, "POST", "/v1/payments", json=body, headers=headers), 201)
+    again = await call(psp, "POST", "/v1/payments", json=body, headers=headers)
+    assert conforms(again, 201) == first
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = await psp.checkout(merchant, order_id="other")
+    reply = await call(psp, "POST", "/v1/payments", json={"code": code_of(other)}, headers=headers)
+    conforms(reply, 422, "idempotency_mismatch")
+    reply = await call(psp, "POST", "/v1/payments", json=body, headers=_keyed(wallet.auth, ""))
+    conforms(reply, 400, "invalid_idempotency_key")
+
+    async with gated(psp, "pay_reply", monkeypatch) as gate:
+        slow = _keyed(wallet.auth, "slow")
+        held = {"code": code_of(other)}
+        first_task = asyncio.create_task(call(psp, "POST", "/v1/payments", json=held, headers=slow))
+        await gate.wait_entered()
+        reply = await call(psp, "POST", "/v1/payments", json=held, headers=slow)
+        conforms(reply, 409, "request_in_progress")
+        gate.opened.set()
+        conforms(await first_task, 201)
+
+
+async def test_refund(psp: Psp, monkeypatch: pytest.MonkeyPatch) -> None:
+    merchant = await psp.merchant()
+    wallet = await psp.wallet("EUR", 10_000)
+    checkout = await _paid_checkout(psp, merchant, wallet)
+    path = f"/v1/checkouts/{checkout['id']}/refunds"
+
+    refund = conforms(
+        await call(psp, "POST", path, json={"amount": 234}, headers=merchant.auth), 201
+    )
+    assert (refund["checkout_id"], refund["amount"], refund["currency"]) == (
+        checkout["id"],
+        234,
+        "EUR",
+    )
+    get = await call(psp, "GET", f"/v1/checkouts/{checkout['id']}", headers=merchant.auth)
+    assert conforms(get, 200)["refunded_amount"] == 234
+    reply = await call(psp, "POST", path, json={"amount": 1001}, headers=merchant.auth)
+    conforms(reply, 422, "refund_exceeds_payment")
+
+    keyed = _keyed(merchant.auth, "r-1")
+    first = conforms(await call(psp, "POST", path, json={"amount": 1}, headers=keyed), 201)
+    again = await call(psp, "POST", path, json={"amount": 1}, headers=keyed)
+    assert conforms(again, 201) == first and again.headers["Idempotent-Replayed"] == "true"
+    reply = await call(psp, "POST", path, json={"amount": 2}, headers=keyed)
+    conforms(reply, 422, "idempotency_mismatch")
+    reply = await call(psp, "POST", path, json={"amount": 1}, headers=_keyed(merchant.auth, "é"))
+    conforms(reply, 400, "invalid_idempotency_key")
+
+    for body, code in (
+        ({}, "missing_field"),
+        ({"amount": 1, "note": "x"}, "unknown_field"),
+        ({"amount": 0}, "invalid_amount"),
+        ({"amount": "1"}, "invalid_amount"),
+        ({"amount": 100_000_001}, "amount_too_large"),
+    ):
+        conforms(await call(psp, "POST", path, json=body, headers=merchant.auth), 422, code)
+        errors = list(_validator("/components/schemas/RefundRequest").iter_errors(body))
+        if code != "amount_too_large":  # the maximum is a setting, not the schema's
+            assert errors, f"RefundRequest accepts {body!r}"
+    conforms(await call(psp, "POST", path, data=b"{", headers=merchant.auth), 400, "invalid_json")
+    huge = {"amount": 1, "pad": "x" * 20_000}
+    conforms(await call(psp, "POST", path, json=huge, headers=merchant.auth), 413)
+    for headers in (None, {"Authorization": "Bearer mk_nope"}, wallet.auth):
+        reply = await call(psp, "POST", path, json={"amount": 1}, headers=headers)
+        conforms(reply, 401, "unauthorized")
+    other = await psp.merchant("Other Shop")
+    reply = await call(psp, "POST", path, json={"amount": 1}, headers=other.auth)
+    conforms(reply, 404, "not_found")
+    reply = await call(
+        psp,
+        "POST",
+        "/v1/checkouts/co_00000000000000000000/refunds",
+        json={"amount": 1},
+        headers=merchant.auth,
+    )
+    conforms(reply, 404, "not_found")
+    pending = await psp.checkout(merchant, order_id="pending")
+    reply = await call(
+        psp,
+        "POST",
+        f"/v1/checkouts/{pending['id']}/refunds",
+        json={"amount": 1},
+        headers=merchant.auth,
+    )
+    conforms(reply, 409, "not_paid")
+
+    async with gated(psp, "refund_reply", monkeypatch) as gate:
+        slow = _keyed(merchant.auth, "slow")
+        first_task = asyncio.create_task(call(psp, "POST", path, json={"amount": 1}, headers=slow))
+        await gate.wait_entered()
+        reply = await call(psp, "POST", path, json={"amount": 1}, headers=slow)
+        conforms(reply, 409, "request_in_progress")
+        gate.opened.set()
+        conforms(await first_task, 201)
+
+
+async def test_events(psp: Psp) -> None:
+    merchant = await psp.merchant()
+    assert conforms(await call(psp, "GET", "/v1/events", headers=merchant.auth), 200) == {
+        "events": [],
+        "next_after": 0,
+    }
+    checkout = await _paid_checkout(psp, merchant, await psp.wallet())
+    await call(
+        psp,
+        "POST",
+        f"/v1/checkouts/{checkout['id']}/refunds",
+        json={"amount": 34},
+        headers=merchant.auth,
+    )
+    cancelled = await psp.checkout(merchant, order_id="C-1")
+    await call(psp, "POST", f"/v1/checkouts/{cancelled['id']}/cancel", headers=merchant.auth)
+    page = conforms(await call(psp, "GET", "/v1/events?limit=2", headers=merchant.auth), 200)
+    assert [e["type"] for e in page["events"]] == ["checkout.paid", "checkout.refunded"]
+    rest = await call(psp, "GET", "/v1/events?after=2&limit=1000", headers=merchant.auth)
+    assert [e["type"] for e in conforms(rest, 200)["events"]] == ["checkout.cancelled"]
+    for query, code in (
+        ("?after=-1", "invalid_after"),
+        ("?limit=1001", "invalid_limit"),
+        ("?page=2", "unknown_parameter"),
+    ):
+        reply = await call(psp, "GET", f"/v1/events{query}", headers=merchant.auth)
+        conforms(reply, 422, code)
+    conforms(await call(psp, "GET", "/v1/events"), 401, "unauthorized")
+
+
+def test_event_schema_accepts_every_kind_of_event() -> None:
+    """The document's Event is the MQTT contract's CheckoutEvent."""
+    from scan2pay_common.messages import STATUS_FOR_EVENT
+
+    documented = SPEC["components"]["schemas"]["Event"]["properties"]["type"]["enum"]
+    assert sorted(documented) == sorted(STATUS_FOR_EVENT)
+
+
 # Bugs this test file found once; kept so that they stay fixed.
 
 
@@ -572,6 +764,12 @@ async def test_pay_checks_the_token_before_the_body(psp: Psp) -> None:
     for body in ({"code": "not a code"}, {"code": 5}, {}):
         reply = await call(psp, "POST", "/v1/payments", json=body, headers=headers)
         conforms(reply, 401, "unauthorized")
+
+
+async def test_webhooks(psp: Psp) -> None:
+    from tests.support.openapi_webhooks import exercise
+
+    await exercise(psp, call, conforms)
 
 
 # Last: every response the document lists was produced by a test above.

@@ -370,6 +370,7 @@ def text_views() -> dict[str, View]:
         "paid": View(OutcomeScreen("chk_1", "paid", 1234, "EUR")),
         "cancelled": View(OutcomeScreen("chk_1", "cancelled", 120_000, "JPY")),
         "expired": View(OutcomeScreen("chk_1", "expired", 1500, "KWD")),
+        "refunded": View(OutcomeScreen("chk_1", "refunded", 500, "EUR")),
         "paid-banner": View(OutcomeScreen("chk_1", "paid", 1234, "EUR"), "No connection"),
         "idle-banner": View(IdleScreen("Corner Shop"), "No connection"),
         "qr": qr_view(DEFAULT_URL),
@@ -420,7 +421,9 @@ def test_paid_and_cancelled_differ_on_128x64() -> None:
     paid = render(views["paid"], geometry, NOW)
     cancelled = render(View(OutcomeScreen("chk_1", "cancelled", 1234, "EUR")), geometry, NOW)
     expired = render(View(OutcomeScreen("chk_1", "expired", 1234, "EUR")), geometry, NOW)
-    assert len({paid.tobytes(), cancelled.tobytes(), expired.tobytes()}) == 3
+    refunded = render(View(OutcomeScreen("chk_1", "refunded", 1234, "EUR")), geometry, NOW)
+    frames = {paid.tobytes(), cancelled.tobytes(), expired.tobytes(), refunded.tobytes()}
+    assert len(frames) == 4
 
 
 def test_countdown_follows_now() -> None:

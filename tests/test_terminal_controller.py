@@ -183,3 +183,32 @@ def test_connection_loss_adds_a_banner_and_keeps_the_screen() -> None:
     assert controller.on_connection(False) == Effects()
     assert controller.on_connection(True).redraw
     assert controller.view.banner is None
+
+
+def refund_event(checkout_id: str = "co_1", refunded: int = 500) -> CheckoutEvent:
+    paid = event("checkout.paid", checkout_id)
+    snapshot = CheckoutSnapshot(**{**paid.checkout.to_dict(), "refunded_amount": refunded})
+    return CheckoutEvent(
+        event_id="evt_r",
+        seq=2,
+        type="checkout.refunded",
+        merchant_id="mer_1",
+        checkout=snapshot,
+        created_at=to_rfc3339(T0),
+    )
+
+
+def test_a_refund_shows_while_its_checkout_is_on_screen() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    controller.on_event(event("checkout.paid"), T0 + 1)
+    assert controller.on_event(refund_event(refunded=500), T0 + 2).redraw
+    assert controller.view.screen == OutcomeScreen("co_1", "refunded", 500, "EUR")
+    assert screen_kind(controller.view.screen) == "refunded"
+
+
+def test_a_refund_for_a_checkout_no_longer_on_screen_changes_nothing() -> None:
+    controller = Controller("Café")
+    assert controller.on_event(refund_event(), T0) == Effects()
+    controller.on_command(show_qr("co_2"), T0)
+    assert controller.on_event(refund_event("co_1"), T0 + 1) == Effects()

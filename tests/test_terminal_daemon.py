@@ -368,3 +368,45 @@ async def test_a_blocking_display_does_not_block_the_event_loop(broker: Mosquitt
     finally:
         display.gate.set()
         await finish(running)
+
+
+async def test_a_refund_at_the_psp_shows_on_the_terminal(
+    broker: Mosquitto, psp_with_broker: Psp
+) -> None:
+    from tests.support.psp import code_of
+
+    psp = psp_with_broker
+    shop = await psp.merchant()
+    running = await start(broker, merchant_id=shop.id)
+    try:
+        await running.state()
+        checkout = await psp.checkout(shop, amount=1234)
+        running.send(
+            display_command_to_json(
+                ShowQr(
+                    checkout_id=checkout["id"],
+                    qr_url=checkout["qr_url"],
+                    amount=1234,
+                    currency="EUR",
+                    expires_at=checkout["expires_at"],
+                )
+            )
+        )
+        await running.until(lambda f: f.content.qr_url == checkout["qr_url"])
+        await psp.pay(await psp.wallet(), code_of(checkout))
+        await running.until(lambda f: f.content.lines[:1] == ("Paid",))
+        status, _ = await psp.call(
+            "POST",
+            f"/v1/checkouts/{checkout['id']}/refunds",
+            json={"amount": 500},
+            headers=shop.auth,
+        )
+        assert status == 201
+        frame = await running.until(lambda f: f.content.lines[:1] == ("Refunded",))
+        assert frame.content.lines[1] == "€5.00"
+        state = await running.state()
+        while state.screen != "refunded":
+            state = await running.state()
+        assert state.checkout_id == checkout["id"]
+    finally:
+        await finish(running)

@@ -1,12 +1,35 @@
 """The storage interface. SQLite implements it today; PostgreSQL can follow
-by implementing the same methods with the same rules (``checkout_machine``)."""
+by implementing the same methods with the same rules (``checkout_machine``).
+
+Money moves only through the ledger: every payment, refund and opening
+balance writes entries that sum to zero per currency, in the transaction
+that moves it. The balances a wallet or merchant reads are caches of those
+entries, written in the same transaction.
+
+Idempotency keys: each ``*_reply`` method runs its operation and renders
+its answer (``Answer.render``) in one transaction; under a key it first
+looks for a stored answer (replayed, or ``Refused("idempotency_mismatch")``
+for another request) and otherwise stores the new one with the work.
+SQLite's single writer serialises two requests with one key, so the second
+always finds the first's committed row. The server's in-memory set of keys
+in flight covers one process only: a PostgreSQL backend serving several
+processes must let the primary key on (principal, endpoint, key) decide,
+for instance by inserting the key's row first in the transaction, so that a
+concurrent request with the same key blocks on it and then replays the
+committed answer, or, losing with a unique violation, rolls its work back
+and is answered ``request_in_progress``.
+"""
 
 from __future__ import annotations
 
 import abc
 
 from ..payloads import CheckoutRequest
-from .records import Checkout, Merchant, OutboxEvent, Payment, Wallet
+from .records import Answer, Checkout, Merchant, OutboxEvent, Payment, Refund, Reply, Wallet
+
+# How long an idempotency key's answer is kept at the least; the sweeper may
+# purge older ones (``purge_idempotency_keys``).
+IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000
 
 
 class Storage(abc.ABC):
@@ -24,7 +47,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
-        """Returns the wallet and its bearer token, which is never shown again."""
+        """Returns the wallet and its bearer token, which is never shown again.
+        The opening balance comes out of the currency's funding account."""
 
     @abc.abstractmethod
     async def get_wallet(self, wallet_id: str) -> Wallet | None: ...
@@ -35,6 +59,11 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def merchant_balances(self, merchant_id: str) -> dict[str, int]: ...
 
+    @abc.abstractmethod
+    async def ledger_balances(self) -> dict[tuple[str, str], int]:
+        """Every (account, currency)'s balance as the sum of its ledger
+        entries: what the cached balances must equal."""
+
     # Checkouts.
 
     @abc.abstractmethod
@@ -44,6 +73,18 @@ class Storage(abc.ABC):
         """Returns the checkout and whether it is new. The same order id with
         the same request returns the existing one; a different request raises
         ``Refused("order_conflict")``."""
+
+    @abc.abstractmethod
+    async def create_checkout_reply(
+        self,
+        answer: Answer[tuple[Checkout, bool]],
+        merchant_id: str,
+        request: CheckoutRequest,
+        *,
+        public_url: str,
+        now: int,
+    ) -> Reply:
+        """``create_checkout``, answered as ``answer`` says (see the module)."""
 
     @abc.abstractmethod
     async def get_checkout(self, merchant_id: str, checkout_id: str) -> Checkout | None: ...
@@ -62,6 +103,34 @@ class Storage(abc.ABC):
         token, ``unknown_code``, or what the checkout rules say)."""
 
     @abc.abstractmethod
+    async def pay_reply(
+        self, answer: Answer[tuple[Payment, Checkout]], wallet_token: str, code: str, *, now: int
+    ) -> Reply:
+        """``pay``, answered as ``answer`` says (see the module)."""
+
+    @abc.abstractmethod
+    async def refund(
+        self, merchant_id: str, checkout_id: str, amount: int, *, now: int
+    ) -> tuple[Refund, Checkout]:
+        """Gives ``amount`` of a paid checkout back to the wallet that paid it:
+        the merchant's debit, the wallet's credit, the checkout's refunded
+        total and the ``checkout.refunded`` event in one transaction. The
+        checkout stays paid. Raises ``Refused`` (``not_found``, ``not_paid``,
+        ``refund_exceeds_payment``)."""
+
+    @abc.abstractmethod
+    async def refund_reply(
+        self,
+        answer: Answer[tuple[Refund, Checkout]],
+        merchant_id: str,
+        checkout_id: str,
+        amount: int,
+        *,
+        now: int,
+    ) -> Reply:
+        """``refund``, answered as ``answer`` says (see the module)."""
+
+    @abc.abstractmethod
     async def expire_due(self, *, now: int, limit: int = 500) -> int:
         """Marks pending checkouts past their expiry as expired; returns how many."""
 
@@ -73,3 +142,16 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def mark_published(self, positions: list[int], *, now: int) -> None: ...
+
+    @abc.abstractmethod
+    async def events_after(self, merchant_id: str, after: int, *, limit: int) -> list[OutboxEvent]:
+        """The merchant's events with ``seq`` above ``after``, in ``seq``
+        order, published or not: a consumer catching up from its cursor."""
+
+    # Idempotency keys.
+
+    @abc.abstractmethod
+    async def purge_idempotency_keys(self, before: int, *, limit: int = 5000) -> int:
+        """Deletes up to ``limit`` stored answers created before ``before``
+        (ms), oldest first; returns how many. Keep at least
+        ``IDEMPOTENCY_KEY_TTL_MS``: a purged key runs its request again."""

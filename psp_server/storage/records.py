@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from scan2pay_common.messages import CheckoutSnapshot
 from scan2pay_common.timefmt import to_rfc3339
 
 from ..checkout_machine import Status
+from ..errors import Refused
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,7 @@ class Checkout:
     created_at: int
     expires_at: int
     updated_at: int
+    refunded_amount: int = 0
 
     def snapshot(self, status: Status | None = None) -> CheckoutSnapshot:
         """The public view; ``status`` overrides the stored one, so that a
@@ -54,6 +60,7 @@ class Checkout:
             terminal_id=self.terminal_id,
             created_at=to_rfc3339(self.created_at),
             description=self.description,
+            refunded_amount=self.refunded_amount,
         )
 
 
@@ -77,3 +84,72 @@ class OutboxEvent:
     seq: int
     type: str
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    id: str
+    checkout_id: str
+    payment_id: str
+    amount: int
+    currency: str
+    created_at: int
+
+
+# The ledger's accounts. An entry's amount is signed: positive is money the
+# account holds, so every transaction's entries sum to zero per currency.
+
+
+def wallet_account(wallet_id: str) -> str:
+    return f"wallet:{wallet_id}"
+
+
+def merchant_account(merchant_id: str) -> str:
+    return f"merchant:{merchant_id}"
+
+
+def funding_account(currency: str) -> str:
+    """Where a wallet's opening balance comes from, so that money is
+    conserved from the first entry: this account goes negative by exactly
+    what was put into wallets."""
+    return f"funding:{currency}"
+
+
+# Idempotency keys.
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """An ``Idempotency-Key`` in its scope: who sent it, to which endpoint,
+    and a fingerprint of what they asked, so that reusing a key for another
+    request is caught instead of replayed."""
+
+    principal: str  # a merchant id or a wallet id
+    endpoint: str  # "POST /v1/payments", the route's pattern
+    key: str
+    request_hash: str
+
+    @property
+    def scope(self) -> tuple[str, str, str]:
+        return self.principal, self.endpoint, self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer as an idempotency key keeps it: replayed byte for byte."""
+
+    status: int
+    body: bytes
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    """How an operation's outcome becomes its HTTP answer, inside the
+    operation's own transaction, so that the answer is stored with the work
+    it describes. ``render`` gets the result or the ``Refused`` the rules
+    gave; when it raises, the work is undone and nothing is stored. With no
+    ``key`` nothing is stored either: the answer is only rendered."""
+
+    key: IdempotencyKey | None
+    render: Callable[[T | Refused], Reply]

@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scan2pay_common import jsonfields
-from scan2pay_common.messages import EVENT_FOR_STATUS, CheckoutEvent
+from scan2pay_common.messages import EVENT_FOR_STATUS, CheckoutEvent, EventType
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from .. import credentials
-from ..checkout_machine import Action, Purse, Status, decide, decide_payment
+from ..checkout_machine import Action, Purse, Status, decide, decide_payment, decide_refund
 from ..errors import Refused, StorageError
 from ..payloads import CheckoutRequest
 from .base import Storage
-from .records import Checkout, Merchant, OutboxEvent, Payment, Wallet
+from .records import (
+    Answer,
+    Checkout,
+    IdempotencyKey,
+    Merchant,
+    OutboxEvent,
+    Payment,
+    Refund,
+    Reply,
+    Wallet,
+    funding_account,
+    merchant_account,
+    wallet_account,
+)
 from .sqlite_worker import SqliteWorker
+
+T = TypeVar("T")
 
 _CHECKOUT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
-    " status, created_at, expires_at, updated_at"
+    " status, created_at, expires_at, updated_at, refunded_amount"
 )
+_CHECKOUT_PLACEHOLDERS = ", ".join("?" * len(_CHECKOUT_COLUMNS.split(",")))
 
 _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
 
@@ -43,6 +60,7 @@ def _checkout(row: Any) -> Checkout:
         created_at,
         expires_at,
         updated_at,
+        refunded_amount,
     ) = row
     return Checkout(
         id=id_,
@@ -58,6 +76,7 @@ def _checkout(row: Any) -> Checkout:
         created_at=created_at,
         expires_at=expires_at,
         updated_at=updated_at,
+        refunded_amount=refunded_amount,
     )
 
 
@@ -92,6 +111,11 @@ class SqliteStorage(Storage):
     async def close(self) -> None:
         await self._worker.close()
 
+    @property
+    def worker(self) -> SqliteWorker:
+        """The writer thread, for stores that share this database (webhooks)."""
+        return self._worker
+
     # Principals.
 
     async def create_merchant(self, name: str) -> tuple[Merchant, str]:
@@ -121,13 +145,24 @@ class SqliteStorage(Storage):
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
         wallet = Wallet(credentials.new_id("wal"), name, currency, balance)
         token = credentials.new_wallet_token()
+        now = now_ms()
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO wallets (id, name, token_hash, currency, balance, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (wallet.id, name, credentials.hash_secret(token), currency, balance, now_ms()),
+                (wallet.id, name, credentials.hash_secret(token), currency, balance, now),
             )
+            if balance > 0:
+                _post(
+                    conn,
+                    credentials.new_id("fund"),
+                    currency,
+                    balance,
+                    source=funding_account(currency),
+                    destination=wallet_account(wallet.id),
+                    now=now,
+                )
 
         await self._worker.run(op)
         return wallet, token
@@ -162,11 +197,39 @@ class SqliteStorage(Storage):
 
         return await self._worker.run(op)
 
+    async def ledger_balances(self) -> dict[tuple[str, str], int]:
+        def op(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+            rows = conn.execute(
+                "SELECT account, currency, SUM(amount) FROM ledger_entries"
+                " GROUP BY account, currency"
+            )
+            return {(account, currency): total for account, currency, total in rows}
+
+        return await self._worker.run(op)
+
     # Checkouts.
 
     async def create_checkout(
         self, merchant_id: str, request: CheckoutRequest, *, public_url: str, now: int
     ) -> tuple[Checkout, bool]:
+        op = self._create_checkout_op(merchant_id, request, public_url=public_url, now=now)
+        return _settle(await self._worker.run(op))
+
+    async def create_checkout_reply(
+        self,
+        answer: Answer[tuple[Checkout, bool]],
+        merchant_id: str,
+        request: CheckoutRequest,
+        *,
+        public_url: str,
+        now: int,
+    ) -> Reply:
+        op = self._create_checkout_op(merchant_id, request, public_url=public_url, now=now)
+        return await self._worker.run(_replying(op, answer, now))
+
+    def _create_checkout_op(
+        self, merchant_id: str, request: CheckoutRequest, *, public_url: str, now: int
+    ) -> Callable[[sqlite3.Connection], tuple[Checkout, bool] | _RefusedWith]:
         fingerprint = request.fingerprint()
         code = credentials.new_code()
         fresh = Checkout(
@@ -185,7 +248,7 @@ class SqliteStorage(Storage):
             updated_at=now,
         )
 
-        def op(conn: sqlite3.Connection) -> tuple[Checkout, bool]:
+        def op(conn: sqlite3.Connection) -> tuple[Checkout, bool] | _RefusedWith:
             row = conn.execute(
                 f"SELECT request_hash, {_CHECKOUT_COLUMNS} FROM checkouts"
                 " WHERE merchant_id = ? AND order_id = ?",
@@ -193,11 +256,11 @@ class SqliteStorage(Storage):
             ).fetchone()
             if row is not None:
                 if row[0] != fingerprint:
-                    raise Refused("order_conflict")
+                    return _RefusedWith("order_conflict", None)
                 return _checkout(row[1:]), False
             conn.execute(
                 f"INSERT INTO checkouts (request_hash, {_CHECKOUT_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f" VALUES (?, {_CHECKOUT_PLACEHOLDERS})",
                 (
                     fingerprint,
                     fresh.id,
@@ -213,11 +276,12 @@ class SqliteStorage(Storage):
                     fresh.created_at,
                     fresh.expires_at,
                     fresh.updated_at,
+                    fresh.refunded_amount,
                 ),
             )
             return fresh, True
 
-        return await self._worker.run(op)
+        return op
 
     async def get_checkout(self, merchant_id: str, checkout_id: str) -> Checkout | None:
         def op(conn: sqlite3.Connection) -> Checkout | None:
@@ -267,6 +331,17 @@ class SqliteStorage(Storage):
         return await self._worker.run(op)
 
     async def pay(self, wallet_token: str, code: str, *, now: int) -> tuple[Payment, Checkout]:
+        return _settle(await self._worker.run(self._pay_op(wallet_token, code, now=now)))
+
+    async def pay_reply(
+        self, answer: Answer[tuple[Payment, Checkout]], wallet_token: str, code: str, *, now: int
+    ) -> Reply:
+        op = self._pay_op(wallet_token, code, now=now)
+        return await self._worker.run(_replying(op, answer, now))
+
+    def _pay_op(
+        self, wallet_token: str, code: str, *, now: int
+    ) -> Callable[[sqlite3.Connection], tuple[Payment, Checkout] | _RefusedWith]:
         token_hash = credentials.hash_secret(wallet_token)
         payment_id = credentials.new_id("pay")
 
@@ -304,12 +379,7 @@ class SqliteStorage(Storage):
             if debited != 1:
                 return _RefusedWith("insufficient_funds", checkout)
             paid = _transition(conn, checkout, Status.PAID, now)
-            conn.execute(
-                "INSERT INTO merchant_balances (merchant_id, currency, balance) VALUES (?, ?, ?)"
-                " ON CONFLICT (merchant_id, currency) DO UPDATE"
-                " SET balance = balance + excluded.balance",
-                (checkout.merchant_id, checkout.currency, checkout.amount),
-            )
+            _add_to_merchant(conn, checkout.merchant_id, checkout.currency, checkout.amount)
             payment = Payment(
                 payment_id, checkout.id, wallet_id, checkout.amount, checkout.currency, now
             )
@@ -325,12 +395,96 @@ class SqliteStorage(Storage):
                     payment.created_at,
                 ),
             )
+            _post(
+                conn,
+                payment.id,
+                payment.currency,
+                payment.amount,
+                source=wallet_account(wallet_id),
+                destination=merchant_account(checkout.merchant_id),
+                now=now,
+            )
             return payment, paid
 
-        result = await self._worker.run(op)
-        if isinstance(result, _RefusedWith):
-            raise Refused(result.code)
-        return result
+        return op
+
+    async def refund(
+        self, merchant_id: str, checkout_id: str, amount: int, *, now: int
+    ) -> tuple[Refund, Checkout]:
+        op = self._refund_op(merchant_id, checkout_id, amount, now=now)
+        return _settle(await self._worker.run(op))
+
+    async def refund_reply(
+        self,
+        answer: Answer[tuple[Refund, Checkout]],
+        merchant_id: str,
+        checkout_id: str,
+        amount: int,
+        *,
+        now: int,
+    ) -> Reply:
+        op = self._refund_op(merchant_id, checkout_id, amount, now=now)
+        return await self._worker.run(_replying(op, answer, now))
+
+    def _refund_op(
+        self, merchant_id: str, checkout_id: str, amount: int, *, now: int
+    ) -> Callable[[sqlite3.Connection], tuple[Refund, Checkout] | _RefusedWith]:
+        refund_id = credentials.new_id("re")
+
+        def op(conn: sqlite3.Connection) -> tuple[Refund, Checkout] | _RefusedWith:
+            row = conn.execute(
+                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE id = ? AND merchant_id = ?",
+                (checkout_id, merchant_id),
+            ).fetchone()
+            if row is None:
+                return _RefusedWith("not_found", None)
+            checkout = _checkout(row)
+            refusal = decide_refund(
+                checkout.status,
+                paid=checkout.amount,
+                refunded=checkout.refunded_amount,
+                amount=amount,
+            )
+            if refusal is not None:
+                return _RefusedWith(refusal, checkout)
+            # As with payments, the guard makes the database the judge: two
+            # refunds racing can never add up to more than was paid.
+            changed = conn.execute(
+                "UPDATE checkouts SET refunded_amount = refunded_amount + ?, updated_at = ?"
+                " WHERE id = ? AND status = 'paid' AND refunded_amount + ? <= amount",
+                (amount, now, checkout.id, amount),
+            ).rowcount
+            if changed != 1:
+                return _RefusedWith("refund_exceeds_payment", checkout)
+            payment_id, wallet_id = conn.execute(
+                "SELECT id, wallet_id FROM payments WHERE checkout_id = ?", (checkout.id,)
+            ).fetchone()
+            refund = Refund(refund_id, checkout.id, payment_id, amount, checkout.currency, now)
+            conn.execute(
+                "INSERT INTO refunds (id, checkout_id, payment_id, amount, currency, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (refund.id, refund.checkout_id, payment_id, amount, refund.currency, now),
+            )
+            _add_to_merchant(conn, merchant_id, refund.currency, -amount)
+            conn.execute(
+                "UPDATE wallets SET balance = balance + ? WHERE id = ?", (amount, wallet_id)
+            )
+            _post(
+                conn,
+                refund.id,
+                refund.currency,
+                amount,
+                source=merchant_account(merchant_id),
+                destination=wallet_account(wallet_id),
+                now=now,
+            )
+            refunded = replace(
+                checkout, refunded_amount=checkout.refunded_amount + amount, updated_at=now
+            )
+            _write_event(conn, refunded, "checkout.refunded", now)
+            return refund, refunded
+
+        return op
 
     async def expire_due(self, *, now: int, limit: int = 500) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -375,6 +529,34 @@ class SqliteStorage(Storage):
 
         await self._worker.run(op)
 
+    async def events_after(self, merchant_id: str, after: int, *, limit: int) -> list[OutboxEvent]:
+        def op(conn: sqlite3.Connection) -> list[OutboxEvent]:
+            rows = conn.execute(
+                "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
+                " WHERE merchant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (merchant_id, after, limit),
+            ).fetchall()
+            return [
+                OutboxEvent(pos, eid, mid, seq, typ, payload.encode())
+                for pos, eid, mid, seq, typ, payload in rows
+            ]
+
+        return await self._worker.run(op)
+
+    # Idempotency keys.
+
+    async def purge_idempotency_keys(self, before: int, *, limit: int = 5000) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            # Oldest first and bounded, so that one purge never holds the
+            # single writer for long; call again while it returns ``limit``.
+            return conn.execute(
+                "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys"
+                " WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+                (before, limit),
+            ).rowcount
+
+        return await self._worker.run(op)
+
 
 class _RefusedWith:
     """A refusal handed out of the writer thread as a value, not raised inside
@@ -387,6 +569,90 @@ class _RefusedWith:
         self.checkout = checkout
 
 
+def _settle(result: T | _RefusedWith) -> T:
+    if isinstance(result, _RefusedWith):
+        raise Refused(result.code)
+    return result
+
+
+def _replying(
+    op: Callable[[sqlite3.Connection], T | _RefusedWith], answer: Answer[T], now: int
+) -> Callable[[sqlite3.Connection], Reply]:
+    """``op`` with its answer rendered in its transaction and, under an
+    idempotency key, stored there too: the key's row and the work it did are
+    committed together or not at all. A key seen before replays its stored
+    answer and does no work."""
+
+    def run(conn: sqlite3.Connection) -> Reply:
+        key = answer.key
+        if key is not None:
+            stored = _stored_reply(conn, key)
+            if stored is not None:
+                return stored
+        outcome = op(conn)
+        reply = answer.render(
+            Refused(outcome.code) if isinstance(outcome, _RefusedWith) else outcome
+        )
+        # A 5xx says nothing about the request; the client should retry it.
+        if key is not None and reply.status < 500:
+            conn.execute(
+                "INSERT INTO idempotency_keys"
+                " (principal, endpoint, key, request_hash, status, body, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key.scope, key.request_hash, reply.status, reply.body, now),
+            )
+        return reply
+
+    return run
+
+
+def _stored_reply(conn: sqlite3.Connection, key: IdempotencyKey) -> Reply | None:
+    row = conn.execute(
+        "SELECT request_hash, status, body FROM idempotency_keys"
+        " WHERE principal = ? AND endpoint = ? AND key = ?",
+        key.scope,
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] != key.request_hash:
+        raise Refused("idempotency_mismatch")
+    return Reply(row[1], bytes(row[2]), replayed=True)
+
+
+def _post(
+    conn: sqlite3.Connection,
+    transaction_id: str,
+    currency: str,
+    amount: int,
+    *,
+    source: str,
+    destination: str,
+    now: int,
+) -> None:
+    """Moves ``amount`` from ``source`` to ``destination`` as two ledger
+    entries that sum to zero: money is never made or lost, only moved."""
+    conn.executemany(
+        "INSERT INTO ledger_entries (transaction_id, account, currency, amount, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (transaction_id, source, currency, -amount, now),
+            (transaction_id, destination, currency, amount, now),
+        ],
+    )
+
+
+def _add_to_merchant(
+    conn: sqlite3.Connection, merchant_id: str, currency: str, amount: int
+) -> None:
+    """The merchant's cached balance, kept with the ledger entries it sums."""
+    conn.execute(
+        "INSERT INTO merchant_balances (merchant_id, currency, balance) VALUES (?, ?, ?)"
+        " ON CONFLICT (merchant_id, currency) DO UPDATE"
+        " SET balance = balance + excluded.balance",
+        (merchant_id, currency, amount),
+    )
+
+
 def _transition(conn: sqlite3.Connection, checkout: Checkout, status: Status, now: int) -> Checkout:
     """Moves a pending checkout to ``status`` and writes the event announcing
     it, in the caller's transaction (the transactional outbox)."""
@@ -397,6 +663,13 @@ def _transition(conn: sqlite3.Connection, checkout: Checkout, status: Status, no
     if changed != 1:
         raise StorageError(f"checkout {checkout.id} was not pending")
     moved = replace(checkout, status=status, updated_at=now)
+    _write_event(conn, moved, EVENT_FOR_STATUS[status.value], now)
+    return moved
+
+
+def _write_event(conn: sqlite3.Connection, checkout: Checkout, kind: EventType, now: int) -> None:
+    """The event announcing what just happened to ``checkout``, with the
+    merchant's next ``seq``, in the caller's transaction."""
     seq = conn.execute(
         "UPDATE merchants SET last_event_seq = last_event_seq + 1 WHERE id = ?"
         " RETURNING last_event_seq",
@@ -405,9 +678,9 @@ def _transition(conn: sqlite3.Connection, checkout: Checkout, status: Status, no
     event = CheckoutEvent(
         event_id=credentials.new_id("evt"),
         seq=seq,
-        type=EVENT_FOR_STATUS[status.value],
+        type=kind,
         merchant_id=checkout.merchant_id,
-        checkout=moved.snapshot(),
+        checkout=checkout.snapshot(),
         created_at=to_rfc3339(now),
     )
     conn.execute(
@@ -423,4 +696,3 @@ def _transition(conn: sqlite3.Connection, checkout: Checkout, status: Status, no
             now,
         ),
     )
-    return moved

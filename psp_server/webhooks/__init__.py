@@ -1,0 +1,7 @@
+"""Merchant webhooks: every event of a merchant POSTed, signed, to the
+merchant's endpoints, retried with backoff for at least a day
+(docs/webhooks.md)."""
+
+from .signing import HEADER, sign, verify
+
+__all__ = ["HEADER", "sign", "verify"]

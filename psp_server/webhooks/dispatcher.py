@@ -1,0 +1,190 @@
+"""The webhook dispatcher: delivers each merchant event to the merchant's
+endpoints, at least once.
+
+One loop turns new rows of ``events`` into deliveries (each endpoint has a
+cursor, ``last_position``) and starts a sender for every endpoint that has
+deliveries due. A sender posts its endpoint's due deliveries one at a time,
+in the order they are due (for new events: the order they were written), and
+records each outcome before the next. Endpoints do not wait for each other:
+a dead one ties up only its own sender.
+
+All state is in the database, so a restart resumes where it stopped: a
+delivery whose outcome was not recorded (the server died mid-request) is
+still due and goes out again, which the receiver's dedupe by ``event_id``
+absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from scan2pay_common.aio import honour_cancellation
+
+from . import signing
+from .retry import RetryPolicy
+from .store import DueDelivery, Outcome, WebhookStore
+
+log = logging.getLogger(__name__)
+
+# Events written by another process do not wake the dispatcher; it looks
+# again at least this often.
+POLL_SECONDS = 1.0
+# Endpoints served at the same time; the rest wait for a free sender.
+MAX_SENDERS = 64
+# Deliveries a sender reads at once.
+BATCH = 20
+# After a sender failed on its own (the database, not the endpoint).
+SENDER_PAUSE = 1.0
+USER_AGENT = "scan2pay-webhooks/1"
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        store: WebhookStore,
+        policy: RetryPolicy,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        poll: float = POLL_SECONDS,
+        max_senders: int = MAX_SENDERS,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._timeout = timeout
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._poll = poll
+        self._max_senders = max_senders
+        self._wake = asyncio.Event()
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def wake_event(self) -> asyncio.Event:
+        """Set it when events were written or a redelivery was queued."""
+        return self._wake
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def run(self) -> None:
+        # No connection limit: a pool shared by every endpoint would let dead
+        # endpoints starve the others. MAX_SENDERS bounds it instead.
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            headers={"User-Agent": USER_AGENT},
+        ) as http:
+            self._http = http
+            try:
+                await self._loop()
+            finally:
+                senders = list(self._senders.values())
+                for task in senders:
+                    task.cancel()
+                await asyncio.gather(*senders, return_exceptions=True)
+                self._http = None
+
+    async def _loop(self) -> None:
+        while True:
+            honour_cancellation()
+            self._wake.clear()
+            now = self._now_ms()
+            delay = self._poll
+            try:
+                scan = await self._store.scan(now=now)
+            except Exception:
+                log.exception("webhook scan failed; trying again")
+            else:
+                for endpoint_id in scan.due_endpoints:
+                    if len(self._senders) >= self._max_senders:
+                        break  # a sender that ends wakes this loop
+                    if endpoint_id not in self._senders:
+                        self._senders[endpoint_id] = asyncio.create_task(
+                            self._serve(endpoint_id), name=f"webhook-sender-{endpoint_id}"
+                        )
+                if scan.more:
+                    delay = 0.0
+                elif scan.next_due_at is not None:
+                    delay = min(delay, max(0.0, (scan.next_due_at - now) / 1000))
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _serve(self, endpoint_id: str) -> None:
+        try:
+            while True:
+                batch = await self._store.due(endpoint_id, now=self._now_ms(), limit=BATCH)
+                if not batch:
+                    return
+                for due in batch:
+                    outcome = await self._attempt(due)
+                    delivery = await self._store.record(due, outcome, self._policy, self._rng)
+                    _log_outcome(due, outcome, None if delivery is None else delivery.status)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook sender for %s failed; it will start again", endpoint_id)
+            await asyncio.sleep(SENDER_PAUSE)
+        finally:
+            self._senders.pop(endpoint_id, None)
+            self._wake.set()
+
+    async def _attempt(self, due: DueDelivery) -> Outcome:
+        """One POST of the event's stored bytes, signed; never raises for
+        what the endpoint or the network does."""
+        http = self._http
+        assert http is not None, "attempt outside run()"
+        timestamp = int(self._clock())
+        headers = {
+            "Content-Type": "application/json",
+            signing.HEADER: signing.sign(due.secret, timestamp, due.payload),
+            "Scan2pay-Event-Id": due.event_id,
+        }
+        started = self._now_ms()
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with http.post(
+                due.url, data=due.payload, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+        except TimeoutError:
+            error = f"timeout: no answer within {self._timeout:g} s"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            # Still an outcome: the delivery backs off instead of its sender
+            # failing on the same delivery over and over.
+            log.exception("webhook %s: %s: unexpected error", due.endpoint_id, due.event_id)
+            error = f"{type(exc).__name__}: {exc}"
+        return Outcome(started, self._now_ms(), status, error)
+
+
+def _log_outcome(due: DueDelivery, outcome: Outcome, status: str | None) -> None:
+    # The endpoint's id only: its URL may carry a token of the merchant's,
+    # and the secret never goes anywhere near a log.
+    what = outcome.error if outcome.status_code is None else f"HTTP {outcome.status_code}"
+    if outcome.delivered:
+        log.info("webhook %s: %s delivered (%s)", due.endpoint_id, due.event_id, what)
+    else:
+        log.info(
+            "webhook %s: %s not delivered (%s); now %s",
+            due.endpoint_id,
+            due.event_id,
+            what,
+            status,
+        )

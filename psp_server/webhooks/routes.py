@@ -1,0 +1,125 @@
+"""The webhook API: a merchant registers, lists and disables its endpoints,
+reads the delivery log and asks for a redelivery (docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.timefmt import now_ms, to_rfc3339
+
+from ..appkeys import WEBHOOK_DISPATCHER, WEBHOOK_STORE
+from ..errors import APIError
+from ..routes import _body, _json, _merchant
+from .requests import parse_create, parse_limit
+from .store import Delivery, Endpoint, WebhookRefusal
+
+_STATUS_OF_REFUSAL = {"not_found": 404, "webhook_disabled": 409, "too_many_webhooks": 409}
+
+
+def _refusal(exc: WebhookRefusal) -> APIError:
+    return APIError(exc.code, exc.message, status=_STATUS_OF_REFUSAL.get(exc.code, 409))
+
+
+def _time(ms: int | None) -> str | None:
+    return None if ms is None else to_rfc3339(ms)
+
+
+def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "created_at": to_rfc3339(endpoint.created_at),
+        "enabled": endpoint.enabled,
+    }
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "event_id": delivery.event_id,
+        "seq": delivery.seq,
+        "type": delivery.type,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_attempt_at": _time(delivery.last_attempt_at),
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "next_attempt_at": _time(delivery.next_attempt_at),
+        "delivered_at": _time(delivery.delivered_at),
+        "created_at": to_rfc3339(delivery.created_at),
+    }
+
+
+async def create_webhook(request: web.Request) -> web.Response:
+    merchant = await _merchant(request)
+    body = await _body(request)
+    try:
+        url = parse_create(body)
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
+    try:
+        endpoint, secret = await request.app[WEBHOOK_STORE].create_endpoint(
+            merchant.id, url, now=now_ms()
+        )
+    except WebhookRefusal as exc:
+        raise _refusal(exc) from None
+    return _json({**endpoint_json(endpoint), "secret": secret}, status=201)
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    merchant = await _merchant(request)
+    endpoints = await request.app[WEBHOOK_STORE].list_endpoints(merchant.id)
+    return _json({"webhooks": [endpoint_json(e) for e in endpoints]})
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    merchant = await _merchant(request)
+    try:
+        endpoint = await request.app[WEBHOOK_STORE].disable_endpoint(
+            merchant.id, request.match_info["webhook_id"], now=now_ms()
+        )
+    except WebhookRefusal as exc:
+        raise _refusal(exc) from None
+    return _json(endpoint_json(endpoint))
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    merchant = await _merchant(request)
+    try:
+        limit = parse_limit(request.query.get("limit"))
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
+    try:
+        deliveries = await request.app[WEBHOOK_STORE].deliveries(
+            merchant.id, request.match_info["webhook_id"], limit=limit
+        )
+    except WebhookRefusal as exc:
+        raise _refusal(exc) from None
+    return _json({"deliveries": [delivery_json(d) for d in deliveries]})
+
+
+async def redeliver(request: web.Request) -> web.Response:
+    merchant = await _merchant(request)
+    try:
+        delivery = await request.app[WEBHOOK_STORE].redeliver(
+            merchant.id,
+            request.match_info["webhook_id"],
+            request.match_info["event_id"],
+            now=now_ms(),
+        )
+    except WebhookRefusal as exc:
+        raise _refusal(exc) from None
+    dispatcher = request.app.get(WEBHOOK_DISPATCHER)
+    if dispatcher is not None:
+        dispatcher.wake()
+    return _json(delivery_json(delivery), status=202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/webhooks", create_webhook)
+    app.router.add_get("/v1/webhooks", list_webhooks)
+    app.router.add_delete("/v1/webhooks/{webhook_id}", delete_webhook)
+    app.router.add_get("/v1/webhooks/{webhook_id}/deliveries", list_deliveries)
+    app.router.add_post("/v1/webhooks/{webhook_id}/deliveries/{event_id}/redeliver", redeliver)

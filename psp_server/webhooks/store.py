@@ -1,0 +1,407 @@
+"""Webhook endpoints and their delivery log, in the PSP's SQLite database.
+
+Every statement runs on the storage's one writer thread (``SqliteWorker``),
+inside its group-committed transactions, so a 201 or 202 means the row is on
+disk and the dispatcher's bookkeeping never races the API's.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import credentials
+from ..errors import StorageError
+from ..storage import Storage
+from ..storage.sqlite_worker import SqliteWorker
+from . import signing
+from .retry import RetryPolicy
+
+# A merchant may have this many enabled endpoints at once.
+MAX_ENABLED_ENDPOINTS = 16
+# Events turned into deliveries per endpoint per scan; the rest next scan.
+DISCOVER_BATCH = 500
+ERROR_MAX = 300
+
+
+class WebhookRefusal(Exception):
+    """``code`` is ``not_found``, ``webhook_disabled`` or ``too_many_webhooks``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    merchant_id: str
+    url: str
+    enabled: bool
+    created_at: int
+    disabled_at: int | None
+
+
+_ENDPOINT_COLUMNS = "id, merchant_id, url, enabled, created_at, disabled_at"
+
+
+def _endpoint(row: Any) -> Endpoint:
+    id_, merchant_id, url, enabled, created_at, disabled_at = row
+    return Endpoint(id_, merchant_id, url, bool(enabled), created_at, disabled_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A row of the delivery log."""
+
+    event_id: str
+    seq: int
+    type: str
+    status: str
+    attempts: int
+    first_attempt_at: int | None
+    last_attempt_at: int | None
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: int | None
+    delivered_at: int | None
+    created_at: int
+
+
+_DELIVERY_COLUMNS = (
+    "event_id, seq, type, status, attempts, first_attempt_at, last_attempt_at,"
+    " last_status_code, last_error, next_attempt_at, delivered_at, created_at"
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A delivery to attempt now, with what the attempt needs."""
+
+    endpoint_id: str
+    event_position: int
+    event_id: str
+    url: str
+    secret: str = field(repr=False)
+    payload: bytes = field(repr=False)
+    # next_attempt_at as it was read: if it differs when the outcome is
+    # recorded, a redelivery was queued meanwhile and stays queued.
+    scheduled_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    started_at: int
+    finished_at: int
+    status_code: int | None
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    due_endpoints: list[str]  # endpoints with deliveries due now, most overdue first
+    next_due_at: int | None  # the earliest attempt scheduled after now
+    more: bool  # events are left to turn into deliveries: scan again at once
+
+
+def worker_of(storage: Storage) -> SqliteWorker:
+    """The SQLite storage's writer thread, which webhooks share."""
+    from ..storage.sqlite import SqliteStorage
+
+    if not isinstance(storage, SqliteStorage):
+        raise StorageError("webhooks need the SQLite storage")
+    return storage.worker
+
+
+def _top_position(conn: sqlite3.Connection) -> int:
+    top: int = conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
+    return top
+
+
+def _discover(
+    conn: sqlite3.Connection,
+    endpoint_id: str,
+    merchant_id: str,
+    last_position: int,
+    top: int,
+    now: int,
+) -> bool:
+    """Makes the endpoint's deliveries for its merchant's events in
+    (last_position, top] and moves its cursor; True if some are left."""
+    # "+merchant_id": walk the primary key from the cursor, which only sees
+    # the new events, rather than every event of the merchant.
+    rows = conn.execute(
+        "SELECT position, event_id, seq, type FROM events"
+        " WHERE position > ? AND position <= ? AND +merchant_id = ?"
+        " ORDER BY position LIMIT ?",
+        (last_position, top, merchant_id, DISCOVER_BATCH),
+    ).fetchall()
+    conn.executemany(
+        "INSERT OR IGNORE INTO webhook_deliveries"
+        " (endpoint_id, event_position, event_id, seq, type, status, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+        [(endpoint_id, pos, eid, seq, typ, now, now) for pos, eid, seq, typ in rows],
+    )
+    more = len(rows) == DISCOVER_BATCH
+    cursor = rows[-1][0] if more else top
+    conn.execute(
+        "UPDATE webhook_endpoints SET last_position = ? WHERE id = ?", (cursor, endpoint_id)
+    )
+    return more
+
+
+class WebhookStore:
+    def __init__(self, worker: SqliteWorker) -> None:
+        self._worker = worker
+
+    @classmethod
+    def of(cls, storage: Storage) -> WebhookStore:
+        return cls(worker_of(storage))
+
+    # The merchant's API.
+
+    async def create_endpoint(
+        self, merchant_id: str, url: str, *, now: int
+    ) -> tuple[Endpoint, str]:
+        """Returns the endpoint and its secret, which the API shows once."""
+        endpoint = Endpoint(credentials.new_id("wh"), merchant_id, url, True, now, None)
+        secret = signing.new_secret()
+
+        def op(conn: sqlite3.Connection) -> None:
+            (enabled,) = conn.execute(
+                "SELECT COUNT(*) FROM webhook_endpoints WHERE merchant_id = ? AND enabled = 1",
+                (merchant_id,),
+            ).fetchone()
+            if enabled >= MAX_ENABLED_ENDPOINTS:
+                raise WebhookRefusal(
+                    "too_many_webhooks",
+                    f"a merchant may have at most {MAX_ENABLED_ENDPOINTS} enabled webhooks",
+                )
+            conn.execute(
+                "INSERT INTO webhook_endpoints"
+                " (id, merchant_id, url, secret, enabled, last_position, created_at)"
+                " VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (endpoint.id, merchant_id, url, secret, _top_position(conn), now),
+            )
+
+        await self._worker.run(op)
+        return endpoint, secret
+
+    async def list_endpoints(self, merchant_id: str) -> list[Endpoint]:
+        def op(conn: sqlite3.Connection) -> list[Endpoint]:
+            rows = conn.execute(
+                f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+                " WHERE merchant_id = ? ORDER BY created_at, id",
+                (merchant_id,),
+            ).fetchall()
+            return [_endpoint(row) for row in rows]
+
+        return await self._worker.run(op)
+
+    async def disable_endpoint(self, merchant_id: str, endpoint_id: str, *, now: int) -> Endpoint:
+        """Stops deliveries to it; its log stays readable. Idempotent."""
+
+        def op(conn: sqlite3.Connection) -> Endpoint:
+            endpoint = _own_endpoint(conn, merchant_id, endpoint_id)
+            if not endpoint.enabled:
+                return endpoint
+            conn.execute(
+                "UPDATE webhook_endpoints SET enabled = 0, disabled_at = ? WHERE id = ?",
+                (now, endpoint_id),
+            )
+            conn.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = NULL"
+                " WHERE endpoint_id = ? AND next_attempt_at IS NOT NULL",
+                (endpoint_id,),
+            )
+            return Endpoint(endpoint.id, merchant_id, endpoint.url, False, endpoint.created_at, now)
+
+        return await self._worker.run(op)
+
+    async def deliveries(self, merchant_id: str, endpoint_id: str, *, limit: int) -> list[Delivery]:
+        """The endpoint's log, newest event first."""
+
+        def op(conn: sqlite3.Connection) -> list[Delivery]:
+            _own_endpoint(conn, merchant_id, endpoint_id)
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+                " WHERE endpoint_id = ? ORDER BY event_position DESC LIMIT ?",
+                (endpoint_id, limit),
+            ).fetchall()
+            return [_delivery(row) for row in rows]
+
+        return await self._worker.run(op)
+
+    async def redeliver(
+        self, merchant_id: str, endpoint_id: str, event_id: str, *, now: int
+    ) -> Delivery:
+        """Queues one more attempt of the event, due now. A pending delivery
+        keeps its retry schedule after it; a delivered or failed one gets this
+        one attempt."""
+
+        def op(conn: sqlite3.Connection) -> Delivery:
+            endpoint = _own_endpoint(conn, merchant_id, endpoint_id)
+            if not endpoint.enabled:
+                raise WebhookRefusal("webhook_disabled", "this webhook is disabled")
+            # The event may be newer than the dispatcher's last scan.
+            (last_position,) = conn.execute(
+                "SELECT last_position FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
+            ).fetchone()
+            top = _top_position(conn)
+            if last_position < top:
+                _discover(conn, endpoint_id, merchant_id, last_position, top, now)
+            changed = conn.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = ?"
+                " WHERE endpoint_id = ? AND event_id = ?",
+                (now, endpoint_id, event_id),
+            ).rowcount
+            if changed != 1:
+                raise WebhookRefusal("not_found", "this webhook has no delivery of this event")
+            row = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+                " WHERE endpoint_id = ? AND event_id = ?",
+                (endpoint_id, event_id),
+            ).fetchone()
+            return _delivery(row)
+
+        return await self._worker.run(op)
+
+    # The dispatcher's side.
+
+    async def scan(self, *, now: int) -> Scan:
+        """Turns new events into deliveries, and says what is due."""
+
+        def op(conn: sqlite3.Connection) -> Scan:
+            top = _top_position(conn)
+            more = False
+            endpoints = conn.execute(
+                "SELECT id, merchant_id, last_position FROM webhook_endpoints"
+                " WHERE enabled = 1 AND last_position < ?",
+                (top,),
+            ).fetchall()
+            for endpoint_id, merchant_id, last_position in endpoints:
+                more |= _discover(conn, endpoint_id, merchant_id, last_position, top, now)
+            due = [
+                row[0]
+                for row in conn.execute(
+                    # By time: what is due now, not everything scheduled.
+                    "SELECT d.endpoint_id FROM webhook_deliveries d"
+                    " INDEXED BY webhook_deliveries_due"
+                    " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                    " WHERE d.next_attempt_at <= ? AND e.enabled = 1"
+                    " GROUP BY d.endpoint_id ORDER BY MIN(d.next_attempt_at)",
+                    (now,),
+                )
+            ]
+            # Only enabled endpoints have attempts scheduled (disabling clears them).
+            (next_due,) = conn.execute(
+                "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE next_attempt_at > ?",
+                (now,),
+            ).fetchone()
+            return Scan(due, next_due, more)
+
+        return await self._worker.run(op)
+
+    async def due(self, endpoint_id: str, *, now: int, limit: int) -> list[DueDelivery]:
+        """The endpoint's deliveries due now: oldest schedule first, then in
+        the order the events were written."""
+
+        def op(conn: sqlite3.Connection) -> list[DueDelivery]:
+            rows = conn.execute(
+                "SELECT d.event_position, d.event_id, e.url, e.secret, ev.payload,"
+                " d.next_attempt_at"
+                " FROM webhook_deliveries d"
+                " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                " JOIN events ev ON ev.position = d.event_position"
+                " WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND e.enabled = 1"
+                " ORDER BY d.next_attempt_at, d.event_position LIMIT ?",
+                (endpoint_id, now, limit),
+            ).fetchall()
+            return [
+                DueDelivery(endpoint_id, pos, eid, url, secret, payload.encode(), scheduled)
+                for pos, eid, url, secret, payload, scheduled in rows
+            ]
+
+        return await self._worker.run(op)
+
+    async def record(
+        self, due: DueDelivery, outcome: Outcome, policy: RetryPolicy, rng: random.Random
+    ) -> Delivery | None:
+        """Writes an attempt's outcome and schedules the next one, if any."""
+        error = None if outcome.error is None else outcome.error[:ERROR_MAX]
+
+        def op(conn: sqlite3.Connection) -> Delivery | None:
+            key = (due.endpoint_id, due.event_position)
+            row = conn.execute(
+                "SELECT status, attempts, first_attempt_at, next_attempt_at, delivered_at"
+                " FROM webhook_deliveries WHERE endpoint_id = ? AND event_position = ?",
+                key,
+            ).fetchone()
+            if row is None:
+                return None
+            status, attempts, first_attempt_at, next_attempt_at, delivered_at = row
+            attempts += 1
+            if first_attempt_at is None:
+                first_attempt_at = outcome.started_at
+            queued_meanwhile = next_attempt_at != due.scheduled_at
+            if outcome.delivered:
+                status, next_attempt_at = "delivered", None
+                if delivered_at is None:  # the first success; a redelivery keeps it
+                    delivered_at = outcome.finished_at
+            elif status == "pending":
+                if outcome.finished_at - first_attempt_at >= policy.window_ms:
+                    status, next_attempt_at = "failed", None
+                else:
+                    next_attempt_at = outcome.finished_at + policy.delay_ms(attempts, rng)
+            else:
+                # The one manual attempt of a delivered or failed delivery.
+                next_attempt_at = None
+            if queued_meanwhile:
+                next_attempt_at = row[3]
+            conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = ?, first_attempt_at = ?,"
+                " last_attempt_at = ?, last_status_code = ?, last_error = ?,"
+                " next_attempt_at = ?, delivered_at = ?"
+                " WHERE endpoint_id = ? AND event_position = ?",
+                (
+                    status,
+                    attempts,
+                    first_attempt_at,
+                    outcome.started_at,
+                    outcome.status_code,
+                    error,
+                    next_attempt_at,
+                    delivered_at,
+                    *key,
+                ),
+            )
+            fresh = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+                " WHERE endpoint_id = ? AND event_position = ?",
+                key,
+            ).fetchone()
+            return _delivery(fresh)
+
+        return await self._worker.run(op)
+
+
+def _own_endpoint(conn: sqlite3.Connection, merchant_id: str, endpoint_id: str) -> Endpoint:
+    """The merchant's endpoint; another merchant's is as unknown as none."""
+    row = conn.execute(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND merchant_id = ?",
+        (endpoint_id, merchant_id),
+    ).fetchone()
+    if row is None:
+        raise WebhookRefusal("not_found", "no such webhook")
+    return _endpoint(row)
