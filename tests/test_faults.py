@@ -246,21 +246,29 @@ async def test_broker_outage_under_load_delivers_every_event_in_order(
         assert seqs == list(range(1, len(seqs) + 1)), merchant_id
 
 
-async def race(url: str, requests: list[tuple[str, dict[str, Any], str]]) -> list[int]:
-    """Sends every request at once and returns the statuses."""
+async def race(
+    url: str, requests: list[tuple[str, dict[str, Any], str]], delays: list[float] | None = None
+) -> list[int]:
+    """Sends every request at once (each after its delay, in seconds, if
+    given) and returns the statuses."""
     start = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
 
-        async def one(path: str, body: dict[str, Any], token: str) -> int:
+        async def one(path: str, body: dict[str, Any], token: str, delay: float) -> int:
             await start.wait()
+            if delay:
+                await asyncio.sleep(delay)
             async with http.post(
                 f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
             ) as response:
                 await response.read()
                 return response.status
 
-        tasks = [asyncio.create_task(one(*request)) for request in requests]
+        tasks = [
+            asyncio.create_task(one(*request, delay))
+            for request, delay in zip(requests, delays or [0.0] * len(requests), strict=True)
+        ]
         await asyncio.sleep(0.1)
         start.set()
         return list(await asyncio.gather(*tasks))
@@ -324,3 +332,90 @@ async def test_a_thousand_checkouts_paid_at_once(tmp_path: Path) -> None:
     assert balances == [1_000_000 - 700] * wallets
     assert rows(db, "SELECT balance FROM merchant_balances") == [(7000,)]
     assert "database is locked" not in log and "Traceback" not in log
+
+
+def id_of(request: tuple[str, dict[str, Any], str]) -> str:
+    path, body, _ = request
+    return f"pay:{body['code']}" if path == "/v1/payments" else f"cancel:{path.split('/')[3]}"
+
+
+async def test_pay_racing_cancel_and_expiry_ends_in_exactly_one_outcome(tmp_path: Path) -> None:
+    """Each checkout gets a payment and a cancel at once, or a payment at the
+    very moment it expires: the database decides, and only once."""
+    db = tmp_path / "outcome.db"
+    shop = await make_shop(db, wallets=1, balance=1_000_000)
+    token = shop.tokens[0]
+    server = await asyncio.to_thread(PspProcess, db, extra=("--sweep-interval", "0.01"))
+    try:
+        creates = [
+            ("/v1/checkouts", {"order_id": f"C-{n}", "amount": 10, "currency": "EUR"}, shop.key)
+            for n in range(100)
+        ]
+        creates += [
+            (
+                "/v1/checkouts",
+                {"order_id": f"E-{n}", "amount": 10, "currency": "EUR", "expires_in": 1},
+                shop.key,
+            )
+            for n in range(100)
+        ]
+        assert set(await race(server.url, creates)) == {201}
+        ids = dict(rows(db, "SELECT order_id, id FROM checkouts"))
+        codes = dict(rows(db, "SELECT order_id, code FROM checkouts"))
+        cancel_race: list[tuple[str, dict[str, Any], str]] = []
+        head_starts: list[float] = []
+        for n in range(100):
+            cancel_race += [
+                ("/v1/payments", {"code": codes[f"C-{n}"]}, token),
+                (f"/v1/checkouts/{ids[f'C-{n}']}/cancel", {}, shop.key),
+            ]
+            # Half the pairs give the cancel a head start (a cancel costs an
+            # extra round trip for the merchant key, so it needs one); the
+            # rest let the payment go first. Either way both are in flight.
+            head_starts += [0.03, 0.0] if n % 2 else [0.0, 0.0]
+        answers = dict(
+            zip(
+                map(id_of, cancel_race),
+                await race(server.url, cancel_race, head_starts),
+                strict=True,
+            )
+        )
+        cancel_statuses = []
+        for n in range(100):
+            cancel_statuses.append(answers[f"pay:{codes[f'C-{n}']}"])
+            cancel_statuses.append(answers[f"cancel:{ids[f'C-{n}']}"])
+        # Pay the expiring ones in the very milliseconds they expire, while
+        # the sweeper runs every 10 ms.
+        expires_at = min(
+            e for (e,) in rows(db, "SELECT expires_at FROM checkouts WHERE order_id LIKE 'E-%'")
+        )
+        # race() waits 0.1 s before it fires; the payments then spread over
+        # 0.1 s centred on the expiry.
+        await asyncio.sleep(max(0.0, (expires_at - time.time() * 1000 - 150) / 1000))
+        expiry_statuses = await race(
+            server.url,
+            [("/v1/payments", {"code": codes[f"E-{n}"]}, token) for n in range(100)],
+            [n / 1000 for n in range(100)],
+        )
+        await asyncio.sleep(1.2)  # let the sweeper finish
+    finally:
+        server.stop()
+    statuses = dict(rows(db, "SELECT order_id, status FROM checkouts"))
+    paid = {cid for (cid,) in rows(db, "SELECT checkout_id FROM payments")}
+    events = Counter(cid for (cid,) in rows(db, "SELECT checkout_id FROM events"))
+    pairs = list(zip(cancel_statuses[::2], cancel_statuses[1::2], strict=True))
+    print(
+        f"\npay vs cancel: {Counter(pairs)}; pay vs expiry: {Counter(expiry_statuses)}; "
+        f"outcomes {Counter(statuses.values())}"
+    )
+    for n, (pay_status, cancel_status) in enumerate(pairs):
+        status = statuses[f"C-{n}"]
+        # Exactly one of the two won, and the database says which.
+        assert (pay_status, cancel_status) in ((201, 409), (410, 200)), (pay_status, cancel_status)
+        assert status == ("paid" if pay_status == 201 else "cancelled")
+    for n, pay_status in enumerate(expiry_statuses):
+        status = statuses[f"E-{n}"]
+        assert (pay_status, status) in ((201, "paid"), (410, "expired")), (pay_status, status)
+    assert paid == {ids[o] for o, s in statuses.items() if s == "paid"}
+    assert set(events.values()) == {1} and len(events) == 200  # one outcome event each
+    assert rows(db, "SELECT balance FROM wallets") == [(1_000_000 - 10 * len(paid),)]

@@ -1,7 +1,8 @@
-"""Property-based: random sequences of create, retry, pay, cancel, expire and
-sweep against the real SQLite storage, with the invariants checked after
-every step. The model below is written out by hand, not taken from
-checkout_machine, so that the two can disagree."""
+"""Property-based: random sequences of create, retry, pay (with and without
+an idempotency key), refund, cancel, expire and sweep against the real
+SQLite storage, with the invariants checked after every step. The model
+below is written out by hand, not taken from checkout_machine, so that the
+two can disagree."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from psp_server.errors import Refused
 from psp_server.payloads import CheckoutRequest
+from psp_server.storage.records import Reply
 from psp_server.storage.sqlite import SqliteStorage
 
 START = 1_800_000_000_000
@@ -32,6 +34,8 @@ class ModelCheckout:
     amount: int
     expires_at: int
     status: str = "pending"
+    payer: int | None = None  # the wallet that paid
+    refunded: int = 0
 
 
 class CheckoutLife(RuleBasedStateMachine):
@@ -42,11 +46,16 @@ class CheckoutLife(RuleBasedStateMachine):
         self.storage = self.run(self._open())
         self.merchant, _ = self.run(self.storage.create_merchant("Prop Shop"))
         self.tokens: list[str] = []
+        self.wallet_ids: list[str] = []
         self.balances: list[int] = []
         for n in range(WALLETS):
-            _, token = self.run(self.storage.create_wallet(f"w{n}", "EUR", OPENING))
+            wallet, token = self.run(self.storage.create_wallet(f"w{n}", "EUR", OPENING))
             self.tokens.append(token)
+            self.wallet_ids.append(wallet.id)
             self.balances.append(OPENING)
+        # (wallet, Idempotency-Key) -> (the code it paid, the answer given)
+        self.keys: dict[tuple[int, str], tuple[str, Reply]] = {}
+        self.refunds = 0
         self.now = START
         self.checkouts: list[ModelCheckout] = []
         self.orders: dict[str, tuple[int, int]] = {}  # order id -> (amount, expires_in)
