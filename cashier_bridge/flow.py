@@ -12,9 +12,10 @@ before the CancelledError goes on.
 
 Nothing is announced on the word of an MQTT event alone: an event only makes
 the flow ask the PSP at once, and the outcome is what ``GET
-/v1/checkouts/{id}`` says. The PSP is also asked every ``poll_interval`` and
-just after the checkout expires, so that a lost event or a broker that went
-away cannot leave the cashier waiting.
+/v1/checkouts/{id}`` says. An event whose signature does not verify against
+the PSP's keys (``GET /v1/keys``) is dropped before that. The PSP is also
+asked every ``poll_interval`` and just after the checkout expires, so that a
+lost event or a broker that went away cannot leave the cashier waiting.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class _Checkout:
         self.started = time.monotonic()
         self.creating: asyncio.Task[Created] | None = None
         self.checkout: CheckoutSnapshot | None = None
+        self.display_ticket: dict[str, Any] | None = None
         self.qr_sent = False
         self.undone = False
 
@@ -121,8 +123,15 @@ class _Checkout:
             on_retry=self._retried,
         ) as psp:
             merchant = await psp.merchant()
+            public_keys = await psp.public_keys()
+            if public_keys is None:
+                log.warning("the PSP at %s lists no signing keys (GET /v1/keys)", config.psp_url)
             async with TerminalLink(
-                config.mqtt, merchant.id, order.terminal_id, timeout=config.mqtt_timeout
+                config.mqtt,
+                merchant.id,
+                order.terminal_id,
+                timeout=config.mqtt_timeout,
+                public_keys=public_keys,
             ) as link:
                 self.emit(
                     "connected",
@@ -166,6 +175,7 @@ class _Checkout:
         self.creating = asyncio.create_task(psp.create_checkout(order))
         created = await asyncio.shield(self.creating)
         checkout = self.checkout = created.checkout
+        self.display_ticket = created.display_ticket
         amount = f"{format_major(checkout.amount, checkout.currency)} {checkout.currency}"
         if created.new:
             message = f"created {checkout.id} for {amount} (order {checkout.order_id})"
@@ -199,6 +209,7 @@ class _Checkout:
             currency=checkout.currency,
             expires_at=checkout.expires_at,
             order_id=checkout.order_id,
+            display_ticket=self.display_ticket,
         )
         sent_at = time.monotonic()
         deadline = sent_at + config.screen_timeout

@@ -24,6 +24,7 @@ from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
 from scan2pay_common.messages import CheckoutSnapshot
+from scan2pay_common.signing import PublicKey
 
 from .errors import BadInput, PspRefused, PspUnreachable
 from .model import CheckoutOrder
@@ -47,6 +48,9 @@ class Created:
     new: bool  # 201; False: 200, the order already had this checkout (a retry)
     attempts: int
     elapsed_ms: float
+    # The PSP-signed ticket the terminal needs to show the QR, forwarded as
+    # it came; None from a PSP that does not sign.
+    display_ticket: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,36 @@ class PspClient:
         started = time.perf_counter()
         status, answer, attempts = await self._request("POST", "/v1/checkouts", body)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        checkout = _checkout(_answer(status, answer, "POST /v1/checkouts"))
-        return Created(checkout, new=status == 201, attempts=attempts, elapsed_ms=elapsed_ms)
+        body = _answer(status, answer, "POST /v1/checkouts")
+        ticket = body.pop("display_ticket", None)
+        if ticket is not None and not isinstance(ticket, dict):
+            raise PspRefused("the PSP's display_ticket is off-contract: not an object")
+        checkout = _checkout(body)
+        return Created(
+            checkout,
+            new=status == 201,
+            attempts=attempts,
+            elapsed_ms=elapsed_ms,
+            display_ticket=ticket,
+        )
+
+    async def public_keys(self) -> tuple[PublicKey, ...] | None:
+        """The PSP's signing keys (``GET /v1/keys``); None from a PSP that
+        has no such endpoint (404), which signs nothing."""
+        try:
+            body = await self._call("GET", "/v1/keys")
+        except PspRefused as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            entries = body["keys"]
+            keys = tuple(PublicKey.parse(entry["public_key"]) for entry in entries)
+        except (KeyError, TypeError, InvalidValue) as exc:
+            raise PspRefused(f"the PSP's /v1/keys answer is off-contract: {exc}") from None
+        if not keys:
+            raise PspRefused("the PSP's /v1/keys answer lists no key")
+        return keys
 
     async def get_checkout(
         self, checkout_id: str, *, attempts: int | None = None

@@ -32,6 +32,7 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.signing import PublicKey, verify_json
 from scan2pay_common.topics import display_topic, events_topic, state_topic
 
 from .errors import BrokerUnreachable
@@ -47,9 +48,18 @@ EVENTS_KEPT = 256
 
 class TerminalLink:
     def __init__(
-        self, target: MqttTarget, merchant_id: str, terminal_id: str, *, timeout: float = 5.0
+        self,
+        target: MqttTarget,
+        merchant_id: str,
+        terminal_id: str,
+        *,
+        timeout: float = 5.0,
+        public_keys: tuple[PublicKey, ...] | None = None,
     ) -> None:
         self.target = target
+        # The PSP's keys: an event that does not verify against one of them
+        # is dropped (None: a PSP that signs nothing; events are only hints).
+        self.public_keys = public_keys
         self.merchant_id = merchant_id
         self.terminal_id = terminal_id
         self.display_topic = display_topic(merchant_id, terminal_id)
@@ -161,6 +171,13 @@ class TerminalLink:
                 event = CheckoutEvent.from_json(payload)
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", exc.message)
+                return
+            if self.public_keys is not None and not verify_json(payload, self.public_keys):
+                log.warning(
+                    "ignored a %s event for %s: its signature is missing or not the PSP's",
+                    event.type,
+                    event.checkout.id,
+                )
                 return
             if event.merchant_id != self.merchant_id or event.event_id in self._event_ids:
                 return  # not ours, or a repeat delivery (events come at least once)

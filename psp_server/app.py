@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import routes
+from . import abuse, routes
 from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE, WEBHOOK_DISPATCHER, WEBHOOK_STORE
 from .config import Settings, with_default_public_url
 from .errors import APIError
@@ -115,7 +115,7 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Application:
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[*abuse.middlewares(), json_errors], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[RELAY_WAKE] = WakeEvent()
     if storage is not None:

@@ -13,9 +13,10 @@ from typing import Any
 
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_currency, parse_major
+from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from . import config
-from .errors import ConfigError, PSPError
+from . import config, mqtt_accounts
+from .errors import ConfigError, PSPError, Refused
 from .server import start_server
 from .storage import Storage, open_storage
 
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-retry-window", help="seconds of webhook retries after the first try (86400)"
     )
     serve.add_argument("--webhook-timeout", help="seconds a webhook endpoint has to answer (10)")
+    rate = "requests/period like 30/10s, or off"
+    serve.add_argument("--rate-qr-per-ip", help=f"GET /Q/{{code}} per address: {rate} (300/60s)")
+    serve.add_argument("--rate-qr-per-token", help=f"GET /Q/{{code}} per token: {rate} (300/60s)")
+    serve.add_argument("--rate-pay-per-ip", help="POST /v1/payments per address (3000/60s)")
+    serve.add_argument("--rate-pay-per-token", help="POST /v1/payments per token (600/60s)")
+    serve.add_argument("--body-timeout", help="seconds a client has to send a body (10)")
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
     _add_db(migrate)
@@ -58,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     m_create.add_argument("--name", required=True)
     m_create.add_argument("--json", action="store_true", help="print JSON")
     _add_db(m_create)
+    for action, verb in (("rotate-key", "replace"), ("revoke-key", "revoke")):
+        m_secret = merchant_sub.add_parser(action, help=f"{verb} a merchant's API key")
+        m_secret.add_argument("--merchant", required=True, help="the merchant id, mer_…")
+        m_secret.add_argument("--json", action="store_true", help="print JSON")
+        _add_db(m_secret)
 
     wallet = sub.add_parser("wallet", help="manage demo wallets")
     wallet_sub = wallet.add_subparsers(dest="action", required=True)
@@ -67,11 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     w_create.add_argument("--balance", default="0", help="in major units, like 50.00")
     w_create.add_argument("--json", action="store_true", help="print JSON")
     _add_db(w_create)
+    for action, verb in (("rotate-token", "replace"), ("revoke-token", "revoke")):
+        w_secret = wallet_sub.add_parser(action, help=f"{verb} a wallet's bearer token")
+        w_secret.add_argument("--wallet", required=True, help="the wallet id, wal_…")
+        w_secret.add_argument("--json", action="store_true", help="print JSON")
+        _add_db(w_secret)
+
+    keys = sub.add_parser("keys", help="the Ed25519 keys that sign events and display tickets")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    _add_db(keys_sub.add_parser("show", help="list the keys; the active public key last"))
+    _add_db(keys_sub.add_parser("rotate", help="make a new active key; old ones still verify"))
+
+    mqtt_accounts.add_parsers(sub)  # terminal|cashier|relay create
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in mqtt_accounts.COMMANDS:
+        return mqtt_accounts.run(args)  # the broker's files; no database, no settings
     flags = {k: v for k, v in vars(args).items() if k in config.FIELDS}
     try:
         settings = config.load(flags)
@@ -91,10 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_with_storage(settings, _noop))
             print(f"database {settings.db} is up to date")
             return 0
+        if args.command in ("merchant", "wallet") and args.action != "create":
+            return asyncio.run(_with_storage(settings, lambda s: _replace_secret(s, args)))
         if args.command == "merchant":
             return asyncio.run(_with_storage(settings, lambda s: _merchant_create(s, args)))
         if args.command == "wallet":
             return asyncio.run(_with_storage(settings, lambda s: _wallet_create(s, args)))
+        if args.command == "keys":
+            action = _keys_rotate if args.action == "rotate" else _keys_show
+            return asyncio.run(_with_storage(settings, action))
     except PSPError as exc:
         print(f"psp-server: {exc}", file=sys.stderr)
         return EXIT_STORAGE
@@ -102,6 +133,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _noop(storage: Storage) -> int:
+    return 0
+
+
+async def _replace_secret(storage: Storage, args: argparse.Namespace) -> int:
+    """Rotates or revokes a merchant's key or a wallet's token; the old one
+    stops working at once, and a new one is shown once."""
+    owner = args.merchant if args.command == "merchant" else args.wallet
+    revoke = args.action.startswith("revoke")
+    try:
+        secret = await storage.replace_secret(args.command, owner, revoke=revoke)
+    except Refused:
+        print(f"psp-server: no {args.command} {owner}", file=sys.stderr)
+        return EXIT_CONFIG
+    name = "api_key" if args.command == "merchant" else "token"
+    if args.json:
+        print(json.dumps({"id": owner, "revoked": revoke, name: secret}))
+    elif revoke:
+        print(f"{args.command} {owner}: revoked; the old {name} no longer works")
+    else:
+        print(f"{args.command} {owner}: {name}: {secret}")
+        print(f"(the old {name} no longer works; the new one is shown once)")
     return 0
 
 
@@ -154,6 +206,29 @@ async def _wallet_create(storage: Storage, args: argparse.Namespace) -> int:
     else:
         print(f"wallet_id: {wallet.id}\nbalance: {args.balance} {currency}")
         print(f"token: {token}\n(the token is shown once; only its hash is stored)")
+    return 0
+
+
+async def _keys_show(storage: Storage) -> int:
+    """Every key, then the active public key alone on the last line, for
+    scripts: ``psp-server keys show | tail -1``."""
+    keys = await storage.signing_keys()
+    for key in keys:
+        state = "active" if key.active else "verifies only"
+        print(f"{key.kid}  {key.public_key}  {state}, created {to_rfc3339(key.created_at)}")
+    active = next((key.public_key for key in keys if key.active), None)
+    print(active or storage.signing_key.public.text)
+    return 0
+
+
+async def _keys_rotate(storage: Storage) -> int:
+    made = await storage.rotate_signing_key(now=now_ms())
+    print(
+        f"new active key {made.kid}; the old keys stay valid for verification. Give terminals"
+        " the new public key next to the old one, then restart psp-server serve to sign with it.",
+        file=sys.stderr,
+    )
+    print(made.public_key)
     return 0
 
 

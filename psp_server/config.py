@@ -4,6 +4,7 @@ reported at once (in the manner of Mopidy's config schemas)."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +16,37 @@ from scan2pay_common.mqtt_url import MqttTarget
 from .errors import ConfigError
 
 ENV_PREFIX = "SCAN2PAY_"
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A token bucket's shape: up to ``count`` requests at once (the burst),
+    refilled at ``count`` per ``period`` seconds. Written ``30/10s``."""
+
+    count: int
+    period: float
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}s"
+
+
+_RATE = re.compile(r"(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|m|min|h)?", re.IGNORECASE)
+_UNIT = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_rate(raw: str) -> Rate | None:
+    """``30/10s``, ``300/min``, ``5/s`` or ``100/60`` (seconds); ``off`` for no limit."""
+    text = raw.strip()
+    if text.lower() in ("off", "none", "0"):
+        return None
+    match = _RATE.fullmatch(text)
+    if match is None or (match.group(2) is None and match.group(3) is None):
+        raise InvalidValue("invalid_setting", f"{raw!r} is not a rate like 30/10s")
+    count = int(match.group(1))
+    period = float(match.group(2) or 1) * _UNIT[(match.group(3) or "s").lower()]
+    if not 1 <= count <= 1_000_000 or not 0.001 <= period <= 86_400:
+        raise InvalidValue("invalid_setting", f"{raw!r} is out of range")
+    return Rate(count, period)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +67,22 @@ class Settings:
     webhook_retry_max: float = 3600.0
     webhook_retry_window: float = 86_400.0
     webhook_timeout: float = 10.0
+    # Abuse limits (psp_server/abuse.py): token buckets per client address
+    # and per bearer token on GET /Q/{code} and POST /v1/payments (None: no
+    # limit), and how long a client has to send a request's body.
+    rate_qr_per_ip: Rate | None = Rate(300, 60.0)
+    rate_qr_per_token: Rate | None = Rate(300, 60.0)
+    rate_pay_per_ip: Rate | None = Rate(3000, 60.0)
+    rate_pay_per_token: Rate | None = Rate(600, 60.0)
+    body_timeout: float = 10.0
 
     def require_public_url(self) -> str:
         if self.public_url is None:
             raise ConfigError(["public_url: not derived yet; build the app with make_app"])
         return self.public_url
 
+
+_RATE_HINT = "requests per period with that many at once, like 30/10s or 300/min; or off"
 
 # name -> (environment variable, hint shown with an error)
 FIELDS: dict[str, tuple[str, str]] = {
@@ -68,6 +110,11 @@ FIELDS: dict[str, tuple[str, str]] = {
         "SCAN2PAY_WEBHOOK_TIMEOUT",
         "seconds a webhook endpoint has to answer, like 10",
     ),
+    "rate_qr_per_ip": ("SCAN2PAY_RATE_QR_PER_IP", _RATE_HINT),
+    "rate_qr_per_token": ("SCAN2PAY_RATE_QR_PER_TOKEN", _RATE_HINT),
+    "rate_pay_per_ip": ("SCAN2PAY_RATE_PAY_PER_IP", _RATE_HINT),
+    "rate_pay_per_token": ("SCAN2PAY_RATE_PAY_PER_TOKEN", _RATE_HINT),
+    "body_timeout": ("SCAN2PAY_BODY_TIMEOUT", "seconds a client has to send a body, like 10"),
 }
 
 
@@ -127,6 +174,9 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     take("webhook_retry_max", lambda raw: setting_values.seconds(raw, low=0.01, high=86_400))
     take("webhook_retry_window", lambda raw: setting_values.seconds(raw, low=0.01, high=2_592_000))
     take("webhook_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=300))
+    for name in ("rate_qr_per_ip", "rate_qr_per_token", "rate_pay_per_ip", "rate_pay_per_token"):
+        take(name, parse_rate)
+    take("body_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))
 
     if problems:
         raise ConfigError(problems)

@@ -34,3 +34,8 @@ def new_wallet_token() -> str:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def revoked_marker() -> str:
+    """What a revoked key's hash column holds: unique, and never a hex digest."""
+    return "revoked:" + secrets.token_hex(16)

@@ -14,6 +14,8 @@ from aiohttp import web
 from scan2pay_common import jsonfields
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
+from scan2pay_common.messages import DisplayTicket
+from scan2pay_common.signing import ALG, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from . import qr_page
@@ -42,6 +44,9 @@ from .storage.records import (
 T = TypeVar("T")
 
 _OPENAPI = (resources.files("psp_server") / "openapi.json").read_bytes()
+
+# Never a code: "0" is not in the base32 alphabet codes are written in.
+_NO_SUCH_CODE = "0" * 32
 
 CREATE_CHECKOUT = "POST /v1/checkouts"
 PAY = "POST /v1/payments"
@@ -156,6 +161,22 @@ def _checkout_json(checkout: Checkout, now: int | None = None) -> dict[str, Any]
     return checkout.snapshot(status).to_dict()
 
 
+def _display_ticket(checkout: Checkout, key: SigningKey) -> dict[str, Any]:
+    """The PSP's signed word that this checkout's QR may be shown on its
+    terminal until it expires (docs/signing.md). Ed25519 is deterministic:
+    the same checkout and key give the same bytes, so a retry's ticket is
+    the first one."""
+    ticket = DisplayTicket(
+        checkout_id=checkout.id,
+        qr_url=checkout.qr_url,
+        amount=checkout.amount,
+        currency=checkout.currency,
+        terminal_id=checkout.terminal_id,
+        expires_at=to_rfc3339(checkout.expires_at),
+    )
+    return key.sign(ticket.to_dict())
+
+
 def _checkout_id(request: web.Request) -> str:
     try:
         return check_checkout_id(request.match_info["checkout_id"])
@@ -171,6 +192,26 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=_OPENAPI, content_type="application/json")
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    """The PSP's public keys: the active one signs, the others verify what
+    they signed before a rotation. No authentication: they are public."""
+    keys = await request.app[STORAGE].signing_keys()
+    return _json(
+        {
+            "keys": [
+                {
+                    "kid": key.kid,
+                    "alg": ALG,
+                    "public_key": key.public_key,
+                    "active": key.active,
+                    "created_at": to_rfc3339(key.created_at),
+                }
+                for key in keys
+            ]
+        }
+    )
 
 
 async def get_merchant(request: web.Request) -> web.Response:
@@ -189,10 +230,13 @@ async def create_checkout(request: web.Request) -> web.Response:
         raise APIError.from_invalid(exc) from None
     scoped = _scoped(key, merchant.id, CREATE_CHECKOUT, parsed.fingerprint())
     now = now_ms()
+    signing_key = request.app[STORAGE].signing_key
 
     def ok(result: tuple[Checkout, bool]) -> tuple[int, Any]:
         checkout, created = result
-        return (201 if created else 200), _checkout_json(checkout, now)
+        body = _checkout_json(checkout, now)
+        body["display_ticket"] = _display_ticket(checkout, signing_key)
+        return (201 if created else 200), body
 
     with request.app[IN_FLIGHT].hold(scoped):
         reply = await _storage_call(
@@ -242,9 +286,11 @@ async def lookup_code(request: web.Request) -> web.Response:
     wants_html = _prefers_html(request)
     try:
         code = check_code(request.match_info["code"])
-        found = await request.app[STORAGE].lookup_code(code)
     except InvalidValue:
-        found = None
+        # A malformed code costs the same lookup as an unknown one, so that
+        # the time of the answer tells nothing about the code.
+        code = _NO_SUCH_CODE
+    found = await request.app[STORAGE].lookup_code(code)
     if found is None:
         if wants_html:
             return web.Response(status=404, text=qr_page.render_unknown(), content_type="text/html")
@@ -380,6 +426,7 @@ def add_routes(app: web.Application) -> None:
     app[IN_FLIGHT] = InFlight()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/v1/keys", list_keys)
     app.router.add_get("/v1/merchant", get_merchant)
     app.router.add_post("/v1/checkouts", create_checkout)
     app.router.add_get("/v1/checkouts/{checkout_id}", get_checkout)

@@ -130,6 +130,8 @@ async def _with_psp(
             name=MERCHANT_NAME,
             psp_url=psp.settings.public_url,
             idle_after=3600,
+            # As in production: the terminal trusts only what the PSP signed.
+            psp_public_keys=(storage.signing_key.public,),
         ),
         display,
     )

@@ -6,7 +6,7 @@ Each has ``to_json()`` giving bytes and ``from_json(bytes)`` that raises
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from . import jsonfields as jf
@@ -49,6 +49,11 @@ def _check_timestamp(value: object, field: str) -> str:
 def _check_type(value: object, expected: str) -> None:
     if value != expected:
         raise InvalidValue("invalid_command", f"type must be {expected!r}", field="type")
+
+
+def _check_optional_object(value: object, field: str) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise InvalidValue("invalid_type", f"{field} must be an object", field=field)
 
 
 def _check_optional_str(value: object, field: str) -> str | None:
@@ -148,6 +153,11 @@ class CheckoutEvent:
     status is the one ``STATUS_FOR_EVENT`` names for ``type``; a
     ``checkout.refunded`` event carries a paid checkout whose
     ``refunded_amount`` is the total refunded so far.
+
+    ``signature`` is the PSP's Ed25519 signature over the rest of the event
+    (``scan2pay_common.signing``, docs/signing.md); events written before
+    signing existed have none. Its shape is checked here, its validity by
+    whoever holds the PSP's public key.
     """
 
     event_id: str
@@ -156,6 +166,7 @@ class CheckoutEvent:
     merchant_id: str
     checkout: CheckoutSnapshot
     created_at: str
+    signature: dict[str, Any] | None = field(default=None, hash=False)
 
     _FIELDS = frozenset({"event_id", "seq", "type", "merchant_id", "checkout", "created_at"})
 
@@ -177,9 +188,10 @@ class CheckoutEvent:
                 "invalid_event_type", "a checkout.refunded event carries a refunded_amount"
             )
         _check_timestamp(self.created_at, "created_at")
+        _check_optional_object(self.signature, "signature")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event_id": self.event_id,
             "seq": self.seq,
             "type": self.type,
@@ -187,6 +199,9 @@ class CheckoutEvent:
             "checkout": self.checkout.to_dict(),
             "created_at": self.created_at,
         }
+        if self.signature is not None:
+            out["signature"] = self.signature
+        return out
 
     def to_json(self) -> bytes:
         return jf.dumps(self.to_dict())
@@ -194,7 +209,7 @@ class CheckoutEvent:
     @classmethod
     def from_json(cls, raw: bytes | str) -> CheckoutEvent:
         obj = jf.load_object(raw, what="event")
-        jf.check_fields(obj, required=cls._FIELDS)
+        jf.check_fields(obj, required=cls._FIELDS, optional=frozenset({"signature"}))
         return cls(
             event_id=jf.string(obj, "event_id"),
             seq=jf.integer(obj, "seq"),
@@ -202,7 +217,61 @@ class CheckoutEvent:
             merchant_id=jf.string(obj, "merchant_id"),
             checkout=CheckoutSnapshot.from_dict(obj["checkout"]),
             created_at=jf.string(obj, "created_at"),
+            signature=obj.get("signature"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayTicket:
+    """The PSP's word that a QR may be shown: which checkout, which URL, how
+    much, on which terminal, until when. The PSP signs it (``signature``,
+    checked by whoever holds its public key); the cashier forwards it in
+    ``show_qr`` and the terminal shows the QR only if it verifies and
+    matches the command."""
+
+    checkout_id: str
+    qr_url: str
+    amount: int
+    currency: str
+    terminal_id: str | None
+    expires_at: str
+    signature: dict[str, Any] | None = field(default=None, hash=False)
+
+    _REQUIRED = frozenset(
+        {"checkout_id", "qr_url", "amount", "currency", "terminal_id", "expires_at"}
+    )
+
+    def __post_init__(self) -> None:
+        check_checkout_id(self.checkout_id)
+        if not isinstance(self.qr_url, str) or not self.qr_url:
+            raise InvalidValue("invalid_qr_url", "qr_url must be a non-empty string")
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount <= 0:
+            raise InvalidValue("invalid_amount", "amount must be a positive integer")
+        check_currency(self.currency)
+        if self.terminal_id is not None:
+            check_terminal_id(self.terminal_id)
+        _check_timestamp(self.expires_at, "expires_at")
+        _check_optional_object(self.signature, "signature")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "checkout_id": self.checkout_id,
+            "qr_url": self.qr_url,
+            "amount": self.amount,
+            "currency": self.currency,
+            "terminal_id": self.terminal_id,
+            "expires_at": self.expires_at,
+        }
+        if self.signature is not None:
+            out["signature"] = self.signature
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> DisplayTicket:
+        if not isinstance(obj, dict):
+            raise InvalidValue("invalid_type", "display_ticket must be an object")
+        jf.check_fields(obj, required=cls._REQUIRED, optional=frozenset({"signature"}))
+        return cls(**obj)
 
 
 # Display commands: cashier -> terminal, retained, QoS 1.
@@ -216,6 +285,9 @@ class ShowQr:
     currency: str
     expires_at: str
     order_id: str | None = None
+    # The PSP's signed DisplayTicket as the create answered it, forwarded
+    # untouched; a terminal configured with the PSP's key requires it.
+    display_ticket: dict[str, Any] | None = field(default=None, hash=False)
 
     type: Literal["show_qr"] = "show_qr"
 
@@ -230,6 +302,7 @@ class ShowQr:
         _check_timestamp(self.expires_at, "expires_at")
         if self.order_id is not None:
             check_order_id(self.order_id)
+        _check_optional_object(self.display_ticket, "display_ticket")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -242,6 +315,8 @@ class ShowQr:
         }
         if self.order_id is not None:
             out["order_id"] = self.order_id
+        if self.display_ticket is not None:
+            out["display_ticket"] = self.display_ticket
         return out
 
 
@@ -292,7 +367,7 @@ def parse_display_command(raw: bytes | str) -> DisplayCommand:
             required=frozenset(
                 {"type", "checkout_id", "qr_url", "amount", "currency", "expires_at"}
             ),
-            optional=frozenset({"order_id"}),
+            optional=frozenset({"order_id", "display_ticket"}),
         )
         order_id = obj.get("order_id")
         return ShowQr(
@@ -302,6 +377,7 @@ def parse_display_command(raw: bytes | str) -> DisplayCommand:
             currency=jf.string(obj, "currency"),
             expires_at=jf.string(obj, "expires_at"),
             order_id=None if order_id is None else jf.string(obj, "order_id"),
+            display_ticket=obj.get("display_ticket"),
         )
     if kind == "status":
         jf.check_fields(obj, required=frozenset({"type", "checkout_id", "status"}))

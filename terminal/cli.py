@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="a TOML file with the settings below as keys")
     for key, (flag, var, hint) in FIELDS.items():
-        parser.add_argument(flag, dest=key, help=f"{hint} (env {var})")
+        # A rotation has two keys: the flag may be given more than once.
+        action = "append" if key == "psp_public_key" else "store"
+        parser.add_argument(flag, dest=key, action=action, help=f"{hint} (env {var})")
     return parser
 
 
@@ -71,5 +73,10 @@ async def _run(config: TerminalConfig, display: Display) -> None:
         config.display,
         config.mqtt,
     )
+    if not config.psp_public_keys:
+        log.warning(
+            "no --psp-public-key: display commands and events are believed unchecked;"
+            " production terminals must have the PSP's key (docs/signing.md)"
+        )
     await TerminalDaemon(config, display).run(stop)
     log.info("stopped")

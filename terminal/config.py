@@ -14,6 +14,7 @@ from scan2pay_common.config_layers import Layers, read_toml
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.signing import PublicKey, parse_public_keys
 
 
 class ConfigError(Exception):
@@ -32,6 +33,10 @@ class TerminalConfig:
     psp_url: str | None = None
     idle_after: float = 10.0
     log_level: str = "INFO"
+    # The PSP's public signing keys (several during a rotation). Empty: the
+    # terminal believes its display topic and events unchecked, as before
+    # signing; production terminals must have them (docs/signing.md).
+    psp_public_keys: tuple[PublicKey, ...] = ()
 
 
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
@@ -46,6 +51,11 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "psp_url": ("--psp-url", "SCAN2PAY_PSP_URL", "the PSP's public URL, like HTTPS://PAY.EXAMPLE"),
     "idle_after": ("--idle-after", "SCAN2PAY_IDLE_AFTER", "seconds an outcome stays, like 10"),
     "log_level": ("--log-level", "SCAN2PAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    "psp_public_key": (
+        "--psp-public-key",
+        "SCAN2PAY_PSP_PUBLIC_KEY",
+        "the PSP's key as `psp-server keys show` prints it, ed25519:…; several comma-separated",
+    ),
 }
 
 
@@ -79,6 +89,7 @@ def load(
     layers.take("psp_url", setting_values.http_url)
     layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
     layers.take("log_level", setting_values.log_level)
+    layers.take("psp_public_key", parse_public_keys, to="psp_public_keys")
     if layers.problems:
         raise ConfigError(layers.problems)
     return TerminalConfig(**values)

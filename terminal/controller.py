@@ -104,6 +104,15 @@ class Controller:
             return self._show(self._idle, now)
         raise TypeError(f"not a display command: {command!r}")  # pragma: no cover
 
+    def on_paid_hint(self, checkout_id: str) -> Effects:
+        """A cashier's unsigned "paid" for a terminal that checks signatures:
+        not believed, only a reason to ask the PSP about the QR on screen
+        (``on_lookup`` then shows what the PSP says)."""
+        screen = self.view.screen
+        if isinstance(screen, QrScreen) and screen.checkout_id == checkout_id:
+            return Effects(lookup=screen.qr_url)
+        return NOTHING
+
     def on_event(self, event: CheckoutEvent, now: int) -> Effects:
         """A PSP event changes the screen only for the checkout on it: a paid
         event shows "paid" even if the cashier PC is gone, and a refund shows
@@ -127,6 +136,8 @@ class Controller:
         screen = self.view.screen
         if not isinstance(screen, QrScreen) or screen.qr_url != info.url:
             return NOTHING  # the screen moved on while we asked
+        if screen.checkout_id is not None and screen.checkout_id != info.checkout_id:
+            return NOTHING  # not the checkout on screen
         if info.status in ("paid", "cancelled", "expired"):
             described = OutcomeScreen(info.checkout_id, info.status, info.amount, info.currency)  # type: ignore[arg-type]
             return self._show(described, now)

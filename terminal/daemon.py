@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 import aiomqtt
 
@@ -24,7 +25,13 @@ from hardware.errors import DisplayError
 from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
-from scan2pay_common.messages import CheckoutEvent, TerminalState, parse_display_command
+from scan2pay_common.messages import (
+    CheckoutEvent,
+    ShowQr,
+    ShowStatus,
+    TerminalState,
+    parse_display_command,
+)
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import display_topic, events_topic, state_topic
@@ -34,6 +41,7 @@ from .config import TerminalConfig, is_bare_qr_url
 from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind
 from .psp_lookup import lookup
 from .screens import View, content
+from .trust import event_problem, ticket_problem
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +101,17 @@ class TerminalDaemon:
             task.add_done_callback(self._lookups.discard)
 
     async def _lookup(self, url: str) -> None:
-        info = await lookup(url)
+        info = await lookup(self._lookup_url(url))
         if info is not None:
-            self._apply(self.controller.on_lookup(info, now_ms()))
+            self._apply(self.controller.on_lookup(replace(info, url=url), now_ms()))
+
+    def _lookup_url(self, qr_url: str) -> str:
+        """Where to ask about a QR URL: {psp_url}/Q/{CODE} when the PSP's
+        URL is configured, else the QR URL itself."""
+        psp_url = self.config.psp_url
+        if psp_url is None or "/Q/" not in qr_url:
+            return qr_url
+        return f"{psp_url.rstrip('/')}/Q/{qr_url.rsplit('/Q/', 1)[1]}"
 
     def handle_message(self, topic: str, payload: bytes) -> None:
         """Anything malformed is logged and ignored: the screen stays."""
@@ -112,6 +128,16 @@ class TerminalDaemon:
             except InvalidValue as exc:
                 log.warning("ignored a display payload: %s", exc.message)
                 return
+            keys = self.config.psp_public_keys
+            if keys and isinstance(command, ShowQr):
+                problem = ticket_problem(command, keys, self.config.terminal_id, now)
+                if problem is not None:
+                    log.warning("ignored a show_qr for %s: %s", command.checkout_id, problem)
+                    return
+            if keys and isinstance(command, ShowStatus) and command.status == "paid":
+                # Unsigned: only a reason to ask the PSP.
+                self._apply(self.controller.on_paid_hint(command.checkout_id))
+                return
             self._apply(self.controller.on_command(command, now))
         elif topic == self.events_topic:
             try:
@@ -119,6 +145,14 @@ class TerminalDaemon:
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", exc.message)
                 return
+            keys = self.config.psp_public_keys
+            if keys:
+                problem = event_problem(payload, event, keys, self.config.merchant_id)
+                if problem is not None:
+                    log.warning(
+                        "ignored a %s event for %s: %s", event.type, event.checkout.id, problem
+                    )
+                    return
             self._apply(self.controller.on_event(event, now))
 
     # The MQTT session.

@@ -280,6 +280,8 @@ async def test_unauthorized_answer_invites_a_bearer_token(psp: Psp) -> None:
 
 async def test_get_checkout(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop)
+    # The create's answer is the checkout plus its display ticket.
+    assert set(checkout.pop("display_ticket")) >= {"checkout_id", "signature"}
     assert await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth) == (
         200,
         checkout,

@@ -19,6 +19,7 @@ from cashier_bridge.flow import run_checkout
 from cashier_bridge.model import CheckoutOrder, Step
 from cashier_bridge.orders import InvalidOrder
 from cashier_bridge.psp_client import PspClient, RetryNotice
+from scan2pay_common import jsonfields
 from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot, TerminalState
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import events_topic, state_topic
@@ -85,8 +86,10 @@ async def test_paid_ends_on_the_paid_screen_with_every_step_in_order(
 async def test_an_event_alone_is_not_an_outcome_the_psp_confirms_it(
     psp_with_broker: Psp, broker: Mosquitto
 ) -> None:
-    """A checkout.paid that the PSP did not send (forged, or from a bug) is
-    told as an event but not announced: the PSP still says pending."""
+    """A checkout.paid that the PSP's GET contradicts (a bug: it is signed
+    with the PSP's key) is told as an event but not announced: the PSP still
+    says pending. An unsigned or wrongly signed one is not even told
+    (tests/test_security_messages.py)."""
     psp = psp_with_broker
     merchant = await psp.merchant()
     steps = Steps()
@@ -115,8 +118,9 @@ async def test_an_event_alone_is_not_an_outcome_the_psp_confirms_it(
             checkout=snapshot,
             created_at=to_rfc3339(now_ms()),
         )
+        payload = jsonfields.dumps(psp.storage.signing_key.sign(forged.to_dict()))
         for _ in range(2):  # a repeat delivery is told once
-            publish(broker.port, events_topic(merchant.id), forged.to_json(), retain=False)
+            publish(broker.port, events_topic(merchant.id), payload, retain=False)
         await steps.wait_for("event")
         await asyncio.sleep(0.3)
         assert not flow.done()

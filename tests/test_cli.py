@@ -231,3 +231,29 @@ def test_a_killed_server_keeps_every_acknowledged_payment_and_event(
         restarted.stop()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT balance FROM wallets").fetchone() == (10_000 - 500,)
+
+
+def test_keys_and_tokens_are_rotated_and_revoked_from_the_cli(tmp_path: Path) -> None:
+    db = tmp_path / "psp.db"
+    merchant = create_merchant(db)
+    wallet = create_wallet(db)
+    rotated = run_cli(
+        "merchant", "rotate-key", "--merchant", merchant["merchant_id"], "--json", "--db", str(db)
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = json.loads(rotated.stdout)["api_key"]
+    assert new_key.startswith("mk_") and new_key != merchant["api_key"]
+    revoked = run_cli("wallet", "revoke-token", "--wallet", wallet["wallet_id"], "--db", str(db))
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    unknown = run_cli("merchant", "revoke-key", "--merchant", "mer_nobody", "--db", str(db))
+    assert unknown.returncode == 2 and "no merchant mer_nobody" in unknown.stderr
+    server = PspProcess(db)
+    try:
+        assert http("GET", f"{server.url}/v1/merchant", token=merchant["api_key"])[0] == 401
+        assert http("GET", f"{server.url}/v1/merchant", token=new_key)[0] == 200
+        status, body = http(
+            "POST", f"{server.url}/v1/payments", {"code": "A" * 32}, wallet["token"]
+        )
+        assert (status, body["error"]["code"]) == (401, "unauthorized")
+    finally:
+        server.stop()

@@ -154,6 +154,14 @@ async def test_the_event_payload_is_the_documented_json(
     await psp.pay(await psp.wallet(), code_of(checkout))
     (message,) = await asyncio.to_thread(subscriber.wait_for, 1)
     body = json.loads(message.payload)
-    assert set(body) == {"event_id", "seq", "type", "merchant_id", "checkout", "created_at"}
+    assert set(body) == {
+        "event_id",
+        "seq",
+        "type",
+        "merchant_id",
+        "checkout",
+        "created_at",
+        "signature",
+    }
     _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     assert body["checkout"] == now

@@ -24,9 +24,28 @@ from scan2pay_common.messages import CheckoutEvent
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
 from tests.support.process import PspProcess
-from tests.support.psp import Psp, code_of
+from tests.support.psp import Psp, code_of, start_psp, stop_psp
 
 Subscribe = Callable[..., Subscriber]
+
+# These tests load the PSP on purpose from one address with few tokens; the
+# abuse limits (tested in test_abuse.py) would turn that load away.
+UNLIMITED_FLAGS = (
+    "--rate-pay-per-ip",
+    "off",
+    "--rate-pay-per-token",
+    "off",
+    "--rate-qr-per-ip",
+    "off",
+    "--rate-qr-per-token",
+    "off",
+)
+UNLIMITED = {
+    "rate_pay_per_ip": None,
+    "rate_pay_per_token": None,
+    "rate_qr_per_ip": None,
+    "rate_qr_per_token": None,
+}
 
 
 @dataclass
@@ -117,7 +136,7 @@ async def test_psp_killed_twenty_times_under_load_loses_and_doubles_nothing(
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         for round_ in range(kills):
-            server = await asyncio.to_thread(PspProcess, db, mqtt=broker.url)
+            server = await asyncio.to_thread(PspProcess, db, mqtt=broker.url, extra=UNLIMITED_FLAGS)
             stop = asyncio.Event()
             tasks = [
                 asyncio.create_task(
@@ -132,7 +151,7 @@ async def test_psp_killed_twenty_times_under_load_loses_and_doubles_nothing(
             await asyncio.gather(*tasks)
             server.stop()
         # One last clean run lets the outbox drain what the kills left.
-        final = await asyncio.to_thread(PspProcess, db, mqtt=broker.url)
+        final = await asyncio.to_thread(PspProcess, db, mqtt=broker.url, extra=UNLIMITED_FLAGS)
         try:
             for _ in range(1000):
                 if rows(db, "SELECT COUNT(*) FROM events WHERE published_at IS NULL")[0][0] == 0:
@@ -181,9 +200,16 @@ async def test_psp_killed_twenty_times_under_load_loses_and_doubles_nothing(
 
 
 async def test_broker_outage_under_load_delivers_every_event_in_order(
-    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
+    tmp_path: Path, broker: Mosquitto, subscribe: Subscribe
 ) -> None:
-    psp = psp_with_broker
+    psp = await start_psp(str(tmp_path / "outage.db"), mqtt_url=broker.url, **UNLIMITED)
+    try:
+        await _outage_under_load(psp, broker, subscribe)
+    finally:
+        await stop_psp(psp)
+
+
+async def _outage_under_load(psp: Psp, broker: Mosquitto, subscribe: Subscribe) -> None:
     shops = [await psp.merchant(f"Shop {n}") for n in range(3)]
     wallet = await psp.wallet(balance=10_000_000)
     subscriber = subscribe("scan2pay/v1/m/+/events", client_id="outage-backoffice", persistent=True)
@@ -277,7 +303,7 @@ async def race(
 async def test_two_hundred_wallets_race_for_one_code(tmp_path: Path) -> None:
     db = tmp_path / "race.db"
     shop = await make_shop(db, wallets=200, balance=10_000)
-    server = await asyncio.to_thread(PspProcess, db)
+    server = await asyncio.to_thread(PspProcess, db, extra=UNLIMITED_FLAGS)
     try:
         async with (
             aiohttp.ClientSession() as http,
@@ -303,7 +329,7 @@ async def test_a_thousand_checkouts_paid_at_once(tmp_path: Path) -> None:
     db = tmp_path / "thousand.db"
     wallets = 10
     shop = await make_shop(db, wallets=wallets, balance=1_000_000)
-    server = await asyncio.to_thread(PspProcess, db)
+    server = await asyncio.to_thread(PspProcess, db, extra=UNLIMITED_FLAGS)
     try:
         creates = [
             ("/v1/checkouts", {"order_id": f"T-{n}", "amount": 7, "currency": "EUR"}, shop.key)
@@ -345,7 +371,9 @@ async def test_pay_racing_cancel_and_expiry_ends_in_exactly_one_outcome(tmp_path
     db = tmp_path / "outcome.db"
     shop = await make_shop(db, wallets=1, balance=1_000_000)
     token = shop.tokens[0]
-    server = await asyncio.to_thread(PspProcess, db, extra=("--sweep-interval", "0.01"))
+    server = await asyncio.to_thread(
+        PspProcess, db, extra=("--sweep-interval", "0.01", *UNLIMITED_FLAGS)
+    )
     try:
         creates = [
             ("/v1/checkouts", {"order_id": f"C-{n}", "amount": 10, "currency": "EUR"}, shop.key)

@@ -675,3 +675,46 @@ def test_terminal_state_bad_values(name: str, value: object, code: str) -> None:
 @pytest.mark.parametrize("raw", [b"", b"offline", b"{", b"[]", b"null", b"true"])
 def test_terminal_state_malformed_or_non_object(raw: bytes) -> None:
     assert code_of(TerminalState.from_json, raw) == "invalid_json"
+
+
+# Signed fields (docs/signing.md): carried as objects, verified elsewhere.
+
+SIGNATURE = {"alg": "Ed25519", "kid": "k_x_V9sKKvncY64cA8", "sig": "A" * 86}
+
+
+def test_event_signature_round_trips_and_is_optional() -> None:
+    signed = event(signature=SIGNATURE)
+    raw = signed.to_json()
+    assert json.loads(raw)["signature"] == SIGNATURE
+    assert CheckoutEvent.from_json(raw) == signed
+    assert "signature" not in json.loads(event().to_json())
+    assert code_of(CheckoutEvent.from_json, encode(event_dict(signature="sig"))) == "invalid_type"
+
+
+def test_show_qr_carries_a_display_ticket() -> None:
+    ticket = {"checkout_id": SHOW_QR.checkout_id, "signature": SIGNATURE}
+    command = replace(SHOW_QR, display_ticket=ticket)
+    raw = display_command_to_json(command)
+    assert json.loads(raw)["display_ticket"] == ticket
+    assert parse_display_command(raw) == command
+    assert "display_ticket" not in json.loads(display_command_to_json(SHOW_QR))
+    obj = {**json.loads(raw), "display_ticket": [1]}
+    assert code_of(parse_display_command, encode(obj)) == "invalid_type"
+
+
+def test_display_ticket_is_strict() -> None:
+    from scan2pay_common.messages import DisplayTicket
+
+    fields = {
+        "checkout_id": "co_1",
+        "qr_url": SHOW_QR.qr_url,
+        "amount": 1234,
+        "currency": "EUR",
+        "terminal_id": "till-1",
+        "expires_at": SHOW_QR.expires_at,
+        "signature": SIGNATURE,
+    }
+    assert DisplayTicket.from_dict(fields).to_dict() == fields
+    assert code_of(DisplayTicket.from_dict, {**fields, "extra": 1}) == "unknown_field"
+    assert code_of(DisplayTicket.from_dict, {**fields, "amount": 0}) == "invalid_amount"
+    assert code_of(DisplayTicket.from_dict, "ticket") == "invalid_type"

@@ -1,11 +1,11 @@
-"""scan2pay_common.mqtt_url: mqtt://[user[:password]@]host[:port]."""
+"""scan2pay_common.mqtt_url: mqtt[s]://[user[:password]@]host[:port]."""
 
 from __future__ import annotations
 
 import pytest
 
 from scan2pay_common.errors import InvalidValue
-from scan2pay_common.mqtt_url import DEFAULT_PORT, MqttTarget
+from scan2pay_common.mqtt_url import DEFAULT_PORT, DEFAULT_TLS_PORT, MqttTarget
 
 
 def test_default_port_is_1883() -> None:
@@ -72,7 +72,9 @@ def test_repr_never_shows_the_password() -> None:
     [
         "http://broker.local:1883",
         "https://broker.local",
-        "mqtts://broker.local:8883",
+        "mqtts://",
+        "mqtts://broker.local/x",
+        "MQTTS+ws://broker.local",
         "tcp://broker.local:1883",
         "ws://broker.local",
         "broker.local:1883",
@@ -101,3 +103,24 @@ def test_port_zero_is_rejected_not_replaced_by_the_default() -> None:
     with pytest.raises(InvalidValue) as caught:
         MqttTarget.parse("mqtt://broker.local:0")
     assert caught.value.code == "invalid_mqtt_url"
+
+
+def test_plain_mqtt_is_not_tls() -> None:
+    assert MqttTarget.parse("mqtt://broker.local").tls is False
+
+
+def test_mqtts_means_tls_on_port_8883_by_default() -> None:
+    assert DEFAULT_TLS_PORT == 8883
+    target = MqttTarget.parse("mqtts://mer_1%2Ftill-1:s3cret@broker.local")
+    assert target == MqttTarget("broker.local", 8883, "mer_1/till-1", "s3cret", tls=True)
+
+
+def test_mqtts_port() -> None:
+    assert MqttTarget.parse("mqtts://broker.local:18883") == MqttTarget(
+        "broker.local", 18883, tls=True
+    )
+
+
+def test_str_of_mqtts_says_mqtts_and_hides_the_password() -> None:
+    text = str(MqttTarget.parse("mqtts://psp:s3cret@broker.local"))
+    assert text == "mqtts://psp@broker.local:8883"

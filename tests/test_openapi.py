@@ -242,6 +242,18 @@ async def test_merchant(psp: Psp) -> None:
         conforms(await call(psp, "GET", "/v1/merchant", headers=headers), 401, "unauthorized")
 
 
+async def test_keys(psp: Psp) -> None:
+    from scan2pay_common.signing import PublicKey, verify
+
+    body = conforms(await call(psp, "GET", "/v1/keys"), 200)
+    (key,) = body["keys"]
+    assert key["active"] and key["public_key"] == psp.storage.signing_key.public.text
+    # The display ticket a create answers verifies against the listed key.
+    merchant = await psp.merchant()
+    checkout = await psp.checkout(merchant, terminal_id="till-1")
+    assert verify(checkout["display_ticket"], [PublicKey.parse(key["public_key"])])
+
+
 async def test_create_checkout(psp: Psp) -> None:
     merchant = await psp.merchant()
     minimal = {"order_id": "A-1", "amount": 1234, "currency": "EUR"}
@@ -366,6 +378,7 @@ async def test_get_checkout(psp: Psp) -> None:
     merchant = await psp.merchant()
     checkout = await psp.checkout(merchant, terminal_id="till-1", description="tea")
     path = f"/v1/checkouts/{checkout['id']}"
+    del checkout["display_ticket"]  # the create's answer has it, the checkout not
     assert conforms(await call(psp, "GET", path, headers=merchant.auth), 200) == checkout
     conforms(await call(psp, "GET", path), 401, "unauthorized")
     other = await psp.merchant("Other Shop")

@@ -24,8 +24,20 @@ from __future__ import annotations
 
 import abc
 
+from scan2pay_common.signing import SigningKey
+
 from ..payloads import CheckoutRequest
-from .records import Answer, Checkout, Merchant, OutboxEvent, Payment, Refund, Reply, Wallet
+from .records import (
+    Answer,
+    Checkout,
+    KeyInfo,
+    Merchant,
+    OutboxEvent,
+    Payment,
+    Refund,
+    Reply,
+    Wallet,
+)
 
 # How long an idempotency key's answer is kept at the least; the sweeper may
 # purge older ones (``purge_idempotency_keys``).
@@ -36,6 +48,23 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    # Signing keys (docs/signing.md). The active key is loaded once, when the
+    # storage opens (made then if there is none); it signs every event and
+    # display ticket until the storage is opened again.
+
+    @property
+    @abc.abstractmethod
+    def signing_key(self) -> SigningKey: ...
+
+    @abc.abstractmethod
+    async def signing_keys(self) -> list[KeyInfo]:
+        """Every key, the active one first, then the others newest first."""
+
+    @abc.abstractmethod
+    async def rotate_signing_key(self, *, now: int) -> KeyInfo:
+        """Makes a new active key; the old ones stay for verification. This
+        storage object goes on signing with the key it loaded."""
+
     # Principals. Keys and tokens go in and come out once; only hashes are kept.
 
     @abc.abstractmethod
@@ -44,6 +73,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def merchant_by_key(self, api_key: str) -> Merchant | None: ...
+
+    @abc.abstractmethod
+    async def replace_secret(self, kind: str, owner_id: str, *, revoke: bool) -> str | None:
+        """Rotates (a new secret, returned once) or revokes (None) the API key
+        of merchant ``owner_id`` (``kind`` "merchant") or the token of wallet
+        ``owner_id`` (``kind`` "wallet"); the old one stops working at once.
+        Raises ``Refused("not_found")`` for an unknown owner."""
 
     @abc.abstractmethod
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:

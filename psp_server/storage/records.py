@@ -87,6 +87,17 @@ class OutboxEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One of the PSP's signing keys, as ``keys show`` and ``GET /v1/keys``
+    list it: never the private half."""
+
+    kid: str
+    public_key: str  # ed25519:<base64url>
+    created_at: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Refund:
     id: str
     checkout_id: str

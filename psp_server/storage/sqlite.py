@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 from scan2pay_common import jsonfields
 from scan2pay_common.messages import EVENT_FOR_STATUS, CheckoutEvent, EventType
+from scan2pay_common.signing import PublicKey, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from .. import credentials
@@ -22,6 +24,7 @@ from .records import (
     Answer,
     Checkout,
     IdempotencyKey,
+    KeyInfo,
     Merchant,
     OutboxEvent,
     Payment,
@@ -32,7 +35,7 @@ from .records import (
     merchant_account,
     wallet_account,
 )
-from .sqlite_worker import SqliteWorker
+from .sqlite_worker import SqliteWorker, connect
 
 T = TypeVar("T")
 
@@ -40,7 +43,7 @@ _CHECKOUT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
     " status, created_at, expires_at, updated_at, refunded_amount"
 )
-_CHECKOUT_PLACEHOLDERS = ", ".join("?" * len(_CHECKOUT_COLUMNS.split(",")))
+_CHECKOUT_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"  # one per column above
 
 _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
 
@@ -101,15 +104,72 @@ def _check_path(path: str) -> None:
         raise StorageError(f"cannot open SQLite database {path!r}: folder {parent} does not exist")
 
 
+def _active_key(conn: sqlite3.Connection) -> SigningKey | None:
+    row = conn.execute("SELECT private_key FROM signing_keys WHERE active = 1").fetchone()
+    return None if row is None else SigningKey(bytes(row[0]))
+
+
+def _new_active_key(conn: sqlite3.Connection, now: int) -> SigningKey:
+    key = SigningKey.generate()
+    conn.execute("UPDATE signing_keys SET active = 0 WHERE active = 1")
+    conn.execute(
+        "INSERT INTO signing_keys (kid, private_key, public_key, created_at, active)"
+        " VALUES (?, ?, ?, ?, 1)",
+        (key.kid, key.private_bytes(), key.public.raw, now),
+    )
+    return key
+
+
+def load_signing_key(path: str) -> SigningKey:
+    """The active key, made and stored on the first start. Blocking."""
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # two processes starting at once make one key
+        key = _active_key(conn) or _new_active_key(conn, now_ms())
+        conn.execute("COMMIT")
+        return key
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot load the signing key from {path!r}: {exc}") from exc
+    finally:
+        conn.close()
+
+
 class SqliteStorage(Storage):
     def __init__(self, path: str) -> None:
         _check_path(path)
         migrate(path)
         self.path = path
+        self._signing_key = load_signing_key(path)
         self._worker = SqliteWorker(path)
 
     async def close(self) -> None:
         await self._worker.close()
+
+    # Signing keys.
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return self._signing_key
+
+    async def signing_keys(self) -> list[KeyInfo]:
+        def op(conn: sqlite3.Connection) -> list[KeyInfo]:
+            rows = conn.execute(
+                "SELECT kid, public_key, created_at, active FROM signing_keys"
+                " ORDER BY active DESC, created_at DESC, kid"
+            ).fetchall()
+            return [
+                KeyInfo(kid, PublicKey(bytes(raw)).text, created_at, bool(active))
+                for kid, raw, created_at, active in rows
+            ]
+
+        return await self._worker.run(op)
+
+    async def rotate_signing_key(self, *, now: int) -> KeyInfo:
+        def op(conn: sqlite3.Connection) -> KeyInfo:
+            key = _new_active_key(conn, now)
+            return KeyInfo(key.kid, key.public.text, now, True)
+
+        return await self._worker.run(op)
 
     @property
     def worker(self) -> SqliteWorker:
@@ -136,11 +196,36 @@ class SqliteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> Merchant | None:
             row = conn.execute(
-                "SELECT id, name FROM merchants WHERE api_key_hash = ?", (digest,)
+                "SELECT id, name, api_key_hash FROM merchants WHERE api_key_hash = ?", (digest,)
             ).fetchone()
-            return Merchant(row[0], row[1]) if row else None
+            # The index finds the row by hash; the final word is a constant-time
+            # comparison, so that no answer depends on how much of it matched.
+            if row is None or not hmac.compare_digest(row[2], digest):
+                return None
+            return Merchant(row[0], row[1])
 
         return await self._worker.run(op)
+
+    async def replace_secret(self, kind: str, owner_id: str, *, revoke: bool) -> str | None:
+        make = credentials.new_api_key if kind == "merchant" else credentials.new_wallet_token
+        secret = None if revoke else make()
+        # A revoked hash is no SHA-256 hex digest, so that no secret can match it.
+        stored = credentials.revoked_marker() if secret is None else credentials.hash_secret(secret)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            if kind == "merchant":
+                changed = conn.execute(
+                    "UPDATE merchants SET api_key_hash = ? WHERE id = ?", (stored, owner_id)
+                )
+            else:
+                changed = conn.execute(
+                    "UPDATE wallets SET token_hash = ? WHERE id = ?", (stored, owner_id)
+                )
+            return changed.rowcount == 1
+
+        if not await self._worker.run(op):
+            raise Refused("not_found")
+        return secret
 
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
         wallet = Wallet(credentials.new_id("wal"), name, currency, balance)
@@ -181,9 +266,12 @@ class SqliteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> Wallet | None:
             row = conn.execute(
-                "SELECT id, name, currency, balance FROM wallets WHERE token_hash = ?", (digest,)
+                "SELECT id, name, currency, balance, token_hash FROM wallets WHERE token_hash = ?",
+                (digest,),
             ).fetchone()
-            return Wallet(*row) if row else None
+            if row is None or not hmac.compare_digest(row[4], digest):
+                return None
+            return Wallet(*row[:4])
 
         return await self._worker.run(op)
 
@@ -294,6 +382,8 @@ class SqliteStorage(Storage):
         return await self._worker.run(op)
 
     async def cancel_checkout(self, merchant_id: str, checkout_id: str, *, now: int) -> Checkout:
+        key = self._signing_key
+
         def op(conn: sqlite3.Connection) -> Checkout | _RefusedWith:
             row = conn.execute(
                 f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE id = ? AND merchant_id = ?",
@@ -306,7 +396,7 @@ class SqliteStorage(Storage):
                 checkout.status, Action.CANCEL, expires_at=checkout.expires_at, now=now
             )
             if decision.new_status is not None:
-                checkout = _transition(conn, checkout, decision.new_status, now)
+                checkout = _transition(conn, checkout, decision.new_status, now, key)
             if decision.refusal is not None:
                 return _RefusedWith(decision.refusal, checkout)
             return checkout
@@ -345,6 +435,8 @@ class SqliteStorage(Storage):
         token_hash = credentials.hash_secret(wallet_token)
         payment_id = credentials.new_id("pay")
 
+        key = self._signing_key
+
         def op(conn: sqlite3.Connection) -> tuple[Payment, Checkout] | _RefusedWith:
             wallet = conn.execute(
                 "SELECT id, currency, balance FROM wallets WHERE token_hash = ?", (token_hash,)
@@ -368,7 +460,7 @@ class SqliteStorage(Storage):
             )
             if not decision.accepted:
                 if decision.new_status is not None:
-                    checkout = _transition(conn, checkout, decision.new_status, now)
+                    checkout = _transition(conn, checkout, decision.new_status, now, key)
                 return _RefusedWith(decision.refusal or "refused", checkout)
             # The guard in the WHERE clauses makes the database, not this
             # code, the judge of "exactly once": a second writer finds no row.
@@ -378,7 +470,7 @@ class SqliteStorage(Storage):
             ).rowcount
             if debited != 1:
                 return _RefusedWith("insufficient_funds", checkout)
-            paid = _transition(conn, checkout, Status.PAID, now)
+            paid = _transition(conn, checkout, Status.PAID, now, key)
             _add_to_merchant(conn, checkout.merchant_id, checkout.currency, checkout.amount)
             payment = Payment(
                 payment_id, checkout.id, wallet_id, checkout.amount, checkout.currency, now
@@ -431,6 +523,8 @@ class SqliteStorage(Storage):
     ) -> Callable[[sqlite3.Connection], tuple[Refund, Checkout] | _RefusedWith]:
         refund_id = credentials.new_id("re")
 
+        key = self._signing_key
+
         def op(conn: sqlite3.Connection) -> tuple[Refund, Checkout] | _RefusedWith:
             row = conn.execute(
                 f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE id = ? AND merchant_id = ?",
@@ -481,12 +575,14 @@ class SqliteStorage(Storage):
             refunded = replace(
                 checkout, refunded_amount=checkout.refunded_amount + amount, updated_at=now
             )
-            _write_event(conn, refunded, "checkout.refunded", now)
+            _write_event(conn, refunded, "checkout.refunded", now, key)
             return refund, refunded
 
         return op
 
     async def expire_due(self, *, now: int, limit: int = 500) -> int:
+        key = self._signing_key
+
         def op(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
                 f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts"
@@ -499,7 +595,7 @@ class SqliteStorage(Storage):
                     checkout.status, Action.EXPIRE, expires_at=checkout.expires_at, now=now
                 )
                 if decision.new_status is not None:
-                    _transition(conn, checkout, decision.new_status, now)
+                    _transition(conn, checkout, decision.new_status, now, key)
             return len(rows)
 
         return await self._worker.run(op)
@@ -653,9 +749,12 @@ def _add_to_merchant(
     )
 
 
-def _transition(conn: sqlite3.Connection, checkout: Checkout, status: Status, now: int) -> Checkout:
+def _transition(
+    conn: sqlite3.Connection, checkout: Checkout, status: Status, now: int, key: SigningKey
+) -> Checkout:
     """Moves a pending checkout to ``status`` and writes the event announcing
-    it, in the caller's transaction (the transactional outbox)."""
+    it, signed with ``key``, in the caller's transaction (the transactional
+    outbox)."""
     changed = conn.execute(
         "UPDATE checkouts SET status = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
         (status.value, now, checkout.id),
@@ -663,13 +762,16 @@ def _transition(conn: sqlite3.Connection, checkout: Checkout, status: Status, no
     if changed != 1:
         raise StorageError(f"checkout {checkout.id} was not pending")
     moved = replace(checkout, status=status, updated_at=now)
-    _write_event(conn, moved, EVENT_FOR_STATUS[status.value], now)
+    _write_event(conn, moved, EVENT_FOR_STATUS[status.value], now, key)
     return moved
 
 
-def _write_event(conn: sqlite3.Connection, checkout: Checkout, kind: EventType, now: int) -> None:
+def _write_event(
+    conn: sqlite3.Connection, checkout: Checkout, kind: EventType, now: int, key: SigningKey
+) -> None:
     """The event announcing what just happened to ``checkout``, with the
-    merchant's next ``seq``, in the caller's transaction."""
+    merchant's next ``seq`` and signed with ``key``, in the caller's
+    transaction. The signed bytes are stored and published as they are."""
     seq = conn.execute(
         "UPDATE merchants SET last_event_seq = last_event_seq + 1 WHERE id = ?"
         " RETURNING last_event_seq",
@@ -692,7 +794,7 @@ def _write_event(conn: sqlite3.Connection, checkout: Checkout, kind: EventType, 
             seq,
             event.type,
             checkout.id,
-            jsonfields.dumps(event.to_dict()).decode(),
+            jsonfields.dumps(key.sign(event.to_dict())).decode(),
             now,
         ),
     )

@@ -110,10 +110,10 @@ class Terminal:
 
 @contextlib.asynccontextmanager
 async def running_terminal(
-    broker: Mosquitto, merchant_id: str, terminal_id: str = TERMINAL
+    broker: Mosquitto, merchant_id: str, terminal_id: str = TERMINAL, **config: Any
 ) -> AsyncIterator[Terminal]:
     """The terminal daemon in this loop, online (its state published) before
-    the test goes on."""
+    the test goes on. ``config``: more TerminalConfig fields (its PSP keys)."""
     states = Subscriber(broker.port, state_topic(merchant_id, terminal_id))
     display = DummyDisplay(geometry=None)
     daemon = TerminalDaemon(
@@ -123,6 +123,7 @@ async def running_terminal(
             terminal_id=terminal_id,
             name="Bridge Test",
             idle_after=600.0,  # an outcome stays on screen for the test to see
+            **config,
         ),
         display,
     )

@@ -1,0 +1,258 @@
+"""Abuse limits, as aiohttp middlewares (``middlewares()`` lists them in order).
+
+* Rate limits: token buckets per client address and per bearer token on the
+  two endpoints a stranger can hammer, ``GET /Q/{code}`` (public) and
+  ``POST /v1/payments`` (any wallet). Over the limit the answer is 429
+  ``rate_limited`` with ``Retry-After`` in whole seconds. A token is kept
+  only as a keyed hash (a key made per process), so neither it nor the
+  SHA-256 the database stores is in memory keys or logs. Each limiter holds
+  at most ``MAX_BUCKETS`` buckets and forgets the least recently used: a
+  client cycling through addresses or tokens cannot grow memory, at worst
+  it resets buckets that had been idle longest (which had refilled anyway).
+* Slow bodies: a request whose body has not fully arrived ``body_timeout``
+  seconds after its headers is answered 408 and its connection closed. The
+  body read fails inside the handler, so each handler still decides what
+  to say first (a stranger still hears 401).
+* Security headers: ``X-Content-Type-Options: nosniff`` on every response;
+  HTML also gets a Content-Security-Policy that allows nothing but the QR
+  page's own inline ``<style>`` by hash (no ``'unsafe-inline'``, no nonce
+  to thread through the renderer), ``frame-ancestors 'none'``,
+  ``X-Frame-Options: DENY`` and ``Referrer-Policy: no-referrer``.
+
+The client address is the socket's peer (``request.remote``): behind a
+reverse proxy every client shares the proxy's address, so raise the per-IP
+limits there (or turn them off) and limit at the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import math
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from . import qr_page
+from .appkeys import SETTINGS
+from .config import Rate, Settings
+from .errors import APIError
+
+log = logging.getLogger(__name__)
+
+
+MAX_BUCKETS = 10_000
+
+
+class RateLimiter:
+    """Token buckets by key, at most ``max_keys`` of them (least recently used
+    goes first). ``take`` spends one token and returns 0.0, or returns how many
+    seconds until one is there and spends nothing."""
+
+    def __init__(
+        self,
+        rate: Rate,
+        *,
+        max_keys: int = MAX_BUCKETS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = float(rate.count)
+        self.per_second = rate.count / rate.period
+        self.max_keys = max_keys
+        self._clock = clock
+        # key -> (tokens, when they were counted)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: str) -> float:
+        now = self._clock()
+        held = self._buckets.pop(key, None)
+        if held is None:
+            tokens = self.capacity
+            while len(self._buckets) >= self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            tokens = min(self.capacity, held[0] + (now - held[1]) * self.per_second)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.per_second
+
+
+class Limits:
+    """The limiters of one application, made from its settings on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        def make(rate: Rate | None) -> RateLimiter | None:
+            return None if rate is None else RateLimiter(rate)
+
+        self.by_route: dict[str, tuple[RateLimiter | None, RateLimiter | None]] = {
+            "qr": (make(settings.rate_qr_per_ip), make(settings.rate_qr_per_token)),
+            "pay": (make(settings.rate_pay_per_ip), make(settings.rate_pay_per_token)),
+        }
+        self._secret = secrets.token_bytes(32)
+
+    def token_key(self, token: str) -> str:
+        return hashlib.blake2b(token.encode(), key=self._secret, digest_size=16).hexdigest()
+
+
+# (method, route pattern) -> the limits' name
+_LIMITED = {
+    ("GET", "/Q/{code}"): "qr",
+    ("HEAD", "/Q/{code}"): "qr",
+    ("POST", "/v1/payments"): "pay",
+}
+
+
+def _route(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _json_error(status: int, code: str, message: str, headers: dict[str, str]) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps({"error": {"code": code, "message": message}}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def rate_limits() -> Middleware:
+    """The rate-limit middleware of one application (one ``make_app``)."""
+    made: list[Limits] = []
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        name = _LIMITED.get((request.method, _route(request) or ""))
+        if name is None:
+            return await handler(request)
+        if not made:
+            made.append(Limits(request.app[SETTINGS]))
+        limits = made[0]
+        per_ip, per_token = limits.by_route[name]
+        wait = 0.0
+        if per_ip is not None:
+            wait = per_ip.take(f"ip:{request.remote or '?'}")
+            if wait:
+                log.info("rate limited %s %s by address %s", request.method, name, request.remote)
+        token = _bearer_token(request)
+        if not wait and per_token is not None and token is not None:
+            wait = per_token.take(f"tok:{limits.token_key(token)}")
+            if wait:
+                log.info("rate limited %s %s by token", request.method, name)
+        if wait:
+            return _json_error(
+                429,
+                "rate_limited",
+                "too many requests; retry after the time in Retry-After",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        return await handler(request)
+
+    return middleware
+
+
+class BodyTimeout(APIError, TimeoutError):
+    """What reading a body that came too slowly raises: the handler answers it
+    as any API error (408); as a TimeoutError, aiohttp's lingering read after
+    the answer takes it as the end of the connection."""
+
+    def __init__(self) -> None:
+        super().__init__("request_timeout", "the request body did not arrive in time", status=408)
+
+
+@web.middleware
+async def slow_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Cuts off a client whose body is still arriving ``body_timeout`` seconds on."""
+    content = request.content
+    if content.is_eof():
+        return await handler(request)
+    timed_out = False
+
+    def expire() -> None:
+        nonlocal timed_out
+        if not content.is_eof():
+            timed_out = True
+            content.set_exception(BodyTimeout())
+
+    timer = asyncio.get_running_loop().call_later(request.app[SETTINGS].body_timeout, expire)
+    try:
+        response = await handler(request)
+    finally:
+        timer.cancel()
+    if timed_out:
+        log.info(
+            "cut off a slow body on %s %s from %s", request.method, _route(request), request.remote
+        )
+        response.force_close()
+    return response
+
+
+def _style_hashes(*pages: str) -> str:
+    found = set()
+    for page in pages:
+        for style in re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL):
+            digest = hashlib.sha256(style.encode()).digest()
+            found.add(f"'sha256-{base64.b64encode(digest).decode()}'")
+    return " ".join(sorted(found)) or "'none'"
+
+
+# The QR page's <style> is the same whatever the checkout: hash it once.
+_STYLE_SRC = _style_hashes(
+    qr_page.render(
+        merchant="x", amount=1, currency="EUR", status="pending", expires_at="1970-01-01T00:00:00Z"
+    ),
+    qr_page.render_unknown(),
+)
+
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src {_STYLE_SRC}; img-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+HTML_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _secure(response: web.StreamResponse) -> None:
+    if response.prepared:
+        return
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.content_type == "text/html":
+        response.headers.update(HTML_HEADERS)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _secure(exc)
+        raise
+    _secure(response)
+    return response
+
+
+def middlewares() -> list[Middleware]:
+    """One application's, outermost first; its error middleware goes after these."""
+    return [security_headers, rate_limits(), slow_bodies]

@@ -1,0 +1,197 @@
+"""Ed25519 signatures on the JSON objects the PSP vouches for: its events and
+its display tickets (docs/signing.md).
+
+The signature covers the object's canonical bytes without its ``signature``
+field: JSON with sorted keys, compact separators, ``ensure_ascii=False``,
+UTF-8 (``jsonfields.dumps``). It travels inside the object as
+
+    "signature": {"alg": "Ed25519", "kid": "<key id>", "sig": "<base64url>"}
+
+A public key is written ``ed25519:<base64url of its 32 bytes, no padding>``;
+its key id is derived from it, so that a verifier holding several keys (a
+rotation) knows which one to try. ``verify`` never raises: anything that is
+not a valid signature by one of the keys is simply False.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from .errors import InvalidValue
+from .jsonfields import dumps
+
+ALG = "Ed25519"
+PREFIX = "ed25519:"
+SIGNATURE_FIELD = "signature"
+SIGNATURE_FIELDS = frozenset({"alg", "kid", "sig"})
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    """Strict: the URL-safe alphabet only, no padding; InvalidValue otherwise."""
+    if not isinstance(text, str) or not text.isascii() or "=" in text or len(text) % 4 == 1:
+        raise InvalidValue("invalid_base64", "not unpadded base64url")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except ValueError:
+        raise InvalidValue("invalid_base64", "not unpadded base64url") from None
+    if b64url(raw) != text:  # non-canonical trailing bits
+        raise InvalidValue("invalid_base64", "not canonical base64url")
+    return raw
+
+
+def canonical_bytes(obj: Mapping[str, Any]) -> bytes:
+    """What is signed: ``obj`` without its signature, in canonical JSON."""
+    return dumps({k: v for k, v in obj.items() if k != SIGNATURE_FIELD})
+
+
+def key_id(public_raw: bytes) -> str:
+    """A short id derived from the public key's 32 bytes."""
+    return "k_" + b64url(hashlib.sha256(public_raw).digest()[:12])
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A key that verifies: ``ed25519:…`` text, its raw bytes and its id."""
+
+    raw: bytes
+    kid: str = field(init=False)
+    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != 32:
+            raise InvalidValue("invalid_key", "an Ed25519 public key is 32 bytes")
+        try:
+            key = Ed25519PublicKey.from_public_bytes(self.raw)
+        except ValueError as exc:
+            raise InvalidValue("invalid_key", f"not an Ed25519 public key: {exc}") from None
+        object.__setattr__(self, "kid", key_id(self.raw))
+        object.__setattr__(self, "_key", key)
+
+    @classmethod
+    def parse(cls, text: str) -> PublicKey:
+        """``ed25519:<43 base64url characters>``."""
+        if not isinstance(text, str) or not text.strip().lower().startswith(PREFIX):
+            raise InvalidValue("invalid_key", f"a public key is written {PREFIX}<base64url>")
+        body = text.strip()[len(PREFIX) :]
+        try:
+            raw = unb64url(body)
+        except InvalidValue:
+            raise InvalidValue("invalid_key", f"{text!r} is not {PREFIX}<base64url>") from None
+        return cls(raw)
+
+    @property
+    def text(self) -> str:
+        return PREFIX + b64url(self.raw)
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.text!r})"
+
+    def check(self, signature: bytes, message: bytes) -> bool:
+        try:
+            self._key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def parse_public_keys(value: object) -> tuple[PublicKey, ...]:
+    """One key, several comma-separated, or a list of either (flags given
+    several times, a TOML array). InvalidValue if one is bad or none given."""
+    items = value if isinstance(value, list | tuple) else [value]
+    keys: list[PublicKey] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidValue("invalid_key", "public keys are strings like ed25519:…")
+        for part in item.split(","):
+            if part.strip():
+                key = PublicKey.parse(part)
+                if key not in keys:
+                    keys.append(key)
+    if not keys:
+        raise InvalidValue("invalid_key", "no public key given")
+    return tuple(keys)
+
+
+class SigningKey:
+    """The PSP's private key."""
+
+    __slots__ = ("_key", "public")
+
+    def __init__(self, private_raw: bytes) -> None:
+        if len(private_raw) != 32:
+            raise InvalidValue("invalid_key", "an Ed25519 private key is 32 bytes")
+        self._key = Ed25519PrivateKey.from_private_bytes(private_raw)
+        self.public = PublicKey(self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+        raw = Ed25519PrivateKey.generate().private_bytes(
+            Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+        )
+        return cls(raw)
+
+    @property
+    def kid(self) -> str:
+        return self.public.kid
+
+    def private_bytes(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+        return self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+    def signature(self, obj: Mapping[str, Any]) -> dict[str, str]:
+        """The ``signature`` field for ``obj`` (any signature in it is ignored)."""
+        return {"alg": ALG, "kid": self.kid, "sig": b64url(self._key.sign(canonical_bytes(obj)))}
+
+    def sign(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """``obj`` with its ``signature`` field (a new dict)."""
+        unsigned = {k: v for k, v in obj.items() if k != SIGNATURE_FIELD}
+        return {**unsigned, SIGNATURE_FIELD: self.signature(unsigned)}
+
+    def __repr__(self) -> str:
+        return f"SigningKey(kid={self.kid!r})"
+
+
+def verify(obj: object, public_keys: Iterable[PublicKey]) -> bool:
+    """Whether ``obj`` carries a valid signature by one of ``public_keys``.
+    Never raises, whatever ``obj`` is."""
+    try:
+        if not isinstance(obj, Mapping):
+            return False
+        signature = obj.get(SIGNATURE_FIELD)
+        if not isinstance(signature, Mapping) or set(signature) != SIGNATURE_FIELDS:
+            return False
+        alg, kid, sig = signature["alg"], signature["kid"], signature["sig"]
+        if alg != ALG or not isinstance(kid, str) or not isinstance(sig, str) or len(sig) != 86:
+            return False
+        raw_sig = unb64url(sig)
+        if len(raw_sig) != 64:
+            return False
+        message = canonical_bytes(obj)
+        return any(key.kid == kid and key.check(raw_sig, message) for key in public_keys)
+    except (InvalidValue, ValueError, TypeError, RecursionError):
+        return False
+
+
+def verify_json(raw: bytes | str, public_keys: Iterable[PublicKey]) -> bool:
+    """``verify`` of a JSON text as it arrived. Never raises."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return verify(obj, public_keys)
