@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from jsonschema import Draft202012Validator
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -783,6 +783,56 @@ async def test_webhooks(psp: Psp) -> None:
     from tests.support.openapi_webhooks import exercise
 
     await exercise(psp, call, conforms)
+
+
+async def test_rate_limits_and_the_body_timeout(tmp_path: Any) -> None:
+    """429 and 408 come from the abuse limits; a server with tight ones shows both."""
+    from psp_server.config import Rate
+    from tests.support.psp import start_psp, stop_psp
+
+    tight = await start_psp(
+        str(tmp_path / "tight.db"), rate_qr_per_ip=Rate(1, 60.0),
+        rate_pay_per_token=Rate(1, 60.0), body_timeout=0.5,
+    )  # fmt: skip
+    try:
+        merchant, wallet = await tight.merchant(), await tight.wallet()
+        checkout = await tight.checkout(merchant)
+        code = code_of(checkout)
+        json_accept = {"Accept": "application/json"}
+        conforms(await call(tight, "GET", f"/Q/{code}", headers=json_accept), 200)
+        conforms(await call(tight, "GET", f"/Q/{code}", headers=json_accept), 429, "rate_limited")
+        conforms(await call(tight, "POST", "/v1/payments", json={"code": code},
+                            headers=wallet.auth), 201)  # fmt: skip
+        conforms(await call(tight, "POST", "/v1/payments", json={"code": code},
+                            headers=wallet.auth), 429, "rate_limited")  # fmt: skip
+        conforms(await _slow_body(tight, other_wallet_auth=(await tight.wallet()).auth), 408,
+                 "request_timeout")  # fmt: skip
+    finally:
+        await stop_psp(tight)
+
+
+async def _slow_body(psp: Psp, other_wallet_auth: dict[str, str]) -> Reply:
+    """A payment whose body never finishes arriving."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(psp.url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(
+        (
+            "POST /v1/payments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: {other_wallet_auth['Authorization']}\r\n"
+            "Content-Length: 40\r\n\r\n{"
+        ).encode()
+    )
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = CIMultiDict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return Reply("POST", "/v1/payments", status, "application/json",
+                 CIMultiDictProxy(headers), _loads(body))  # fmt: skip
 
 
 # Last: every response the document lists was produced by a test above.
