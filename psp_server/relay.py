@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
@@ -38,6 +40,10 @@ class OutboxRelay:
         self._target = target
         self._wake = wake
         self.connected = False
+        # MQTT 5, so that a broker refusing a publish (an ACL without the
+        # relay's write rule) says so in its PUBACK; with 3.1.1 it would
+        # acknowledge and drop the event, and we would mark it sent.
+        self._protocol = aiomqtt.ProtocolVersion.V5
 
     async def run(self) -> None:
         backoff = Backoff(initial=0.05, maximum=5.0)
@@ -48,11 +54,28 @@ class OutboxRelay:
                     self._target,
                     identifier=f"scan2pay-psp-{uuid.uuid4().hex[:12]}",
                     timeout=10,
+                    protocol=self._protocol,
                 ) as client:
                     self.connected = True
                     backoff.reset()
                     log.info("relay connected to %s", self._target)
-                    await self._drain_forever(client)
+                    await self._drain_forever(client, PublishRefusals.watch(client))
+            except MqttConnectError as exc:
+                rc = getattr(exc.rc, "value", exc.rc)  # a ReasonCode or an int
+                if self._protocol is aiomqtt.ProtocolVersion.V5 and rc in _NO_MQTT5:
+                    log.warning(
+                        "broker %s does not speak MQTT 5; using 3.1.1, with which a broker "
+                        "that refuses a publish cannot tell the relay so",
+                        self._target,
+                    )
+                    self._protocol = aiomqtt.ProtocolVersion.V311
+                    continue
+                self.connected = False
+                await asyncio.sleep(backoff.next_delay())
+            except PublishRefused as exc:
+                log.error("%s; the events wait in the outbox (check the broker's ACL)", exc)
+                self.connected = False
+                await asyncio.sleep(backoff.next_delay())
             except aiomqtt.MqttError as exc:
                 delay = backoff.next_delay()
                 if self.connected:
@@ -71,7 +94,7 @@ class OutboxRelay:
             finally:
                 self.connected = False
 
-    async def _drain_forever(self, client: aiomqtt.Client) -> None:
+    async def _drain_forever(self, client: aiomqtt.Client, refusals: PublishRefusals) -> None:
         while True:
             honour_cancellation()
             self._wake.clear()
@@ -82,7 +105,46 @@ class OutboxRelay:
                 continue
             # paho writes them in call order, so per-merchant order holds
             # while the PUBACKs are awaited together.
+            refused_before = refusals.count
             await asyncio.gather(
                 *(client.publish(events_topic(e.merchant_id), e.payload, qos=1) for e in events)
             )
+            if refusals.count != refused_before:
+                raise PublishRefused(
+                    f"the broker at {self._target} refused {refusals.count - refused_before} "
+                    "event publish(es)"
+                )
             await self._storage.mark_published([e.position for e in events], now=now_ms())
+
+
+# CONNACK codes of a broker that does not take MQTT 5: 3.1.1's "unacceptable
+# protocol version" and 5's "unsupported protocol version".
+_NO_MQTT5 = (1, 0x84)
+
+
+class PublishRefused(Exception):
+    """The broker answered a publish with a failure reason code."""
+
+
+class PublishRefusals:
+    """Counts PUBACKs with a failure reason code. aiomqtt resolves a publish
+    whatever its PUBACK says, so the count is taken from paho's callback,
+    which aiomqtt keeps as ``_client``; ours runs first, then aiomqtt's."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @classmethod
+    def watch(cls, client: aiomqtt.Client) -> PublishRefusals:
+        refusals = cls()
+        paho = client._client
+        resolve: Any = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            reason_code = args[3] if len(args) > 3 else None
+            if reason_code is not None and getattr(reason_code, "is_failure", False):
+                refusals.count += 1
+            resolve(*args)
+
+        paho.on_publish = on_publish
+        return refusals

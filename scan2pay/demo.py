@@ -77,6 +77,10 @@ class Timeline:
 
 async def run_demo(options: DemoOptions) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    if options.mqtt is None:
+        # The embedded broker speaks MQTT 3.1.1 only; the relay's warning
+        # that it falls back from 5 is for operators, not for the demo.
+        logging.getLogger("psp_server.relay").setLevel(logging.ERROR)
     out = options.out
     with tempfile.TemporaryDirectory(prefix="scan2pay-demo-") as folder:
         async with _broker(options) as (target, embedded):

@@ -34,9 +34,10 @@ class EmbeddedBroker:
                 "the embedded broker needs amqtt: pip install 'scan2pay[demo]', "
                 "or give --mqtt mqtt://host:port of a running broker"
             ) from exc
-        # amqtt logs every connection at INFO; the demo prints its own story.
+        # amqtt logs every connection at INFO; the demo prints its own story
+        # (and warns of every MQTT 5 client it turns away: it speaks 3.1.1).
         for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
         broker = Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
@@ -165,3 +166,31 @@ async def test_the_event_payload_is_the_documented_json(
     }
     _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     assert body["checkout"] == now
+
+
+async def test_events_a_broker_refuses_stay_in_the_outbox(tmp_path: Path, caplog: Any) -> None:
+    """An ACL without the relay's write rule: MQTT 5's PUBACK says so, and the
+    relay keeps the event instead of marking a dropped one as sent."""
+    import logging
+
+    from tests.support.broker import Mosquitto
+    from tests.support.psp import start_psp, stop_psp
+
+    caplog.set_level(logging.ERROR, logger="psp_server.relay")
+    # Anonymous clients may read everything and write nothing.
+    broker = Mosquitto(tmp_path / "strict", acl="topic read #\n")
+    broker.start()
+    psp = await start_psp(str(tmp_path / "refused.db"), mqtt_url=broker.url)
+    try:
+        shop = await psp.merchant()
+        checkout = await psp.checkout(shop)
+        assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 201
+        for _ in range(200):
+            if "refused" in caplog.text:
+                break
+            await asyncio.sleep(0.02)
+        assert "refused 1 event publish" in caplog.text
+        assert len(await psp.storage.unpublished_events()) == 1  # not marked sent
+    finally:
+        await stop_psp(psp)
+        broker.stop()

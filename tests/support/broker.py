@@ -46,7 +46,7 @@ class Mosquitto:
     """Starts, stops and restarts one broker on one port. Persistence is on,
     so that a persistent subscriber's session and queue survive a restart."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, acl: str | None = None) -> None:
         self.binary = mosquitto_binary()
         self.workdir = workdir
         self.port = free_port()
@@ -71,6 +71,10 @@ class Mosquitto:
             "log_type error\nlog_type warning\nlog_type notice\n"
             "max_queued_messages 100000\n"
         )
+        if acl is not None:  # anonymous clients get what the ACL's first lines grant
+            (workdir / "acl").write_text(acl)
+            with self.config.open("a") as config:
+                config.write(f"acl_file {workdir / 'acl'}\n")
 
     def start(self) -> None:
         with self.log.open("ab") as log:
