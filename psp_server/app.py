@@ -16,6 +16,7 @@ from . import abuse, routes
 from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE, WEBHOOK_DISPATCHER, WEBHOOK_STORE
 from .config import Settings, with_default_public_url
 from .errors import APIError
+from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
 from .relay import OutboxRelay
 from .storage import Storage, open_storage
 from .sweeper import sweep_forever
@@ -115,7 +116,11 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Application:
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
-    app = web.Application(middlewares=[*abuse.middlewares(), json_errors], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[clear_header_deadline, *abuse.middlewares(), json_errors],
+        client_max_size=MAX_BODY,
+    )
+    app[DEADLINES] = HeaderDeadlines(settings.header_timeout)
     app[SETTINGS] = settings
     app[RELAY_WAKE] = WakeEvent()
     if storage is not None:

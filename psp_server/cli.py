@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-pay-per-ip", help="POST /v1/payments per address (3000/60s)")
     serve.add_argument("--rate-pay-per-token", help="POST /v1/payments per token (600/60s)")
     serve.add_argument("--body-timeout", help="seconds a client has to send a body (10)")
+    serve.add_argument(
+        "--header-timeout", help="seconds a connection has for a request's headers (10)"
+    )
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
     _add_db(migrate)

@@ -75,6 +75,7 @@ class Settings:
     rate_pay_per_ip: Rate | None = Rate(3000, 60.0)
     rate_pay_per_token: Rate | None = Rate(600, 60.0)
     body_timeout: float = 10.0
+    header_timeout: float = 10.0
 
     def require_public_url(self) -> str:
         if self.public_url is None:
@@ -115,6 +116,10 @@ FIELDS: dict[str, tuple[str, str]] = {
     "rate_pay_per_ip": ("SCAN2PAY_RATE_PAY_PER_IP", _RATE_HINT),
     "rate_pay_per_token": ("SCAN2PAY_RATE_PAY_PER_TOKEN", _RATE_HINT),
     "body_timeout": ("SCAN2PAY_BODY_TIMEOUT", "seconds a client has to send a body, like 10"),
+    "header_timeout": (
+        "SCAN2PAY_HEADER_TIMEOUT",
+        "seconds a connection has to send a request's headers, like 10",
+    ),
 }
 
 
@@ -177,6 +182,7 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     for name in ("rate_qr_per_ip", "rate_qr_per_token", "rate_pay_per_ip", "rate_pay_per_token"):
         take(name, parse_rate)
     take("body_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))
+    take("header_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))
 
     if problems:
         raise ConfigError(problems)

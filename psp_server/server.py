@@ -13,6 +13,7 @@ from . import config
 from .access_log import JsonAccessLogger
 from .app import make_app
 from .errors import PSPError
+from .header_deadline import DEADLINES, GuardedSockSite
 from .storage import Storage
 
 
@@ -51,6 +52,6 @@ async def start_server(
     app = make_app(settings, storage=storage)
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await GuardedSockSite(runner, sock, app[DEADLINES]).start()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     return RunningServer(runner, app, settings, f"http://{host}:{port}")
