@@ -1,0 +1,142 @@
+"""The PSP's throughput: completed checkouts (create, then pay) per second
+at 64 concurrent clients with durable commits, the PSP's CPU seconds per
+checkout, and the latency of a lone client's create and pay.
+
+Run from the repository root: ``.venv/bin/python bench/psp_bench.py``
+(``--quick`` for a short run). It starts a real ``psp-server`` process on
+SQLite (WAL, synchronous=FULL) with no broker and no rate limits, and loads
+it from this process over loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+
+from psp_server.storage.sqlite import SqliteStorage
+from tests.support.process import PspProcess
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NO_LIMITS = (
+    "--rate-pay-per-ip",
+    "off",
+    "--rate-pay-per-token",
+    "off",
+    "--rate-qr-per-ip",
+    "off",
+    "--rate-qr-per-token",
+    "off",
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def checkout_once(
+    http: aiohttp.ClientSession, url: str, key: str, token: str, order: str
+) -> tuple[float, float]:
+    started = time.perf_counter()
+    async with http.post(
+        f"{url}/v1/checkouts",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"order_id": order, "amount": 1, "currency": "EUR"},
+    ) as response:
+        assert response.status == 201, await response.text()
+        code = (await response.json())["qr_url"].rsplit("/Q/", 1)[1]
+    created = time.perf_counter()
+    async with http.post(
+        f"{url}/v1/payments", headers={"Authorization": f"Bearer {token}"}, json={"code": code}
+    ) as response:
+        assert response.status == 201, await response.text()
+    return created - started, time.perf_counter() - created
+
+
+async def run(seconds: float, clients: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "bench.db"
+        storage = await asyncio.to_thread(SqliteStorage, str(db))
+        _, key = await storage.create_merchant("Bench")
+        tokens = [(await storage.create_wallet(f"w{n}", "EUR", 10**12))[1] for n in range(clients)]
+        await storage.close()
+        server = PspProcess(db, extra=NO_LIMITS)
+        try:
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector) as http:
+                lone = [
+                    await checkout_once(http, server.url, key, tokens[0], f"L{n}")
+                    for n in range(200)
+                ]
+                done = 0
+                stop = time.perf_counter() + seconds
+
+                async def client(n: int) -> None:
+                    nonlocal done
+                    i = 0
+                    while time.perf_counter() < stop:
+                        i += 1
+                        await checkout_once(http, server.url, key, tokens[n], f"C{n}-{i}")
+                        done += 1
+
+                cpu_before = cpu_seconds(server.process.pid)
+                started = time.perf_counter()
+                await asyncio.gather(*(client(n) for n in range(clients)))
+                elapsed = time.perf_counter() - started
+                cpu = cpu_seconds(server.process.pid) - cpu_before
+        finally:
+            server.stop()
+    creates = sorted(c for c, _ in lone)
+    pays = sorted(p for _, p in lone)
+    return {
+        "clients": clients,
+        "seconds": elapsed,
+        "checkouts": done,
+        "checkouts_per_second": done / elapsed,
+        "psp_cpu_ms_per_checkout": cpu / max(done, 1) * 1000,
+        "lone_create_ms_p50": statistics.median(creates) * 1000,
+        "lone_create_ms_p99": creates[int(0.99 * len(creates))] * 1000,
+        "lone_pay_ms_p50": statistics.median(pays) * 1000,
+        "lone_pay_ms_p99": pays[int(0.99 * len(pays))] * 1000,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="5 s instead of 20 s")
+    args = parser.parse_args()
+    figures = asyncio.run(run(5.0 if args.quick else 20.0, 64))
+    print(
+        f"PSP throughput, {figures['clients']} clients, {figures['seconds']:.1f} s, "
+        "SQLite with durable commits:"
+    )
+    print(
+        f"  completed checkouts (create + pay) {figures['checkouts_per_second']:8.0f} /s"
+        "   (target >= 2,000)"
+    )
+    print(f"  PSP CPU per checkout               {figures['psp_cpu_ms_per_checkout']:8.2f} ms")
+    print(
+        f"  lone client: create p50 {figures['lone_create_ms_p50']:.2f} ms, p99 "
+        f"{figures['lone_create_ms_p99']:.2f} ms; pay p50 {figures['lone_pay_ms_p50']:.2f} ms,"
+        f" p99 {figures['lone_pay_ms_p99']:.2f} ms"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"psp-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
