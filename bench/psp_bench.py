@@ -25,19 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from psp_server.storage.sqlite import SqliteStorage
-from tests.support.process import PspProcess
+from tests.support.process import NO_RATE_LIMITS, PspProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NO_LIMITS = (
-    "--rate-pay-per-ip",
-    "off",
-    "--rate-pay-per-token",
-    "off",
-    "--rate-qr-per-ip",
-    "off",
-    "--rate-qr-per-token",
-    "off",
-)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -71,7 +61,7 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
         _, key = await storage.create_merchant("Bench")
         tokens = [(await storage.create_wallet(f"w{n}", "EUR", 10**12))[1] for n in range(clients)]
         await storage.close()
-        server = PspProcess(db, extra=NO_LIMITS)
+        server = PspProcess(db, extra=NO_RATE_LIMITS)
         try:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as http:

@@ -23,23 +23,14 @@ from psp_server.storage.sqlite import SqliteStorage
 from scan2pay_common.messages import CheckoutEvent
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
-from tests.support.process import PspProcess
+from tests.support.process import NO_RATE_LIMITS, PspProcess
 from tests.support.psp import Psp, code_of, start_psp, stop_psp
 
 Subscribe = Callable[..., Subscriber]
 
 # These tests load the PSP on purpose from one address with few tokens; the
 # abuse limits (tested in test_abuse.py) would turn that load away.
-UNLIMITED_FLAGS = (
-    "--rate-pay-per-ip",
-    "off",
-    "--rate-pay-per-token",
-    "off",
-    "--rate-qr-per-ip",
-    "off",
-    "--rate-qr-per-token",
-    "off",
-)
+UNLIMITED_FLAGS = NO_RATE_LIMITS
 UNLIMITED = {
     "rate_pay_per_ip": None,
     "rate_pay_per_token": None,

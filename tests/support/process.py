@@ -14,6 +14,14 @@ from typing import Any
 
 BIN = Path(sys.executable).parent
 
+# For load tests and benchmarks, which load the PSP on purpose from one
+# address with few tokens: the abuse limits (tests/test_abuse.py) would
+# turn that load away.
+NO_RATE_LIMITS = (
+    *("--rate-pay-per-ip", "off", "--rate-pay-per-token", "off"),
+    *("--rate-qr-per-ip", "off", "--rate-qr-per-token", "off"),
+)
+
 
 def psp_command(*args: str) -> list[str]:
     return [str(BIN / "psp-server"), *args]
