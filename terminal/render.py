@@ -78,6 +78,7 @@ import segno
 from PIL import Image, ImageDraw, ImageFont
 
 from hardware.base import ColourMode, Geometry
+from terminal import qr_encode
 from terminal.screens import (
     OUTCOME_TEXT,
     IdleScreen,
@@ -163,25 +164,19 @@ class QrPlan:
 
 @functools.lru_cache(maxsize=64)
 def qr_symbol(url: str, error: ErrorLevel) -> segno.QRCode | None:
-    """The smallest full QR symbol for the URL at this level; None if none holds it."""
-    return _make_qr(url, error, mask=None)
+    """The smallest full QR symbol for the URL at this level; None if none holds it.
+    The symbol of ``segno.make_qr(url, error=error, boost_error=False)``, its
+    mask chosen fast (terminal/qr_encode.py)."""
+    qr = qr_encode.make_symbol(url, error)
+    assert qr is None or not qr.is_micro  # never Micro QR; phones do not read it
+    return qr
 
 
 @functools.lru_cache(maxsize=256)
 def symbol_version(url: str, error: ErrorLevel) -> int | None:
-    """The version ``qr_symbol`` gives, found five times faster: the version
-    depends on the data alone, so a fixed mask spares segno trying all eight."""
-    qr = _make_qr(url, error, mask=0)
-    return None if qr is None else int(qr.version)
-
-
-def _make_qr(url: str, error: ErrorLevel, mask: int | None) -> segno.QRCode | None:
-    try:
-        qr = segno.make_qr(url, error=error, mask=mask, boost_error=False)
-    except segno.DataOverflowError:
-        return None
-    assert not qr.is_micro  # make_qr never makes Micro QR; phones do not read it
-    return qr
+    """The version ``qr_symbol`` gives, from segno's data analysis alone: the
+    version depends on the data, so no symbol is made."""
+    return qr_encode.symbol_version(url, error)
 
 
 @functools.lru_cache(maxsize=256)
