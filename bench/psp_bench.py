@@ -22,8 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp
-
+from bench.http_load import Connection
 from psp_server.storage.sqlite import SqliteStorage
 from tests.support.process import NO_RATE_LIMITS, PspProcess
 
@@ -35,22 +34,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def checkout_once(
-    http: aiohttp.ClientSession, url: str, key: str, token: str, order: str
-) -> tuple[float, float]:
+async def checkout_once(http: Connection, key: str, token: str, order: str) -> tuple[float, float]:
     started = time.perf_counter()
-    async with http.post(
-        f"{url}/v1/checkouts",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"order_id": order, "amount": 1, "currency": "EUR"},
-    ) as response:
-        assert response.status == 201, await response.text()
-        code = (await response.json())["qr_url"].rsplit("/Q/", 1)[1]
+    status, body = await http.request(
+        "POST",
+        "/v1/checkouts",
+        token=key,
+        body={"order_id": order, "amount": 1, "currency": "EUR"},
+    )
+    assert status == 201, body
+    code = json.loads(body)["qr_url"].rsplit("/Q/", 1)[1]
     created = time.perf_counter()
-    async with http.post(
-        f"{url}/v1/payments", headers={"Authorization": f"Bearer {token}"}, json={"code": code}
-    ) as response:
-        assert response.status == 201, await response.text()
+    status, body = await http.request("POST", "/v1/payments", token=token, body={"code": code})
+    assert status == 201, body
     return created - started, time.perf_counter() - created
 
 
@@ -63,28 +59,29 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
         await storage.close()
         server = PspProcess(db, extra=NO_RATE_LIMITS)
         try:
-            connector = aiohttp.TCPConnector(limit=0)
-            async with aiohttp.ClientSession(connector=connector) as http:
-                lone = [
-                    await checkout_once(http, server.url, key, tokens[0], f"L{n}")
-                    for n in range(200)
-                ]
-                done = 0
-                stop = time.perf_counter() + seconds
+            host, port = server.url.removeprefix("http://").rsplit(":", 1)
+            connections = [await Connection.open(host, int(port)) for _ in range(clients)]
+            lone = [
+                await checkout_once(connections[0], key, tokens[0], f"L{n}") for n in range(200)
+            ]
+            done = 0
+            stop = time.perf_counter() + seconds
 
-                async def client(n: int) -> None:
-                    nonlocal done
-                    i = 0
-                    while time.perf_counter() < stop:
-                        i += 1
-                        await checkout_once(http, server.url, key, tokens[n], f"C{n}-{i}")
-                        done += 1
+            async def client(n: int) -> None:
+                nonlocal done
+                i = 0
+                while time.perf_counter() < stop:
+                    i += 1
+                    await checkout_once(connections[n], key, tokens[n], f"C{n}-{i}")
+                    done += 1
 
-                cpu_before = cpu_seconds(server.process.pid)
-                started = time.perf_counter()
-                await asyncio.gather(*(client(n) for n in range(clients)))
-                elapsed = time.perf_counter() - started
-                cpu = cpu_seconds(server.process.pid) - cpu_before
+            cpu_before = cpu_seconds(server.process.pid)
+            started = time.perf_counter()
+            await asyncio.gather(*(client(n) for n in range(clients)))
+            elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(server.process.pid) - cpu_before
+            for connection in connections:
+                connection.close()
         finally:
             server.stop()
     creates = sorted(c for c, _ in lone)

@@ -3,9 +3,9 @@ so no payment code, key or token ever reaches the log."""
 
 from __future__ import annotations
 
-import json
 import logging
 
+import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -19,14 +19,13 @@ class JsonAccessLogger(AbstractAccessLogger):
         if match_info is not None and match_info.route.resource is not None:
             route = match_info.route.resource.canonical
         self.logger.info(
-            json.dumps(
+            orjson.dumps(
                 {
                     "method": request.method,
                     "route": route or "(unmatched)",
                     "status": response.status,
                     "ms": round(time * 1000, 2),
                     "remote": request.remote,
-                },
-                separators=(",", ":"),
-            )
+                }
+            ).decode()
         )

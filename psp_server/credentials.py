@@ -9,19 +9,51 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
+import threading
 
 CODE_BYTES = 20  # 160 bits: 32 base32 characters with no padding
+
+
+class _RandomPool:
+    """The kernel's CSPRNG (``os.urandom``, as ``secrets`` uses) drawn 4 KiB
+    at a time: one system call per ~200 codes instead of one per code,
+    which the profile showed as 7% of the request thread's time. Bytes are
+    handed out once and the pool is emptied in a forked child, so that two
+    processes never share a byte."""
+
+    _DRAW = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            if self._at + count > len(self._pool):
+                self._pool, self._at = os.urandom(max(self._DRAW, count)), 0
+            chunk = self._pool[self._at : self._at + count]
+            self._at += count
+            return chunk
+
+
+_random = _RandomPool()
 
 
 def new_code() -> str:
     """A one-time QR code: upper-case RFC 4648 base32, so that an upper-case
     URL around it stays in the QR's alphanumeric mode."""
-    return base64.b32encode(secrets.token_bytes(CODE_BYTES)).decode("ascii")
+    return base64.b32encode(_random.take(CODE_BYTES)).decode("ascii")
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
+    return f"{prefix}_{_random.take(10).hex()}"
 
 
 def new_api_key() -> str:

@@ -95,26 +95,49 @@ class OutboxRelay:
                 self.connected = False
 
     async def _drain_forever(self, client: aiomqtt.Client, refusals: PublishRefusals) -> None:
-        while True:
-            honour_cancellation()
-            self._wake.clear()
-            events = await self._storage.unpublished_events(limit=BATCH)
-            if not events:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
-                continue
-            # paho writes them in call order, so per-merchant order holds
-            # while the PUBACKs are awaited together.
-            refused_before = refusals.count
-            await asyncio.gather(
-                *(client.publish(events_topic(e.merchant_id), e.payload, qos=1) for e in events)
-            )
-            if refusals.count != refused_before:
-                raise PublishRefused(
-                    f"the broker at {self._target} refused {refusals.count - refused_before} "
-                    "event publish(es)"
+        """Publishes what is unsent, in order, and marks each batch sent once
+        the broker acknowledged it. The marking is a commit of its own and
+        runs while the next batch goes out (one marking at a time, in
+        order), so that an event written meanwhile waits for no fsync
+        before it leaves; what was sent but not yet marked is remembered by
+        its position, and sent again only by the next session (at least
+        once, as ever)."""
+        sent_upto = 0
+        marking: asyncio.Task[None] | None = None
+        try:
+            while True:
+                honour_cancellation()
+                if marking is not None and marking.done():
+                    marking.result()  # a failed marking ends the session
+                self._wake.clear()
+                events = await self._storage.unpublished_events(limit=BATCH, after=sent_upto)
+                if not events:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
+                    continue
+                # paho writes them in call order, so per-merchant order holds
+                # while the PUBACKs are awaited together.
+                refused_before = refusals.count
+                await asyncio.gather(
+                    *(client.publish(events_topic(e.merchant_id), e.payload, qos=1) for e in events)
                 )
-            await self._storage.mark_published([e.position for e in events], now=now_ms())
+                if refusals.count != refused_before:
+                    raise PublishRefused(
+                        f"the broker at {self._target} refused {refusals.count - refused_before} "
+                        "event publish(es)"
+                    )
+                sent_upto = events[-1].position
+                marking = asyncio.create_task(self._mark(marking, [e.position for e in events]))
+        finally:
+            if marking is not None:
+                # What the broker acknowledged is marked even as the session ends.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(marking)
+
+    async def _mark(self, previous: asyncio.Task[None] | None, positions: list[int]) -> None:
+        if previous is not None:
+            await previous
+        await self._storage.mark_published(positions, now=now_ms())
 
 
 # CONNACK codes of a broker that does not take MQTT 5: 3.1.1's "unacceptable

@@ -86,7 +86,7 @@ IN_FLIGHT = web.AppKey("idempotency_in_flight", InFlight)
 
 
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonfields.dumps_unordered(body)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

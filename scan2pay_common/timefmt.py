@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,15 +18,30 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@functools.lru_cache(maxsize=64)
+def _second(seconds: int) -> str:
+    # strftime is most of the cost, and a busy server stamps the same few
+    # seconds (now, now + expiry) thousands of times.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def to_rfc3339(ms: int) -> str:
     """1764000000123 -> ``"2025-11-24T16:00:00.123Z"``."""
     seconds, millis = divmod(ms, 1000)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{millis:03d}Z"
+    return f"{_second(seconds)}.{millis:03d}Z"
 
 
 def from_rfc3339(text: object) -> int:
-    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+    if not isinstance(text, str):
+        raise InvalidValue("invalid_timestamp", f"{text!r} is not an RFC 3339 timestamp")
+    return _parse(text)
+
+
+# The same stamp is read several times over a checkout's life (its snapshot,
+# its event, its ticket); refusals raise and are not cached.
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> int:
+    if not _RFC3339.fullmatch(text):
         raise InvalidValue("invalid_timestamp", f"{text!r} is not an RFC 3339 timestamp")
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

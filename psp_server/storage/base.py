@@ -173,8 +173,9 @@ class Storage(abc.ABC):
     # The outbox.
 
     @abc.abstractmethod
-    async def unpublished_events(self, *, limit: int = 500) -> list[OutboxEvent]:
-        """In the order they were written, oldest first."""
+    async def unpublished_events(self, *, limit: int = 500, after: int = 0) -> list[OutboxEvent]:
+        """In the order they were written, oldest first; only those past
+        position ``after`` (what a relay has sent but not yet marked)."""
 
     @abc.abstractmethod
     async def mark_published(self, positions: list[int], *, now: int) -> None: ...

@@ -162,7 +162,7 @@ class SqliteStorage(Storage):
                 for kid, raw, created_at, active in rows
             ]
 
-        return await self._worker.run(op)
+        return await self._worker.read(op)
 
     async def rotate_signing_key(self, *, now: int) -> KeyInfo:
         def op(conn: sqlite3.Connection) -> KeyInfo:
@@ -204,7 +204,7 @@ class SqliteStorage(Storage):
                 return None
             return Merchant(row[0], row[1])
 
-        return await self._worker.run(op)
+        return await self._worker.read(op)
 
     async def replace_secret(self, kind: str, owner_id: str, *, revoke: bool) -> str | None:
         make = credentials.new_api_key if kind == "merchant" else credentials.new_wallet_token
@@ -259,7 +259,7 @@ class SqliteStorage(Storage):
             ).fetchone()
             return Wallet(*row) if row else None
 
-        return await self._worker.run(op)
+        return await self._worker.read(op)
 
     async def wallet_by_token(self, token: str) -> Wallet | None:
         digest = credentials.hash_secret(token)
@@ -273,7 +273,7 @@ class SqliteStorage(Storage):
                 return None
             return Wallet(*row[:4])
 
-        return await self._worker.run(op)
+        return await self._worker.read(op)
 
     async def merchant_balances(self, merchant_id: str) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
@@ -283,7 +283,7 @@ class SqliteStorage(Storage):
             )
             return {currency: balance for currency, balance in rows}
 
-        return await self._worker.run(op)
+        return await self._worker.read(op)
 
     async def ledger_balances(self) -> dict[tuple[str, str], int]:
         def op(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
@@ -337,18 +337,12 @@ class SqliteStorage(Storage):
         )
 
         def op(conn: sqlite3.Connection) -> tuple[Checkout, bool] | _RefusedWith:
-            row = conn.execute(
-                f"SELECT request_hash, {_CHECKOUT_COLUMNS} FROM checkouts"
-                " WHERE merchant_id = ? AND order_id = ?",
-                (merchant_id, request.order_id),
-            ).fetchone()
-            if row is not None:
-                if row[0] != fingerprint:
-                    return _RefusedWith("order_conflict", None)
-                return _checkout(row[1:]), False
-            conn.execute(
+            # Insert first and look only when the order was there already: a
+            # new order, the common case, costs one statement.
+            inserted = conn.execute(
                 f"INSERT INTO checkouts (request_hash, {_CHECKOUT_COLUMNS})"
-                f" VALUES (?, {_CHECKOUT_PLACEHOLDERS})",
+                f" VALUES (?, {_CHECKOUT_PLACEHOLDERS})"
+                " ON CONFLICT (merchant_id, order_id) DO NOTHING",
                 (
                     fingerprint,
                     fresh.id,
@@ -366,8 +360,17 @@ class SqliteStorage(Storage):
                     fresh.updated_at,
                     fresh.refunded_amount,
                 ),
-            )
-            return fresh, True
+            ).rowcount
+            if inserted:
+                return fresh, True
+            row = conn.execute(
+                f"SELECT request_hash, {_CHECKOUT_COLUMNS} FROM checkouts"
+                " WHERE merchant_id = ? AND order_id = ?",
+                (merchant_id, request.order_id),
+            ).fetchone()
+            if row[0] != fingerprint:
+                return _RefusedWith("order_conflict", None)
+            return _checkout(row[1:]), False
 
         return op
 
@@ -379,7 +382,7 @@ class SqliteStorage(Storage):
             ).fetchone()
             return _checkout(row) if row else None
 
-        return await self._worker.run(op)
+        return await self._worker.read(op)
 
     async def cancel_checkout(self, merchant_id: str, checkout_id: str, *, now: int) -> Checkout:
         key = self._signing_key
@@ -418,7 +421,7 @@ class SqliteStorage(Storage):
             checkout = _checkout(row[1:])
             return checkout, Merchant(checkout.merchant_id, row[0])
 
-        return await self._worker.run(op)
+        return await self._worker.read(op)
 
     async def pay(self, wallet_token: str, code: str, *, now: int) -> tuple[Payment, Checkout]:
         return _settle(await self._worker.run(self._pay_op(wallet_token, code, now=now)))
@@ -602,19 +605,21 @@ class SqliteStorage(Storage):
 
     # The outbox.
 
-    async def unpublished_events(self, *, limit: int = 500) -> list[OutboxEvent]:
+    async def unpublished_events(self, *, limit: int = 500, after: int = 0) -> list[OutboxEvent]:
         def op(conn: sqlite3.Connection) -> list[OutboxEvent]:
             rows = conn.execute(
                 "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
-                " WHERE published_at IS NULL ORDER BY position LIMIT ?",
-                (limit,),
+                " WHERE published_at IS NULL AND position > ? ORDER BY position LIMIT ?",
+                (after, limit),
             ).fetchall()
             return [
                 OutboxEvent(pos, eid, mid, seq, typ, payload.encode())
                 for pos, eid, mid, seq, typ, payload in rows
             ]
 
-        return await self._worker.run(op)
+        # A range of the partial index of unsent events, on the reader: the
+        # relay does not wait for a group commit to learn what to send.
+        return await self._worker.read(op)
 
     async def mark_published(self, positions: list[int], *, now: int) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -727,13 +732,13 @@ def _post(
 ) -> None:
     """Moves ``amount`` from ``source`` to ``destination`` as two ledger
     entries that sum to zero: money is never made or lost, only moved."""
-    conn.executemany(
+    conn.execute(
         "INSERT INTO ledger_entries (transaction_id, account, currency, amount, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [
-            (transaction_id, source, currency, -amount, now),
-            (transaction_id, destination, currency, amount, now),
-        ],
+        " VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)",
+        (
+            *(transaction_id, source, currency, -amount, now),
+            *(transaction_id, destination, currency, amount, now),
+        ),
     )
 
 
