@@ -34,8 +34,7 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	scripts/ensure-system-deps
-	$(PY) bench/terminal_bench.py $(if $(QUICK),--quick,)
-	$(PY) bench/psp_bench.py $(if $(QUICK),--quick,)
+	$(PY) bench/run.py $(if $(QUICK),--quick,)
 
 demo: $(STAMP)
 	$(VENV)/bin/scan2pay demo $(DEMO_ARGS)

@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt
 
+from bench.common import cpu_seconds, machine_busy, rss_mb, summary, write_results
 from bench.http_load import Connection
 from psp_server.storage.sqlite import SqliteStorage
 from scan2pay_common.messages import (
@@ -55,7 +55,6 @@ from scan2pay_common.topics import all_state_topics, display_topic, events_topic
 from tests.support.broker import Mosquitto
 from tests.support.process import NO_RATE_LIMITS, PspProcess
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LANES = 16
 # Checkouts started per second over all lanes: each lane pauses a random
 # (exponential) time between its checkouts, so that the lanes do not march
@@ -63,19 +62,6 @@ LANES = 16
 RATE = 100.0
 WARM_UP = 2  # per lane, not counted: the first QR of a version fills caches
 BIN = Path(sys.executable).parent
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": statistics.median(values),
-        "p99_ms": percentile(values, 0.99),
-        "max_ms": max(values),
-    }
 
 
 @dataclass
@@ -268,13 +254,6 @@ async def wait_all_idle(screens: Arrivals, lanes: list[Lane]) -> None:
         await screens.wait(("online", lane.terminal_id), within=30)
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 def run(checkouts: int, rate: float) -> dict[str, Any]:
     per_lane = -(-checkouts // LANES)
     with tempfile.TemporaryDirectory() as folder:
@@ -294,7 +273,20 @@ def run(checkouts: int, rate: float) -> dict[str, Any]:
         psp = PspProcess(db, mqtt=broker.url, extra=NO_RATE_LIMITS)
         terminals = start_terminals(broker.url, merchant_id, public_key)
         try:
+            parts = {
+                "psp": [psp.process.pid],
+                "terminals": [t.pid for t in terminals],
+                "broker": [broker.process.pid] if broker.process else [],
+            }
+            cpu_before = {name: sum(map(cpu_seconds, pids)) for name, pids in parts.items()}
+            own_before = time.process_time()
+            busy_before, total_before = machine_busy()
             rows = asyncio.run(drive(psp, broker, merchant_id, key, tokens, per_lane, rate))
+            busy_after, total_after = machine_busy()
+            cpu = {
+                name: sum(map(cpu_seconds, pids)) - cpu_before[name] for name, pids in parts.items()
+            }
+            cpu["cashiers, wallets and merchant"] = time.process_time() - own_before
             rss = [rss_mb(t.pid) for t in terminals]
         finally:
             for terminal in terminals:
@@ -307,6 +299,8 @@ def run(checkouts: int, rate: float) -> dict[str, Any]:
         "lanes": LANES,
         "offered_checkouts_per_second": rate,
         "checkouts": len(rows),
+        "machine_busy_percent": 100 * (busy_after - busy_before) / (total_after - total_before),
+        "cpu_ms_per_checkout": {name: 1000 * seconds / len(rows) for name, seconds in cpu.items()},
         "terminal_rss_mb_max": max(rss),
     }
     for hop in (
@@ -320,37 +314,45 @@ def run(checkouts: int, rate: float) -> dict[str, Any]:
     return figures
 
 
+LABELS = {
+    "create_answer": "cashier's POST /v1/checkouts answered",
+    "checkout_to_screen": "checkout to QR on the terminal's display",
+    "pay_answer": "wallet's POST /v1/payments answered",
+    "pay_to_event": "pay to checkout.paid at the merchant",
+    "pay_to_screen": "pay to paid screen on the terminal",
+}
+TARGETED = ("checkout_to_screen", "pay_to_event", "pay_to_screen")
+
+
+def measure(quick: bool, checkouts: int | None = None, rate: float = RATE) -> dict[str, Any]:
+    return run(checkouts or (1024 if quick else 4096), rate)
+
+
+def report(figures: dict[str, Any]) -> None:
+    print(
+        f"flow, {figures['checkouts']} checkouts over {figures['lanes']} terminals side by side,"
+        f" {figures['offered_checkouts_per_second']:g} started per second (real processes,"
+        " signed tickets and events, noop 128x64 display; machine"
+        f" {figures['machine_busy_percent']:.0f}% busy):"
+    )
+    print(f"  {'hop (ms)':<44} {'p50':>7} {'p99':>7} {'max':>7}   target")
+    for hop, label in LABELS.items():
+        f = figures[hop]
+        target = "p99 <= 15" if hop in TARGETED else ""
+        print(f"  {label:<44} {f['p50_ms']:7.2f} {f['p99_ms']:7.2f} {f['max_ms']:7.2f}   {target}")
+    shares = ", ".join(f"{name} {ms:.2f}" for name, ms in figures["cpu_ms_per_checkout"].items())
+    print(f"  CPU ms per checkout: {shares}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer checkouts")
+    parser.add_argument("--quick", action="store_true", help="1,024 checkouts instead of 4,096")
     parser.add_argument("--checkouts", type=int, default=None)
     parser.add_argument("--rate", type=float, default=RATE, help="checkouts started per second")
     args = parser.parse_args()
-    checkouts = args.checkouts or (1024 if args.quick else 4096)
-    figures = run(checkouts, args.rate)
-    print(
-        f"flow, {figures['checkouts']} checkouts over {figures['lanes']} terminals side by side,"
-        f" {args.rate:g} started per second (real processes, signed tickets and events,"
-        " noop 128x64 display):"
-    )
-    print(f"  {'hop':<44} {'p50':>7} {'p99':>7} {'max':>7}   target")
-    labels = {
-        "create_answer": "cashier POST /v1/checkouts answered",
-        "checkout_to_screen": "checkout to QR on the terminal's display",
-        "pay_answer": "wallet POST /v1/payments answered",
-        "pay_to_event": "pay to checkout.paid at the merchant",
-        "pay_to_screen": "pay to paid screen on the terminal",
-    }
-    for hop, label in labels.items():
-        f = figures[hop]
-        target = (
-            "p99 <= 15 ms" if hop in ("checkout_to_screen", "pay_to_event", "pay_to_screen") else ""
-        )
-        print(f"  {label:<44} {f['p50_ms']:7.2f} {f['p99_ms']:7.2f} {f['max_ms']:7.2f}   {target}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"flow-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"written {out}")
+    figures = measure(args.quick, args.checkouts, args.rate)
+    report(figures)
+    print(f"written {write_results('flow', figures)}")
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -22,16 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cpu_seconds, machine_busy, percentile, write_results
 from bench.http_load import Connection
 from psp_server.storage.sqlite import SqliteStorage
 from tests.support.process import NO_RATE_LIMITS, PspProcess
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def checkout_once(http: Connection, key: str, token: str, order: str) -> tuple[float, float]:
@@ -76,10 +69,14 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
                     done += 1
 
             cpu_before = cpu_seconds(server.process.pid)
+            own_before = time.process_time()
+            busy_before, total_before = machine_busy()
             started = time.perf_counter()
             await asyncio.gather(*(client(n) for n in range(clients)))
             elapsed = time.perf_counter() - started
             cpu = cpu_seconds(server.process.pid) - cpu_before
+            own = time.process_time() - own_before
+            busy_after, total_after = machine_busy()
             for connection in connections:
                 connection.close()
         finally:
@@ -92,36 +89,47 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
         "checkouts": done,
         "checkouts_per_second": done / elapsed,
         "psp_cpu_ms_per_checkout": cpu / max(done, 1) * 1000,
+        "load_generator_cpu_ms_per_checkout": own / max(done, 1) * 1000,
+        "machine_busy_percent": 100 * (busy_after - busy_before) / (total_after - total_before),
         "lone_create_ms_p50": statistics.median(creates) * 1000,
-        "lone_create_ms_p99": creates[int(0.99 * len(creates))] * 1000,
+        "lone_create_ms_p99": percentile(creates, 0.99) * 1000,
         "lone_pay_ms_p50": statistics.median(pays) * 1000,
-        "lone_pay_ms_p99": pays[int(0.99 * len(pays))] * 1000,
+        "lone_pay_ms_p99": percentile(pays, 0.99) * 1000,
     }
+
+
+def measure(quick: bool) -> dict[str, float]:
+    return asyncio.run(run(5.0 if quick else 20.0, 64))
+
+
+def report(figures: dict[str, float]) -> None:
+    print(
+        f"PSP throughput, {figures['clients']:.0f} clients for {figures['seconds']:.1f} s,"
+        " SQLite with durable commits, load generator on the same 2 cores:"
+    )
+    print(
+        f"  completed checkouts (create + pay) {figures['checkouts_per_second']:8.0f} /s"
+        "   target >= 2,000"
+    )
+    print(f"  PSP CPU per checkout               {figures['psp_cpu_ms_per_checkout']:8.2f} ms")
+    print(
+        f"  load generator CPU per checkout    {figures['load_generator_cpu_ms_per_checkout']:8.2f}"
+        f" ms   (machine {figures['machine_busy_percent']:.0f}% busy)"
+    )
+    print(
+        f"  lone client: create p50 {figures['lone_create_ms_p50']:.2f} ms, p99 "
+        f"{figures['lone_create_ms_p99']:.2f} ms; pay p50 {figures['lone_pay_ms_p50']:.2f} ms,"
+        f" p99 {figures['lone_pay_ms_p99']:.2f} ms"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="5 s instead of 20 s")
     args = parser.parse_args()
-    figures = asyncio.run(run(5.0 if args.quick else 20.0, 64))
-    print(
-        f"PSP throughput, {figures['clients']} clients, {figures['seconds']:.1f} s, "
-        "SQLite with durable commits:"
-    )
-    print(
-        f"  completed checkouts (create + pay) {figures['checkouts_per_second']:8.0f} /s"
-        "   (target >= 2,000)"
-    )
-    print(f"  PSP CPU per checkout               {figures['psp_cpu_ms_per_checkout']:8.2f} ms")
-    print(
-        f"  lone client: create p50 {figures['lone_create_ms_p50']:.2f} ms, p99 "
-        f"{figures['lone_create_ms_p99']:.2f} ms; pay p50 {figures['lone_pay_ms_p50']:.2f} ms,"
-        f" p99 {figures['lone_pay_ms_p99']:.2f} ms"
-    )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"psp-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"written {out}")
+    figures = measure(args.quick)
+    report(figures)
+    print(f"written {write_results('psp', figures)}")
     return 0
 
 

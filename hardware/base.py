@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from PIL import Image
+if TYPE_CHECKING:  # Pillow is loaded by what draws images, not by every display
+    from PIL import Image
 
 ColourMode = Literal["1", "L", "RGB"]
 

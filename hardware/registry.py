@@ -45,16 +45,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
-from . import luma_panel
 from .base import ColourMode, Display, DummyDisplay, Geometry, NoopDisplay
-from .charset import check_encoding
-from .console import ConsoleConfig
 from .errors import DisplaySpecError
-from .escpos import CODE_PAGES, CUTS, ERROR_CORRECTION, Cut, EscPosConfig
-from .nextion import COMPONENT_NAME, NextionConfig
-from .png_file import PngConfig
+
+# Each kind's module (and what it brings: luma and its threads, pyserial,
+# tempfile) is imported only when a value names that kind, so that a daemon
+# holds in memory only the driver it runs (a Pi Zero has 512 MB in all).
+if TYPE_CHECKING:
+    from . import luma_panel
+    from .escpos import EscPosConfig
+    from .nextion import NextionConfig
 
 FORMS = """accepted --display forms:
   DRIVER:i2c[:PORT[:ADDRESS]][,OPTION=VALUE...]  e.g. ssd1306:i2c:1:0x3C,rotate=2
@@ -109,10 +111,14 @@ def parse_spec(spec: str) -> DisplayConfig:
         default = None if kind == "noop" else Geometry(128, 64, "1")
         config = BuiltinConfig(kind, _geometry(options, default))
     elif kind == "console":
+        from .console import ConsoleConfig
+
         _no_target(kind, has_target, problems)
         size = options.take("size", _parse_size, (128, 64))
         config = ConsoleConfig(Geometry(*size, "1"))
     elif kind == "png":
+        from .png_file import PngConfig
+
         if not target:
             problems.append("png needs a directory: png:DIR")
         geometry = _geometry(options, Geometry(128, 64, "1"))
@@ -134,6 +140,8 @@ def parse_spec(spec: str) -> DisplayConfig:
 def _luma(
     driver: str, has_target: str, target: str, options: _Options, problems: list[str]
 ) -> luma_panel.LumaConfig | None:
+    from . import luma_panel
+
     try:
         driver_class = luma_panel.find_driver(driver)
     except DisplaySpecError as error:
@@ -192,6 +200,8 @@ def _luma(
 
 
 def _nextion(target: str, options: _Options, problems: list[str]) -> NextionConfig | None:
+    from .nextion import NextionConfig
+
     if not target:
         problems.append("nextion needs a serial port: nextion:/dev/ttyUSB0")
     texts: tuple[str, ...] = options.take("text", _component_list, ("t0", "t1", "t2", "t3"))
@@ -206,6 +216,8 @@ def _nextion(target: str, options: _Options, problems: list[str]) -> NextionConf
 
 
 def _escpos(target: str, options: _Options, problems: list[str]) -> EscPosConfig | None:
+    from .escpos import CODE_PAGES, CUTS, ERROR_CORRECTION, Cut, EscPosConfig
+
     if not target:
         problems.append("escpos needs a serial port: escpos:/dev/ttyUSB0")
     config = EscPosConfig(
@@ -329,6 +341,8 @@ def _one_of_ints(*accepted: int) -> Callable[[str], int]:
 
 
 def _spi_speed(text: str) -> int:
+    from . import luma_panel
+
     value = _int(text)
     if value not in luma_panel.SPI_SPEEDS_HZ:
         raise ValueError(f"luma's SPI clocks are {', '.join(map(str, luma_panel.SPI_SPEEDS_HZ))}")
@@ -360,6 +374,8 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def _encoding(text: str) -> str:
+    from .charset import check_encoding
+
     try:
         return check_encoding(text)
     except LookupError:
@@ -367,6 +383,8 @@ def _encoding(text: str) -> str:
 
 
 def _component(text: str) -> str:
+    from .nextion import COMPONENT_NAME
+
     if not COMPONENT_NAME.fullmatch(text):
         raise ValueError("not a Nextion component name (like qr0 or page0.qr0)")
     return text

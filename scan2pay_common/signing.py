@@ -20,11 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidValue
 from .jsonfields import dumps
@@ -33,6 +29,13 @@ ALG = "Ed25519"
 PREFIX = "ed25519:"
 SIGNATURE_FIELD = "signature"
 SIGNATURE_FIELDS = frozenset({"alg", "kid", "sig"})
+
+# cryptography is imported where it is first used, not with this module: it
+# is some 7 MB of a process's memory, and a checkout terminal (a Pi Zero,
+# 512 MB in all) that parses its keys here verifies with the OpenSSL its
+# Python is linked against instead (terminal.trust).
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 def b64url(raw: bytes) -> str:
@@ -71,14 +74,12 @@ class PublicKey:
     _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Any 32 bytes make an Ed25519 public key for cryptography (it checks
+        # the length only), so the length is the whole check here, and the
+        # key object is made when the key first verifies.
         if len(self.raw) != 32:
             raise InvalidValue("invalid_key", "an Ed25519 public key is 32 bytes")
-        try:
-            key = Ed25519PublicKey.from_public_bytes(self.raw)
-        except ValueError as exc:
-            raise InvalidValue("invalid_key", f"not an Ed25519 public key: {exc}") from None
         object.__setattr__(self, "kid", key_id(self.raw))
-        object.__setattr__(self, "_key", key)
 
     @classmethod
     def parse(cls, text: str) -> PublicKey:
@@ -100,11 +101,23 @@ class PublicKey:
         return f"PublicKey({self.text!r})"
 
     def check(self, signature: bytes, message: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
         try:
-            self._key.verify(signature, message)
+            self._verifier().verify(signature, message)
         except InvalidSignature:
             return False
         return True
+
+    def _verifier(self) -> Ed25519PublicKey:
+        try:
+            return self._key
+        except AttributeError:  # the first check
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+            key = Ed25519PublicKey.from_public_bytes(self.raw)
+            object.__setattr__(self, "_key", key)
+            return key
 
 
 def parse_public_keys(value: object) -> tuple[PublicKey, ...]:
@@ -131,6 +144,9 @@ class SigningKey:
     __slots__ = ("_key", "public")
 
     def __init__(self, private_raw: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         if len(private_raw) != 32:
             raise InvalidValue("invalid_key", "an Ed25519 private key is 32 bytes")
         self._key = Ed25519PrivateKey.from_private_bytes(private_raw)
@@ -138,7 +154,12 @@ class SigningKey:
 
     @classmethod
     def generate(cls) -> SigningKey:
-        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+        )
 
         raw = Ed25519PrivateKey.generate().private_bytes(
             Encoding.Raw, PrivateFormat.Raw, NoEncryption()
@@ -150,7 +171,11 @@ class SigningKey:
         return self.public.kid
 
     def private_bytes(self) -> bytes:
-        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+        )
 
         return self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 

@@ -113,12 +113,19 @@ class Controller:
             return Effects(lookup=screen.qr_url)
         return NOTHING
 
+    def concerns(self, checkout_id: str) -> bool:
+        """Whether an event about ``checkout_id`` could change the screen:
+        every terminal of a merchant hears all its events, and the daemon
+        checks a signature (the costly part) only for those that can."""
+        screen = self.view.screen
+        return not isinstance(screen, IdleScreen) and screen.checkout_id == checkout_id
+
     def on_event(self, event: CheckoutEvent, now: int) -> Effects:
         """A PSP event changes the screen only for the checkout on it: a paid
         event shows "paid" even if the cashier PC is gone, and a refund shows
         while that checkout is still on screen (its QR or its outcome)."""
         screen = self.view.screen
-        if isinstance(screen, IdleScreen) or screen.checkout_id != event.checkout.id:
+        if isinstance(screen, IdleScreen) or not self.concerns(event.checkout.id):
             return NOTHING
         if event.type == "checkout.refunded":
             refund = OutcomeScreen(

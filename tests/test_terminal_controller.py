@@ -212,3 +212,13 @@ def test_a_refund_for_a_checkout_no_longer_on_screen_changes_nothing() -> None:
     assert controller.on_event(refund_event(), T0) == Effects()
     controller.on_command(show_qr("co_2"), T0)
     assert controller.on_event(refund_event("co_1"), T0 + 1) == Effects()
+
+
+def test_only_the_checkout_on_screen_concerns_the_terminal() -> None:
+    controller = Controller("Shop")
+    assert not controller.concerns("co_1")  # idle: no event matters
+    controller.on_command(show_qr("co_1"), T0)
+    assert controller.concerns("co_1")
+    assert not controller.concerns("co_2")  # another lane's checkout
+    controller.on_event(event("checkout.paid", "co_1"), T0 + 1000)
+    assert controller.concerns("co_1")  # its outcome is on screen: a refund still shows
