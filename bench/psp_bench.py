@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -50,7 +51,7 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
         _, key = await storage.create_merchant("Bench")
         tokens = [(await storage.create_wallet(f"w{n}", "EUR", 10**12))[1] for n in range(clients)]
         await storage.close()
-        server = PspProcess(db, extra=NO_RATE_LIMITS)
+        server = PspProcess(db, extra=(*NO_RATE_LIMITS, *os.environ.get("PSP_EXTRA", "").split()))
         try:
             host, port = server.url.removeprefix("http://").rsplit(":", 1)
             connections = [await Connection.open(host, int(port)) for _ in range(clients)]

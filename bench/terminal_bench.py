@@ -149,6 +149,7 @@ def daemon_figures(checkouts: int) -> dict[str, float]:
             cashier = Publisher(broker.port)
             started_rss = rss_mb(terminal.pid)
             to_screen: list[float] = []
+            paid_to_screen: list[float] = []
             psp = Publisher(broker.port)
             topic = display_topic(MERCHANT, TERMINAL)
             events = events_topic(MERCHANT)
@@ -159,8 +160,10 @@ def daemon_figures(checkouts: int) -> dict[str, float]:
                 cashier.publish(topic, display_command_to_json(command))
                 wait("qr", checkout.id)
                 to_screen.append((time.perf_counter() - start) * 1000)
+                start = time.perf_counter()
                 psp.publish(events, paid, retain=False)
                 wait("paid", checkout.id)
+                paid_to_screen.append((time.perf_counter() - start) * 1000)
             cashier.close()
             psp.close()
             return {
@@ -168,6 +171,9 @@ def daemon_figures(checkouts: int) -> dict[str, float]:
                 "command_to_state_ms_p50": statistics.median(to_screen),
                 "command_to_state_ms_p99": percentile(to_screen, 0.99),
                 "command_to_state_ms_max": max(to_screen),
+                "paid_event_to_state_ms_p50": statistics.median(paid_to_screen),
+                "paid_event_to_state_ms_p99": percentile(paid_to_screen, 0.99),
+                "paid_event_to_state_ms_max": max(paid_to_screen),
                 "rss_mb_at_start": started_rss,
                 "rss_mb_after": rss_mb(terminal.pid),
                 "threads_after": threads(terminal.pid),
@@ -230,6 +236,11 @@ def report(figures: dict[str, Any]) -> None:
         f"  command -> state 'on display'  p50 {daemon['command_to_state_ms_p50']:.2f} ms"
         f"  p99 {daemon['command_to_state_ms_p99']:.2f} ms"
         f"  max {daemon['command_to_state_ms_max']:.2f} ms (bus time excluded)"
+    )
+    print(
+        f"  paid event -> state 'on display' p50 {daemon['paid_event_to_state_ms_p50']:.2f} ms"
+        f"  p99 {daemon['paid_event_to_state_ms_p99']:.2f} ms"
+        f"  max {daemon['paid_event_to_state_ms_max']:.2f} ms"
     )
     print(
         f"  resident memory                {daemon['rss_mb_at_start']:.1f} MB at start,"

@@ -22,27 +22,38 @@ log = logging.getLogger(__name__)
 
 
 class HeaderDeadlines:
+    """Each guarded connection's deadline, as a time; one timer sweeps them
+    all a few times per period. (A timer per connection, set and cancelled
+    around every request, cost more than the rest of this module's work.)
+    A connection is cut off between ``seconds`` and 1.25 x ``seconds`` after
+    its deadline was set."""
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._timers: dict[asyncio.BaseTransport, asyncio.TimerHandle] = {}
+        self._deadlines: dict[asyncio.BaseTransport, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self.closed = 0  # connections cut off, for the tests and the logs
 
     def arm(self, transport: asyncio.BaseTransport) -> None:
-        self.disarm(transport)
         loop = asyncio.get_running_loop()
-        self._timers[transport] = loop.call_later(self.seconds, self._expire, transport)
+        self._deadlines[transport] = loop.time() + self.seconds
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.seconds / 4, self._sweep)
 
     def disarm(self, transport: asyncio.BaseTransport) -> None:
-        timer = self._timers.pop(transport, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.pop(transport, None)
 
-    def _expire(self, transport: asyncio.BaseTransport) -> None:
-        self._timers.pop(transport, None)
-        if not transport.is_closing():
-            self.closed += 1
-            log.info("closed a connection whose request headers took over %.1fs", self.seconds)
-            transport.close()
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = [t for t, deadline in self._deadlines.items() if deadline <= now]
+        for transport in late:
+            del self._deadlines[transport]
+            if not transport.is_closing():
+                self.closed += 1
+                log.info("closed a connection whose request headers took over %.1fs", self.seconds)
+                transport.close()
+        self._sweeper = loop.call_later(self.seconds / 4, self._sweep) if self._deadlines else None
 
     def protocol_factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], Any]:
         """Wraps aiohttp's protocol factory: each new connection is armed."""

@@ -30,6 +30,7 @@ from .payloads import (
     check_code,
     check_idempotency_key,
 )
+from .storage.base import new_checkout
 from .storage.records import (
     Answer,
     Checkout,
@@ -230,22 +231,31 @@ async def create_checkout(request: web.Request) -> web.Response:
         raise APIError.from_invalid(exc) from None
     scoped = _scoped(key, merchant.id, CREATE_CHECKOUT, parsed.fingerprint())
     now = now_ms()
-    signing_key = request.app[STORAGE].signing_key
+    storage = request.app[STORAGE]
+    signing_key = storage.signing_key
+    public_url = settings.require_public_url()
+    fresh = new_checkout(merchant.id, parsed, public_url=public_url, now=now)
+    # Signed here, while the previous group's commit is on its way to disk,
+    # rather than in the group's transaction, which holds up the next group.
+    fresh_ticket = _display_ticket(fresh, signing_key)
 
     def ok(result: tuple[Checkout, bool]) -> tuple[int, Any]:
         checkout, created = result
         body = _checkout_json(checkout, now)
-        body["display_ticket"] = _display_ticket(checkout, signing_key)
+        body["display_ticket"] = (
+            fresh_ticket if checkout == fresh else _display_ticket(checkout, signing_key)
+        )
         return (201 if created else 200), body
 
     with request.app[IN_FLIGHT].hold(scoped):
         reply = await _storage_call(
-            request.app[STORAGE].create_checkout_reply(
+            storage.create_checkout_reply(
                 _answer(scoped, ok),
                 merchant.id,
                 parsed,
-                public_url=settings.require_public_url(),
+                public_url=public_url,
                 now=now,
+                fresh=fresh,
             )
         )
     return _send(reply)

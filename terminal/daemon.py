@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import aiomqtt
+import orjson
 
 from hardware.base import Display, Frame
 from hardware.errors import DisplayError
@@ -63,6 +64,18 @@ def draw(display: Display, view: View, now: int) -> None:
 
         image = render(view, geometry, now)
     display.show(Frame(content(view, now), image))
+
+
+def _checkout_of(payload: bytes) -> str:
+    """The checkout id an event names, read without checking the rest: every
+    terminal of a merchant hears all of its events, and reading one in full
+    (and checking its signature) is worth it only for the checkout on this
+    terminal's screen. Unreadable: "" (the full read then says what is wrong)."""
+    try:
+        checkout = orjson.loads(payload).get("checkout")
+        return str(checkout.get("id", "")) if isinstance(checkout, dict) else ""
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
 
 
 class TerminalDaemon:
@@ -154,13 +167,14 @@ class TerminalDaemon:
                 return
             self._apply(self.controller.on_command(command, now))
         elif topic == self.events_topic:
+            named = _checkout_of(payload)
+            if named and not self.controller.concerns(named):
+                return  # another lane's checkout: no need to read or check it
             try:
                 event = CheckoutEvent.from_json(payload)
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", exc.message)
                 return
-            if not self.controller.concerns(event.checkout.id):
-                return  # another lane's checkout: no need to check its signature
             keys = self.config.psp_public_keys
             if keys:
                 problem = event_problem(payload, event, keys, self.config.merchant_id)

@@ -19,7 +19,7 @@ from .. import credentials
 from ..checkout_machine import Action, Purse, Status, decide, decide_payment, decide_refund
 from ..errors import Refused, StorageError
 from ..payloads import CheckoutRequest
-from .base import Storage
+from .base import Storage, new_checkout
 from .records import (
     Answer,
     Checkout,
@@ -311,30 +311,25 @@ class SqliteStorage(Storage):
         *,
         public_url: str,
         now: int,
+        fresh: Checkout | None = None,
     ) -> Reply:
-        op = self._create_checkout_op(merchant_id, request, public_url=public_url, now=now)
+        op = self._create_checkout_op(
+            merchant_id, request, public_url=public_url, now=now, fresh=fresh
+        )
         return await self._worker.run(_replying(op, answer, now))
 
     def _create_checkout_op(
-        self, merchant_id: str, request: CheckoutRequest, *, public_url: str, now: int
+        self,
+        merchant_id: str,
+        request: CheckoutRequest,
+        *,
+        public_url: str,
+        now: int,
+        fresh: Checkout | None = None,
     ) -> Callable[[sqlite3.Connection], tuple[Checkout, bool] | _RefusedWith]:
         fingerprint = request.fingerprint()
-        code = credentials.new_code()
-        fresh = Checkout(
-            id=credentials.new_id("co"),
-            merchant_id=merchant_id,
-            order_id=request.order_id,
-            amount=request.amount,
-            currency=request.currency,
-            description=request.description,
-            terminal_id=request.terminal_id,
-            code=code,
-            qr_url=f"{public_url.rstrip('/')}/Q/{code}",
-            status=Status.PENDING,
-            created_at=now,
-            expires_at=now + request.expires_in * 1000,
-            updated_at=now,
-        )
+        if fresh is None:
+            fresh = new_checkout(merchant_id, request, public_url=public_url, now=now)
 
         def op(conn: sqlite3.Connection) -> tuple[Checkout, bool] | _RefusedWith:
             # Insert first and look only when the order was there already: a

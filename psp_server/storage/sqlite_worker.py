@@ -85,6 +85,10 @@ class SqliteWorker:
         # The loop's thread never waits for a lock: a busy BEGIN is retried
         # on the commit thread (``_begin_waiting``).
         self._conn.execute("PRAGMA busy_timeout=0")
+        # A group's savepoint keeps each page's first image in a statement
+        # journal; in a temporary file, writing it was 8% of the request
+        # thread's time. In memory it is gone at COMMIT either way.
+        self._conn.execute("PRAGMA temp_store=MEMORY")
         self._reader = connect(path)
         # A reader waits for a lock only in rare moments (WAL recovery); it
         # then hands its read to the writer rather than block the loop.
