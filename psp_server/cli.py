@@ -16,7 +16,7 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_currency, parse_major
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from . import config, mqtt_accounts
+from . import config, logs, mqtt_accounts
 from .errors import ConfigError, PSPError, Refused
 from .server import start_server
 from .storage import Storage, open_storage
@@ -110,16 +110,6 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-def _lighter_log_records() -> None:
-    """The format above uses none of a record's caller, thread or process
-    fields; gathering them was a tenth of the cost of an access-log line
-    (the logging HOWTO's "Optimization" section names these switches)."""
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in mqtt_accounts.COMMANDS:
@@ -132,10 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    _lighter_log_records()
+    logs.configure(settings.log_level)
     try:
         if args.command == "serve":
             _run_loop(_serve(settings))
