@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -51,7 +51,7 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
         _, key = await storage.create_merchant("Bench")
         tokens = [(await storage.create_wallet(f"w{n}", "EUR", 10**12))[1] for n in range(clients)]
         await storage.close()
-        server = PspProcess(db, extra=(*NO_RATE_LIMITS, *os.environ.get("PSP_EXTRA", "").split()))
+        server = PspProcess(db, extra=NO_RATE_LIMITS)
         try:
             host, port = server.url.removeprefix("http://").rsplit(":", 1)
             connections = [await Connection.open(host, int(port)) for _ in range(clients)]
@@ -99,18 +99,33 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
     }
 
 
-def measure(quick: bool) -> dict[str, float]:
-    return asyncio.run(run(5.0 if quick else 20.0, 64))
+# This machine's speed drifts by some 5-10% from one minute to the next
+# (a hello-world aiohttp server measured 28,500 and 31,000 requests a
+# second minutes apart), so the full run takes the median of three runs of
+# 20 s, each on a fresh database, and reports all three.
+ROUNDS = 3
 
 
-def report(figures: dict[str, float]) -> None:
+def measure(quick: bool) -> dict[str, Any]:
+    if quick:
+        return asyncio.run(run(5.0, 64))
+    rounds = [asyncio.run(run(20.0, 64)) for _ in range(ROUNDS)]
+    rounds.sort(key=lambda r: r["checkouts_per_second"])
+    median = dict(rounds[len(rounds) // 2])
+    median["rounds_checkouts_per_second"] = [r["checkouts_per_second"] for r in rounds]
+    return median
+
+
+def report(figures: dict[str, Any]) -> None:
     print(
         f"PSP throughput, {figures['clients']:.0f} clients for {figures['seconds']:.1f} s,"
         " SQLite with durable commits, load generator on the same 2 cores:"
     )
+    rounds = figures.get("rounds_checkouts_per_second")
+    spread = "" if not rounds else "  (median of " + ", ".join(f"{r:.0f}" for r in rounds) + ")"
     print(
         f"  completed checkouts (create + pay) {figures['checkouts_per_second']:8.0f} /s"
-        "   target >= 2,000"
+        f"   target >= 2,000{spread}"
     )
     print(f"  PSP CPU per checkout               {figures['psp_cpu_ms_per_checkout']:8.2f} ms")
     print(

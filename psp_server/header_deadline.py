@@ -32,10 +32,13 @@ class HeaderDeadlines:
         self.seconds = seconds
         self._deadlines: dict[asyncio.BaseTransport, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = 0  # connections cut off, for the tests and the logs
 
     def arm(self, transport: asyncio.BaseTransport) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
         self._deadlines[transport] = loop.time() + self.seconds
         if self._sweeper is None:
             self._sweeper = loop.call_later(self.seconds / 4, self._sweep)

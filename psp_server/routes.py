@@ -3,9 +3,8 @@ the answer; the rules live in ``checkout_machine``, the SQL in ``storage``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -69,18 +68,29 @@ class InFlight:
     def __contains__(self, scope: object) -> bool:
         return scope in self._scopes
 
-    @contextlib.contextmanager
-    def hold(self, key: IdempotencyKey | None) -> Iterator[None]:
-        if key is None:
-            yield
-            return
-        if key.scope in self._scopes:
+    def hold(self, key: IdempotencyKey | None) -> _Held:
+        if key is not None and key.scope in self._scopes:
             raise refusal("request_in_progress")
-        self._scopes.add(key.scope)
-        try:
-            yield
-        finally:
-            self._scopes.discard(key.scope)
+        return _Held(self._scopes, None if key is None else key.scope)
+
+
+class _Held:
+    """``InFlight.hold``'s context: a class, as a generator-based context
+    manager costs more than the check it wraps on every request."""
+
+    __slots__ = ("_scope", "_scopes")
+
+    def __init__(self, scopes: set[tuple[str, str, str]], scope: tuple[str, str, str] | None):
+        self._scopes = scopes
+        self._scope = scope
+
+    def __enter__(self) -> None:
+        if self._scope is not None:
+            self._scopes.add(self._scope)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._scope is not None:
+            self._scopes.discard(self._scope)
 
 
 IN_FLIGHT = web.AppKey("idempotency_in_flight", InFlight)
@@ -90,15 +100,19 @@ def _dumps(body: Any) -> bytes:
     return jsonfields.dumps_unordered(body)
 
 
+_JSON_TYPE = {"Content-Type": "application/json"}
+_REPLAYED = {**_JSON_TYPE, "Idempotent-Replayed": "true"}
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=_dumps(body), content_type="application/json")
+    # Headers given whole: aiohttp's content_type argument parses the type
+    # again on every answer.
+    return web.Response(status=status, body=_dumps(body), headers=_JSON_TYPE)
 
 
 def _send(reply: Reply) -> web.Response:
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    return web.Response(
-        status=reply.status, body=reply.body, content_type="application/json", headers=headers
-    )
+    headers = _REPLAYED if reply.replayed else _JSON_TYPE
+    return web.Response(status=reply.status, body=reply.body, headers=headers)
 
 
 def _answer(key: IdempotencyKey | None, ok: Callable[[T], tuple[int, Any]]) -> Answer[T]:

@@ -28,7 +28,10 @@ def _second(seconds: int) -> str:
 def to_rfc3339(ms: int) -> str:
     """1764000000123 -> ``"2025-11-24T16:00:00.123Z"``."""
     seconds, millis = divmod(ms, 1000)
-    return f"{_second(seconds)}.{millis:03d}Z"
+    return _second(seconds) + _MILLIS[millis]
+
+
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 def from_rfc3339(text: object) -> int:

@@ -194,3 +194,19 @@ def test_signing_key_round_trip() -> None:
     assert again.public == made.public and again.kid == made.kid
     assert verify(made.sign(TICKET), [again.public])
     assert repr(made) == f"SigningKey(kid={made.kid!r})"  # never the private bytes
+
+
+def test_libsodiums_signature_is_the_one_cryptography_makes() -> None:
+    """The PSP signs with PyNaCl; Ed25519 is deterministic, so for the same
+    key and bytes every implementation gives the same signature."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from scan2pay_common.signing import canonical_bytes
+
+    for n in range(20):
+        key = SigningKey.generate()
+        obj = {"checkout_id": f"co_{n}", "amount": n * 1000 + 1, "note": "é€" * n}
+        reference = Ed25519PrivateKey.from_private_bytes(key.private_bytes())
+        expected = reference.sign(canonical_bytes(obj))
+        assert key.signature(obj)["sig"] == b64url(expected)
+        assert key.public.raw == reference.public_key().public_bytes_raw()

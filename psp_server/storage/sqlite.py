@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from importlib import resources
@@ -38,6 +39,9 @@ from .records import (
 from .sqlite_worker import SqliteWorker, connect
 
 T = TypeVar("T")
+
+# How long a merchant key, once found, is believed without asking again.
+MERCHANT_KEY_CACHE_SECONDS = 1.0
 
 _CHECKOUT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
@@ -141,6 +145,7 @@ class SqliteStorage(Storage):
         self.path = path
         self._signing_key = load_signing_key(path)
         self._worker = SqliteWorker(path)
+        self._merchant_keys: dict[str, tuple[float, Merchant]] = {}
 
     async def close(self) -> None:
         await self._worker.close()
@@ -192,7 +197,24 @@ class SqliteStorage(Storage):
         return merchant, key
 
     async def merchant_by_key(self, api_key: str) -> Merchant | None:
+        """Every merchant request asks this first. A key seen in the last
+        ``MERCHANT_KEY_CACHE_SECONDS`` is answered from memory: a rotation or
+        revocation through this process takes effect at once, one through
+        another process (the CLI) within that time. Unknown keys are always
+        looked up."""
         digest = credentials.hash_secret(api_key)
+        now = time.monotonic()
+        cached = self._merchant_keys.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        merchant = await self._merchant_by_digest(digest)
+        if merchant is not None:
+            if len(self._merchant_keys) >= 10_000:
+                self._merchant_keys.clear()
+            self._merchant_keys[digest] = (now + MERCHANT_KEY_CACHE_SECONDS, merchant)
+        return merchant
+
+    async def _merchant_by_digest(self, digest: str) -> Merchant | None:
 
         def op(conn: sqlite3.Connection) -> Merchant | None:
             row = conn.execute(
@@ -207,6 +229,7 @@ class SqliteStorage(Storage):
         return await self._worker.read(op)
 
     async def replace_secret(self, kind: str, owner_id: str, *, revoke: bool) -> str | None:
+        self._merchant_keys.clear()
         make = credentials.new_api_key if kind == "merchant" else credentials.new_wallet_token
         secret = None if revoke else make()
         # A revoked hash is no SHA-256 hex digest, so that no secret can match it.
