@@ -229,7 +229,6 @@ class SqliteStorage(Storage):
         return await self._worker.read(op)
 
     async def replace_secret(self, kind: str, owner_id: str, *, revoke: bool) -> str | None:
-        self._merchant_keys.clear()
         make = credentials.new_api_key if kind == "merchant" else credentials.new_wallet_token
         secret = None if revoke else make()
         # A revoked hash is no SHA-256 hex digest, so that no secret can match it.
@@ -246,8 +245,13 @@ class SqliteStorage(Storage):
                 )
             return changed.rowcount == 1
 
-        if not await self._worker.run(op):
-            raise Refused("not_found")
+        try:
+            if not await self._worker.run(op):
+                raise Refused("not_found")
+        finally:
+            # After the commit: a request that read the old key while the
+            # change was on its way must not keep it believed.
+            self._merchant_keys.clear()
         return secret
 
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
