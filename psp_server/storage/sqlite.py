@@ -1,4 +1,4 @@
-"""The SQLite backend: WAL, durable commits, one writer thread."""
+"""The SQLite backend: WAL, durable commits, one writer connection (sqlite_worker.py)."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ class SqliteStorage(Storage):
 
     @property
     def worker(self) -> SqliteWorker:
-        """The writer thread, for stores that share this database (webhooks)."""
+        """The writer, for stores that share this database (webhooks)."""
         return self._worker
 
     # Principals.
@@ -682,7 +682,7 @@ class SqliteStorage(Storage):
 
 
 class _RefusedWith:
-    """A refusal handed out of the writer thread as a value, not raised inside
+    """A refusal handed out of the writer as a value, not raised inside
     it: raising would roll back what the refusal itself records (an expiry)."""
 
     __slots__ = ("checkout", "code")

@@ -1,6 +1,6 @@
 """Webhook endpoints and their delivery log, in the PSP's SQLite database.
 
-Every statement runs on the storage's one writer thread (``SqliteWorker``),
+Every statement runs through the storage's one writer (``SqliteWorker``),
 inside its group-committed transactions, so a 201 or 202 means the row is on
 disk and the dispatcher's bookkeeping never races the API's.
 """
@@ -116,7 +116,7 @@ class Scan:
 
 
 def worker_of(storage: Storage) -> SqliteWorker:
-    """The SQLite storage's writer thread, which webhooks share."""
+    """The SQLite storage's writer, which webhooks share."""
     from ..storage.sqlite import SqliteStorage
 
     if not isinstance(storage, SqliteStorage):
