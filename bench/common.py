@@ -3,11 +3,13 @@ machine's description and where the JSON results go."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,31 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def rss_mb(pid: int) -> float:
+def proc_status(pid: int, field: str) -> int:
+    """A number from /proc/PID/status, like VmRSS (in kB) or Threads."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def rss_mb(pid: int) -> float:
+    return proc_status(pid, "VmRSS") / 1024
+
+
+def run_alone(
+    name: str,
+    measure: Callable[[bool], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None],
+    quick_help: str,
+) -> int:
+    """``main`` of a benchmark run by itself: ``--quick``, its table, its JSON."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    figures = measure(parser.parse_args().quick)
+    report(figures)
+    print(f"written {write_results(name, figures)}")
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:

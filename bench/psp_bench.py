@@ -10,7 +10,6 @@ it from this process over loopback.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -22,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import cpu_seconds, machine_busy, percentile, write_results
+from bench.common import cpu_seconds, machine_busy, percentile, run_alone
 from bench.http_load import Connection
 from psp_server.storage.sqlite import SqliteStorage
 from tests.support.process import NO_RATE_LIMITS, PspProcess
@@ -194,13 +193,7 @@ def report(figures: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="5 s instead of 20 s")
-    args = parser.parse_args()
-    figures = measure(args.quick)
-    report(figures)
-    print(f"written {write_results('psp', figures)}")
-    return 0
+    return run_alone("psp", measure, report, "one run of 5 s instead of three of 20 s")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ take a cashier's unsigned "paid" only as a hint to ask the PSP.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from luma.core.interface.serial import noop as luma_noop
 
-from bench.common import percentile, rss_mb, write_results
+from bench.common import percentile, proc_status, rss_mb, run_alone
 from bench.render_bench import CASES, first_frame_times_ms, frame_times_ms
 from hardware.luma_panel import LumaPanel
 from hardware.registry import parse_spec
@@ -54,14 +53,7 @@ MERCHANT, TERMINAL = "mer_bench", "lane-1"
 
 
 def threads(pid: int) -> int:
-    return _status(pid, "Threads")
-
-
-def _status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field}")
+    return proc_status(pid, "Threads")
 
 
 def signed_show_qr(key: SigningKey, n: int, expires_ms: int) -> tuple[ShowQr, CheckoutSnapshot]:
@@ -253,13 +245,7 @@ def report(figures: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="200 checkouts instead of 1,000")
-    args = parser.parse_args()
-    figures = measure(args.quick)
-    report(figures)
-    print(f"written {write_results('terminal', figures)}")
-    return 0
+    return run_alone("terminal", measure, report, "200 checkouts instead of 1,000")
 
 
 if __name__ == "__main__":
