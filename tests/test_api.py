@@ -55,7 +55,7 @@ async def test_create_checkout_answers_the_whole_checkout(psp: Psp, shop: Mercha
     assert checkout["terminal_id"] == "lane-1"
     assert checkout["description"] == "2 coffees"
     assert checkout["refunded_amount"] == 0
-    assert re.fullmatch(r"co_[0-9a-f]{20}", checkout["id"])
+    assert re.fullmatch(r"co_[0-9a-f]{28}", checkout["id"])
     for stamp in ("created_at", "expires_at"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", checkout[stamp])
     assert checkout["qr_url"].startswith(psp.server.settings.public_url + "/Q/")
@@ -348,7 +348,7 @@ async def test_payment_moves_the_money_and_the_status(psp: Psp, shop: Merchant) 
     wallet = await psp.wallet(balance=5000)
     status, payment = await psp.pay(wallet, code_of(checkout))
     assert status == 201
-    assert re.fullmatch(r"pay_[0-9a-f]{20}", payment["id"])
+    assert re.fullmatch(r"pay_[0-9a-f]{28}", payment["id"])
     assert payment["checkout_id"] == checkout["id"]
     assert (payment["amount"], payment["currency"], payment["status"]) == (1234, "EUR", "succeeded")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", payment["paid_at"])

@@ -69,7 +69,7 @@ async def test_partial_then_full_then_one_more_is_refused(psp: Psp, shop: Mercha
 
     status, first = await refund(psp, shop, checkout["id"], 200)
     assert status == 201
-    assert re.fullmatch(r"re_[0-9a-f]{20}", first["id"])
+    assert re.fullmatch(r"re_[0-9a-f]{28}", first["id"])
     assert (first["checkout_id"], first["amount"], first["currency"]) == (
         checkout["id"],
         200,
