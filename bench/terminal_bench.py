@@ -45,7 +45,7 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
-from scan2pay_common.topics import display_topic, events_topic, state_topic
+from scan2pay_common.topics import display_topic, state_topic, terminal_events_topic
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Publisher, Subscriber
 
@@ -144,7 +144,7 @@ def daemon_figures(checkouts: int) -> dict[str, float]:
             paid_to_screen: list[float] = []
             psp = Publisher(broker.port)
             topic = display_topic(MERCHANT, TERMINAL)
-            events = events_topic(MERCHANT)
+            events = terminal_events_topic(MERCHANT, TERMINAL)
             for n in range(checkouts):
                 command, checkout = signed_show_qr(key, n, now_ms() + 300_000)
                 paid = signed_paid_event(key, checkout, n + 1)

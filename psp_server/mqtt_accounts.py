@@ -9,7 +9,9 @@ exactly its block, which a reviewer can read and an operator can delete.
 
 Usernames:
 
-- ``psp``: the PSP's outbox relay; writes every merchant's events.
+- ``psp``: the PSP's outbox relay; writes every merchant's events, and
+  every terminal's copy of those of its checkouts. Only the PSP writes
+  events: a cashier or terminal that could would forge "paid".
 - ``{merchant_id}``: the merchant's cashier PCs (cashier-bridge).
 - ``{merchant_id}/{terminal_id}``: one terminal. Terminal IDs are unique
   only within a merchant, and ``/`` can be in neither ID, so the name is
@@ -35,7 +37,13 @@ from urllib.parse import quote
 
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
-from scan2pay_common.topics import PREFIX, all_state_topics, display_topic, events_topic
+from scan2pay_common.topics import (
+    PREFIX,
+    all_state_topics,
+    display_topic,
+    events_topic,
+    terminal_events_topic,
+)
 from scan2pay_common.topics import state_topic as terminal_state_topic
 
 PSP_USERNAME = "psp"
@@ -64,7 +72,11 @@ class Account:
 
 
 def psp_account() -> Account:
-    return Account("psp", PSP_USERNAME, (("write", f"{PREFIX}/m/+/events"),))
+    return Account(
+        "psp",
+        PSP_USERNAME,
+        (("write", f"{PREFIX}/m/+/events"), ("write", f"{PREFIX}/m/+/t/+/events")),
+    )
 
 
 def cashier_account(merchant_id: str) -> Account:
@@ -93,6 +105,8 @@ def terminal_account(merchant_id: str, terminal_id: str) -> Account:
         terminal_username(merchant_id, terminal_id),
         (
             ("read", display_topic(merchant_id, terminal_id)),
+            ("read", terminal_events_topic(merchant_id, terminal_id)),
+            # While its screen shows a checkout it cannot tie to itself.
             ("read", events_topic(merchant_id)),
             ("write", terminal_state_topic(merchant_id, terminal_id)),
         ),

@@ -4,6 +4,11 @@ Events leave in the order they were written, with QoS 1, and are marked
 published only after the broker's PUBACK, so an event is delivered at least
 once; a consumer drops a repeat by ``event_id``. While the broker is away the
 events wait in the database and go out in order when it is back.
+
+Each event goes to its merchant's events topic and, when its checkout names
+a terminal, the same bytes also to that terminal's events topic: a terminal
+then hears its own checkouts without waking for every other lane's. It is
+marked published only once the broker acknowledged both.
 """
 
 from __future__ import annotations
@@ -15,16 +20,19 @@ import uuid
 from typing import Any
 
 import aiomqtt
+import orjson
 from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
+from scan2pay_common.errors import InvalidValue
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.timefmt import now_ms
-from scan2pay_common.topics import events_topic
+from scan2pay_common.topics import events_topic, terminal_events_topic
 
 from .storage import Storage
+from .storage.records import OutboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +123,15 @@ class OutboxRelay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
                     continue
-                # paho writes them in call order, so per-merchant order holds
-                # while the PUBACKs are awaited together.
+                # paho writes them in call order, so per-merchant (and
+                # per-terminal) order holds while the PUBACKs are awaited together.
                 refused_before = refusals.count
                 await asyncio.gather(
-                    *(client.publish(events_topic(e.merchant_id), e.payload, qos=1) for e in events)
+                    *(
+                        client.publish(topic, e.payload, qos=1)
+                        for e in events
+                        for topic in topics_of(e)
+                    )
                 )
                 if refusals.count != refused_before:
                     raise PublishRefused(
@@ -138,6 +150,22 @@ class OutboxRelay:
         if previous is not None:
             await previous
         await self._storage.mark_published(positions, now=now_ms())
+
+
+def topics_of(event: OutboxEvent) -> list[str]:
+    """Where an event goes: its merchant's topic, and its checkout's
+    terminal's topic if the checkout names one. The payload is the signed
+    event as the storage wrote it; one that cannot be read still reaches
+    the merchant, who can tell what is wrong with it."""
+    topics = [events_topic(event.merchant_id)]
+    try:
+        checkout = orjson.loads(event.payload)["checkout"]
+        terminal_id = checkout["terminal_id"] if isinstance(checkout, dict) else None
+        if terminal_id is not None:
+            topics.append(terminal_events_topic(event.merchant_id, terminal_id))
+    except (orjson.JSONDecodeError, KeyError, TypeError, InvalidValue):
+        log.warning("event %s names no terminal it can be sent to", event.event_id)
+    return topics
 
 
 # CONNACK codes of a broker that does not take MQTT 5: 3.1.1's "unacceptable

@@ -2,7 +2,9 @@
 
 The daemon feeds in what happens (a display command, a PSP event, a lookup's
 answer, the clock, the broker coming and going) and gets back whether to
-redraw and whether to ask the PSP about a bare URL. Tested by calling it.
+redraw and whether to ask the PSP about a bare URL, and reads
+``needs_merchant_events``: whether the checkout on screen may have its
+events on the merchant's topic alone. Tested by calling it.
 
     idle --show_qr / bare URL--> qr --status, event, or expiry--> outcome
     outcome --idle_after--> idle;  any --idle--> idle
@@ -72,11 +74,26 @@ class Controller:
         self._idle = IdleScreen(merchant_name)
         self._idle_after_ms = idle_after_ms
         self._outcome_since: int | None = None
+        self._untied = False
         self.view = View(self._idle)
 
     # Inputs.
 
-    def on_command(self, command: DisplayCommand | BareUrl, now: int) -> Effects:
+    @property
+    def needs_merchant_events(self) -> bool:
+        """Whether the checkout on screen (its QR, or its outcome, where a
+        refund still shows) cannot be tied to this terminal. The PSP copies
+        an event to a terminal's own events topic only when its checkout
+        was created for that terminal, and only a display ticket verified
+        for this terminal proves that; any other checkout's events may come
+        on the merchant's topic alone."""
+        return self._untied
+
+    def on_command(
+        self, command: DisplayCommand | BareUrl, now: int, *, tied: bool = False
+    ) -> Effects:
+        """``tied``: the command is a ``show_qr`` whose display ticket the
+        daemon verified for this terminal."""
         if isinstance(command, ShowQr):
             expires_at = from_rfc3339(command.expires_at)
             if now >= expires_at:  # e.g. a stale retained command after a restart
@@ -92,11 +109,12 @@ class Controller:
                     order_id=command.order_id,
                 ),
                 now,
+                untied=not tied,
             )
         if isinstance(command, BareUrl):
             if isinstance(self.view.screen, QrScreen) and self.view.screen.qr_url == command.url:
                 return NOTHING
-            effects = self._show(QrScreen(checkout_id=None, qr_url=command.url), now)
+            effects = self._show(QrScreen(checkout_id=None, qr_url=command.url), now, untied=True)
             return replace(effects, lookup=command.url)
         if isinstance(command, ShowStatus):
             return self._outcome(command.checkout_id, command.status, now)
@@ -115,7 +133,7 @@ class Controller:
 
     def concerns(self, checkout_id: str) -> bool:
         """Whether an event about ``checkout_id`` could change the screen:
-        every terminal of a merchant hears all its events, and the daemon
+        the merchant's topic carries every lane's events, and the daemon
         checks a signature (the costly part) only for those that can."""
         screen = self.view.screen
         return not isinstance(screen, IdleScreen) and screen.checkout_id == checkout_id
@@ -145,9 +163,11 @@ class Controller:
             return NOTHING  # the screen moved on while we asked
         if screen.checkout_id is not None and screen.checkout_id != info.checkout_id:
             return NOTHING  # not the checkout on screen
+        # The QR on screen, now described: tied or not as it was.
+        untied = self._untied
         if info.status in ("paid", "cancelled", "expired"):
             described = OutcomeScreen(info.checkout_id, info.status, info.amount, info.currency)  # type: ignore[arg-type]
-            return self._show(described, now)
+            return self._show(described, now, untied=untied)
         return self._show(
             replace(
                 screen,
@@ -157,6 +177,7 @@ class Controller:
                 expires_at=info.expires_at,
             ),
             now,
+            untied=untied,
         )
 
     def on_tick(self, now: int) -> Effects:
@@ -191,7 +212,15 @@ class Controller:
             amount, currency = screen.amount, screen.currency
         return self._show(OutcomeScreen(checkout_id, outcome, amount, currency), now)
 
-    def _show(self, screen: Screen, now: int) -> Effects:
+    def _show(self, screen: Screen, now: int, *, untied: bool | None = None) -> Effects:
+        """``untied`` says whether ``screen``'s checkout is untied (see
+        ``needs_merchant_events``); left out, the screen's checkout keeps what
+        was known of it, and any other screen is not untied."""
+        if untied is None:
+            before = screen_checkout(self.view.screen)
+            same = not isinstance(screen, IdleScreen) and screen_checkout(screen) == before
+            untied = self._untied and same
+        self._untied = untied
         if screen == self.view.screen:
             return NOTHING
         self._outcome_since = now if isinstance(screen, OutcomeScreen) else None

@@ -1,9 +1,17 @@
 """The terminal daemon: one MQTT session, a painter, a clock, in one TaskGroup.
 
 - The MQTT session is one ``async with`` that subscribes to this terminal's
-  display topic and its merchant's events, and comes back with jittered
+  display topic and its own events topic, and comes back with jittered
   backoff when the broker goes; retained messages give the current screen
-  back after every reconnect.
+  back after every reconnect. The PSP copies to a terminal's events topic
+  the events of the checkouts created for that terminal, so the merchant's
+  events topic, which wakes every lane for every checkout, is subscribed
+  only while the checkout on screen cannot be tied to this terminal (a
+  ``show_qr`` without a display ticket verified here, or a bare URL; see
+  ``Controller.needs_merchant_events``). A task of the session follows that
+  want, so that handling a message never waits for a SUBACK; events from
+  either topic are handled alike, and one heard on both is a repeat the
+  controller ignores.
 - The painter draws the controller's current view off the event loop (the
   display's I/O blocks) and, once the frame is on the display, publishes the
   terminal's state. A failing display is retried with backoff; the daemon
@@ -41,7 +49,12 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.timefmt import now_ms, to_rfc3339
-from scan2pay_common.topics import display_topic, events_topic, state_topic
+from scan2pay_common.topics import (
+    display_topic,
+    events_topic,
+    state_topic,
+    terminal_events_topic,
+)
 
 from . import sdnotify
 from .config import TerminalConfig, is_bare_qr_url
@@ -67,10 +80,11 @@ def draw(display: Display, view: View, now: int) -> None:
 
 
 def _checkout_of(payload: bytes) -> str:
-    """The checkout id an event names, read without checking the rest: every
-    terminal of a merchant hears all of its events, and reading one in full
-    (and checking its signature) is worth it only for the checkout on this
-    terminal's screen. Unreadable: "" (the full read then says what is wrong)."""
+    """The checkout id an event names, read without checking the rest: the
+    merchant's events topic carries every lane's events, and reading one in
+    full (and checking its signature) is worth it only for the checkout on
+    this terminal's screen. Unreadable: "" (the full read then says what is
+    wrong)."""
     try:
         checkout = orjson.loads(payload).get("checkout")
         return str(checkout.get("id", "")) if isinstance(checkout, dict) else ""
@@ -85,9 +99,14 @@ class TerminalDaemon:
         self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
         self.display_topic = display_topic(config.merchant_id, config.terminal_id)
         self.events_topic = events_topic(config.merchant_id)
+        self.terminal_events_topic = terminal_events_topic(config.merchant_id, config.terminal_id)
         self.state_topic = state_topic(config.merchant_id, config.terminal_id)
         self.state: TerminalState | None = None  # what is really on the display
         self.frames = 0
+        self.events_heard = 0  # event messages handled, from either events topic
+        # Whether this session's broker holds the merchant events subscription.
+        self.merchant_events = False
+        self._merchant_events_changed = asyncio.Event()
         self._dirty = asyncio.Event()
         self._dirty.set()  # the first frame: idle
         self._client: aiomqtt.Client | None = None
@@ -126,6 +145,8 @@ class TerminalDaemon:
             task = asyncio.create_task(self._lookup(effects.lookup))
             self._lookups.add(task)
             task.add_done_callback(self._lookups.discard)
+        if self.controller.needs_merchant_events != self.merchant_events:
+            self._merchant_events_changed.set()
 
     async def _lookup(self, url: str) -> None:
         info = await lookup(self._lookup_url(url))
@@ -161,12 +182,15 @@ class TerminalDaemon:
                 if problem is not None:
                     log.warning("ignored a show_qr for %s: %s", command.checkout_id, problem)
                     return
+                self._apply(self.controller.on_command(command, now, tied=True))
+                return
             if keys and isinstance(command, ShowStatus) and command.status == "paid":
                 # Unsigned: only a reason to ask the PSP.
                 self._apply(self.controller.on_paid_hint(command.checkout_id))
                 return
             self._apply(self.controller.on_command(command, now))
-        elif topic == self.events_topic:
+        elif topic in (self.terminal_events_topic, self.events_topic):
+            self.events_heard += 1
             named = _checkout_of(payload)
             if named and not self.controller.concerns(named):
                 return  # another lane's checkout: no need to read or check it
@@ -215,19 +239,49 @@ class TerminalDaemon:
                 await asyncio.sleep(delay)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(self.display_topic, qos=1)
-        await client.subscribe(self.events_topic, qos=1)
-        self._client = client
-        self._apply(self.controller.on_connection(True))
-        if self.state is not None:
-            await self._publish_state(self.state)
-        async for message in client.messages:
-            payload = message.payload
-            if isinstance(payload, str):
-                payload = payload.encode()
-            if not isinstance(payload, bytes | bytearray):
+        merchant_events = self.controller.needs_merchant_events
+        topics = [self.display_topic, self.terminal_events_topic]
+        topics += [self.events_topic] if merchant_events else []
+        await client.subscribe([(topic, 1) for topic in topics])
+        self.merchant_events = merchant_events
+        follower = asyncio.create_task(self._follow_screen(client), name="merchant events")
+        try:
+            self._client = client
+            self._apply(self.controller.on_connection(True))
+            if self.state is not None:
+                await self._publish_state(self.state)
+            async for message in client.messages:
+                payload = message.payload
+                if isinstance(payload, str):
+                    payload = payload.encode()
+                if not isinstance(payload, bytes | bytearray):
+                    continue
+                self.handle_message(str(message.topic), bytes(payload))
+        finally:
+            follower.cancel()
+            self.merchant_events = False  # a clean session: the next starts with none
+
+    async def _follow_screen(self, client: aiomqtt.Client) -> None:
+        """Subscribes to the merchant's events topic while the controller
+        needs it, and unsubscribes when it no longer does. The want is read
+        again after each SUBACK, since the screen may have moved meanwhile."""
+        while True:
+            wanted = self.controller.needs_merchant_events
+            if wanted == self.merchant_events:
+                self._merchant_events_changed.clear()
+                await self._merchant_events_changed.wait()
                 continue
-            self.handle_message(str(message.topic), bytes(payload))
+            try:
+                if wanted:
+                    await client.subscribe(self.events_topic, qos=1)
+                else:
+                    await client.unsubscribe(self.events_topic)
+            except aiomqtt.MqttError as exc:
+                # A broken connection ends the session by itself; otherwise try again.
+                log.info("merchant events subscription not changed (%s)", exc)
+                await asyncio.sleep(1)
+                continue
+            self.merchant_events = wanted
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """On a clean stop the broker sends no last will; say it ourselves."""

@@ -9,8 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from psp_server.relay import topics_of
+from psp_server.storage.records import OutboxEvent
 from scan2pay_common.messages import CheckoutEvent
-from scan2pay_common.topics import events_topic
+from scan2pay_common.topics import events_topic, terminal_events_topic
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
 from tests.support.psp import Psp, code_of
@@ -191,6 +195,82 @@ async def test_events_a_broker_refuses_stay_in_the_outbox(tmp_path: Path, caplog
             await asyncio.sleep(0.02)
         assert "refused 1 event publish" in caplog.text
         assert len(await psp.storage.unpublished_events()) == 1  # not marked sent
+    finally:
+        await stop_psp(psp)
+        broker.stop()
+
+
+async def test_an_event_goes_to_its_terminals_topic_too_byte_for_byte(
+    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
+) -> None:
+    psp = psp_with_broker
+    shop = await psp.merchant()
+    merchant = subscribe(events_topic(shop.id))
+    terminals = subscribe(f"scan2pay/v1/m/{shop.id}/t/+/events")
+    wallet = await psp.wallet()
+    for_lane = await psp.checkout(shop, order_id="L", terminal_id="lane-1")
+    await psp.pay(wallet, code_of(for_lane))
+    no_lane = await psp.checkout(shop, order_id="N")
+    await psp.pay(wallet, code_of(no_lane))
+    first, second = await asyncio.to_thread(merchant.wait_for, 2)
+    (copy,) = await asyncio.to_thread(terminals.wait_for, 1)
+    assert copy.topic == terminal_events_topic(shop.id, "lane-1")
+    assert copy.payload == first.payload and not copy.retain
+    assert CheckoutEvent.from_json(second.payload).checkout.id == no_lane["id"]
+    assert await asyncio.to_thread(terminals.drain, 0.5) == []  # none for no terminal
+
+
+def outbox_event(payload: bytes) -> OutboxEvent:
+    return OutboxEvent(1, "evt_1", "mer_1", 1, "checkout.paid", payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[1]",
+        b"{}",
+        b'{"checkout": null}',
+        b'{"checkout": {}}',
+        b'{"checkout": {"terminal_id": null}}',
+        b'{"checkout": {"terminal_id": "lane/1"}}',
+        b'{"checkout": {"terminal_id": 7}}',
+    ],
+)
+def test_an_event_without_a_valid_terminal_goes_to_the_merchant_only(payload: bytes) -> None:
+    assert topics_of(outbox_event(payload)) == [events_topic("mer_1")]
+
+
+def test_the_merchants_copy_goes_first() -> None:
+    event = outbox_event(b'{"checkout": {"terminal_id": "lane-1"}}')
+    assert topics_of(event) == [events_topic("mer_1"), terminal_events_topic("mer_1", "lane-1")]
+
+
+async def test_a_refused_terminal_copy_keeps_the_event_in_the_outbox(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """The merchant's copy is accepted and the terminal's refused: the event
+    is not marked sent, so the terminal's copy is not lost."""
+    import logging
+
+    from tests.support.psp import start_psp, stop_psp
+
+    caplog.set_level(logging.ERROR, logger="psp_server.relay")
+    broker = Mosquitto(
+        tmp_path / "strict", acl="topic read #\ntopic write scan2pay/v1/m/+/events\n"
+    )
+    broker.start()
+    psp = await start_psp(str(tmp_path / "refused.db"), mqtt_url=broker.url)
+    try:
+        shop = await psp.merchant()
+        checkout = await psp.checkout(shop, terminal_id="lane-1")
+        assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 201
+        for _ in range(200):
+            if "refused" in caplog.text:
+                break
+            await asyncio.sleep(0.02)
+        assert "refused 1 event publish" in caplog.text
+        assert len(await psp.storage.unpublished_events()) == 1
     finally:
         await stop_psp(psp)
         broker.stop()

@@ -319,7 +319,7 @@ def daemon_loop() -> Iterator[tuple[TerminalDaemon, asyncio.AbstractEventLoop]]:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    topic=st.sampled_from(["display", "events", "other"]),
+    topic=st.sampled_from(["display", "events", "terminal_events", "other"]),
     payload=PAYLOADS,
 )
 @example(topic="display", payload=DEEP)
@@ -332,6 +332,7 @@ def test_the_terminal_handles_any_message_without_raising(
     topic_name = {
         "display": daemon.display_topic,
         "events": daemon.events_topic,
+        "terminal_events": daemon.terminal_events_topic,
         "other": f"scan2pay/v1/m/{MERCHANT}/t/other/display",
     }[topic]
 

@@ -24,7 +24,12 @@ import pytest
 
 from psp_server import cli, mqtt_accounts
 from scan2pay_common.messages import CheckoutEvent
-from scan2pay_common.topics import display_topic, events_topic, state_topic
+from scan2pay_common.topics import (
+    display_topic,
+    events_topic,
+    state_topic,
+    terminal_events_topic,
+)
 from tests.support.mqtt import Received
 from tests.support.process import run_cli
 from tests.support.psp import start_psp, stop_psp
@@ -152,6 +157,30 @@ def test_a_terminal_reads_its_display_and_events_and_writes_its_state(login: Log
     assert (got.topic, got.payload) == (state_topic(A, "till-1"), b"state-1")
 
 
+def test_a_terminal_reads_its_own_events_topic(login: Login) -> None:
+    terminal, psp = login(f"{A}/till-1"), login("psp")
+    _ok(terminal, terminal_events_topic(A, "till-1"))
+    psp.publish(terminal_events_topic(A, "till-1"), "event-for-till-1")
+    got = terminal.next()
+    assert (got.topic, got.payload) == (terminal_events_topic(A, "till-1"), b"event-for-till-1")
+
+
+def test_a_terminal_cannot_read_another_terminals_events(login: Login) -> None:
+    marker, secret = _unique("marker"), _unique("secret")
+    terminal, psp = login(f"{A}/till-1"), login("psp")
+    _subscribe_all(
+        terminal,
+        terminal_events_topic(A, "till-2"),
+        terminal_events_topic(B, "till-1"),
+        f"scan2pay/v1/m/{A}/t/+/events",
+        terminal_events_topic(A, "till-1"),
+    )
+    psp.publish(terminal_events_topic(A, "till-2"), secret)
+    psp.publish(terminal_events_topic(B, "till-1"), secret)
+    psp.publish(terminal_events_topic(A, "till-1"), marker)
+    assert secret.encode() not in _payloads(terminal.until(marker))
+
+
 def test_a_terminal_cannot_read_another_merchants_events(login: Login) -> None:
     marker, secret = _unique("marker"), _unique("secret")
     terminal, psp = login(f"{A}/till-1"), login("psp")
@@ -185,6 +214,8 @@ def test_a_terminal_cannot_write_displays_events_or_other_states(login: Login) -
         display_topic(A, "till-1"),
         display_topic(A, "till-2"),
         events_topic(A),
+        terminal_events_topic(A, "till-1"),
+        terminal_events_topic(A, "till-2"),
         state_topic(A, "till-2"),
         state_topic(B, "till-1"),
     ):
@@ -203,6 +234,15 @@ def test_a_cashier_cannot_write_events(login: Login) -> None:
     cashier, terminal = login(A), login(f"{A}/till-1")
     _ok(terminal, events_topic(A), display_topic(A, "till-1"))
     cashier.publish(events_topic(A), forged_event)
+    cashier.publish(display_topic(A, "till-1"), marker, retain=True)
+    assert forged_event.encode() not in _payloads(terminal.until(marker))
+
+
+def test_a_cashier_cannot_write_a_terminals_events(login: Login) -> None:
+    marker, forged_event = _unique("marker"), _unique("forged_event")
+    cashier, terminal = login(A), login(f"{A}/till-1")
+    _ok(terminal, terminal_events_topic(A, "till-1"), display_topic(A, "till-1"))
+    cashier.publish(terminal_events_topic(A, "till-1"), forged_event)
     cashier.publish(display_topic(A, "till-1"), marker, retain=True)
     assert forged_event.encode() not in _payloads(terminal.until(marker))
 
@@ -252,10 +292,15 @@ def test_the_psp_writes_every_merchants_events_and_reads_nothing(login: Login) -
     psp.publish(display_topic(A, "till-1"), forged, retain=True)
     psp.publish(state_topic(A, "till-1"), forged, retain=True)
     psp.publish(events_topic(A), event_a)
+    psp.publish(terminal_events_topic(A, "till-1"), event_a)
     psp.publish(events_topic(B), event_b)
     # (Not the retained messages that earlier tests left, sent on subscribing.)
     seen = [(m.topic, m.payload) for m in wiretap.until(event_b) if not m.retain]
-    assert seen == [(events_topic(A), event_a.encode()), (events_topic(B), event_b.encode())]
+    assert seen == [
+        (events_topic(A), event_a.encode()),
+        (terminal_events_topic(A, "till-1"), event_a.encode()),
+        (events_topic(B), event_b.encode()),
+    ]
     cashier.publish(display_topic(A, "till-1"), shown, retain=True)
     wiretap.until(shown)
     # Nothing the PSP may read precedes a marker here: a bounded wait.
@@ -368,7 +413,8 @@ async def test_the_psp_relay_publishes_over_tls_to_a_cashier(
         cashier = _connect_soon(broker, shop.id, password)
         try:
             assert cashier.subscribe(events_topic(shop.id)) == 1
-            checkout = await psp.checkout(shop)
+            # For a terminal: the relay also sends the terminal its copy.
+            checkout = await psp.checkout(shop, terminal_id="till-1")
             status, _ = await psp.call(
                 "POST", f"/v1/checkouts/{checkout['id']}/cancel", headers=shop.auth
             )
@@ -377,6 +423,12 @@ async def test_the_psp_relay_publishes_over_tls_to_a_cashier(
             got = await asyncio.to_thread(cashier.next, 10)
             event = CheckoutEvent.from_json(got.payload)
             assert (event.type, event.checkout.id) == ("checkout.cancelled", checkout["id"])
+            # Marked sent: the broker let the relay write the terminal's copy too.
+            for _ in range(500):
+                if not await psp.storage.unpublished_events():
+                    break
+                await asyncio.sleep(0.02)
+            assert await psp.storage.unpublished_events() == []
         finally:
             cashier.close()
     finally:

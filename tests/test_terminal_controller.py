@@ -222,3 +222,83 @@ def test_only_the_checkout_on_screen_concerns_the_terminal() -> None:
     assert not controller.concerns("co_2")  # another lane's checkout
     controller.on_event(event("checkout.paid", "co_1"), T0 + 1000)
     assert controller.concerns("co_1")  # its outcome is on screen: a refund still shows
+
+
+# Whether the screen needs the merchant's events topic.
+
+
+def test_a_tied_show_qr_needs_no_merchant_events() -> None:
+    controller = Controller("Shop")
+    assert not controller.needs_merchant_events  # idle
+    controller.on_command(show_qr(), T0, tied=True)
+    assert not controller.needs_merchant_events
+    controller.on_event(event("checkout.paid"), T0 + 1)
+    assert not controller.needs_merchant_events
+
+
+def test_an_untied_show_qr_needs_merchant_events_until_its_checkout_leaves() -> None:
+    controller = Controller("Shop", idle_after_ms=10_000)
+    controller.on_command(show_qr(), T0)
+    assert controller.needs_merchant_events
+    # Its outcome still shows a refund: the checkout has not left the screen.
+    controller.on_event(event("checkout.paid"), T0 + 1)
+    assert controller.needs_merchant_events
+    controller.on_event(refund_event(), T0 + 2)
+    assert controller.needs_merchant_events
+    controller.on_tick(T0 + 2 + 10_000)
+    assert controller.view.screen == IdleScreen("Shop")
+    assert not controller.needs_merchant_events
+
+
+def test_another_checkout_or_idle_ends_the_need() -> None:
+    for leave in (ShowIdle(), ShowStatus("co_9", "cancelled")):
+        controller = Controller("Shop")
+        controller.on_command(show_qr(), T0)
+        controller.on_command(leave, T0 + 1)
+        assert not controller.needs_merchant_events, leave
+    controller = Controller("Shop")
+    controller.on_command(show_qr("co_1"), T0)
+    controller.on_command(show_qr("co_2"), T0 + 1, tied=True)
+    assert not controller.needs_merchant_events
+    controller.on_command(show_qr("co_3"), T0 + 2)
+    assert controller.needs_merchant_events
+
+
+def test_the_cashiers_status_for_the_untied_checkout_keeps_the_need() -> None:
+    controller = Controller("Shop")
+    controller.on_command(show_qr(), T0)
+    controller.on_command(ShowStatus("co_1", "paid"), T0 + 1)
+    assert controller.needs_merchant_events
+
+
+def test_a_bare_url_needs_merchant_events_through_its_lookup() -> None:
+    controller = Controller("Shop")
+    controller.on_command(BareUrl(URL), T0)
+    assert controller.needs_merchant_events
+    controller.on_lookup(CodeInfo(URL, "co_7", 500, "JPY", T0 + 60_000, "pending"), T0 + 1)
+    assert controller.needs_merchant_events
+    controller.on_event(event("checkout.paid", "co_7"), T0 + 2)
+    assert controller.view.screen == OutcomeScreen("co_7", "paid", 500, "JPY")
+    assert controller.needs_merchant_events
+    controller.on_command(ShowIdle(), T0 + 3)
+    assert not controller.needs_merchant_events
+
+
+def test_a_stale_untied_show_qr_needs_no_merchant_events() -> None:
+    controller = Controller("Shop")
+    controller.on_command(show_qr(expires_in_ms=-1), T0)
+    assert controller.view.screen == OutcomeScreen("co_1", "expired", None, None)
+    assert not controller.needs_merchant_events
+
+
+def test_an_event_heard_on_both_topics_counts_once() -> None:
+    """While the daemon switches, the PSP's copy on this terminal's topic
+    and the merchant's can both arrive: the repeat changes nothing."""
+    controller = Controller("Shop")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_event(event("checkout.paid"), T0 + 1).redraw
+    assert controller.on_event(event("checkout.paid"), T0 + 2) == Effects()
+    assert controller.view.screen == OutcomeScreen("co_1", "paid", 1234, "EUR")
+    assert controller.on_event(refund_event(), T0 + 3).redraw
+    assert controller.on_event(refund_event(), T0 + 4) == Effects()
+    assert controller.view.screen == OutcomeScreen("co_1", "refunded", 500, "EUR")

@@ -7,28 +7,31 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
 from hardware.base import DummyDisplay, Frame
 from hardware.errors import DisplayError
+from scan2pay_common.jsonfields import dumps
 from scan2pay_common.messages import (
     CheckoutEvent,
     CheckoutSnapshot,
+    DisplayTicket,
     ShowQr,
     ShowStatus,
     TerminalState,
     display_command_to_json,
 )
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
-from scan2pay_common.topics import events_topic, state_topic
+from scan2pay_common.topics import events_topic, state_topic, terminal_events_topic
 from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
 from terminal.screens import QrScreen
 from tests.support.broker import Mosquitto
-from tests.support.mqtt import Subscriber, publish
+from tests.support.mqtt import Publisher, Subscriber, publish
 from tests.support.psp import Psp
 
 MERCHANT, TERMINAL = "mer_test", "lane-1"
@@ -103,17 +106,19 @@ async def terminal(broker: Mosquitto) -> AsyncIterator[Running]:
     await finish(running)
 
 
-def show_qr(checkout_id: str = "co_1", amount: int = 1234, expires_in: int = 300) -> bytes:
-    return display_command_to_json(
-        ShowQr(
-            checkout_id=checkout_id,
-            qr_url=URL,
-            amount=amount,
-            currency="EUR",
-            expires_at=to_rfc3339(now_ms() + expires_in * 1000),
-            order_id="A-1001",
-        )
+def qr_command(checkout_id: str = "co_1", amount: int = 1234, expires_in: int = 300) -> ShowQr:
+    return ShowQr(
+        checkout_id=checkout_id,
+        qr_url=URL,
+        amount=amount,
+        currency="EUR",
+        expires_at=to_rfc3339(now_ms() + expires_in * 1000),
+        order_id="A-1001",
     )
+
+
+def show_qr(checkout_id: str = "co_1", amount: int = 1234, expires_in: int = 300) -> bytes:
+    return display_command_to_json(qr_command(checkout_id, amount, expires_in))
 
 
 async def test_idle_first_then_online(terminal: Running) -> None:
@@ -149,12 +154,11 @@ async def test_cancelled_expired_and_idle(terminal: Running) -> None:
     assert (await terminal.state()).screen == "idle"
 
 
-async def test_paid_event_shows_paid_without_the_cashier(terminal: Running) -> None:
-    await terminal.state()
-    terminal.send(show_qr("co_ev"))
-    await terminal.state()
+def paid_event(checkout_id: str, key: SigningKey | None = None) -> bytes:
+    """The PSP's ``checkout.paid`` for a checkout made for this terminal,
+    signed with ``key`` if given."""
     snapshot = CheckoutSnapshot(
-        id="co_ev",
+        id=checkout_id,
         order_id="A-1001",
         amount=1234,
         currency="EUR",
@@ -165,16 +169,119 @@ async def test_paid_event_shows_paid_without_the_cashier(terminal: Running) -> N
         created_at=to_rfc3339(now_ms()),
     )
     event = CheckoutEvent(
-        event_id="evt_1",
+        event_id=f"evt_{checkout_id}",
         seq=1,
         type="checkout.paid",
         merchant_id=MERCHANT,
         checkout=snapshot,
         created_at=to_rfc3339(now_ms()),
     )
-    publish(terminal.broker.port, events_topic(MERCHANT), event.to_json(), retain=False)
+    return dumps(key.sign(event.to_dict())) if key else event.to_json()
+
+
+def ticketed_show_qr(key: SigningKey, checkout_id: str) -> bytes:
+    """A ``show_qr`` with the display ticket the PSP signs for this terminal."""
+    command = qr_command(checkout_id)
+    ticket = DisplayTicket(
+        checkout_id=command.checkout_id,
+        qr_url=command.qr_url,
+        amount=command.amount,
+        currency=command.currency,
+        terminal_id=TERMINAL,
+        expires_at=command.expires_at,
+    )
+    return display_command_to_json(replace(command, display_ticket=key.sign(ticket.to_dict())))
+
+
+async def test_paid_event_shows_paid_without_the_cashier(terminal: Running) -> None:
+    await terminal.state()
+    terminal.send(show_qr("co_ev"))
+    await terminal.state()
+    publish(terminal.broker.port, events_topic(MERCHANT), paid_event("co_ev"), retain=False)
     state = await terminal.state()
     assert (state.screen, state.checkout_id) == ("paid", "co_ev")
+
+
+async def until_true(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not so after {timeout} s")
+
+
+async def test_a_ticketed_qr_hears_its_own_events_topic_and_not_the_merchants(
+    broker: Mosquitto,
+) -> None:
+    key = SigningKey.generate()
+    running = await start(broker, psp_public_keys=(key.public,))
+    psp = Publisher(broker.port)
+    try:
+        await running.state()
+        running.send(ticketed_show_qr(key, "co_mine"))
+        assert (await running.state()).checkout_id == "co_mine"
+        assert not running.daemon.merchant_events
+        # Another lane's checkout goes to the merchant's topic only; one
+        # connection, so it would reach a subscriber before the paid below.
+        psp.publish(events_topic(MERCHANT), paid_event("co_other", key), retain=False)
+        mine = paid_event("co_mine", key)
+        psp.publish(terminal_events_topic(MERCHANT, TERMINAL), mine, retain=False)
+        state = await running.state()
+        assert (state.screen, state.checkout_id) == ("paid", "co_mine")
+        assert running.daemon.events_heard == 1
+    finally:
+        psp.close()
+        await finish(running)
+
+
+async def test_a_terminal_without_keys_hears_the_merchants_topic_while_its_qr_is_shown(
+    broker: Mosquitto,
+) -> None:
+    running = await start(broker)
+    psp = Publisher(broker.port)
+    try:
+        await running.state()
+        # A display ticket proves nothing to a terminal without the PSP's key.
+        running.send(ticketed_show_qr(SigningKey.generate(), "co_untied"))
+        assert (await running.state()).checkout_id == "co_untied"
+        await until_true(lambda: running.daemon.merchant_events)
+        psp.publish(events_topic(MERCHANT), paid_event("co_untied"), retain=False)
+        state = await running.state()
+        assert (state.screen, state.checkout_id) == ("paid", "co_untied")
+
+        running.send(b'{"type": "idle"}')
+        assert (await running.state()).screen == "idle"
+        await until_true(lambda: not running.daemon.merchant_events)
+        heard = running.daemon.events_heard
+        psp.publish(events_topic(MERCHANT), paid_event("co_next"), retain=False)
+        # The marker: its own topic, after the other on the same connection.
+        marker = paid_event("co_marker")
+        psp.publish(terminal_events_topic(MERCHANT, TERMINAL), marker, retain=False)
+        await until_true(lambda: running.daemon.events_heard > heard)
+        await asyncio.sleep(0.2)  # the merchant's event, had it come, came first
+        assert running.daemon.events_heard == heard + 1
+    finally:
+        psp.close()
+        await finish(running)
+
+
+async def test_a_reconnect_subscribes_to_the_merchants_topic_if_the_screen_needs_it(
+    broker: Mosquitto,
+) -> None:
+    running = await start(broker)
+    try:
+        await running.state()
+        running.send(show_qr("co_back"))
+        await running.until(lambda f: f.content.qr_url == URL)
+        await asyncio.to_thread(broker.stop)
+        await running.until(lambda f: "No connection" in f.content.lines)
+        await asyncio.to_thread(broker.start)
+        await running.until(lambda f: "No connection" not in f.content.lines, 20)
+        assert running.daemon.merchant_events
+        publish(broker.port, events_topic(MERCHANT), paid_event("co_back"), retain=False)
+        await running.until(lambda f: f.content.lines[:1] == ("Paid",))
+    finally:
+        await finish(running)
 
 
 @pytest.mark.parametrize(

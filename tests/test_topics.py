@@ -14,6 +14,7 @@ from scan2pay_common.topics import (
     display_topic,
     events_topic,
     state_topic,
+    terminal_events_topic,
 )
 
 
@@ -33,6 +34,16 @@ def test_state_topic() -> None:
     assert state_topic("mer_1a2b", "till-1") == "scan2pay/v1/m/mer_1a2b/t/till-1/state"
 
 
+def test_terminal_events_topic() -> None:
+    assert terminal_events_topic("mer_1a2b", "till-1") == "scan2pay/v1/m/mer_1a2b/t/till-1/events"
+
+
+def test_a_terminal_events_topic_is_not_the_merchant_events_topic() -> None:
+    # A subscriber to one must not receive the other's copies by accident.
+    assert terminal_events_topic("m1", "t1") != events_topic("m1")
+    assert not terminal_events_topic("m1", "t1").startswith(events_topic("m1"))
+
+
 def test_all_state_topics() -> None:
     assert all_state_topics("mer_1a2b") == "scan2pay/v1/m/mer_1a2b/t/+/state"
 
@@ -42,7 +53,7 @@ def test_terminal_topic_value() -> None:
     assert topic.value == "scan2pay/v1/m/m.1/t/t_2/display"
 
 
-@pytest.mark.parametrize("channel", ["display", "state"])
+@pytest.mark.parametrize("channel", ["display", "state", "events"])
 def test_parse_round_trips(channel: str) -> None:
     topic = TerminalTopic("mer_1a2b", "till-1", channel)  # type: ignore[arg-type]
     parsed = TerminalTopic.parse(topic.value)
@@ -56,6 +67,7 @@ def test_parse_round_trips(channel: str) -> None:
 def test_parse_of_built_topics() -> None:
     assert TerminalTopic.parse(display_topic("M", "T")) == TerminalTopic("M", "T", "display")
     assert TerminalTopic.parse(state_topic("M", "T")) == TerminalTopic("M", "T", "state")
+    assert TerminalTopic.parse(terminal_events_topic("M", "T")) == TerminalTopic("M", "T", "events")
 
 
 @pytest.mark.parametrize(
@@ -75,7 +87,10 @@ def test_parse_of_built_topics() -> None:
         "scan2pay/v1/x/m1/t/t1/state",
         "scan2pay/v1/m/m1/x/t1/state",
         "scan2pay/v1/m/m1/t/t1/State",
-        "scan2pay/v1/m/m1/t/t1/events",
+        "scan2pay/v1/m/m1/t/t1/Events",
+        "scan2pay/v1/m/m1/t/t1/event",
+        "scan2pay/v1/m/m1/t/t1/events/",
+        "scan2pay/v1/m/m1/t/+/events/x",
         "scan2pay/v1/m/m1/t/t1/+",
         "scan2pay/v1/m/m1/t/t1/#",
         "scan2pay/v1/m/m1/t/#",
@@ -97,6 +112,8 @@ def test_parse_rejects_wrong_shapes(topic: str) -> None:
         ("scan2pay/v1/m//t/t1/state", "invalid_merchant_id"),
         ("scan2pay/v1/m/m 1/t/t1/state", "invalid_merchant_id"),
         ("scan2pay/v1/m/m1/t/+/display", "invalid_terminal_id"),
+        ("scan2pay/v1/m/m1/t/+/events", "invalid_terminal_id"),
+        ("scan2pay/v1/m/+/t/t1/events", "invalid_merchant_id"),
         ("scan2pay/v1/m/m1/t/#/display", "invalid_terminal_id"),
         ("scan2pay/v1/m/m1/t//display", "invalid_terminal_id"),
         ("scan2pay/v1/m/m1/t/tü/display", "invalid_terminal_id"),
@@ -115,6 +132,7 @@ def test_builders_reject_bad_merchant_ids(merchant_id: str) -> None:
         lambda: events_topic(merchant_id),
         lambda: display_topic(merchant_id, "t1"),
         lambda: state_topic(merchant_id, "t1"),
+        lambda: terminal_events_topic(merchant_id, "t1"),
         lambda: all_state_topics(merchant_id),
     ]
     for build in builds:
@@ -128,6 +146,7 @@ def test_builders_reject_bad_terminal_ids(terminal_id: str) -> None:
     builds: list[Callable[[], str]] = [
         lambda: display_topic("m1", terminal_id),
         lambda: state_topic("m1", terminal_id),
+        lambda: terminal_events_topic("m1", terminal_id),
     ]
     for build in builds:
         with pytest.raises(InvalidValue) as caught:
@@ -137,5 +156,5 @@ def test_builders_reject_bad_terminal_ids(terminal_id: str) -> None:
 
 def test_terminal_topic_rejects_unknown_channel() -> None:
     with pytest.raises(InvalidValue) as caught:
-        TerminalTopic("m1", "t1", "events")  # type: ignore[arg-type]
+        TerminalTopic("m1", "t1", "payments")  # type: ignore[arg-type]
     assert caught.value.code == "invalid_topic"
