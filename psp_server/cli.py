@@ -28,7 +28,11 @@ EXIT_STORAGE = 3
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="SQLite file path (env SCAN2PAY_DB; default scan2pay.db)")
+    parser.add_argument(
+        "--db",
+        help="SQLite file path or postgresql://user@host:port/dbname"
+        " (env SCAN2PAY_DB; default scan2pay.db)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

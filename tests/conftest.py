@@ -7,6 +7,13 @@ import pytest
 
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
+from tests.support.postgres import (
+    PgServer,
+    create_database,
+    drop_database,
+    fresh_database,
+    running_server,
+)
 from tests.support.psp import Psp, start_psp, stop_psp
 
 
@@ -18,17 +25,44 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     mosquitto.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The PSP's ``--db``, once for each backend: a SQLite file, or a fresh
+    database on the session's PostgreSQL server. Tests that take it (or the
+    ``psp`` fixtures) run against both."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "psp.db")
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    template: str = request.getfixturevalue("pg_psp_template")
+    with fresh_database(server, template) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def pg_psp_template(pg_server: PgServer) -> Iterator[str]:
+    """A database with the PSP's schema, migrated once: each test's database
+    is a copy (CREATE DATABASE ... TEMPLATE), which is faster than migrating
+    each. Tests of the migrations themselves start from empty databases."""
+    from psp_server.storage.postgres import migrate
+
+    name = create_database(pg_server)
+    migrate(pg_server.dsn(name))
+    yield name
+    drop_database(pg_server, name)
+
+
 @pytest.fixture
-async def psp(tmp_path: Path) -> AsyncIterator[Psp]:
+async def psp(db: str) -> AsyncIterator[Psp]:
     """A PSP with no broker: for API tests that do not look at events."""
-    server = await start_psp(str(tmp_path / "psp.db"), sweep_interval=0.05)
+    server = await start_psp(db, sweep_interval=0.05)
     yield server
     await stop_psp(server)
 
 
 @pytest.fixture
-async def psp_with_broker(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Psp]:
-    server = await start_psp(str(tmp_path / "psp.db"), mqtt_url=broker.url, sweep_interval=0.05)
+async def psp_with_broker(db: str, broker: Mosquitto) -> AsyncIterator[Psp]:
+    server = await start_psp(db, mqtt_url=broker.url, sweep_interval=0.05)
     yield server
     await stop_psp(server)
 
@@ -46,3 +80,18 @@ def subscribe(broker: Mosquitto) -> Iterator[Callable[..., Subscriber]]:
     yield make
     for subscriber in made:
         subscriber.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the session: a throwaway cluster (initdb
+    costs about a second), or the server SCAN2PAY_TEST_PG_DSN names."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PgServer) -> Iterator[str]:
+    """The postgresql:// DSN of a new empty database, dropped after the test."""
+    with fresh_database(pg_server) as dsn:
+        yield dsn

@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import sqlite3
 from typing import Any
 
 import pytest
 
+from tests.support.db import connect as db_connect
 from tests.support.psp import Merchant, Psp, code_of
 
 
 def count(psp: Psp, table: str) -> int:
     db = psp.server.settings.db
-    with sqlite3.connect(db) as conn:
+    with db_connect(db) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
@@ -458,7 +458,7 @@ async def test_sweeper_marks_expired_checkouts(psp: Psp, shop: Merchant) -> None
     checkout = await psp.checkout(shop, expires_in=1)
     await asyncio.sleep(1.3)
     db = psp.server.settings.db
-    with sqlite3.connect(db) as conn:
+    with db_connect(db) as conn:
         (stored,) = conn.execute(
             "SELECT status FROM checkouts WHERE id = ?", (checkout["id"],)
         ).fetchone()
@@ -547,6 +547,9 @@ async def test_access_log_holds_no_secrets(psp: Psp, shop: Merchant, caplog: Any
         assert secret not in text
 
 
+# SQLite's own settings; PostgreSQL's durability is the server's (fsync,
+# synchronous_commit), which the test cluster turns off for speed.
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 async def test_the_database_is_wal_with_full_fsync_at_commit(psp: Psp) -> None:
     """A 201 means the row is on disk: WAL, fsynced at every commit."""
     worker = psp.storage._worker  # type: ignore[attr-defined]

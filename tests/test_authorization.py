@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import psp_server
+from tests.support.db import connect as db_connect
 from tests.support.psp import Merchant, Psp, Wallet, code_of
 
 SPEC: dict[str, Any] = json.loads(
@@ -268,14 +269,13 @@ async def test_a_key_revoked_by_another_process_is_refused_within_the_cache_time
 ) -> None:
     """The CLI revokes in its own process; the server believes a key it has
     found for MERCHANT_KEY_CACHE_SECONDS at most (docs/api.md)."""
-    import sqlite3
 
-    from psp_server.storage import sqlite as sqlite_storage
+    from psp_server.storage import sql_storage
 
-    monkeypatch.setattr(sqlite_storage, "MERCHANT_KEY_CACHE_SECONDS", 0.3)
+    monkeypatch.setattr(sql_storage, "MERCHANT_KEY_CACHE_SECONDS", 0.3)
     shop = await psp.merchant()
     assert (await psp.call("GET", "/v1/merchant", headers=shop.auth))[0] == 200  # now cached
-    with sqlite3.connect(psp.server.settings.db) as other_process:
+    with db_connect(psp.server.settings.db) as other_process:
         other_process.execute(
             "UPDATE merchants SET api_key_hash = 'revoked:x' WHERE id = ?", (shop.id,)
         )

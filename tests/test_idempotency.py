@@ -18,6 +18,7 @@ import pytest
 from multidict import CIMultiDict
 
 from psp_server.routes import IN_FLIGHT
+from tests.support.db import connect as db_connect
 from tests.support.gate import gated
 from tests.support.ledger import assert_ledger_holds
 from tests.support.process import PspProcess, create_merchant, create_wallet
@@ -58,7 +59,7 @@ async def send(
 
 
 def count(psp: Psp, table: str) -> int:
-    with sqlite3.connect(psp.server.settings.db) as conn:
+    with db_connect(psp.server.settings.db) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
@@ -375,7 +376,7 @@ async def test_stored_answers_survive_a_sigkill(tmp_path: Path) -> None:
 async def test_purge_removes_only_keys_older_than_asked(psp: Psp, shop: Merchant) -> None:
     for n in range(3):
         await create(psp, shop, f"k{n}", {**CHECKOUT, "order_id": f"P-{n}"})
-    with sqlite3.connect(psp.server.settings.db) as conn:
+    with db_connect(psp.server.settings.db) as conn:
         stamps = sorted(t for (t,) in conn.execute("SELECT created_at FROM idempotency_keys"))
     assert await psp.storage.purge_idempotency_keys(stamps[0]) == 0
     assert await psp.storage.purge_idempotency_keys(stamps[-1] + 1, limit=2) == 2

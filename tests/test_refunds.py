@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
 from tests.support.broker import Mosquitto
+from tests.support.db import connect as db_connect
 from tests.support.ledger import assert_ledger_holds
 from tests.support.mqtt import Subscriber
 from tests.support.psp import Merchant, Psp, Wallet, code_of
@@ -24,7 +24,7 @@ Subscribe = Callable[..., Subscriber]
 
 
 def count(psp: Psp, table: str) -> int:
-    with sqlite3.connect(psp.server.settings.db) as conn:
+    with db_connect(psp.server.settings.db) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 

@@ -1,6 +1,7 @@
-"""No SQL is built from runtime values: every statement handed to sqlite3 is
-a literal, or an f-string whose only holes are module constants (column
-lists written once), and every value travels as a ? parameter."""
+"""No SQL is built from runtime values: every statement handed to a
+database is a literal, or an f-string whose only holes are module constants
+(column lists written once) or the backend's dialect words (``Dialect``,
+fixed per backend), and every value travels as a ? parameter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "psp_server").rglob("*.py"))
 EXECUTES = {"execute", "executemany", "executescript"}
+# Calls that pass on SQL checked where it was written, or that run the
+# schema's own files (psp_server/storage/schema/*.sql).
+FORWARDERS = {
+    "psp_server/storage/postgres.py": {"execute", "executemany"},  # PgConnection
+    "psp_server/storage/ddl.py": {"apply"},
+}
 
 
 def _constant_names(tree: ast.Module) -> set[str]:
@@ -35,7 +42,10 @@ def _is_constant(node: ast.AST, names: set[str]) -> bool:
     if isinstance(node, ast.JoinedStr):
         return all(
             isinstance(part, ast.Constant)
-            or (isinstance(part, ast.FormattedValue) and _is_constant(part.value, names))
+            or (
+                isinstance(part, ast.FormattedValue)
+                and (_is_constant(part.value, names) or _is_dialect_word(part.value))
+            )
             for part in node.values
         )
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
@@ -66,6 +76,24 @@ def _is_constant(node: ast.AST, names: set[str]) -> bool:
     return False
 
 
+def _is_dialect_word(node: ast.AST) -> bool:
+    """``self._dialect.for_update``, ``dialect.unindexed("merchant_id")``:
+    an attribute of the backend's Dialect, called with literals only."""
+    if isinstance(node, ast.Call):
+        if not all(isinstance(arg, ast.Constant) for arg in node.args) or node.keywords:
+            return False
+        node = node.func
+    if not isinstance(node, ast.Attribute):
+        return False
+    owner = node.value
+    return (isinstance(owner, ast.Name) and owner.id == "dialect") or (
+        isinstance(owner, ast.Attribute)
+        and owner.attr == "_dialect"
+        and isinstance(owner.value, ast.Name)
+        and owner.value.id == "self"
+    )
+
+
 def _is_loop_variable(node: ast.AST, name: str) -> bool:
     return any(
         isinstance(sub, ast.comprehension)
@@ -81,7 +109,16 @@ def test_every_statement_is_a_literal_or_built_from_constants() -> None:
     for path in SOURCES:
         tree = ast.parse(path.read_text(), str(path))
         constants = _constant_names(tree)
+        forwarding = FORWARDERS.get(str(path.relative_to(ROOT)), set())
+        exempt = {
+            id(call)
+            for function in ast.walk(tree)
+            if isinstance(function, ast.FunctionDef) and function.name in forwarding
+            for call in ast.walk(function)
+        }
         for node in ast.walk(tree):
+            if id(node) in exempt:
+                continue
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)

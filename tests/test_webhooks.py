@@ -14,7 +14,6 @@ import logging
 import random
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from psp_server.storage import open_storage
 from psp_server.wake import WakeEvent
 from psp_server.webhooks import signing
 from psp_server.webhooks.retry import RetryPolicy
+from tests.support.db import connect as db_connect
 from tests.support.process import PspProcess
 from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
 
@@ -182,7 +182,7 @@ async def log_until(
 
 def stored_payload(db: str | Path, checkout_id: str) -> bytes:
     """The event's JSON exactly as the PSP wrote it (what MQTT gets too)."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
+    with db_connect(str(db)) as conn:
         row = conn.execute(
             "SELECT payload FROM events WHERE checkout_id = ? AND type = 'checkout.paid'",
             (checkout_id,),

@@ -8,12 +8,15 @@ from .base import Storage
 
 def open_storage(db: str) -> Storage:
     """Opens (and migrates) the database that ``db`` names: a SQLite path,
-    or ``sqlite:///path``. Blocking: call it off the event loop."""
+    ``sqlite:///path``, or ``postgresql://user@host:port/dbname``. Blocking:
+    call it off the event loop."""
     if db.startswith(("postgresql://", "postgres://")):
-        raise StorageError("PostgreSQL is not supported yet; give a SQLite file path")
+        from .postgres import PostgresStorage
+
+        return PostgresStorage(db)
     path = db.removeprefix("sqlite:///") if db.startswith("sqlite:///") else db
     if "://" in path:
-        raise StorageError(f"{db!r}: --db takes a SQLite file path")
+        raise StorageError(f"{db!r}: --db takes a SQLite file path or a postgresql:// URL")
     from .sqlite import SqliteStorage
 
     return SqliteStorage(path)

@@ -1,21 +1,20 @@
-"""Webhook endpoints and their delivery log, in the PSP's SQLite database.
+"""Webhook endpoints and their delivery log, in the PSP's database.
 
-Every statement runs through the storage's one writer (``SqliteWorker``),
-inside its group-committed transactions, so a 201 or 202 means the row is on
-disk and the dispatcher's bookkeeping never races the API's.
+Every statement runs through the storage's worker, in its transactions, so
+a 201 or 202 means the row is committed and the dispatcher's bookkeeping
+never races the API's.
 """
 
 from __future__ import annotations
 
 import random
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import credentials
 from ..errors import StorageError
 from ..storage import Storage
-from ..storage.sqlite_worker import SqliteWorker
+from ..storage.dbapi import Connection, Dialect, Worker
 from . import signing
 from .retry import RetryPolicy
 
@@ -115,27 +114,28 @@ class Scan:
     more: bool  # events are left to turn into deliveries: scan again at once
 
 
-def worker_of(storage: Storage) -> SqliteWorker:
-    """The SQLite storage's writer, which webhooks share."""
-    from ..storage.sqlite import SqliteStorage
+def worker_of(storage: Storage) -> tuple[Worker, Dialect]:
+    """The storage's worker, which webhooks share, and its dialect."""
+    from ..storage.sql_storage import SqlStorage
 
-    if not isinstance(storage, SqliteStorage):
-        raise StorageError("webhooks need the SQLite storage")
-    return storage.worker
+    if not isinstance(storage, SqlStorage):
+        raise StorageError("webhooks need an SQL storage")
+    return storage.worker, storage.dialect
 
 
-def _top_position(conn: sqlite3.Connection) -> int:
+def _top_position(conn: Connection) -> int:
     top: int = conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
     return top
 
 
 def _discover(
-    conn: sqlite3.Connection,
+    conn: Connection,
     endpoint_id: str,
     merchant_id: str,
     last_position: int,
     top: int,
     now: int,
+    dialect: Dialect,
 ) -> bool:
     """Makes the endpoint's deliveries for its merchant's events in
     (last_position, top] and moves its cursor; True if some are left."""
@@ -143,14 +143,14 @@ def _discover(
     # the new events, rather than every event of the merchant.
     rows = conn.execute(
         "SELECT position, event_id, seq, type FROM events"
-        " WHERE position > ? AND position <= ? AND +merchant_id = ?"
+        f" WHERE position > ? AND position <= ? AND {dialect.unindexed('merchant_id')} = ?"
         " ORDER BY position LIMIT ?",
         (last_position, top, merchant_id, DISCOVER_BATCH),
     ).fetchall()
     conn.executemany(
-        "INSERT OR IGNORE INTO webhook_deliveries"
+        "INSERT INTO webhook_deliveries"
         " (endpoint_id, event_position, event_id, seq, type, status, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
         [(endpoint_id, pos, eid, seq, typ, now, now) for pos, eid, seq, typ in rows],
     )
     more = len(rows) == DISCOVER_BATCH
@@ -162,12 +162,13 @@ def _discover(
 
 
 class WebhookStore:
-    def __init__(self, worker: SqliteWorker) -> None:
+    def __init__(self, worker: Worker, dialect: Dialect) -> None:
         self._worker = worker
+        self._dialect = dialect
 
     @classmethod
     def of(cls, storage: Storage) -> WebhookStore:
-        return cls(worker_of(storage))
+        return cls(*worker_of(storage))
 
     # The merchant's API.
 
@@ -178,7 +179,7 @@ class WebhookStore:
         endpoint = Endpoint(credentials.new_id("wh"), merchant_id, url, True, now, None)
         secret = signing.new_secret()
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: Connection) -> None:
             (enabled,) = conn.execute(
                 "SELECT COUNT(*) FROM webhook_endpoints WHERE merchant_id = ? AND enabled = 1",
                 (merchant_id,),
@@ -199,7 +200,7 @@ class WebhookStore:
         return endpoint, secret
 
     async def list_endpoints(self, merchant_id: str) -> list[Endpoint]:
-        def op(conn: sqlite3.Connection) -> list[Endpoint]:
+        def op(conn: Connection) -> list[Endpoint]:
             rows = conn.execute(
                 f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
                 " WHERE merchant_id = ? ORDER BY created_at, id",
@@ -212,7 +213,7 @@ class WebhookStore:
     async def disable_endpoint(self, merchant_id: str, endpoint_id: str, *, now: int) -> Endpoint:
         """Stops deliveries to it; its log stays readable. Idempotent."""
 
-        def op(conn: sqlite3.Connection) -> Endpoint:
+        def op(conn: Connection) -> Endpoint:
             endpoint = _own_endpoint(conn, merchant_id, endpoint_id)
             if not endpoint.enabled:
                 return endpoint
@@ -232,7 +233,7 @@ class WebhookStore:
     async def deliveries(self, merchant_id: str, endpoint_id: str, *, limit: int) -> list[Delivery]:
         """The endpoint's log, newest event first."""
 
-        def op(conn: sqlite3.Connection) -> list[Delivery]:
+        def op(conn: Connection) -> list[Delivery]:
             _own_endpoint(conn, merchant_id, endpoint_id)
             rows = conn.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
@@ -250,7 +251,7 @@ class WebhookStore:
         keeps its retry schedule after it; a delivered or failed one gets this
         one attempt."""
 
-        def op(conn: sqlite3.Connection) -> Delivery:
+        def op(conn: Connection) -> Delivery:
             endpoint = _own_endpoint(conn, merchant_id, endpoint_id)
             if not endpoint.enabled:
                 raise WebhookRefusal("webhook_disabled", "this webhook is disabled")
@@ -260,7 +261,7 @@ class WebhookStore:
             ).fetchone()
             top = _top_position(conn)
             if last_position < top:
-                _discover(conn, endpoint_id, merchant_id, last_position, top, now)
+                _discover(conn, endpoint_id, merchant_id, last_position, top, now, self._dialect)
             changed = conn.execute(
                 "UPDATE webhook_deliveries SET next_attempt_at = ?"
                 " WHERE endpoint_id = ? AND event_id = ?",
@@ -282,7 +283,7 @@ class WebhookStore:
     async def scan(self, *, now: int) -> Scan:
         """Turns new events into deliveries, and says what is due."""
 
-        def op(conn: sqlite3.Connection) -> Scan:
+        def op(conn: Connection) -> Scan:
             top = _top_position(conn)
             more = False
             endpoints = conn.execute(
@@ -291,13 +292,15 @@ class WebhookStore:
                 (top,),
             ).fetchall()
             for endpoint_id, merchant_id, last_position in endpoints:
-                more |= _discover(conn, endpoint_id, merchant_id, last_position, top, now)
+                more |= _discover(
+                    conn, endpoint_id, merchant_id, last_position, top, now, self._dialect
+                )
             due = [
                 row[0]
                 for row in conn.execute(
                     # By time: what is due now, not everything scheduled.
                     "SELECT d.endpoint_id FROM webhook_deliveries d"
-                    " INDEXED BY webhook_deliveries_due"
+                    f"{self._dialect.indexed_by('webhook_deliveries_due')}"
                     " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
                     " WHERE d.next_attempt_at <= ? AND e.enabled = 1"
                     " GROUP BY d.endpoint_id ORDER BY MIN(d.next_attempt_at)",
@@ -317,7 +320,7 @@ class WebhookStore:
         """The endpoint's deliveries due now: oldest schedule first, then in
         the order the events were written."""
 
-        def op(conn: sqlite3.Connection) -> list[DueDelivery]:
+        def op(conn: Connection) -> list[DueDelivery]:
             rows = conn.execute(
                 "SELECT d.event_position, d.event_id, e.url, e.secret, ev.payload,"
                 " d.next_attempt_at"
@@ -341,7 +344,7 @@ class WebhookStore:
         """Writes an attempt's outcome and schedules the next one, if any."""
         error = None if outcome.error is None else outcome.error[:ERROR_MAX]
 
-        def op(conn: sqlite3.Connection) -> Delivery | None:
+        def op(conn: Connection) -> Delivery | None:
             key = (due.endpoint_id, due.event_position)
             row = conn.execute(
                 "SELECT status, attempts, first_attempt_at, next_attempt_at, delivered_at"
@@ -396,7 +399,7 @@ class WebhookStore:
         return await self._worker.run(op)
 
 
-def _own_endpoint(conn: sqlite3.Connection, merchant_id: str, endpoint_id: str) -> Endpoint:
+def _own_endpoint(conn: Connection, merchant_id: str, endpoint_id: str) -> Endpoint:
     """The merchant's endpoint; another merchant's is as unknown as none."""
     row = conn.execute(
         f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND merchant_id = ?",

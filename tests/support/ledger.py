@@ -1,15 +1,16 @@
-"""The ledger's invariants, read straight from the SQLite file: what every
+"""The ledger's invariants, read straight from the database: what every
 test that moves money checks after each step."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
+
+from tests.support.db import connect
 
 
 def rows(db: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql, params).fetchall()
+    with connect(db) as conn:
+        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
 
 
 def derived(db: str) -> dict[tuple[str, str], int]:
@@ -17,7 +18,9 @@ def derived(db: str) -> dict[tuple[str, str], int]:
     return {
         (account, currency): total
         for account, currency, total in rows(
-            db, "SELECT account, currency, SUM(amount) FROM ledger_entries GROUP BY 1, 2"
+            db,
+            "SELECT account, currency, CAST(SUM(amount) AS BIGINT) FROM ledger_entries"
+            " GROUP BY 1, 2",
         )
     }
 
@@ -42,7 +45,8 @@ def assert_ledger_holds(db: str) -> dict[tuple[str, str], int]:
     for table in ("payments", "refunds"):
         shapes = rows(
             db,
-            f"SELECT t.id, COUNT(e.id), SUM(e.amount < 0), MIN(e.amount), MAX(e.amount), t.amount"
+            "SELECT t.id, COUNT(e.id), SUM(CASE WHEN e.amount < 0 THEN 1 ELSE 0 END),"
+            f" MIN(e.amount), MAX(e.amount), t.amount"
             f" FROM {table} t LEFT JOIN ledger_entries e ON e.transaction_id = t.id GROUP BY t.id",
         )
         for txn, count, debits, low, high, amount in shapes:

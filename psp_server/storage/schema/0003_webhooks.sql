@@ -13,7 +13,7 @@ CREATE TABLE webhook_endpoints (
     url            TEXT NOT NULL,
     secret         TEXT NOT NULL,
     enabled        INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
-    last_position  INTEGER NOT NULL,
+    last_position  BIGINT NOT NULL,
     created_at     BIGINT NOT NULL,
     disabled_at    BIGINT
 );
@@ -26,7 +26,7 @@ CREATE INDEX webhook_endpoints_of_merchant ON webhook_endpoints (merchant_id, cr
 -- redelivery sets it to now.
 CREATE TABLE webhook_deliveries (
     endpoint_id       TEXT NOT NULL REFERENCES webhook_endpoints (id),
-    event_position    INTEGER NOT NULL REFERENCES events (position),
+    event_position    BIGINT NOT NULL REFERENCES events (position),
     event_id          TEXT NOT NULL,
     seq               BIGINT NOT NULL,
     type              TEXT NOT NULL,

@@ -1,5 +1,4 @@
 -- scan2pay PSP: the Ed25519 keys that sign events and display tickets (docs/signing.md).
--- depends: 0003_webhooks
 
 -- kid is derived from the public key (scan2pay_common.signing.key_id).
 -- private_key and public_key are the raw 32 bytes. Exactly one key is
@@ -7,8 +6,8 @@
 -- and are still served by GET /v1/keys so that what they signed verifies.
 CREATE TABLE signing_keys (
     kid          TEXT PRIMARY KEY,
-    private_key  BLOB NOT NULL,
-    public_key   BLOB NOT NULL UNIQUE,
+    private_key  {bytes} NOT NULL,
+    public_key   {bytes} NOT NULL UNIQUE,
     created_at   BIGINT NOT NULL,
     active       INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1))
 );

@@ -1,5 +1,4 @@
 -- scan2pay PSP: a double-entry ledger, refunds and idempotency keys.
--- depends: 0001_initial
 
 -- Every movement of money as two or more entries that sum to zero per
 -- currency within their transaction. Balances are derived from here; the
@@ -8,7 +7,7 @@
 -- Accounts: 'wallet:{wallet_id}', 'merchant:{merchant_id}', 'funding:{currency}'.
 -- A positive amount is money the account holds.
 CREATE TABLE ledger_entries (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              {serial_key},
     transaction_id  TEXT NOT NULL,
     account         TEXT NOT NULL,
     currency        TEXT NOT NULL,
@@ -69,7 +68,7 @@ CREATE TABLE idempotency_keys (
     key           TEXT NOT NULL,
     request_hash  TEXT NOT NULL,
     status        INTEGER NOT NULL,
-    body          BLOB NOT NULL,
+    body          {bytes} NOT NULL,
     created_at    BIGINT NOT NULL,
     PRIMARY KEY (principal, endpoint, key)
 );

@@ -57,7 +57,7 @@ CREATE TABLE payments (
 -- The transactional outbox: written in the same transaction as the status
 -- change it announces; the relay publishes in `position` order.
 CREATE TABLE events (
-    position      INTEGER PRIMARY KEY AUTOINCREMENT,
+    position      {serial_key},
     event_id      TEXT NOT NULL UNIQUE,
     merchant_id   TEXT NOT NULL REFERENCES merchants (id),
     seq           BIGINT NOT NULL,

@@ -1,0 +1,20 @@
+"""Brings a database's schema up to date with yoyo, on either backend."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def apply_migrations(yoyo_url: str) -> None:
+    """Applies what ``yoyo_url``'s database lacks of ``migrations/``, under
+    yoyo's lock, so that processes starting together migrate once."""
+    from yoyo import get_backend, read_migrations
+
+    folder = resources.files("psp_server.storage") / "migrations"
+    backend = get_backend(yoyo_url)
+    try:
+        migrations = read_migrations(str(folder))
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations))
+    finally:
+        backend.connection.close()

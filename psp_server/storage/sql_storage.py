@@ -1,0 +1,800 @@
+"""The storage as SQL that SQLite and PostgreSQL both run (sqlite.py, postgres.py)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from scan2pay_common import jsonfields
+from scan2pay_common.messages import EVENT_FOR_STATUS, CheckoutEvent, EventType
+from scan2pay_common.signing import PublicKey, SigningKey
+from scan2pay_common.timefmt import now_ms, to_rfc3339
+
+from .. import credentials
+from ..checkout_machine import Action, Purse, Status, decide, decide_payment, decide_refund
+from ..errors import Refused, StorageError
+from ..payloads import CheckoutRequest
+from .base import Storage, new_checkout
+from .dbapi import Connection, Dialect, Worker
+from .records import (
+    Answer,
+    Checkout,
+    IdempotencyKey,
+    KeyInfo,
+    Merchant,
+    OutboxEvent,
+    Payment,
+    Refund,
+    Reply,
+    Wallet,
+    funding_account,
+    merchant_account,
+    wallet_account,
+)
+
+T = TypeVar("T")
+
+# How long a merchant key, once found, is believed without asking again.
+MERCHANT_KEY_CACHE_SECONDS = 1.0
+
+_CHECKOUT_COLUMNS = (
+    "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
+    " status, created_at, expires_at, updated_at, refunded_amount"
+)
+_CHECKOUT_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"  # one per column above
+
+_CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
+
+
+def _checkout(row: Any) -> Checkout:
+    (
+        id_,
+        merchant_id,
+        order_id,
+        amount,
+        currency,
+        description,
+        terminal_id,
+        code,
+        qr_url,
+        status,
+        created_at,
+        expires_at,
+        updated_at,
+        refunded_amount,
+    ) = row
+    return Checkout(
+        id=id_,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        terminal_id=terminal_id,
+        code=code,
+        qr_url=qr_url,
+        status=Status(status),
+        created_at=created_at,
+        expires_at=expires_at,
+        updated_at=updated_at,
+        refunded_amount=refunded_amount,
+    )
+
+
+def active_key(conn: Connection) -> SigningKey | None:
+    row = conn.execute("SELECT private_key FROM signing_keys WHERE active = 1").fetchone()
+    return None if row is None else SigningKey(bytes(row[0]))
+
+
+def new_active_key(conn: Connection, now: int) -> SigningKey:
+    key = SigningKey.generate()
+    conn.execute("UPDATE signing_keys SET active = 0 WHERE active = 1")
+    conn.execute(
+        "INSERT INTO signing_keys (kid, private_key, public_key, created_at, active)"
+        " VALUES (?, ?, ?, ?, 1)",
+        (key.kid, key.private_bytes(), key.public.raw, now),
+    )
+    return key
+
+
+class SqlStorage(Storage):
+    """Every operation of the storage as SQL that SQLite and PostgreSQL both
+    run, each a function of one connection that a worker runs in one
+    transaction: the backends differ in their worker and dialect only."""
+
+    def __init__(self, worker: Worker, signing_key: SigningKey, dialect: Dialect) -> None:
+        self._worker = worker
+        self._signing_key = signing_key
+        self._dialect = dialect
+        self._merchant_keys: dict[str, tuple[float, Merchant]] = {}
+
+    async def close(self) -> None:
+        await self._worker.close()
+
+    # Signing keys.
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return self._signing_key
+
+    async def signing_keys(self) -> list[KeyInfo]:
+        def op(conn: Connection) -> list[KeyInfo]:
+            rows = conn.execute(
+                "SELECT kid, public_key, created_at, active FROM signing_keys"
+                " ORDER BY active DESC, created_at DESC, kid"
+            ).fetchall()
+            return [
+                KeyInfo(kid, PublicKey(bytes(raw)).text, created_at, bool(active))
+                for kid, raw, created_at, active in rows
+            ]
+
+        return await self._worker.read(op)
+
+    async def rotate_signing_key(self, *, now: int) -> KeyInfo:
+        def op(conn: Connection) -> KeyInfo:
+            key = new_active_key(conn, now)
+            return KeyInfo(key.kid, key.public.text, now, True)
+
+        return await self._worker.run(op)
+
+    @property
+    def worker(self) -> Worker:
+        """The writer, for stores that share this database (webhooks)."""
+        return self._worker
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    # Principals.
+
+    async def create_merchant(self, name: str) -> tuple[Merchant, str]:
+        merchant = Merchant(credentials.new_id("mer"), name)
+        key = credentials.new_api_key()
+
+        def op(conn: Connection) -> None:
+            conn.execute(
+                "INSERT INTO merchants (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)",
+                (merchant.id, name, credentials.hash_secret(key), now_ms()),
+            )
+
+        await self._worker.run(op)
+        return merchant, key
+
+    async def merchant_by_key(self, api_key: str) -> Merchant | None:
+        """Every merchant request asks this first. A key seen in the last
+        ``MERCHANT_KEY_CACHE_SECONDS`` is answered from memory: a rotation or
+        revocation through this process takes effect at once, one through
+        another process (the CLI) within that time. Unknown keys are always
+        looked up."""
+        digest = credentials.hash_secret(api_key)
+        now = time.monotonic()
+        cached = self._merchant_keys.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        merchant = await self._merchant_by_digest(digest)
+        if merchant is not None:
+            if len(self._merchant_keys) >= 10_000:
+                self._merchant_keys.clear()
+            self._merchant_keys[digest] = (now + MERCHANT_KEY_CACHE_SECONDS, merchant)
+        return merchant
+
+    async def _merchant_by_digest(self, digest: str) -> Merchant | None:
+
+        def op(conn: Connection) -> Merchant | None:
+            row = conn.execute(
+                "SELECT id, name, api_key_hash FROM merchants WHERE api_key_hash = ?", (digest,)
+            ).fetchone()
+            # The index finds the row by hash; the final word is a constant-time
+            # comparison, so that no answer depends on how much of it matched.
+            if row is None or not hmac.compare_digest(row[2], digest):
+                return None
+            return Merchant(row[0], row[1])
+
+        return await self._worker.read(op)
+
+    async def replace_secret(self, kind: str, owner_id: str, *, revoke: bool) -> str | None:
+        make = credentials.new_api_key if kind == "merchant" else credentials.new_wallet_token
+        secret = None if revoke else make()
+        # A revoked hash is no SHA-256 hex digest, so that no secret can match it.
+        stored = credentials.revoked_marker() if secret is None else credentials.hash_secret(secret)
+
+        def op(conn: Connection) -> bool:
+            if kind == "merchant":
+                changed = conn.execute(
+                    "UPDATE merchants SET api_key_hash = ? WHERE id = ?", (stored, owner_id)
+                )
+            else:
+                changed = conn.execute(
+                    "UPDATE wallets SET token_hash = ? WHERE id = ?", (stored, owner_id)
+                )
+            return changed.rowcount == 1
+
+        try:
+            if not await self._worker.run(op):
+                raise Refused("not_found")
+        finally:
+            # After the commit: a request that read the old key while the
+            # change was on its way must not keep it believed.
+            self._merchant_keys.clear()
+        return secret
+
+    async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
+        wallet = Wallet(credentials.new_id("wal"), name, currency, balance)
+        token = credentials.new_wallet_token()
+        now = now_ms()
+
+        def op(conn: Connection) -> None:
+            conn.execute(
+                "INSERT INTO wallets (id, name, token_hash, currency, balance, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (wallet.id, name, credentials.hash_secret(token), currency, balance, now),
+            )
+            if balance > 0:
+                _post(
+                    conn,
+                    credentials.new_id("fund"),
+                    currency,
+                    balance,
+                    source=funding_account(currency),
+                    destination=wallet_account(wallet.id),
+                    now=now,
+                )
+
+        await self._worker.run(op)
+        return wallet, token
+
+    async def get_wallet(self, wallet_id: str) -> Wallet | None:
+        def op(conn: Connection) -> Wallet | None:
+            row = conn.execute(
+                "SELECT id, name, currency, balance FROM wallets WHERE id = ?", (wallet_id,)
+            ).fetchone()
+            return Wallet(*row) if row else None
+
+        return await self._worker.read(op)
+
+    async def wallet_by_token(self, token: str) -> Wallet | None:
+        digest = credentials.hash_secret(token)
+
+        def op(conn: Connection) -> Wallet | None:
+            row = conn.execute(
+                "SELECT id, name, currency, balance, token_hash FROM wallets WHERE token_hash = ?",
+                (digest,),
+            ).fetchone()
+            if row is None or not hmac.compare_digest(row[4], digest):
+                return None
+            return Wallet(*row[:4])
+
+        return await self._worker.read(op)
+
+    async def merchant_balances(self, merchant_id: str) -> dict[str, int]:
+        def op(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT currency, balance FROM merchant_balances WHERE merchant_id = ?",
+                (merchant_id,),
+            )
+            return {currency: balance for currency, balance in rows}
+
+        return await self._worker.read(op)
+
+    async def ledger_balances(self) -> dict[tuple[str, str], int]:
+        def op(conn: Connection) -> dict[tuple[str, str], int]:
+            rows = conn.execute(
+                "SELECT account, currency, CAST(SUM(amount) AS BIGINT) FROM ledger_entries"
+                " GROUP BY account, currency"
+            )
+            return {(account, currency): total for account, currency, total in rows}
+
+        return await self._worker.run(op)
+
+    # Checkouts.
+
+    async def create_checkout(
+        self, merchant_id: str, request: CheckoutRequest, *, public_url: str, now: int
+    ) -> tuple[Checkout, bool]:
+        op = self._create_checkout_op(merchant_id, request, public_url=public_url, now=now)
+        return _settle(await self._worker.run(op))
+
+    async def create_checkout_reply(
+        self,
+        answer: Answer[tuple[Checkout, bool]],
+        merchant_id: str,
+        request: CheckoutRequest,
+        *,
+        public_url: str,
+        now: int,
+        fresh: Checkout | None = None,
+    ) -> Reply:
+        op = self._create_checkout_op(
+            merchant_id, request, public_url=public_url, now=now, fresh=fresh
+        )
+        return await self._worker.run(_replying(op, answer, now))
+
+    def _create_checkout_op(
+        self,
+        merchant_id: str,
+        request: CheckoutRequest,
+        *,
+        public_url: str,
+        now: int,
+        fresh: Checkout | None = None,
+    ) -> Callable[[Connection], tuple[Checkout, bool] | _RefusedWith]:
+        fingerprint = request.fingerprint()
+        if fresh is None:
+            fresh = new_checkout(merchant_id, request, public_url=public_url, now=now)
+
+        def op(conn: Connection) -> tuple[Checkout, bool] | _RefusedWith:
+            # Insert first and look only when the order was there already: a
+            # new order, the common case, costs one statement.
+            inserted = conn.execute(
+                f"INSERT INTO checkouts (request_hash, {_CHECKOUT_COLUMNS})"
+                f" VALUES (?, {_CHECKOUT_PLACEHOLDERS})"
+                " ON CONFLICT (merchant_id, order_id) DO NOTHING",
+                (
+                    fingerprint,
+                    fresh.id,
+                    merchant_id,
+                    fresh.order_id,
+                    fresh.amount,
+                    fresh.currency,
+                    fresh.description,
+                    fresh.terminal_id,
+                    fresh.code,
+                    fresh.qr_url,
+                    fresh.status.value,
+                    fresh.created_at,
+                    fresh.expires_at,
+                    fresh.updated_at,
+                    fresh.refunded_amount,
+                ),
+            ).rowcount
+            if inserted:
+                return fresh, True
+            row = conn.execute(
+                f"SELECT request_hash, {_CHECKOUT_COLUMNS} FROM checkouts"
+                " WHERE merchant_id = ? AND order_id = ?",
+                (merchant_id, request.order_id),
+            ).fetchone()
+            if row[0] != fingerprint:
+                return _RefusedWith("order_conflict", None)
+            return _checkout(row[1:]), False
+
+        return op
+
+    async def get_checkout(self, merchant_id: str, checkout_id: str) -> Checkout | None:
+        def op(conn: Connection) -> Checkout | None:
+            row = conn.execute(
+                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE id = ? AND merchant_id = ?",
+                (checkout_id, merchant_id),
+            ).fetchone()
+            return _checkout(row) if row else None
+
+        return await self._worker.read(op)
+
+    async def cancel_checkout(self, merchant_id: str, checkout_id: str, *, now: int) -> Checkout:
+        key = self._signing_key
+
+        def op(conn: Connection) -> Checkout | _RefusedWith:
+            checkout = self._checkout_to_change(conn, merchant_id, checkout_id)
+            if checkout is None:
+                return _RefusedWith("not_found", None)
+            decision = decide(
+                checkout.status, Action.CANCEL, expires_at=checkout.expires_at, now=now
+            )
+            if decision.new_status is not None:
+                checkout = _transition(conn, checkout, decision.new_status, now, key)
+            if decision.refusal is not None:
+                return _RefusedWith(decision.refusal, checkout)
+            return checkout
+
+        result = await self._worker.run(op)
+        if isinstance(result, _RefusedWith):
+            raise Refused(result.code)
+        return result
+
+    def _checkout_to_change(
+        self, conn: Connection, merchant_id: str, checkout_id: str
+    ) -> Checkout | None:
+        """The merchant's checkout, locked for the rest of the transaction."""
+        row = conn.execute(
+            f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE id = ? AND merchant_id = ?"
+            f"{self._dialect.for_update}",
+            (checkout_id, merchant_id),
+        ).fetchone()
+        return None if row is None else _checkout(row)
+
+    async def lookup_code(self, code: str) -> tuple[Checkout, Merchant] | None:
+        def op(conn: Connection) -> tuple[Checkout, Merchant] | None:
+            row = conn.execute(
+                f"SELECT m.name, {_CHECKOUT_COLUMNS_OF_C}"
+                " FROM checkouts c JOIN merchants m ON m.id = c.merchant_id WHERE c.code = ?",
+                (code,),
+            ).fetchone()
+            if row is None:
+                return None
+            checkout = _checkout(row[1:])
+            return checkout, Merchant(checkout.merchant_id, row[0])
+
+        return await self._worker.read(op)
+
+    async def pay(self, wallet_token: str, code: str, *, now: int) -> tuple[Payment, Checkout]:
+        return _settle(await self._worker.run(self._pay_op(wallet_token, code, now=now)))
+
+    async def pay_reply(
+        self, answer: Answer[tuple[Payment, Checkout]], wallet_token: str, code: str, *, now: int
+    ) -> Reply:
+        op = self._pay_op(wallet_token, code, now=now)
+        return await self._worker.run(_replying(op, answer, now))
+
+    def _pay_op(
+        self, wallet_token: str, code: str, *, now: int
+    ) -> Callable[[Connection], tuple[Payment, Checkout] | _RefusedWith]:
+        token_hash = credentials.hash_secret(wallet_token)
+        payment_id = credentials.new_id("pay")
+
+        key = self._signing_key
+
+        def op(conn: Connection) -> tuple[Payment, Checkout] | _RefusedWith:
+            wallet = conn.execute(
+                "SELECT id, currency, balance FROM wallets WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            if wallet is None:
+                return _RefusedWith("unauthorized", None)
+            wallet_id, wallet_currency, wallet_balance = wallet
+            row = conn.execute(
+                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE code = ?"
+                f"{self._dialect.for_update}",
+                (code,),
+            ).fetchone()
+            if row is None:
+                return _RefusedWith("unknown_code", None)
+            checkout = _checkout(row)
+            decision = decide_payment(
+                checkout.status,
+                expires_at=checkout.expires_at,
+                now=now,
+                amount=checkout.amount,
+                currency=checkout.currency,
+                purse=Purse(wallet_currency, wallet_balance),
+            )
+            if not decision.accepted:
+                if decision.new_status is not None:
+                    checkout = _transition(conn, checkout, decision.new_status, now, key)
+                return _RefusedWith(decision.refusal or "refused", checkout)
+            # The guard in the WHERE clauses makes the database, not this
+            # code, the judge of "exactly once": a second writer finds no row.
+            debited = conn.execute(
+                "UPDATE wallets SET balance = balance - ? WHERE id = ? AND balance >= ?",
+                (checkout.amount, wallet_id, checkout.amount),
+            ).rowcount
+            if debited != 1:
+                return _RefusedWith("insufficient_funds", checkout)
+            paid = _transition(conn, checkout, Status.PAID, now, key)
+            _add_to_merchant(conn, checkout.merchant_id, checkout.currency, checkout.amount)
+            payment = Payment(
+                payment_id, checkout.id, wallet_id, checkout.amount, checkout.currency, now
+            )
+            conn.execute(
+                "INSERT INTO payments (id, checkout_id, wallet_id, amount, currency, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    payment.id,
+                    payment.checkout_id,
+                    payment.wallet_id,
+                    payment.amount,
+                    payment.currency,
+                    payment.created_at,
+                ),
+            )
+            _post(
+                conn,
+                payment.id,
+                payment.currency,
+                payment.amount,
+                source=wallet_account(wallet_id),
+                destination=merchant_account(checkout.merchant_id),
+                now=now,
+            )
+            return payment, paid
+
+        return op
+
+    async def refund(
+        self, merchant_id: str, checkout_id: str, amount: int, *, now: int
+    ) -> tuple[Refund, Checkout]:
+        op = self._refund_op(merchant_id, checkout_id, amount, now=now)
+        return _settle(await self._worker.run(op))
+
+    async def refund_reply(
+        self,
+        answer: Answer[tuple[Refund, Checkout]],
+        merchant_id: str,
+        checkout_id: str,
+        amount: int,
+        *,
+        now: int,
+    ) -> Reply:
+        op = self._refund_op(merchant_id, checkout_id, amount, now=now)
+        return await self._worker.run(_replying(op, answer, now))
+
+    def _refund_op(
+        self, merchant_id: str, checkout_id: str, amount: int, *, now: int
+    ) -> Callable[[Connection], tuple[Refund, Checkout] | _RefusedWith]:
+        refund_id = credentials.new_id("re")
+
+        key = self._signing_key
+
+        def op(conn: Connection) -> tuple[Refund, Checkout] | _RefusedWith:
+            checkout = self._checkout_to_change(conn, merchant_id, checkout_id)
+            if checkout is None:
+                return _RefusedWith("not_found", None)
+            refusal = decide_refund(
+                checkout.status,
+                paid=checkout.amount,
+                refunded=checkout.refunded_amount,
+                amount=amount,
+            )
+            if refusal is not None:
+                return _RefusedWith(refusal, checkout)
+            # As with payments, the guard makes the database the judge: two
+            # refunds racing can never add up to more than was paid.
+            changed = conn.execute(
+                "UPDATE checkouts SET refunded_amount = refunded_amount + ?, updated_at = ?"
+                " WHERE id = ? AND status = 'paid' AND refunded_amount + ? <= amount",
+                (amount, now, checkout.id, amount),
+            ).rowcount
+            if changed != 1:
+                return _RefusedWith("refund_exceeds_payment", checkout)
+            payment_id, wallet_id = conn.execute(
+                "SELECT id, wallet_id FROM payments WHERE checkout_id = ?", (checkout.id,)
+            ).fetchone()
+            refund = Refund(refund_id, checkout.id, payment_id, amount, checkout.currency, now)
+            conn.execute(
+                "INSERT INTO refunds (id, checkout_id, payment_id, amount, currency, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (refund.id, refund.checkout_id, payment_id, amount, refund.currency, now),
+            )
+            _add_to_merchant(conn, merchant_id, refund.currency, -amount)
+            conn.execute(
+                "UPDATE wallets SET balance = balance + ? WHERE id = ?", (amount, wallet_id)
+            )
+            _post(
+                conn,
+                refund.id,
+                refund.currency,
+                amount,
+                source=merchant_account(merchant_id),
+                destination=wallet_account(wallet_id),
+                now=now,
+            )
+            refunded = replace(
+                checkout, refunded_amount=checkout.refunded_amount + amount, updated_at=now
+            )
+            _write_event(conn, refunded, "checkout.refunded", now, key)
+            return refund, refunded
+
+        return op
+
+    async def expire_due(self, *, now: int, limit: int = 500) -> int:
+        key = self._signing_key
+
+        def op(conn: Connection) -> int:
+            rows = conn.execute(
+                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts"
+                " WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at"
+                f" LIMIT ?{self._dialect.skip_locked}",
+                (now, limit),
+            ).fetchall()
+            for row in rows:
+                checkout = _checkout(row)
+                decision = decide(
+                    checkout.status, Action.EXPIRE, expires_at=checkout.expires_at, now=now
+                )
+                if decision.new_status is not None:
+                    _transition(conn, checkout, decision.new_status, now, key)
+            return len(rows)
+
+        return await self._worker.run(op)
+
+    # The outbox.
+
+    async def unpublished_events(self, *, limit: int = 500, after: int = 0) -> list[OutboxEvent]:
+        def op(conn: Connection) -> list[OutboxEvent]:
+            rows = conn.execute(
+                "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
+                " WHERE published_at IS NULL AND position > ? ORDER BY position LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            return [
+                OutboxEvent(pos, eid, mid, seq, typ, payload.encode())
+                for pos, eid, mid, seq, typ, payload in rows
+            ]
+
+        # A range of the partial index of unsent events, on the reader: the
+        # relay does not wait for a group commit to learn what to send.
+        return await self._worker.read(op)
+
+    async def mark_published(self, positions: list[int], *, now: int) -> None:
+        def op(conn: Connection) -> None:
+            conn.executemany(
+                "UPDATE events SET published_at = ? WHERE position = ?",
+                [(now, position) for position in positions],
+            )
+
+        await self._worker.run(op)
+
+    async def events_after(self, merchant_id: str, after: int, *, limit: int) -> list[OutboxEvent]:
+        def op(conn: Connection) -> list[OutboxEvent]:
+            rows = conn.execute(
+                "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
+                " WHERE merchant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (merchant_id, after, limit),
+            ).fetchall()
+            return [
+                OutboxEvent(pos, eid, mid, seq, typ, payload.encode())
+                for pos, eid, mid, seq, typ, payload in rows
+            ]
+
+        return await self._worker.run(op)
+
+    # Idempotency keys.
+
+    async def purge_idempotency_keys(self, before: int, *, limit: int = 5000) -> int:
+        def op(conn: Connection) -> int:
+            # Oldest first and bounded, so that one purge never holds the
+            # single writer for long; call again while it returns ``limit``.
+            return conn.execute(
+                "DELETE FROM idempotency_keys WHERE (principal, endpoint, key) IN"
+                " (SELECT principal, endpoint, key FROM idempotency_keys"
+                " WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+                (before, limit),
+            ).rowcount
+
+        return await self._worker.run(op)
+
+
+class _RefusedWith:
+    """A refusal handed out of the writer as a value, not raised inside
+    it: raising would roll back what the refusal itself records (an expiry)."""
+
+    __slots__ = ("checkout", "code")
+
+    def __init__(self, code: str, checkout: Checkout | None) -> None:
+        self.code = code
+        self.checkout = checkout
+
+
+def _settle(result: T | _RefusedWith) -> T:
+    if isinstance(result, _RefusedWith):
+        raise Refused(result.code)
+    return result
+
+
+def _replying(
+    op: Callable[[Connection], T | _RefusedWith], answer: Answer[T], now: int
+) -> Callable[[Connection], Reply]:
+    """``op`` with its answer rendered in its transaction and, under an
+    idempotency key, stored there too: the key's row and the work it did are
+    committed together or not at all. A key seen before replays its stored
+    answer and does no work."""
+
+    def run(conn: Connection) -> Reply:
+        key = answer.key
+        if key is not None:
+            stored = _stored_reply(conn, key)
+            if stored is not None:
+                return stored
+        outcome = op(conn)
+        reply = answer.render(
+            Refused(outcome.code) if isinstance(outcome, _RefusedWith) else outcome
+        )
+        # A 5xx says nothing about the request; the client should retry it.
+        if key is not None and reply.status < 500:
+            conn.execute(
+                "INSERT INTO idempotency_keys"
+                " (principal, endpoint, key, request_hash, status, body, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key.scope, key.request_hash, reply.status, reply.body, now),
+            )
+        return reply
+
+    return run
+
+
+def _stored_reply(conn: Connection, key: IdempotencyKey) -> Reply | None:
+    row = conn.execute(
+        "SELECT request_hash, status, body FROM idempotency_keys"
+        " WHERE principal = ? AND endpoint = ? AND key = ?",
+        key.scope,
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] != key.request_hash:
+        raise Refused("idempotency_mismatch")
+    return Reply(row[1], bytes(row[2]), replayed=True)
+
+
+def _post(
+    conn: Connection,
+    transaction_id: str,
+    currency: str,
+    amount: int,
+    *,
+    source: str,
+    destination: str,
+    now: int,
+) -> None:
+    """Moves ``amount`` from ``source`` to ``destination`` as two ledger
+    entries that sum to zero: money is never made or lost, only moved."""
+    conn.execute(
+        "INSERT INTO ledger_entries (transaction_id, account, currency, amount, created_at)"
+        " VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)",
+        (
+            *(transaction_id, source, currency, -amount, now),
+            *(transaction_id, destination, currency, amount, now),
+        ),
+    )
+
+
+def _add_to_merchant(conn: Connection, merchant_id: str, currency: str, amount: int) -> None:
+    """The merchant's cached balance, kept with the ledger entries it sums."""
+    conn.execute(
+        "INSERT INTO merchant_balances (merchant_id, currency, balance) VALUES (?, ?, ?)"
+        " ON CONFLICT (merchant_id, currency) DO UPDATE"
+        " SET balance = merchant_balances.balance + excluded.balance",
+        (merchant_id, currency, amount),
+    )
+
+
+def _transition(
+    conn: Connection, checkout: Checkout, status: Status, now: int, key: SigningKey
+) -> Checkout:
+    """Moves a pending checkout to ``status`` and writes the event announcing
+    it, signed with ``key``, in the caller's transaction (the transactional
+    outbox)."""
+    changed = conn.execute(
+        "UPDATE checkouts SET status = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+        (status.value, now, checkout.id),
+    ).rowcount
+    if changed != 1:
+        raise StorageError(f"checkout {checkout.id} was not pending")
+    moved = replace(checkout, status=status, updated_at=now)
+    _write_event(conn, moved, EVENT_FOR_STATUS[status.value], now, key)
+    return moved
+
+
+def _write_event(
+    conn: Connection, checkout: Checkout, kind: EventType, now: int, key: SigningKey
+) -> None:
+    """The event announcing what just happened to ``checkout``, with the
+    merchant's next ``seq`` and signed with ``key``, in the caller's
+    transaction. The signed bytes are stored and published as they are."""
+    seq = conn.execute(
+        "UPDATE merchants SET last_event_seq = last_event_seq + 1 WHERE id = ?"
+        " RETURNING last_event_seq",
+        (checkout.merchant_id,),
+    ).fetchone()[0]
+    event = CheckoutEvent(
+        event_id=credentials.new_id("evt"),
+        seq=seq,
+        type=kind,
+        merchant_id=checkout.merchant_id,
+        checkout=checkout.snapshot(),
+        created_at=to_rfc3339(now),
+    )
+    conn.execute(
+        "INSERT INTO events (event_id, merchant_id, seq, type, checkout_id, payload, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.event_id,
+            event.merchant_id,
+            seq,
+            event.type,
+            checkout.id,
+            jsonfields.dumps(key.sign(event.to_dict())).decode(),
+            now,
+        ),
+    )

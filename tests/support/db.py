@@ -1,0 +1,45 @@
+"""The PSP's database as a test reads it behind the server's back, whichever
+backend ``--db`` names: a SQLite file or a postgresql:// URL."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+
+from psp_server.storage.postgres import PgConnection
+
+# What a constraint the schema enforces raises, on either backend.
+IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+def is_postgresql(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+class _Postgres(PgConnection):
+    """PgConnection (``?`` placeholders) with the connection's commit."""
+
+    __slots__ = ()
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+
+@contextlib.contextmanager
+def connect(db: str) -> Iterator[Any]:
+    """A connection taking ``?`` placeholders; what it did is committed when
+    the block ends without an error, and the connection closed."""
+    if is_postgresql(db):
+        with psycopg.connect(db) as pg:
+            yield _Postgres(pg)
+        return
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
