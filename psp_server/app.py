@@ -17,6 +17,7 @@ from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE, WEBHOOK_DISPATCHER, W
 from .config import Settings, with_default_public_url
 from .errors import APIError
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
+from .partitions import LeasedPartitions, partitions_for, wake_on_new_events
 from .relay import OutboxRelay
 from .storage import Storage, open_storage
 from .sweeper import sweep_forever
@@ -81,8 +82,16 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
             name="expiry-sweeper",
         )
     ]
+    partitions = partitions_for(settings.db)
+    if isinstance(partitions, LeasedPartitions):
+        # Other processes write events too; their commits wake this one.
+        tasks.append(
+            asyncio.create_task(
+                wake_on_new_events(settings.db, app[RELAY_WAKE]), name="event-notifications"
+            )
+        )
     if settings.mqtt is not None:
-        relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE])
+        relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
         app[RELAY] = relay
         tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
     yield
@@ -91,6 +100,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await partitions.close()
 
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,6 +5,11 @@ published only after the broker's PUBACK, so an event is delivered at least
 once; a consumer drops a repeat by ``event_id``. While the broker is away the
 events wait in the database and go out in order when it is back.
 
+With several processes on one PostgreSQL database, each relay publishes
+the events of the merchants whose partitions its process holds
+(``partitions.py``), so that a merchant's events leave from one relay, in
+order, and each once per attempt.
+
 Each event goes to its merchant's events topic and, when its checkout names
 a terminal, the same bytes also to that terminal's events topic: a terminal
 then hears its own checkouts without waking for every other lane's. It is
@@ -31,6 +36,7 @@ from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import events_topic, terminal_events_topic
 
+from .partitions import REFRESH_SECONDS, AllPartitions, Partitions
 from .storage import Storage
 from .storage.records import OutboxEvent
 
@@ -43,10 +49,17 @@ POLL_SECONDS = 2.0
 
 
 class OutboxRelay:
-    def __init__(self, storage: Storage, target: MqttTarget, wake: asyncio.Event) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        target: MqttTarget,
+        wake: asyncio.Event,
+        partitions: Partitions | None = None,
+    ) -> None:
         self._storage = storage
         self._target = target
         self._wake = wake
+        self._partitions = partitions or AllPartitions()
         self.connected = False
         # MQTT 5, so that a broker refusing a publish (an ACL without the
         # relay's write rule) says so in its PUBACK; with 3.1.1 it would
@@ -118,10 +131,22 @@ class OutboxRelay:
                 if marking is not None and marking.done():
                     marking.result()  # a failed marking ends the session
                 self._wake.clear()
-                events = await self._storage.unpublished_events(limit=BATCH, after=sent_upto)
+                held = await self._partitions.held()
+                if held == []:  # other processes serve every merchant for now
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=REFRESH_SECONDS)
+                    continue
+                shared = held is not None
+                # Shared with other processes: no cursor, as another
+                # merchant's transaction may commit a lower position later.
+                events = await self._storage.unpublished_events(
+                    limit=BATCH, after=0 if shared else sent_upto, partitions=held
+                )
                 if not events:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
+                        await asyncio.wait_for(
+                            self._wake.wait(), timeout=REFRESH_SECONDS if shared else POLL_SECONDS
+                        )
                     continue
                 # paho writes them in call order, so per-merchant (and
                 # per-terminal) order holds while the PUBACKs are awaited together.
@@ -138,6 +163,12 @@ class OutboxRelay:
                         f"the broker at {self._target} refused {refusals.count - refused_before} "
                         "event publish(es)"
                     )
+                if shared:
+                    # Marked before the partitions are looked at again: one
+                    # that passes to another process passes with its events
+                    # marked, and they are not sent twice.
+                    await self._storage.mark_published([e.position for e in events], now=now_ms())
+                    continue
                 sent_upto = events[-1].position
                 marking = asyncio.create_task(self._mark(marking, [e.position for e in events]))
         finally:

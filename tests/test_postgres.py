@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from psp_server.appkeys import RELAY
 from psp_server.errors import Refused
+from psp_server.partitions import PARTITIONS
 from psp_server.payloads import CheckoutRequest
 from psp_server.storage.postgres import PostgresStorage
 from psp_server.storage.records import Answer, IdempotencyKey, Reply
 from psp_server.storage.sqlite import SqliteStorage
+from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.timefmt import now_ms
+from scan2pay_common.topics import events_topic
+from tests.support.broker import Mosquitto
 from tests.support.ledger import assert_ledger_holds
+from tests.support.mqtt import Subscriber
+from tests.support.psp import Psp, code_of, start_psp, stop_psp
 
 PUBLIC_URL = "HTTP://127.0.0.1:8080"
 
@@ -127,3 +134,112 @@ async def test_a_server_that_is_not_there_is_a_clear_error(tmp_path: Path) -> No
     dsn = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
     with pytest.raises(StorageError, match="cannot migrate PostgreSQL database"):
         await asyncio.to_thread(PostgresStorage, dsn)
+
+
+# Several processes' relays on one database (psp_server/partitions.py).
+
+
+async def _held(psp: Psp) -> list[int]:
+    relay = psp.server.app[RELAY]
+    return await relay._partitions.held() or []
+
+
+async def _events(listener: Subscriber, count: int | None = None) -> list[CheckoutEvent]:
+    """``count`` events, or those that come within half a second; waited for
+    off the loop, on which the PSPs run."""
+    wait = listener.drain if count is None else lambda: listener.wait_for(count, 15)
+    return [CheckoutEvent.from_json(m.payload) for m in await asyncio.to_thread(wait)]
+
+
+async def _split(psps: list[Psp], timeout: float = 10.0) -> list[list[int]]:
+    """Waits until the processes hold every partition between them, each
+    some."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        shares = [await _held(p) for p in psps]
+        if sorted(p for share in shares for p in share) == list(range(PARTITIONS)) and all(shares):
+            return shares
+        assert asyncio.get_running_loop().time() < deadline, shares
+        await asyncio.sleep(0.2)
+
+
+async def test_two_processes_relay_every_event_once_in_each_merchants_order(
+    pg_dsn: str, broker: Mosquitto, subscribe: Callable[..., Subscriber]
+) -> None:
+    psps = [await start_psp(pg_dsn, mqtt_url=broker.url, sweep_interval=0.05) for _ in range(2)]
+    try:
+        shares = await _split(psps)
+        assert all(shares), shares  # both relays have work
+        shops = [await psps[0].merchant(f"Shop {n}") for n in range(6)]
+        listener = subscribe("scan2pay/v1/m/+/events")
+        wallet = await psps[0].wallet(balance=10**9)
+        paid = 0
+        for round_ in range(8):
+            for n, shop in enumerate(shops):
+                psp = psps[(round_ + n) % 2]  # each merchant is served by both
+                checkout = await psp.checkout(shop, order_id=f"O-{round_}", amount=100)
+                status, _ = await psp.pay(wallet, code_of(checkout))
+                assert status == 201
+                paid += 1
+        events = [
+            CheckoutEvent.from_json(m.payload)
+            for m in await asyncio.to_thread(listener.wait_for, paid, 15)
+        ]
+        # A repeat would arrive now.
+        events += [
+            CheckoutEvent.from_json(m.payload) for m in await asyncio.to_thread(listener.drain)
+        ]
+        assert len({e.event_id for e in events}) == len(events) == paid
+        for shop in shops:
+            seqs = [e.seq for e in events if e.merchant_id == shop.id]
+            assert seqs == list(range(1, 9)), (shop.id, seqs)
+    finally:
+        for psp in psps:
+            await stop_psp(psp)
+
+
+async def test_a_stopped_processes_merchants_are_taken_over(
+    pg_dsn: str, broker: Mosquitto, subscribe: Callable[..., Subscriber]
+) -> None:
+    first = await start_psp(pg_dsn, mqtt_url=broker.url, sweep_interval=0.05)
+    second = await start_psp(pg_dsn, mqtt_url=broker.url, sweep_interval=0.05)
+    try:
+        await _split([first, second])
+        await stop_psp(first)
+        assert await _split([second]) == [list(range(PARTITIONS))]
+        shops = [await second.merchant(f"Shop {n}") for n in range(6)]
+        listener = subscribe("scan2pay/v1/m/+/events")
+        wallet = await second.wallet(balance=10**9)
+        for shop in shops:
+            checkout = await second.checkout(shop, amount=100)
+            assert (await second.pay(wallet, code_of(checkout)))[0] == 201
+        events = [
+            CheckoutEvent.from_json(m.payload)
+            for m in await asyncio.to_thread(listener.wait_for, 6, 15)
+        ]
+        assert {e.merchant_id for e in events} == {s.id for s in shops}
+    finally:
+        await stop_psp(second)
+
+
+async def test_one_sweeper_at_a_time_expires_each_checkout_once(
+    pg_dsn: str, broker: Mosquitto, subscribe: Callable[..., Subscriber]
+) -> None:
+    psps = [await start_psp(pg_dsn, mqtt_url=broker.url, sweep_interval=0.02) for _ in range(2)]
+    try:
+        shop = await psps[0].merchant()
+        listener = subscribe(events_topic(shop.id))
+        for n in range(20):
+            await psps[n % 2].checkout(shop, order_id=f"E-{n}", expires_in=1)
+        events = [
+            CheckoutEvent.from_json(m.payload)
+            for m in await asyncio.to_thread(listener.wait_for, 20, 15)
+        ]
+        events += [
+            CheckoutEvent.from_json(m.payload) for m in await asyncio.to_thread(listener.drain)
+        ]
+        assert sorted(e.seq for e in events) == list(range(1, 21))
+        assert {e.type for e in events} == {"checkout.expired"}
+    finally:
+        for psp in psps:
+            await stop_psp(psp)

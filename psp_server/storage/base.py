@@ -23,6 +23,7 @@ and is answered ``request_in_progress``.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from scan2pay_common.signing import SigningKey
 
@@ -202,9 +203,13 @@ class Storage(abc.ABC):
     # The outbox.
 
     @abc.abstractmethod
-    async def unpublished_events(self, *, limit: int = 500, after: int = 0) -> list[OutboxEvent]:
+    async def unpublished_events(
+        self, *, limit: int = 500, after: int = 0, partitions: Sequence[int] | None = None
+    ) -> list[OutboxEvent]:
         """In the order they were written, oldest first; only those past
-        position ``after`` (what a relay has sent but not yet marked)."""
+        position ``after`` (what a relay has sent but not yet marked), and,
+        when ``partitions`` is given, only those of merchants in them
+        (``psp_server/partitions.py``; PostgreSQL only)."""
 
     @abc.abstractmethod
     async def mark_published(self, positions: list[int], *, now: int) -> None: ...

@@ -42,10 +42,13 @@ def schema_sql(name: str, dialect: str) -> list[str]:
     return [s.rstrip(";") for s in statements if s]
 
 
-def sql_step(name: str) -> Callable[[Any], None]:
-    """A yoyo step that runs ``schema/{name}`` in the connection's dialect."""
+def sql_step(name: str, *, only: str | None = None) -> Callable[[Any], None]:
+    """A yoyo step that runs ``schema/{name}`` in the connection's dialect;
+    with ``only``, in that dialect alone."""
 
     def apply(conn: Any) -> None:
+        if only is not None and dialect_of(conn) != only:
+            return
         cursor = conn.cursor()
         for statement in schema_sql(name, dialect_of(conn)):
             cursor.execute(statement)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from scan2pay_common.timefmt import now_ms, to_rfc3339
 from .. import credentials
 from ..checkout_machine import Action, Purse, Status, decide, decide_payment, decide_refund
 from ..errors import Refused, StorageError
+from ..partitions import PARTITIONS
 from ..payloads import CheckoutRequest
 from .base import Storage, new_checkout
 from .dbapi import Connection, Dialect, Worker
@@ -36,6 +37,10 @@ from .records import (
 )
 
 T = TypeVar("T")
+
+# The advisory lock the expiry sweeper holds for its transaction on
+# PostgreSQL: "s2p" "swee".
+SWEEPER_LOCK = (0x73327000, 0x73776565)
 
 # How long a merchant key, once found, is believed without asking again.
 MERCHANT_KEY_CACHE_SECONDS = 1.0
@@ -582,6 +587,14 @@ class SqlStorage(Storage):
         key = self._signing_key
 
         def op(conn: Connection) -> int:
+            if self._dialect.name == "postgresql":
+                # One sweeper at a time across processes; the others find
+                # the lock taken and leave this round to it.
+                (ours,) = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(?, ?)", SWEEPER_LOCK
+                ).fetchone()
+                if not ours:
+                    return 0
             rows = conn.execute(
                 f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts"
                 " WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at"
@@ -601,18 +614,32 @@ class SqlStorage(Storage):
 
     # The outbox.
 
-    async def unpublished_events(self, *, limit: int = 500, after: int = 0) -> list[OutboxEvent]:
+    async def unpublished_events(
+        self, *, limit: int = 500, after: int = 0, partitions: Sequence[int] | None = None
+    ) -> list[OutboxEvent]:
         def op(conn: Connection) -> list[OutboxEvent]:
-            rows = conn.execute(
-                "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
-                " WHERE published_at IS NULL AND position > ? ORDER BY position LIMIT ?",
-                (after, limit),
-            ).fetchall()
+            if partitions is None:
+                rows = conn.execute(
+                    "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
+                    " WHERE published_at IS NULL AND position > ? ORDER BY position LIMIT ?",
+                    (after, limit),
+                ).fetchall()
+            else:
+                # PostgreSQL's hashtext, the same in every process on the server.
+                rows = conn.execute(
+                    "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
+                    " WHERE published_at IS NULL AND position > ?"
+                    " AND (hashtext(merchant_id) & 2147483647) % ? = ANY(?)"
+                    " ORDER BY position LIMIT ?",
+                    (after, PARTITIONS, list(partitions), limit),
+                ).fetchall()
             return [
                 OutboxEvent(pos, eid, mid, seq, typ, payload.encode())
                 for pos, eid, mid, seq, typ, payload in rows
             ]
 
+        if partitions is not None and self._dialect.name != "postgresql":
+            raise StorageError("merchant partitions need PostgreSQL")
         # A range of the partial index of unsent events, on the reader: the
         # relay does not wait for a group commit to learn what to send.
         return await self._worker.read(op)
