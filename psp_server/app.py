@@ -13,7 +13,15 @@ from typing import Any
 from aiohttp import web
 
 from . import abuse, routes
-from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE, WEBHOOK_DISPATCHER, WEBHOOK_STORE
+from .appkeys import (
+    PARTITION_LEASES,
+    RELAY,
+    RELAY_WAKE,
+    SETTINGS,
+    STORAGE,
+    WEBHOOK_DISPATCHER,
+    WEBHOOK_STORE,
+)
 from .config import Settings, with_default_public_url
 from .errors import APIError
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
@@ -74,6 +82,12 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORAGE].close()
 
 
+async def _partitions_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[PARTITION_LEASES] = partitions_for(app[SETTINGS].db)
+    yield
+    await app[PARTITION_LEASES].close()
+
+
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     tasks = [
@@ -82,7 +96,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
             name="expiry-sweeper",
         )
     ]
-    partitions = partitions_for(settings.db)
+    partitions = app[PARTITION_LEASES]
     if isinstance(partitions, LeasedPartitions):
         # Other processes write events too; their commits wake this one.
         tasks.append(
@@ -100,7 +114,6 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await partitions.close()
 
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -111,7 +124,9 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         maximum=settings.webhook_retry_max,
         window=settings.webhook_retry_window,
     )
-    dispatcher = WebhookDispatcher(store, policy, timeout=settings.webhook_timeout)
+    dispatcher = WebhookDispatcher(
+        store, policy, timeout=settings.webhook_timeout, partitions=app[PARTITION_LEASES]
+    )
     app[WEBHOOK_DISPATCHER] = dispatcher
     wake = app[RELAY_WAKE]
     wake.add_listener(dispatcher.wake_event)
@@ -136,6 +151,7 @@ def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Appli
     if storage is not None:
         app[STORAGE] = storage
     app.cleanup_ctx.append(_storage_ctx)
+    app.cleanup_ctx.append(_partitions_ctx)  # before the relay and the dispatcher, which use it
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_webhooks_ctx)
     routes.add_routes(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .config import Settings
+from .partitions import Partitions
 from .relay import OutboxRelay
 from .storage import Storage
 from .wake import WakeEvent
@@ -16,5 +17,8 @@ STORAGE = web.AppKey("storage", Storage)
 # Set whenever events were written; the relay and the webhook dispatcher hear it.
 RELAY_WAKE = web.AppKey("relay_wake", WakeEvent)
 RELAY = web.AppKey("relay", OutboxRelay)
+# The merchants whose events and webhooks this process serves; the relay and
+# the webhook dispatcher share it, so that one process does both for a merchant.
+PARTITION_LEASES = web.AppKey("partition_leases", Partitions)
 WEBHOOK_STORE = web.AppKey("webhook_store", WebhookStore)
 WEBHOOK_DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)

@@ -77,7 +77,7 @@ def _is_constant(node: ast.AST, names: set[str]) -> bool:
 
 
 def _is_dialect_word(node: ast.AST) -> bool:
-    """``self._dialect.for_update``, ``dialect.unindexed("merchant_id")``:
+    """``self._dialect.for_update``, ``dialect.indexed_by("an_index")``:
     an attribute of the backend's Dialect, called with literals only."""
     if isinstance(node, ast.Call):
         if not all(isinstance(arg, ast.Constant) for arg in node.args) or node.keywords:

@@ -1,7 +1,9 @@
 """Merchant webhooks end to end: a real PSP posts to real HTTP receivers on
 loopback; signatures are checked with the helper and recomputed by hand;
 retries, a dead endpoint, a SIGKILLed server, redelivery and the merchant
-boundary are each exercised against the running server."""
+boundary are each exercised against the running server. On PostgreSQL: an
+event committed after a later one is still found, and two PSPs on one
+database deliver each event once."""
 
 from __future__ import annotations
 
@@ -14,20 +16,31 @@ import logging
 import random
 import signal
 import socket
+import sqlite3
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp import web
 
+from psp_server.appkeys import PARTITION_LEASES
+from psp_server.partitions import PARTITIONS
+from psp_server.payloads import CheckoutRequest
 from psp_server.storage import open_storage
+from psp_server.storage.postgres import PostgresStorage
+from psp_server.storage.sqlite import SqliteStorage
 from psp_server.wake import WakeEvent
 from psp_server.webhooks import signing
 from psp_server.webhooks.retry import RetryPolicy
+from psp_server.webhooks.store import Scan, WebhookStore
+from scan2pay_common.timefmt import now_ms
 from tests.support.db import connect as db_connect
 from tests.support.process import PspProcess
 from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
@@ -56,6 +69,7 @@ class Receiver:
         self.answers: list[int] = []  # the next answers, in order; then `default`
         self.default = 200
         self.stall = False  # hold each request until stop()
+        self.delay = 0.0  # seconds before each answer
         self._arrived = asyncio.Event()
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -67,6 +81,7 @@ class Receiver:
         self._arrived.set()
         if self.stall:
             await self._release.wait()
+        await asyncio.sleep(self.delay)
         status = self.answers.pop(0) if self.answers else self.default
         return web.Response(status=status, text="thanks" if status < 300 else "no")
 
@@ -119,13 +134,12 @@ async def receiver() -> AsyncIterator[MakeReceiver]:
 
 
 @pytest.fixture
-async def make_psp(tmp_path: Path) -> AsyncIterator[MakePsp]:
+async def make_psp(db: str) -> AsyncIterator[MakePsp]:
+    """A PSP with the test's settings, on each backend in turn (``db``)."""
     made: list[Psp] = []
 
     async def make(**settings: Any) -> Psp:
-        server = await start_psp(
-            str(tmp_path / f"psp{len(made)}.db"), sweep_interval=0.05, **settings
-        )
+        server = await start_psp(db, sweep_interval=0.05, **settings)
         made.append(server)
         return server
 
@@ -174,7 +188,9 @@ async def log_until(
     deadline = time.monotonic() + timeout
     while True:
         log = await log_of(psp, merchant, webhook_id)
-        if check(log):
+        # Empty until the dispatcher's scan has committed, which on
+        # PostgreSQL runs beside the request that wrote the event.
+        if log and check(log):
             return log
         assert time.monotonic() < deadline, f"the delivery log never got there: {log}"
         await asyncio.sleep(0.01)
@@ -631,3 +647,240 @@ async def test_bad_requests_are_refused(psp: Psp) -> None:
     assert (answer[0], answer[1]["error"]["code"]) == (401, "unauthorized")
     for good in ("https://example.com", "HTTP://[::1]:8443/a/b?c=d", "http://shop.local/hook"):
         await register(psp, shop, good)
+
+
+# The cursor, and several processes on one PostgreSQL database.
+
+
+def order(order_id: str) -> CheckoutRequest:
+    return CheckoutRequest.parse(
+        {"order_id": order_id, "amount": 500, "currency": "EUR"}, max_amount=10**9
+    )
+
+
+async def test_an_event_committed_after_a_higher_position_is_delivered(pg_dsn: str) -> None:
+    """Positions are taken when events are written and committed in any
+    order: a scan between the two commits must not pass over the lower one."""
+    storage = await asyncio.to_thread(PostgresStorage, pg_dsn)
+    try:
+        store = WebhookStore.of(storage)
+        (a, _), (b, _) = await storage.create_merchant("A"), await storage.create_merchant("B")
+        to_a, _ = await store.create_endpoint(a.id, "https://a.example/hook", now=now_ms())
+        to_b, _ = await store.create_endpoint(b.id, "https://b.example/hook", now=now_ms())
+        checkout_a, _ = await storage.create_checkout(
+            a.id, order("A-1"), public_url="HTTP://X", now=now_ms()
+        )
+        checkout_b, _ = await storage.create_checkout(
+            b.id, order("B-1"), public_url="HTTP://X", now=now_ms()
+        )
+        _, token = await storage.create_wallet("w", "EUR", 10_000)
+
+        async with await psycopg.AsyncConnection.connect(pg_dsn) as late:
+            # A's event, written as the storage writes one, and not committed yet.
+            seq_row = await (
+                await late.execute(
+                    "UPDATE merchants SET last_event_seq = last_event_seq + 1 WHERE id = %s"
+                    " RETURNING last_event_seq",
+                    (a.id,),
+                )
+            ).fetchone()
+            assert seq_row is not None
+            position_row = await (
+                await late.execute(
+                    "INSERT INTO events"
+                    " (event_id, merchant_id, seq, type, checkout_id, payload, created_at)"
+                    " VALUES ('evt_late', %s, %s, 'checkout.cancelled', %s, '{}', %s)"
+                    " RETURNING position",
+                    (a.id, seq_row[0], checkout_a.id, now_ms()),
+                )
+            ).fetchone()
+            assert position_row is not None
+            await storage.pay(token, checkout_b.code, now=now_ms())  # B's event commits first
+            await store.scan(now=now_ms())
+            (to_b_first,) = await store.deliveries(b.id, to_b.id, limit=10)
+            assert await store.deliveries(a.id, to_a.id, limit=10) == []
+            await late.commit()
+
+        await store.scan(now=now_ms())
+        (to_a_first,) = await store.deliveries(a.id, to_a.id, limit=10)
+        assert (to_a_first.event_id, to_a_first.seq) == ("evt_late", 1)
+        with psycopg.connect(pg_dsn) as conn:
+            position_b = conn.execute(
+                "SELECT position FROM events WHERE event_id = %s", (to_b_first.event_id,)
+            ).fetchone()
+        assert position_b is not None and position_row[0] < position_b[0]
+    finally:
+        await storage.close()
+
+
+async def _partition_of(dsn: str, merchant_id: str) -> int:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        row = await (
+            await conn.execute(
+                "SELECT (hashtext(%s) & 2147483647) %% %s", (merchant_id, PARTITIONS)
+            )
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+NOTHING = Scan(due_endpoints=[], next_due_at=None, more=False)
+
+
+async def test_the_store_serves_the_merchants_of_the_partitions_it_is_given(
+    pg_dsn: str,
+) -> None:
+    storage = await asyncio.to_thread(PostgresStorage, pg_dsn)
+    try:
+        store = WebhookStore.of(storage)
+        shop, _ = await storage.create_merchant("Shop")
+        endpoint, _ = await store.create_endpoint(shop.id, "https://a.example/hook", now=now_ms())
+        checkout, _ = await storage.create_checkout(
+            shop.id, order("P-1"), public_url="HTTP://X", now=now_ms()
+        )
+        _, token = await storage.create_wallet("w", "EUR", 10_000)
+        await storage.pay(token, checkout.code, now=now_ms())
+        partition = await _partition_of(pg_dsn, shop.id)
+        ours, others = [partition], [p for p in range(PARTITIONS) if p != partition]
+
+        now = now_ms()
+        assert await store.scan(now=now, partitions=others) == NOTHING
+        assert await store.deliveries(shop.id, endpoint.id, limit=10) == []
+        assert (await store.scan(now=now, partitions=ours)).due_endpoints == [endpoint.id]
+        assert await store.due(endpoint.id, now=now, limit=10, partitions=others) == []
+        assert await store.due(endpoint.id, now=now, limit=10, partitions=[]) == []
+        (due,) = await store.due(endpoint.id, now=now, limit=10, partitions=ours)
+        assert due.endpoint_id == endpoint.id
+        assert await store.scan(now=now, partitions=others) == NOTHING
+    finally:
+        await storage.close()
+
+
+def _migrate_to_0005(path: Path) -> None:
+    from yoyo import get_backend, read_migrations
+
+    folder = resources.files("psp_server.storage") / "migrations"
+    backend = get_backend(f"sqlite:///{path}")
+    before = read_migrations(str(folder)).filter(lambda m: m.id <= "0005_event_notify")
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(before))
+    backend.connection.close()
+
+
+async def test_the_migration_turns_positions_into_each_merchants_seq(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    await asyncio.to_thread(_migrate_to_0005, path)
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO merchants (id, name, api_key_hash, last_event_seq, created_at)"
+            " VALUES (?, ?, ?, ?, 1)",
+            [("mer_a", "A", "ha", 3), ("mer_b", "B", "hb", 2), ("mer_c", "C", "hc", 0)],
+        )
+        conn.executemany(
+            "INSERT INTO checkouts (id, merchant_id, order_id, request_hash, amount, currency,"
+            " code, qr_url, status, created_at, expires_at, updated_at)"
+            " VALUES (?, ?, 'O-1', 'x', 100, 'EUR', ?, 'HTTP://X/Q/C', 'cancelled', 1, 9, 2)",
+            [("co_a", "mer_a", "CA"), ("co_b", "mer_b", "CB")],
+        )
+        # Positions 1-5: A1 B1 A2 B2 A3.
+        conn.executemany(
+            "INSERT INTO events"
+            " (position, event_id, merchant_id, seq, type, checkout_id, payload, created_at)"
+            " VALUES (?, ?, ?, ?, 'checkout.cancelled', ?, '{}', 2)",
+            [
+                (1, "evt_a1", "mer_a", 1, "co_a"),
+                (2, "evt_b1", "mer_b", 1, "co_b"),
+                (3, "evt_a2", "mer_a", 2, "co_a"),
+                (4, "evt_b2", "mer_b", 2, "co_b"),
+                (5, "evt_a3", "mer_a", 3, "co_a"),
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO webhook_endpoints"
+            " (id, merchant_id, url, secret, enabled, last_position, created_at)"
+            " VALUES (?, ?, 'https://x.example/hook', 'whsec_x', 1, ?, 1)",
+            [
+                ("wh_a0", "mer_a", 0),
+                ("wh_a4", "mer_a", 4),
+                ("wh_a5", "mer_a", 5),
+                ("wh_b2", "mer_b", 2),
+                ("wh_c5", "mer_c", 5),
+            ],
+        )
+
+    storage = await asyncio.to_thread(SqliteStorage, str(path))  # migrates
+    try:
+        with sqlite3.connect(path) as conn:
+            cursors = dict(conn.execute("SELECT id, last_seq FROM webhook_endpoints"))
+        assert cursors == {"wh_a0": 0, "wh_a4": 2, "wh_a5": 3, "wh_b2": 1, "wh_c5": 0}
+        # Each endpoint is then sent what it had not been sent, and nothing twice.
+        store = WebhookStore.of(storage)
+        await store.scan(now=now_ms())
+        sent = {
+            endpoint_id: [
+                d.event_id for d in await store.deliveries(merchant, endpoint_id, limit=9)
+            ]
+            for endpoint_id, merchant in (
+                ("wh_a0", "mer_a"),
+                ("wh_a4", "mer_a"),
+                ("wh_a5", "mer_a"),
+                ("wh_b2", "mer_b"),
+                ("wh_c5", "mer_c"),
+            )
+        }
+        assert sent == {
+            "wh_a0": ["evt_a3", "evt_a2", "evt_a1"],
+            "wh_a4": ["evt_a3"],
+            "wh_a5": [],
+            "wh_b2": ["evt_b2"],
+            "wh_c5": [],
+        }
+    finally:
+        await storage.close()
+
+
+async def _split(psps: list[Psp], timeout: float = 10.0) -> list[list[int]]:
+    """Waits until the processes hold every partition between them, each some."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shares = [await p.server.app[PARTITION_LEASES].held() or [] for p in psps]
+        if sorted(p for share in shares for p in share) == list(range(PARTITIONS)) and all(shares):
+            return shares
+        assert time.monotonic() < deadline, shares
+        await asyncio.sleep(0.2)
+
+
+async def test_two_processes_deliver_each_event_once(pg_dsn: str, receiver: MakeReceiver) -> None:
+    hook = await receiver()
+    # Each request takes a while: two senders of one delivery would both be
+    # in flight, and both be counted.
+    hook.delay = 0.05
+    psps = [await start_psp(pg_dsn, sweep_interval=0.05, **FAST) for _ in range(2)]
+    try:
+        shares = await _split(psps)
+        # Three merchants in each process's share.
+        shops: list[Merchant] = []
+        served = [0, 0]
+        while len(shops) < 6:
+            shop = await psps[0].merchant(f"Shop {len(shops)}")
+            holder = 0 if await _partition_of(pg_dsn, shop.id) in shares[0] else 1
+            if served[holder] < 3:
+                served[holder] += 1
+                shops.append(shop)
+        for n, shop in enumerate(shops):
+            await register(psps[n % 2], shop, hook.url)
+        wallet = await psps[0].wallet(balance=10**9)
+        for round_ in range(4):
+            for n, shop in enumerate(shops):
+                await pay_one(psps[(round_ + n) % 2], shop, wallet, f"O-{round_}")
+
+        received = await hook.wait_for(24, timeout=15)
+        await asyncio.sleep(0.5)  # a repeat would arrive now
+        counts = Counter(r.event["event_id"] for r in hook.requests)
+        assert len(counts) == 24 and set(counts.values()) == {1}, counts
+        for shop in shops:
+            seqs = [r.event["seq"] for r in received if r.event["merchant_id"] == shop.id]
+            assert seqs == [1, 2, 3, 4], (shop.id, seqs)
+    finally:
+        for psp in psps:
+            await stop_psp(psp)

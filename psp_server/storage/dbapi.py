@@ -59,11 +59,6 @@ class Dialect:
         worse; PostgreSQL's planner takes no hints."""
         return f" INDEXED BY {index}" if self.name == "sqlite" else ""
 
-    def unindexed(self, column: str) -> str:
-        """``column`` in a WHERE clause that must not lead SQLite to the
-        column's index (a unary plus hides it); PostgreSQL needs no such hint."""
-        return f"+{column}" if self.name == "sqlite" else column
-
 
 SQLITE = Dialect("sqlite", for_update="", skip_locked="")
 POSTGRESQL = Dialect("postgresql", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED")

@@ -2,16 +2,23 @@
 endpoints, at least once.
 
 One loop turns new rows of ``events`` into deliveries (each endpoint has a
-cursor, ``last_position``) and starts a sender for every endpoint that has
-deliveries due. A sender posts its endpoint's due deliveries one at a time,
-in the order they are due (for new events: the order they were written), and
-records each outcome before the next. Endpoints do not wait for each other:
-a dead one ties up only its own sender.
+cursor, ``last_seq``, in its merchant's events) and starts a sender for
+every endpoint that has deliveries due. A sender posts its endpoint's due
+deliveries one at a time, in the order they are due (for new events: the
+order they were written), and records each outcome before the next.
+Endpoints do not wait for each other: a dead one ties up only its own
+sender.
 
 All state is in the database, so a restart resumes where it stopped: a
 delivery whose outcome was not recorded (the server died mid-request) is
 still due and goes out again, which the receiver's dedupe by ``event_id``
 absorbs.
+
+With several processes on one PostgreSQL database, each dispatcher serves
+the endpoints of the merchants whose partitions its process holds
+(``psp_server/partitions.py``), as its relay does, so that a delivery goes
+out from one process. One in flight when its partition passes to another
+process may be attempted again there: at least once, as ever.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ import aiohttp
 
 from scan2pay_common.aio import honour_cancellation
 
+from ..partitions import AllPartitions, Partitions
 from . import signing
 from .retry import RetryPolicy
-from .store import DueDelivery, Outcome, WebhookStore
+from .store import DueDelivery, Outcome, Scan, WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +64,10 @@ class WebhookDispatcher:
         rng: random.Random | None = None,
         poll: float = POLL_SECONDS,
         max_senders: int = MAX_SENDERS,
+        partitions: Partitions | None = None,
     ) -> None:
         self._store = store
+        self._partitions = partitions or AllPartitions()
         self._policy = policy
         self._timeout = timeout
         self._clock = clock
@@ -104,11 +114,15 @@ class WebhookDispatcher:
             self._wake.clear()
             now = self._now_ms()
             delay = self._poll
+            scan: Scan | None = None
             try:
-                scan = await self._store.scan(now=now)
+                # Asked each round: partitions pass between processes.
+                held = await self._partitions.held()
+                if held != []:  # [] while other processes serve every merchant
+                    scan = await self._store.scan(now=now, partitions=held)
             except Exception:
                 log.exception("webhook scan failed; trying again")
-            else:
+            if scan is not None:
                 for endpoint_id in scan.due_endpoints:
                     if len(self._senders) >= self._max_senders:
                         break  # a sender that ends wakes this loop
@@ -127,7 +141,13 @@ class WebhookDispatcher:
     async def _serve(self, endpoint_id: str) -> None:
         try:
             while True:
-                batch = await self._store.due(endpoint_id, now=self._now_ms(), limit=BATCH)
+                # Nothing once the merchant's partition has passed to another process.
+                batch = await self._store.due(
+                    endpoint_id,
+                    now=self._now_ms(),
+                    limit=BATCH,
+                    partitions=await self._partitions.held(),
+                )
                 if not batch:
                     return
                 for due in batch:

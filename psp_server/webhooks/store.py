@@ -8,11 +8,13 @@ never races the API's.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import credentials
 from ..errors import StorageError
+from ..partitions import PARTITIONS
 from ..storage import Storage
 from ..storage.dbapi import Connection, Dialect, Worker
 from . import signing
@@ -114,6 +116,31 @@ class Scan:
     more: bool  # events are left to turn into deliveries: scan again at once
 
 
+# Enabled endpoints whose merchant has events they have not seen.
+_ENDPOINTS_BEHIND = (
+    "SELECT e.id, e.merchant_id, e.last_seq FROM webhook_endpoints e"
+    " JOIN merchants m ON m.id = e.merchant_id"
+    " WHERE e.enabled = 1 AND e.last_seq < m.last_event_seq"
+)
+_DUE_ENDPOINTS = (
+    " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+    " WHERE d.next_attempt_at <= ? AND e.enabled = 1"
+)
+_MOST_OVERDUE_FIRST = " GROUP BY d.endpoint_id ORDER BY MIN(d.next_attempt_at)"
+_DUE_DELIVERIES = (
+    "SELECT d.event_position, d.event_id, e.url, e.secret, ev.payload, d.next_attempt_at"
+    " FROM webhook_deliveries d"
+    " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+    " JOIN events ev ON ev.position = d.event_position"
+    " WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND e.enabled = 1"
+)
+_OLDEST_SCHEDULE_FIRST = " ORDER BY d.next_attempt_at, d.event_position LIMIT ?"
+# Endpoints (e) of merchants in the partitions given: the partition count
+# and the list are its parameters. PostgreSQL's hashtext, as the relay's
+# (SqlStorage.unpublished_events), so one process serves both for a merchant.
+_HELD = " AND (hashtext(e.merchant_id) & 2147483647) % ? = ANY(?)"
+
+
 def worker_of(storage: Storage) -> tuple[Worker, Dialect]:
     """The storage's worker, which webhooks share, and its dialect."""
     from ..storage.sql_storage import SqlStorage
@@ -123,42 +150,39 @@ def worker_of(storage: Storage) -> tuple[Worker, Dialect]:
     return storage.worker, storage.dialect
 
 
-def _top_position(conn: Connection) -> int:
-    top: int = conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
-    return top
+def _last_event_seq(conn: Connection, merchant_id: str) -> int:
+    seq: int = conn.execute(
+        "SELECT last_event_seq FROM merchants WHERE id = ?", (merchant_id,)
+    ).fetchone()[0]
+    return seq
 
 
 def _discover(
-    conn: Connection,
-    endpoint_id: str,
-    merchant_id: str,
-    last_position: int,
-    top: int,
-    now: int,
-    dialect: Dialect,
+    conn: Connection, endpoint_id: str, merchant_id: str, last_seq: int, now: int
 ) -> bool:
-    """Makes the endpoint's deliveries for its merchant's events in
-    (last_position, top] and moves its cursor; True if some are left."""
-    # "+merchant_id": walk the primary key from the cursor, which only sees
-    # the new events, rather than every event of the merchant.
+    """Makes the endpoint's deliveries for its merchant's events after seq
+    ``last_seq`` and moves its cursor past them; True if some are left."""
     rows = conn.execute(
         "SELECT position, event_id, seq, type FROM events"
-        f" WHERE position > ? AND position <= ? AND {dialect.unindexed('merchant_id')} = ?"
-        " ORDER BY position LIMIT ?",
-        (last_position, top, merchant_id, DISCOVER_BATCH),
+        " WHERE merchant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (merchant_id, last_seq, DISCOVER_BATCH),
     ).fetchall()
+    if not rows:
+        return False
     conn.executemany(
         "INSERT INTO webhook_deliveries"
         " (endpoint_id, event_position, event_id, seq, type, status, next_attempt_at, created_at)"
         " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
         [(endpoint_id, pos, eid, seq, typ, now, now) for pos, eid, seq, typ in rows],
     )
-    more = len(rows) == DISCOVER_BATCH
-    cursor = rows[-1][0] if more else top
+    # A redelivery may discover for the endpoint while a scan does: the
+    # cursor only moves forward.
+    cursor = rows[-1][2]
     conn.execute(
-        "UPDATE webhook_endpoints SET last_position = ? WHERE id = ?", (cursor, endpoint_id)
+        "UPDATE webhook_endpoints SET last_seq = ? WHERE id = ? AND last_seq < ?",
+        (cursor, endpoint_id, cursor),
     )
-    return more
+    return len(rows) == DISCOVER_BATCH
 
 
 class WebhookStore:
@@ -191,9 +215,9 @@ class WebhookStore:
                 )
             conn.execute(
                 "INSERT INTO webhook_endpoints"
-                " (id, merchant_id, url, secret, enabled, last_position, created_at)"
+                " (id, merchant_id, url, secret, enabled, last_seq, created_at)"
                 " VALUES (?, ?, ?, ?, 1, ?, ?)",
-                (endpoint.id, merchant_id, url, secret, _top_position(conn), now),
+                (endpoint.id, merchant_id, url, secret, _last_event_seq(conn, merchant_id), now),
             )
 
         await self._worker.run(op)
@@ -256,12 +280,11 @@ class WebhookStore:
             if not endpoint.enabled:
                 raise WebhookRefusal("webhook_disabled", "this webhook is disabled")
             # The event may be newer than the dispatcher's last scan.
-            (last_position,) = conn.execute(
-                "SELECT last_position FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
+            (last_seq,) = conn.execute(
+                "SELECT last_seq FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
             ).fetchone()
-            top = _top_position(conn)
-            if last_position < top:
-                _discover(conn, endpoint_id, merchant_id, last_position, top, now, self._dialect)
+            if last_seq < _last_event_seq(conn, merchant_id):
+                _discover(conn, endpoint_id, merchant_id, last_seq, now)
             changed = conn.execute(
                 "UPDATE webhook_deliveries SET next_attempt_at = ?"
                 " WHERE endpoint_id = ? AND event_id = ?",
@@ -280,63 +303,83 @@ class WebhookStore:
 
     # The dispatcher's side.
 
-    async def scan(self, *, now: int) -> Scan:
-        """Turns new events into deliveries, and says what is due."""
+    async def scan(self, *, now: int, partitions: Sequence[int] | None = None) -> Scan:
+        """Turns new events into deliveries, and says what is due; with
+        ``partitions``, for the endpoints of merchants in them alone
+        (``psp_server/partitions.py``; PostgreSQL only)."""
+        self._check(partitions)
+        held = None if partitions is None else (PARTITIONS, list(partitions))
 
         def op(conn: Connection) -> Scan:
-            top = _top_position(conn)
+            if held is None:
+                behind = conn.execute(_ENDPOINTS_BEHIND).fetchall()
+            else:
+                behind = conn.execute(f"{_ENDPOINTS_BEHIND}{_HELD}", held).fetchall()
             more = False
-            endpoints = conn.execute(
-                "SELECT id, merchant_id, last_position FROM webhook_endpoints"
-                " WHERE enabled = 1 AND last_position < ?",
-                (top,),
-            ).fetchall()
-            for endpoint_id, merchant_id, last_position in endpoints:
-                more |= _discover(
-                    conn, endpoint_id, merchant_id, last_position, top, now, self._dialect
-                )
-            due = [
-                row[0]
-                for row in conn.execute(
+            for endpoint_id, merchant_id, last_seq in behind:
+                more |= _discover(conn, endpoint_id, merchant_id, last_seq, now)
+            if held is None:
+                due = conn.execute(
                     # By time: what is due now, not everything scheduled.
                     "SELECT d.endpoint_id FROM webhook_deliveries d"
                     f"{self._dialect.indexed_by('webhook_deliveries_due')}"
-                    " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-                    " WHERE d.next_attempt_at <= ? AND e.enabled = 1"
-                    " GROUP BY d.endpoint_id ORDER BY MIN(d.next_attempt_at)",
+                    f"{_DUE_ENDPOINTS}{_MOST_OVERDUE_FIRST}",
                     (now,),
-                )
-            ]
-            # Only enabled endpoints have attempts scheduled (disabling clears them).
-            (next_due,) = conn.execute(
-                "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE next_attempt_at > ?",
-                (now,),
-            ).fetchone()
-            return Scan(due, next_due, more)
+                ).fetchall()
+                # Only enabled endpoints have attempts scheduled (disabling clears them).
+                (next_due,) = conn.execute(
+                    "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE next_attempt_at > ?",
+                    (now,),
+                ).fetchone()
+            else:
+                due = conn.execute(
+                    "SELECT d.endpoint_id FROM webhook_deliveries d"
+                    f"{_DUE_ENDPOINTS}{_HELD}{_MOST_OVERDUE_FIRST}",
+                    (now, *held),
+                ).fetchall()
+                (next_due,) = conn.execute(
+                    "SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d"
+                    " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                    f" WHERE d.next_attempt_at > ?{_HELD}",
+                    (now, *held),
+                ).fetchone()
+            return Scan([row[0] for row in due], next_due, more)
 
         return await self._worker.run(op)
 
-    async def due(self, endpoint_id: str, *, now: int, limit: int) -> list[DueDelivery]:
+    async def due(
+        self,
+        endpoint_id: str,
+        *,
+        now: int,
+        limit: int,
+        partitions: Sequence[int] | None = None,
+    ) -> list[DueDelivery]:
         """The endpoint's deliveries due now: oldest schedule first, then in
-        the order the events were written."""
+        the order the events were written; none when ``partitions`` is
+        given and the endpoint's merchant is not in them."""
+        self._check(partitions)
 
         def op(conn: Connection) -> list[DueDelivery]:
-            rows = conn.execute(
-                "SELECT d.event_position, d.event_id, e.url, e.secret, ev.payload,"
-                " d.next_attempt_at"
-                " FROM webhook_deliveries d"
-                " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-                " JOIN events ev ON ev.position = d.event_position"
-                " WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND e.enabled = 1"
-                " ORDER BY d.next_attempt_at, d.event_position LIMIT ?",
-                (endpoint_id, now, limit),
-            ).fetchall()
+            if partitions is None:
+                rows = conn.execute(
+                    f"{_DUE_DELIVERIES}{_OLDEST_SCHEDULE_FIRST}", (endpoint_id, now, limit)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"{_DUE_DELIVERIES}{_HELD}{_OLDEST_SCHEDULE_FIRST}",
+                    (endpoint_id, now, PARTITIONS, list(partitions), limit),
+                ).fetchall()
             return [
                 DueDelivery(endpoint_id, pos, eid, url, secret, payload.encode(), scheduled)
                 for pos, eid, url, secret, payload, scheduled in rows
             ]
 
         return await self._worker.run(op)
+
+    def _check(self, partitions: Sequence[int] | None) -> None:
+        if partitions is not None and self._dialect.name != "postgresql":
+            raise StorageError("merchant partitions need PostgreSQL")
 
     async def record(
         self, due: DueDelivery, outcome: Outcome, policy: RetryPolicy, rng: random.Random
