@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -16,9 +17,9 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_currency, parse_major
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from . import config, logs, mqtt_accounts
+from . import config, logs, mqtt_accounts, workers
 from .errors import ConfigError, PSPError, Refused
-from .server import start_server
+from .server import listen, local_url, start_server
 from .storage import Storage, open_storage
 
 log = logging.getLogger("psp_server")
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--body-timeout", help="seconds a client has to send a body (10)")
     serve.add_argument(
         "--header-timeout", help="seconds a connection has for a request's headers (10)"
+    )
+    serve.add_argument(
+        "--workers", help="server processes on the one port; over 1 needs PostgreSQL (1)"
     )
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
@@ -128,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     logs.configure(settings.log_level)
     try:
+        if args.command == "serve" and settings.workers > 1:
+            return _serve_workers(settings)
         if args.command == "serve":
             _run_loop(_serve(settings))
             return 0
@@ -265,12 +271,20 @@ def _tune_collector() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-async def _serve(settings: config.Settings) -> None:
-    server = await start_server(settings)
+def _announce(settings: config.Settings) -> None:
+    url = local_url(settings)
+    print(f"psp-server listening on {url} public_url={settings.public_url}", flush=True)
+
+
+async def _serve(settings: config.Settings, sock: socket.socket | None = None) -> None:
+    """Serves until SIGTERM or SIGINT: on a socket of its own, or as a
+    worker on its supervisor's ``sock``."""
+    server = await start_server(settings, sock=sock)
     _tune_collector()
-    print(
-        f"psp-server listening on {server.url} public_url={server.settings.public_url}", flush=True
-    )
+    if sock is None:
+        _announce(server.settings)
+    else:  # a worker: its supervisor announced the socket
+        log.info("ready, serving on %s", server.url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -280,3 +294,28 @@ async def _serve(settings: config.Settings) -> None:
     finally:
         log.info("shutting down")
         await server.stop()
+
+
+def _serve_workers(settings: config.Settings) -> int:
+    """``serve --workers N``: this process binds the port and migrates the
+    database once, then supervises N worker processes that serve on the port."""
+    sock, settings = listen(settings)
+    # Here rather than in each worker: the workers would start by racing to
+    # migrate. The storage is closed again before the fork, so that no
+    # worker inherits a connection or a thread.
+    asyncio.run(_with_storage(settings, _noop))
+    # Listening before any worker runs: a client that connects meanwhile
+    # waits in the queue rather than being refused.
+    sock.listen()
+    _announce(settings)
+
+    def work(number: int) -> int:
+        logs.name_worker(number)
+        try:
+            _run_loop(_serve(settings, sock))
+        except PSPError as exc:
+            log.error("worker %d cannot serve: %s", number, exc)
+            return EXIT_STORAGE
+        return 0
+
+    return workers.supervise(settings.workers, work)

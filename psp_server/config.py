@@ -76,12 +76,17 @@ class Settings:
     rate_pay_per_token: Rate | None = Rate(600, 60.0)
     body_timeout: float = 10.0
     header_timeout: float = 10.0
+    # Server processes sharing the port (psp_server/workers.py); more than
+    # one needs PostgreSQL.
+    workers: int = 1
 
     def require_public_url(self) -> str:
         if self.public_url is None:
             raise ConfigError(["public_url: not derived yet; build the app with make_app"])
         return self.public_url
 
+
+MAX_WORKERS = 64
 
 _RATE_HINT = "requests per period with that many at once, like 30/10s or 300/min; or off"
 
@@ -119,6 +124,10 @@ FIELDS: dict[str, tuple[str, str]] = {
     "header_timeout": (
         "SCAN2PAY_HEADER_TIMEOUT",
         "seconds a connection has to send a request's headers, like 10",
+    ),
+    "workers": (
+        "SCAN2PAY_WORKERS",
+        f"a number of server processes from 1 to {MAX_WORKERS}; more than 1 needs PostgreSQL",
     ),
 }
 
@@ -183,10 +192,26 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         take(name, parse_rate)
     take("body_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))
     take("header_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))
+    if "workers" in raw:
+        workers = _int(raw["workers"])
+        if workers is None or not 1 <= workers <= MAX_WORKERS:
+            problem("workers", f"{raw['workers']!r} is not a number of processes")
+        elif workers > 1 and not is_postgresql(values.get("db", Settings().db)):
+            problem(
+                "workers",
+                "SQLite has one writer; use PostgreSQL (a postgresql:// --db)"
+                " to run several workers",
+            )
+        else:
+            values["workers"] = workers
 
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def is_postgresql(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
 
 
 def with_default_public_url(settings: Settings, port: int) -> Settings:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import TextIO
@@ -87,3 +88,13 @@ def configure(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+def name_worker(number: int) -> None:
+    """In a worker of ``serve --workers N``, where the workers share stderr:
+    each line says which one wrote it. The number stays with a worker's
+    replacement; the pid tells a replacement from the worker it replaced."""
+    tag = f"worker={number} pid={os.getpid()} "
+    formatter = _CachedTimeFormatter(FORMAT.replace("%(name)s", tag + "%(name)s"))
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)

@@ -41,17 +41,35 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_server(
-    settings: config.Settings, *, storage: Storage | None = None
-) -> RunningServer:
+def listen(settings: config.Settings) -> tuple[socket.socket, config.Settings]:
+    """The server's socket, bound, and the settings with the port it got
+    (port 0 picks a free one) and the public URL derived from it."""
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     settings = replace(settings, port=port)
     if settings.public_url is None:
         settings = config.with_default_public_url(settings, port)
+    return sock, settings
+
+
+def local_url(settings: config.Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+async def start_server(
+    settings: config.Settings,
+    *,
+    storage: Storage | None = None,
+    sock: socket.socket | None = None,
+) -> RunningServer:
+    """Serves on ``sock`` when given (a worker of ``serve --workers N``, on
+    the socket its supervisor bound, with the settings ``listen`` returned),
+    else on a socket of its own."""
+    if sock is None:
+        sock, settings = listen(settings)
     app = make_app(settings, storage=storage)
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger)
     await runner.setup()
     await GuardedSockSite(runner, sock, app[DEADLINES]).start()
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return RunningServer(runner, app, settings, f"http://{host}:{port}")
+    return RunningServer(runner, app, settings, local_url(settings))

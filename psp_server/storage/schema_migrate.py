@@ -14,6 +14,10 @@ def apply_migrations(yoyo_url: str) -> None:
     backend = get_backend(yoyo_url)
     try:
         migrations = read_migrations(str(folder))
+        # Up to date, the common case: no lock. yoyo polls a taken lock every
+        # half second, so workers starting together would queue behind it.
+        if not backend.to_apply(migrations):
+            return
         with backend.lock():
             backend.apply_migrations(backend.to_apply(migrations))
     finally:

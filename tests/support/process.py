@@ -38,12 +38,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 class PspProcess:
-    def __init__(self, db: Path, *, mqtt: str = "none", extra: tuple[str, ...] = ()) -> None:
+    """``psp-server serve`` on a free port. Its stderr goes to ``log_path``:
+    by default the SQLite file's name with ``.log``; a PostgreSQL ``db``
+    (a DSN) needs one given."""
+
+    def __init__(
+        self,
+        db: Path | str,
+        *,
+        mqtt: str = "none",
+        extra: tuple[str, ...] = (),
+        workers: int = 1,
+        log_path: Path | None = None,
+    ) -> None:
         self.db = db
-        self.log_path = db.with_suffix(".log")
+        self.log_path = log_path or Path(db).with_suffix(".log")
         self._log = self.log_path.open("ab")  # a restarted server adds to the same log
+        command = psp_command("serve", "--port", "0", "--db", str(db), "--mqtt", mqtt, *extra)
+        if workers != 1:
+            command += ["--workers", str(workers)]
         self.process = subprocess.Popen(
-            psp_command("serve", "--port", "0", "--db", str(db), "--mqtt", mqtt, *extra),
+            command,
             stdout=subprocess.PIPE,
             stderr=self._log,
         )
@@ -78,14 +93,14 @@ class PspProcess:
         return self.process.returncode
 
 
-def create_merchant(db: Path, name: str = "Shop") -> dict[str, str]:
+def create_merchant(db: Path | str, name: str = "Shop") -> dict[str, str]:
     """``psp-server merchant create --json``: merchant_id, name, api_key."""
     result = run_cli("merchant", "create", "--name", name, "--json", "--db", str(db))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-def create_wallet(db: Path, currency: str = "EUR", balance: str = "50.00") -> dict[str, Any]:
+def create_wallet(db: Path | str, currency: str = "EUR", balance: str = "50.00") -> dict[str, Any]:
     """``psp-server wallet create --json``: wallet_id, currency, balance, token."""
     result = run_cli(
         "wallet",
