@@ -63,6 +63,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of ``root`` and every live process below it (a PSP's
+    workers, a PostgreSQL server's backends), each counted once, with the
+    time of children they have already waited for."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        total += ticks / os.sysconf("SC_CLK_TCK")
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all cores since boot; the difference of two
     readings tells how loaded the machine was in between."""

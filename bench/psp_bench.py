@@ -21,10 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import cpu_seconds, machine_busy, percentile, run_alone
+from bench.common import machine_busy, percentile, run_alone, tree_cpu_seconds
 from bench.http_load import Connection
+from psp_server.storage.postgres import PostgresStorage
+from psp_server.storage.sql_storage import SqlStorage
 from psp_server.storage.sqlite import SqliteStorage
+from tests.support.postgres import PgCluster, PgServer, create_database
 from tests.support.process import NO_RATE_LIMITS, PspProcess
+
+MERCHANTS = 16
 
 
 async def checkout_once(http: Connection, key: str, token: str, order: str) -> tuple[float, float]:
@@ -43,19 +48,33 @@ async def checkout_once(http: Connection, key: str, token: str, order: str) -> t
     return created - started, time.perf_counter() - created
 
 
-async def run(seconds: float, clients: int) -> dict[str, float]:
+async def run(
+    seconds: float, clients: int, *, pg: PgCluster | None = None, workers: int = 1
+) -> dict[str, float]:
+    """One round on a fresh database: SQLite, or a new database on ``pg``."""
     with tempfile.TemporaryDirectory() as folder:
-        db = Path(folder) / "bench.db"
-        storage = await asyncio.to_thread(SqliteStorage, str(db))
-        _, key = await storage.create_merchant("Bench")
+        storage: SqlStorage
+        if pg is None:
+            db: str = str(Path(folder) / "bench.db")
+            storage = await asyncio.to_thread(SqliteStorage, db)
+        else:
+            server_of_pg = PgServer(pg.dsn(), pg)
+            db = server_of_pg.dsn(create_database(server_of_pg))
+            storage = await asyncio.to_thread(PostgresStorage, db)
+        # A merchant per four clients: on PostgreSQL each merchant's payments
+        # queue for the merchant's row (its event seq), as they would in a
+        # shop; a country's PSP serves many merchants at once.
+        keys = [(await storage.create_merchant(f"Bench {n}"))[1] for n in range(MERCHANTS)]
         tokens = [(await storage.create_wallet(f"w{n}", "EUR", 10**12))[1] for n in range(clients)]
         await storage.close()
-        server = PspProcess(db, extra=NO_RATE_LIMITS)
+        server = PspProcess(
+            db, extra=NO_RATE_LIMITS, workers=workers, log_path=Path(folder) / "psp.log"
+        )
         try:
             host, port = server.url.removeprefix("http://").rsplit(":", 1)
             connections = [await Connection.open(host, int(port)) for _ in range(clients)]
             lone = [
-                await checkout_once(connections[0], key, tokens[0], f"L{n}") for n in range(200)
+                await checkout_once(connections[0], keys[0], tokens[0], f"L{n}") for n in range(200)
             ]
             done = 0
             stop = time.perf_counter() + seconds
@@ -65,16 +84,18 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
                 i = 0
                 while time.perf_counter() < stop:
                     i += 1
-                    await checkout_once(connections[n], key, tokens[n], f"C{n}-{i}")
+                    await checkout_once(connections[n], keys[n % MERCHANTS], tokens[n], f"C{n}-{i}")
                     done += 1
 
-            cpu_before = cpu_seconds(server.process.pid)
+            cpu_before = tree_cpu_seconds(server.process.pid)
+            pg_before = 0.0 if pg is None else tree_cpu_seconds(pg.process.pid)
             own_before = time.process_time()
             busy_before, total_before = machine_busy()
             started = time.perf_counter()
             await asyncio.gather(*(client(n) for n in range(clients)))
             elapsed = time.perf_counter() - started
-            cpu = cpu_seconds(server.process.pid) - cpu_before
+            cpu = tree_cpu_seconds(server.process.pid) - cpu_before
+            pg_cpu = 0.0 if pg is None else tree_cpu_seconds(pg.process.pid) - pg_before
             own = time.process_time() - own_before
             busy_after, total_after = machine_busy()
             for connection in connections:
@@ -89,6 +110,8 @@ async def run(seconds: float, clients: int) -> dict[str, float]:
         "checkouts": done,
         "checkouts_per_second": done / elapsed,
         "psp_cpu_ms_per_checkout": cpu / max(done, 1) * 1000,
+        "postgresql_cpu_ms_per_checkout": pg_cpu / max(done, 1) * 1000,
+        "workers": workers,
         "load_generator_cpu_ms_per_checkout": own / max(done, 1) * 1000,
         "machine_busy_percent": 100 * (busy_after - busy_before) / (total_after - total_before),
         "lone_create_ms_p50": statistics.median(creates) * 1000,
@@ -162,12 +185,23 @@ def measure(quick: bool) -> dict[str, Any]:
         figures = dict(rounds[len(rounds) // 2])
         figures["rounds_checkouts_per_second"] = [r["checkouts_per_second"] for r in rounds]
     figures["hello_world_requests_per_second"] = speed
+    figures["postgresql"] = measure_postgresql(quick)
     return figures
+
+
+def measure_postgresql(quick: bool) -> list[dict[str, float]]:
+    """The same load on PostgreSQL (a durable cluster of its own: fsync and
+    synchronous_commit on) with 1 and 2 workers. PostgreSQL, the PSP's
+    workers and the load generator share the same 2 cores."""
+    seconds = 3.0 if quick else 20.0
+    with PgCluster(durable=True) as cluster:
+        return [asyncio.run(run(seconds, 64, pg=cluster, workers=n)) for n in (1, 2)]
 
 
 def report(figures: dict[str, Any]) -> None:
     print(
-        f"PSP throughput, {figures['clients']:.0f} clients for {figures['seconds']:.1f} s,"
+        f"PSP throughput, {figures['clients']:.0f} clients of {MERCHANTS} merchants"
+        f" for {figures['seconds']:.1f} s,"
         " SQLite with durable commits, load generator on the same 2 cores:"
     )
     rounds = figures.get("rounds_checkouts_per_second")
@@ -190,6 +224,23 @@ def report(figures: dict[str, Any]) -> None:
         f"{figures['lone_create_ms_p99']:.2f} ms; pay p50 {figures['lone_pay_ms_p50']:.2f} ms,"
         f" p99 {figures['lone_pay_ms_p99']:.2f} ms"
     )
+    if "postgresql" in figures:
+        report_postgresql(figures["postgresql"])
+
+
+def report_postgresql(rounds: list[dict[str, float]]) -> None:
+    print(
+        "PSP throughput on PostgreSQL (durable: fsync and synchronous_commit on), 64 clients,"
+        " PostgreSQL and the load generator on the same 2 cores:"
+    )
+    for r in rounds:
+        print(
+            f"  {r['workers']:.0f} worker(s): {r['checkouts_per_second']:6.0f} checkouts/s,"
+            f" CPU per checkout: PSP {r['psp_cpu_ms_per_checkout']:.2f} ms,"
+            f" PostgreSQL {r['postgresql_cpu_ms_per_checkout']:.2f} ms"
+            f" (machine {r['machine_busy_percent']:.0f}% busy); lone client create p50"
+            f" {r['lone_create_ms_p50']:.2f} ms, pay p50 {r['lone_pay_ms_p50']:.2f} ms"
+        )
 
 
 def main() -> int:

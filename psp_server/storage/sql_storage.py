@@ -477,8 +477,6 @@ class SqlStorage(Storage):
             ).rowcount
             if debited != 1:
                 return _RefusedWith("insufficient_funds", checkout)
-            paid = _transition(conn, checkout, Status.PAID, now, key)
-            _add_to_merchant(conn, checkout.merchant_id, checkout.currency, checkout.amount)
             payment = Payment(
                 payment_id, checkout.id, wallet_id, checkout.amount, checkout.currency, now
             )
@@ -503,6 +501,11 @@ class SqlStorage(Storage):
                 destination=merchant_account(checkout.merchant_id),
                 now=now,
             )
+            # The merchant's rows last: every payment to the merchant waits
+            # for these locks (the event's seq, the balance) until this
+            # transaction commits, so they are taken as late as they can be.
+            _add_to_merchant(conn, checkout.merchant_id, checkout.currency, checkout.amount)
+            paid = _transition(conn, checkout, Status.PAID, now, key)
             return payment, paid
 
         return op
