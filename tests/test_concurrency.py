@@ -1,30 +1,36 @@
-"""Many wallets racing for one code: the database lets exactly one win."""
+"""Many wallets racing for one code: the database lets exactly one win, on
+SQLite's single writer and on PostgreSQL with two worker processes."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
 
-from psp_server.storage.sqlite import SqliteStorage
+from psp_server.storage import open_storage
+from tests.support.db import is_postgresql
+from tests.support.ledger import assert_ledger_holds, rows
 from tests.support.process import PspProcess, create_merchant
+from tests.support.workers import WorkerLog
 
 WALLETS = 50
 
 
-async def test_fifty_wallets_pay_one_code_at_once_exactly_one_wins(tmp_path: Path) -> None:
-    db = tmp_path / "race.db"
+async def test_fifty_wallets_pay_one_code_at_once_exactly_one_wins(db: str, tmp_path: Path) -> None:
     key = create_merchant(db, "Race Shop")["api_key"]
     # Wallets are made by a second process writing the same database.
-    storage = await asyncio.to_thread(SqliteStorage, str(db))
+    storage = await asyncio.to_thread(open_storage, db)
     wallets = [await storage.create_wallet(f"w{n}", "EUR", 10_000) for n in range(WALLETS)]
     await storage.close()
 
-    server = PspProcess(db)
+    workers = 2 if is_postgresql(db) else 1
+    server = PspProcess(db, workers=workers, log_path=tmp_path / "psp.log")
     try:
+        if workers > 1:
+            # Both serving, so that the payments race across processes.
+            WorkerLog(server).wait_for_workers(workers)
         async with aiohttp.ClientSession() as http:
             async with http.post(
                 f"{server.url}/v1/checkouts",
@@ -53,12 +59,10 @@ async def test_fifty_wallets_pay_one_code_at_once_exactly_one_wins(tmp_path: Pat
     finally:
         server.stop()
 
-    print(f"\n{WALLETS} concurrent payments of one code: {Counter(results)}")
+    print(f"\n{WALLETS} concurrent payments of one code ({workers} worker(s)): {Counter(results)}")
     assert Counter(results) == {(201, "succeeded"): 1, (409, "already_paid"): WALLETS - 1}
-    with sqlite3.connect(db) as conn:
-        balances = [b for (b,) in conn.execute("SELECT balance FROM wallets ORDER BY id")]
-        payments = conn.execute("SELECT COUNT(*) FROM payments").fetchone()[0]
-        credited = conn.execute("SELECT balance FROM merchant_balances").fetchall()
+    balances = [b for (b,) in rows(db, "SELECT balance FROM wallets ORDER BY id")]
     assert sorted(balances) == [10_000 - 2500] + [10_000] * (WALLETS - 1)
-    assert payments == 1
-    assert credited == [(2500,)]
+    assert rows(db, "SELECT COUNT(*) FROM payments") == [(1,)]
+    assert rows(db, "SELECT balance FROM merchant_balances") == [(2500,)]
+    assert_ledger_holds(db)

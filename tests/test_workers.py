@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,43 +23,7 @@ import pytest
 from psp_server import config
 from psp_server.errors import ConfigError
 from tests.support.process import PspProcess, create_merchant, run_cli
-
-ACCESS = re.compile(r"worker=(\d+) pid=(\d+) \S+\.access (\{.*\})$", re.MULTILINE)
-READY = re.compile(r"worker=\d+ pid=(\d+) psp_server ready, serving on ")
-
-
-def workers_of(pid: int) -> set[int]:
-    """The live child processes of ``pid``, from /proc (a zombie is not live)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == pid and state != "Z":
-            found.add(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout}s: {check}")
+from tests.support.workers import READY, alive, served, wait_until, workers_of
 
 
 def wait_for_workers(
@@ -138,15 +101,6 @@ class Client:
         for thread in started:
             thread.join(60)
         assert not failures, failures
-
-
-def served(log: str, route: str = "/v1/checkouts") -> Counter[tuple[int, int]]:
-    """Requests answered, per (worker number, pid), from the access log."""
-    counts: Counter[tuple[int, int]] = Counter()
-    for number, pid, line in ACCESS.findall(log):
-        if json.loads(line)["route"] == route:
-            counts[int(number), int(pid)] += 1
-    return counts
 
 
 @pytest.fixture
