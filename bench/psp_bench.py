@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine_busy, percentile, run_alone, tree_cpu_seconds
@@ -89,6 +91,7 @@ async def run(
 
             cpu_before = tree_cpu_seconds(server.process.pid)
             pg_before = 0.0 if pg is None else tree_cpu_seconds(pg.process.pid)
+            wal_before = 0 if pg is None else wal_bytes(db)
             own_before = time.process_time()
             busy_before, total_before = machine_busy()
             started = time.perf_counter()
@@ -96,6 +99,7 @@ async def run(
             elapsed = time.perf_counter() - started
             cpu = tree_cpu_seconds(server.process.pid) - cpu_before
             pg_cpu = 0.0 if pg is None else tree_cpu_seconds(pg.process.pid) - pg_before
+            wal = 0 if pg is None else wal_bytes(db) - wal_before
             own = time.process_time() - own_before
             busy_after, total_after = machine_busy()
             for connection in connections:
@@ -111,6 +115,7 @@ async def run(
         "checkouts_per_second": done / elapsed,
         "psp_cpu_ms_per_checkout": cpu / max(done, 1) * 1000,
         "postgresql_cpu_ms_per_checkout": pg_cpu / max(done, 1) * 1000,
+        "postgresql_wal_bytes_per_checkout": wal / max(done, 1),
         "workers": workers,
         "load_generator_cpu_ms_per_checkout": own / max(done, 1) * 1000,
         "machine_busy_percent": 100 * (busy_after - busy_before) / (total_after - total_before),
@@ -189,6 +194,13 @@ def measure(quick: bool) -> dict[str, Any]:
     return figures
 
 
+def wal_bytes(dsn: str) -> int:
+    """What the whole server has written to its WAL since it started."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT wal_bytes FROM pg_stat_wal").fetchone()
+    return int(row[0]) if row else 0
+
+
 def measure_postgresql(quick: bool) -> list[dict[str, float]]:
     """The same load on PostgreSQL (a durable cluster of its own: fsync and
     synchronous_commit on) with 1 and 2 workers. PostgreSQL, the PSP's
@@ -237,7 +249,8 @@ def report_postgresql(rounds: list[dict[str, float]]) -> None:
         print(
             f"  {r['workers']:.0f} worker(s): {r['checkouts_per_second']:6.0f} checkouts/s,"
             f" CPU per checkout: PSP {r['psp_cpu_ms_per_checkout']:.2f} ms,"
-            f" PostgreSQL {r['postgresql_cpu_ms_per_checkout']:.2f} ms"
+            f" PostgreSQL {r['postgresql_cpu_ms_per_checkout']:.2f} ms,"
+            f" WAL {r['postgresql_wal_bytes_per_checkout'] / 1024:.1f} KiB"
             f" (machine {r['machine_busy_percent']:.0f}% busy); lone client create p50"
             f" {r['lone_create_ms_p50']:.2f} ms, pay p50 {r['lone_pay_ms_p50']:.2f} ms"
         )
