@@ -1,13 +1,13 @@
 """Property-based: random sequences of create, retry, pay (with and without
 an idempotency key), refund, cancel, expire and sweep against the real
-SQLite storage, with the invariants checked after every step. The model
+storage, SQLite and PostgreSQL, with the invariants checked after every step. The model
 below is written out by hand, not taken from checkout_machine, so that the
 two can disagree."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import atexit
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from psp_server.errors import Refused
 from psp_server.payloads import CheckoutRequest
+from psp_server.storage.postgres import PostgresStorage, migrate
 from psp_server.storage.records import Reply
+from psp_server.storage.sql_storage import SqlStorage
 from psp_server.storage.sqlite import SqliteStorage
+from tests.support.db import connect as db_connect
+from tests.support.postgres import PgServer, create_database, drop_database, running_server
 
 START = 1_800_000_000_000
 WALLETS = 3
@@ -61,8 +65,9 @@ class CheckoutLife(RuleBasedStateMachine):
         self.orders: dict[str, tuple[int, int]] = {}  # order id -> (amount, expires_in)
         self.final_changes = 0
 
-    async def _open(self) -> SqliteStorage:
-        return SqliteStorage(str(Path(self.folder.name) / "prop.db"))
+    async def _open(self) -> SqlStorage:
+        self.db = str(Path(self.folder.name) / "prop.db")
+        return SqliteStorage(self.db)
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -166,12 +171,13 @@ class CheckoutLife(RuleBasedStateMachine):
     # Invariants.
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.storage.path) as conn:
-            return conn.execute(sql).fetchall()
+        with db_connect(self.db) as conn:
+            return [tuple(row) for row in conn.execute(sql).fetchall()]
 
     @invariant()
     def money_is_conserved_and_never_negative(self) -> None:
-        wallets = [b for (b,) in self._rows("SELECT balance FROM wallets ORDER BY rowid")]
+        stored = dict(self._rows("SELECT id, balance FROM wallets"))
+        wallets = [stored[wallet_id] for wallet_id in self.wallet_ids]
         merchant = sum(b for (b,) in self._rows("SELECT balance FROM merchant_balances"))
         assert wallets == self.balances
         assert min(wallets) >= 0
@@ -205,3 +211,45 @@ CheckoutLife.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_checkout_life = CheckoutLife.TestCase
+
+
+class CheckoutLifeOnPostgres(CheckoutLife):
+    """The same life on PostgreSQL, each example in a database of its own."""
+
+    async def _open(self) -> SqlStorage:
+        server, template = _postgres()
+        self.database = create_database(server, template)
+        self.db = server.dsn(self.database)
+        return await asyncio.to_thread(PostgresStorage, self.db)
+
+    def teardown(self) -> None:
+        super().teardown()
+        drop_database(_postgres()[0], self.database)
+
+
+_server: list[tuple[PgServer, str]] = []
+
+
+def _postgres() -> tuple[PgServer, str]:
+    """A server for this module's examples and a migrated template database
+    on it, made at the first example and gone when the test run ends (a
+    state machine takes no fixtures)."""
+    if not _server:
+        running = running_server()
+        server = running.__enter__()
+        atexit.register(running.__exit__, None, None, None)
+        template = create_database(server)
+        migrate(server.dsn(template))
+        atexit.register(drop_database, server, template)
+        _server.append((server, template))
+    return _server[0]
+
+
+# Fewer examples: each makes a database (about 0.2 s).
+CheckoutLifeOnPostgres.TestCase.settings = settings(
+    max_examples=20,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_checkout_life_on_postgresql = CheckoutLifeOnPostgres.TestCase
