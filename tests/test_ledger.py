@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from psp_server.storage.sqlite import SqliteStorage
-from tests.support.db import IntegrityError
+from tests.support.db import IntegrityError, sqlite_at_migration
 from tests.support.db import connect as db_connect
 from tests.support.ledger import assert_ledger_holds, rows
 from tests.support.psp import Merchant, Psp, code_of
@@ -164,20 +163,9 @@ async def test_a_wallet_balance_can_never_go_below_zero(psp: Psp) -> None:
 # A database made before the ledger.
 
 
-def _apply_first_migration_only(path: Path) -> None:
-    from yoyo import get_backend, read_migrations
-
-    folder = resources.files("psp_server.storage") / "migrations"
-    backend = get_backend(f"sqlite:///{path}")
-    first = read_migrations(str(folder)).filter(lambda m: m.id == "0001_initial")
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(first))
-    backend.connection.close()
-
-
 async def test_the_migration_writes_the_ledger_of_existing_money(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    await asyncio.to_thread(_apply_first_migration_only, path)
+    await asyncio.to_thread(sqlite_at_migration, path, "0001_initial")
     with sqlite3.connect(path) as conn:
         conn.execute(
             "INSERT INTO merchants (id, name, api_key_hash, last_event_seq, created_at)"

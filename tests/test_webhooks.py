@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from psp_server.webhooks.retry import RetryPolicy
 from psp_server.webhooks.store import Scan, WebhookStore
 from scan2pay_common.timefmt import now_ms
 from tests.support.db import connect as db_connect
+from tests.support.db import sqlite_at_migration
 from tests.support.process import PspProcess
 from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
 
@@ -756,20 +756,9 @@ async def test_the_store_serves_the_merchants_of_the_partitions_it_is_given(
         await storage.close()
 
 
-def _migrate_to_0005(path: Path) -> None:
-    from yoyo import get_backend, read_migrations
-
-    folder = resources.files("psp_server.storage") / "migrations"
-    backend = get_backend(f"sqlite:///{path}")
-    before = read_migrations(str(folder)).filter(lambda m: m.id <= "0005_event_notify")
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(before))
-    backend.connection.close()
-
-
 async def test_the_migration_turns_positions_into_each_merchants_seq(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    await asyncio.to_thread(_migrate_to_0005, path)
+    await asyncio.to_thread(sqlite_at_migration, path, "0005_event_notify")
     with sqlite3.connect(path) as conn:
         conn.executemany(
             "INSERT INTO merchants (id, name, api_key_hash, last_event_seq, created_at)"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -43,3 +45,16 @@ def connect(db: str) -> Iterator[Any]:
             yield conn
     finally:
         conn.close()
+
+
+def sqlite_at_migration(path: Path, last: str) -> None:
+    """A SQLite database at ``path`` migrated up to and including the
+    migration ``last`` only: a database as an older release left it."""
+    from yoyo import get_backend, read_migrations
+
+    folder = resources.files("psp_server.storage") / "migrations"
+    backend = get_backend(f"sqlite:///{path}")
+    wanted = read_migrations(str(folder)).filter(lambda m: m.id <= last)
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(wanted))
+    backend.connection.close()
