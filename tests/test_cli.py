@@ -11,6 +11,7 @@ from pathlib import Path
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
 from tests.support.broker import Mosquitto
+from tests.support.db import connect as db_connect
 from tests.support.mqtt import Subscriber
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
 
@@ -50,8 +51,7 @@ def test_human_output_says_the_key_is_shown_once(tmp_path: Path) -> None:
     assert "api_key: mk_" in result.stdout and "shown once" in result.stdout
 
 
-def test_wallet_create_takes_major_units_exactly(tmp_path: Path) -> None:
-    db = str(tmp_path / "psp.db")
+def test_wallet_create_takes_major_units_exactly(db: str) -> None:
     for currency, balance, minor in [
         ("EUR", "50.00", 5000),
         ("JPY", "1200", 1200),
@@ -76,18 +76,17 @@ def test_wallet_create_takes_major_units_exactly(tmp_path: Path) -> None:
         assert wallet["token"].startswith("wt_")
 
 
-def test_wallet_create_refuses_bad_input_and_stores_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "psp.db"
+def test_wallet_create_refuses_bad_input_and_stores_nothing(db: str) -> None:
     for args, message in [
         (("--currency", "EUR", "--balance", "12.345"), "decimal places"),
         (("--currency", "ABC", "--balance", "1"), "not an ISO 4217 currency"),
         (("--currency", "EUR", "--balance", "-5"), "not an amount"),
         (("--currency", "EUR", "--balance", "1e3"), "not an amount"),
     ]:
-        result = run_cli("wallet", "create", "--name", "w", *args, "--db", str(db))
+        result = run_cli("wallet", "create", "--name", "w", *args, "--db", db)
         assert result.returncode == 2, result
         assert message in result.stderr
-    with sqlite3.connect(db) as conn:
+    with db_connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM wallets").fetchone() == (0,)
 
 
@@ -131,18 +130,23 @@ def test_missing_database_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert "does not exist" in result.stderr
 
 
-def test_migrate_is_repeatable(tmp_path: Path) -> None:
-    db = str(tmp_path / "m.db")
+def test_migrate_is_repeatable(db: str) -> None:
     assert run_cli("migrate", "--db", db).returncode == 0
     again = run_cli("migrate", "--db", db)
     assert again.returncode == 0 and "up to date" in again.stdout
 
 
-def test_serve_runs_the_whole_psp_side_of_the_flow(tmp_path: Path, broker: Mosquitto) -> None:
-    db = tmp_path / "psp.db"
+def test_serve_runs_the_whole_psp_side_of_the_flow(
+    db: str, tmp_path: Path, broker: Mosquitto
+) -> None:
     merchant = create_merchant(db)
     wallet = create_wallet(db, balance="50.00")
-    server = PspProcess(db, mqtt=broker.url, extra=("--public-url", "HTTPS://PAY.EXAMPLE.TEST"))
+    server = PspProcess(
+        db,
+        mqtt=broker.url,
+        extra=("--public-url", "HTTPS://PAY.EXAMPLE.TEST"),
+        log_path=tmp_path / "psp.log",
+    )
     subscriber = Subscriber(broker.port, events_topic(merchant["merchant_id"]))
     try:
         status, checkout = http(
@@ -184,18 +188,17 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
 
 
 def test_a_killed_server_keeps_every_acknowledged_payment_and_event(
-    tmp_path: Path, broker: Mosquitto
+    db: str, tmp_path: Path, broker: Mosquitto
 ) -> None:
     """SIGKILL right after the 201s: the rows were on disk before the answers
     went out, and the outbox sends the events once the server is back."""
-    db = tmp_path / "psp.db"
     merchant = create_merchant(db)
     wallet = create_wallet(db, balance="100")
     subscriber = Subscriber(
         broker.port, events_topic(merchant["merchant_id"]), client_id="kill-test", persistent=True
     )
     # No broker for the first server: every event stays in its outbox.
-    server = PspProcess(db, mqtt="mqtt://127.0.0.1:1")
+    server = PspProcess(db, mqtt="mqtt://127.0.0.1:1", log_path=tmp_path / "psp.log")
     paid = []
     try:
         for n in range(5):
@@ -216,7 +219,7 @@ def test_a_killed_server_keeps_every_acknowledged_payment_and_event(
             paid.append(checkout["id"])
     finally:
         server.stop(signal.SIGKILL)
-    restarted = PspProcess(db, mqtt=broker.url)
+    restarted = PspProcess(db, mqtt=broker.url, log_path=tmp_path / "psp.log")
     try:
         for checkout_id in paid:
             status, checkout = http(
@@ -229,25 +232,24 @@ def test_a_killed_server_keeps_every_acknowledged_payment_and_event(
     finally:
         subscriber.close()
         restarted.stop()
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT balance FROM wallets").fetchone() == (10_000 - 500,)
+    with db_connect(db) as conn:
+        assert tuple(conn.execute("SELECT balance FROM wallets").fetchone()) == (10_000 - 500,)
 
 
-def test_keys_and_tokens_are_rotated_and_revoked_from_the_cli(tmp_path: Path) -> None:
-    db = tmp_path / "psp.db"
+def test_keys_and_tokens_are_rotated_and_revoked_from_the_cli(db: str, tmp_path: Path) -> None:
     merchant = create_merchant(db)
     wallet = create_wallet(db)
     rotated = run_cli(
-        "merchant", "rotate-key", "--merchant", merchant["merchant_id"], "--json", "--db", str(db)
+        "merchant", "rotate-key", "--merchant", merchant["merchant_id"], "--json", "--db", db
     )
     assert rotated.returncode == 0, rotated.stderr
     new_key = json.loads(rotated.stdout)["api_key"]
     assert new_key.startswith("mk_") and new_key != merchant["api_key"]
-    revoked = run_cli("wallet", "revoke-token", "--wallet", wallet["wallet_id"], "--db", str(db))
+    revoked = run_cli("wallet", "revoke-token", "--wallet", wallet["wallet_id"], "--db", db)
     assert revoked.returncode == 0 and "revoked" in revoked.stdout
-    unknown = run_cli("merchant", "revoke-key", "--merchant", "mer_nobody", "--db", str(db))
+    unknown = run_cli("merchant", "revoke-key", "--merchant", "mer_nobody", "--db", db)
     assert unknown.returncode == 2 and "no merchant mer_nobody" in unknown.stderr
-    server = PspProcess(db)
+    server = PspProcess(db, log_path=tmp_path / "psp.log")
     try:
         assert http("GET", f"{server.url}/v1/merchant", token=merchant["api_key"])[0] == 401
         assert http("GET", f"{server.url}/v1/merchant", token=new_key)[0] == 200
