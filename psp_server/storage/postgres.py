@@ -1,11 +1,11 @@
 """The PostgreSQL backend: the same SQL as SQLite's (sql_storage.py), run on
-a pool of connections, each transaction on a thread of its own.
+a pool of psycopg's async connections.
 
-Why threads and psycopg's blocking API rather than an async driver: every
-operation of the storage is one function of a DB-API connection, and
-SQLite runs the very same functions; a thread per connection lets them run
-unchanged, so that both backends keep one set of rules. psycopg releases
-the GIL while it waits for the server.
+Every operation of the storage is one plain function of a DB-API
+connection, and SQLite runs the very same functions; on PostgreSQL each
+statement it executes is awaited on the event loop through a greenlet
+(``sync_bridge``), so that both backends keep one set of rules and neither
+needs a thread per connection.
 
 Transactions run at READ COMMITTED, as in most PostgreSQL applications;
 each SELECT whose rows the transaction goes on to change locks them (``FOR
@@ -18,12 +18,10 @@ PostgreSQL aborts for a deadlock or a serialization failure is run again.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import logging
 import random
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -36,17 +34,15 @@ from ..errors import StorageError
 from .dbapi import POSTGRESQL
 from .schema_migrate import apply_migrations
 from .sql_storage import SqlStorage, active_key, new_active_key
+from .sync_bridge import await_only, run_sync
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Connections (and threads) per process: enough to keep PostgreSQL busy
-# while the event loop serves HTTP, and few enough that the threads do not
-# queue for the GIL (8 measured slower than 4 on one merchant's payments,
-# and no faster on 16 merchants'); PostgreSQL's own limit is shared by all
-# processes (max_connections, 100 by default).
-POOL_SIZE = 4
+# Connections per process: transactions in flight at once. PostgreSQL's own
+# limit is shared by all processes (max_connections, 100 by default).
+POOL_SIZE = 8
 # A transaction aborted by a deadlock or a serialization failure is run
 # again this many times before the request fails.
 RETRIES = 5
@@ -87,105 +83,168 @@ def load_signing_key(dsn: str) -> SigningKey:
 
 
 class PostgresWorker:
-    """Runs each operation in a transaction of its own, on one of
-    ``size`` threads, each with its own connection."""
+    """Runs each operation in a transaction of its own on one of ``size``
+    connections of psycopg's async driver, on the event loop's thread: the
+    operation's statements are awaited through ``sync_bridge``."""
 
     def __init__(self, dsn: str, size: int = POOL_SIZE) -> None:
         self._dsn = dsn
-        self._local = threading.local()
-        self._connections: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
+        self._size = size
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._opened = 0
+        self._freed: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=size, thread_name_prefix="postgres"
-        )
         # Fail at start, not at the first request, when the server is away.
-        self._executor.submit(self._connection).result()
+        try:
+            _connect(dsn).close()
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL {_safe(dsn)}: {exc}") from exc
 
     async def run(self, operation: Callable[[Any], T]) -> T:
-        return await self._submit(operation)
+        return await self._transaction(operation)
 
     async def read(self, operation: Callable[[Any], T]) -> T:
-        return await self._submit(operation)
+        return await self._transaction(operation)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await asyncio.to_thread(self._executor.shutdown)
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
-    async def _submit(self, operation: Callable[[Any], T]) -> T:
+    async def _transaction(self, operation: Callable[[Any], T]) -> T:
         if self._closed:
             raise StorageError("the database is closed")
+        conn = await self._acquire()
+        try:
+            for attempt in range(RETRIES + 1):
+                try:
+                    async with conn.transaction():
+                        return await run_sync(operation, PgConnection(conn))
+                except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
+                    if attempt == RETRIES:
+                        raise StorageError(f"transaction failed: {exc}") from exc
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                except pg_errors.UniqueViolation as exc:
+                    # Another process stored an answer under the same
+                    # idempotency key and committed while this one worked;
+                    # this work is rolled back, and run again it replays
+                    # that answer.
+                    if exc.diag.constraint_name != IDEMPOTENCY_KEY or attempt == RETRIES:
+                        raise StorageError(f"transaction failed: {exc}") from exc
+                except psycopg.OperationalError as exc:
+                    # The connection is gone (a restart, a network cut): the
+                    # next transaction opens a new one; this one failed whole.
+                    await self._discard(conn)
+                    conn = None  # type: ignore[assignment]
+                    raise StorageError(f"the database connection failed: {exc}") from exc
+                except psycopg.Error as exc:
+                    raise StorageError(f"transaction failed: {exc}") from exc
+            raise AssertionError("unreachable")
+        finally:
+            if conn is not None:
+                await self._release(conn)
+
+    async def _acquire(self) -> psycopg.AsyncConnection[Any]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, operation)
+        if loop is not self._loop:
+            # A later asyncio.run() (the CLI, tests): connections and their
+            # waiters belong to the loop that made them.
+            self._loop, self._idle, self._opened = loop, [], 0
+            self._freed = asyncio.Condition()
+        assert self._freed is not None
+        async with self._freed:
+            while not self._idle and self._opened >= self._size:
+                await self._freed.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._opened += 1
+        try:
+            return await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=10)
+        except psycopg.Error as exc:
+            await self._discard(None)
+            raise StorageError(f"cannot connect to PostgreSQL {_safe(self._dsn)}: {exc}") from exc
 
-    def _transaction(self, operation: Callable[[Any], T]) -> T:
-        for attempt in range(RETRIES + 1):
-            conn = self._connection()
-            try:
-                with conn.transaction():
-                    return operation(PgConnection(conn))
-            except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
-                if attempt == RETRIES:
-                    raise StorageError(f"transaction failed: {exc}") from exc
-                time.sleep(random.uniform(0, 0.002 * 2**attempt))
-            except pg_errors.UniqueViolation as exc:
-                # Another process stored an answer under the same idempotency
-                # key and committed while this one worked; this work is
-                # rolled back, and run again it replays that answer.
-                if exc.diag.constraint_name != IDEMPOTENCY_KEY or attempt == RETRIES:
-                    raise StorageError(f"transaction failed: {exc}") from exc
-            except psycopg.OperationalError as exc:
-                # The connection is gone (a restart, a network cut): the next
-                # transaction opens a new one; this one failed as a whole.
-                self._forget(conn)
-                raise StorageError(f"the database connection failed: {exc}") from exc
-            except psycopg.Error as exc:
-                raise StorageError(f"transaction failed: {exc}") from exc
-        raise AssertionError("unreachable")
+    async def _release(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        assert self._freed is not None
+        if self._closed:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+            return
+        async with self._freed:
+            self._idle.append(conn)
+            self._freed.notify()
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            try:
-                conn = _connect(self._dsn)
-            except psycopg.Error as exc:
-                raise StorageError(
-                    f"cannot connect to PostgreSQL {_safe(self._dsn)}: {exc}"
-                ) from exc
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    def _forget(self, conn: psycopg.Connection[Any]) -> None:
-        self._local.conn = None
-        with self._lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
-        conn.close()
+    async def _discard(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
+        assert self._freed is not None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+        async with self._freed:
+            self._opened -= 1
+            self._freed.notify()
 
 
 class PgConnection:
-    """A psycopg connection that takes the storage's ``?`` placeholders."""
+    """A psycopg connection that takes the storage's ``?`` placeholders.
+    An async connection's statements are awaited through ``sync_bridge``,
+    so that the storage's operations run on it unchanged."""
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
 
-    def execute(self, sql: str, parameters: Any = None, /) -> psycopg.Cursor[Any]:
-        return self._conn.execute(_placeholders(sql), parameters or None)
+    def execute(self, sql: str, parameters: Any = None, /) -> Any:
+        conn = self._conn
+        if isinstance(conn, psycopg.AsyncConnection):
+            return await_only(_executed(conn, _placeholders(sql), parameters or None))
+        return conn.execute(_placeholders(sql), parameters or None)
 
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
-        cursor = self._conn.cursor()
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:
+        conn = self._conn
+        if isinstance(conn, psycopg.AsyncConnection):
+            return await_only(_executed_many(conn, _placeholders(sql), list(parameters)))
+        cursor = conn.cursor()
         cursor.executemany(_placeholders(sql), parameters)
         return cursor
+
+
+class _Result:
+    """A statement's outcome, read in full while on the loop."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rowcount: int, rows: list[Any]) -> None:
+        self.rowcount = rowcount
+        self.rows = rows
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+
+async def _executed(conn: psycopg.AsyncConnection[Any], sql: str, parameters: Any) -> _Result:
+    cursor = await conn.execute(sql, parameters)
+    rows = await cursor.fetchall() if cursor.description is not None else []
+    return _Result(cursor.rowcount, rows)
+
+
+async def _executed_many(
+    conn: psycopg.AsyncConnection[Any], sql: str, parameters: list[Any]
+) -> _Result:
+    cursor = conn.cursor()
+    await cursor.executemany(sql, parameters)
+    return _Result(cursor.rowcount, [])
 
 
 _translated: dict[str, str] = {}
