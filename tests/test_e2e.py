@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import zxingcpp
 from PIL import Image
 
 from tests.support.broker import Mosquitto
+from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant, create_wallet
 
 BIN = Path(sys.executable).parent
@@ -48,16 +48,6 @@ def http(method: str, url: str, body: Any = None, token: str | None = None) -> t
         return exc.code, json.loads(exc.read())
 
 
-def wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Shop:
     """A PSP process with a merchant and a wallet, and a terminal process."""
 
@@ -74,10 +64,16 @@ class Shop:
              "--psp-url", self.psp.public_url],
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(lambda: (self.frames / "latest.png").exists(), "the terminal's first frame")
+        wait_until(
+            lambda: (self.frames / "latest.png").exists(),
+            "the terminal's first frame",
+            timeout=20.0,
+        )
 
     def wallet_pays_what_the_terminal_shows(self) -> tuple[str, dict[str, Any]]:
-        urls = wait_for(lambda: decode(self.frames / "latest.png"), "a QR on the terminal")
+        urls = wait_until(
+            lambda: decode(self.frames / "latest.png"), "a QR on the terminal", timeout=20.0
+        )
         (qr_url,) = urls
         status, info = http("GET", qr_url.replace("HTTP://", "http://"))
         assert status == 200 and info["status"] == "pending"
@@ -131,7 +127,7 @@ def test_cashier_bridge_terminal_and_wallet_as_processes(shop: Shop, broker: Mos
     assert (status, checkout["status"], checkout["qr_url"]) == (200, "paid", qr_url)
     assert checkout["order_id"] == "E2E-1"
     # The terminal's last frame is the paid screen: no QR on it any more.
-    wait_for(lambda: decode(shop.frames / "latest.png") == [], "the paid screen")
+    wait_until(lambda: decode(shop.frames / "latest.png") == [], "the paid screen", timeout=20.0)
     assert shop.merchant["api_key"] not in out + err
 
 
@@ -173,14 +169,17 @@ def test_a_cashier_that_is_not_ours_needs_only_mqtt(shop: Shop, broker: Mosquitt
         ).wait_for_publish(10)
         qr_url, _ = shop.wallet_pays_what_the_terminal_shows()
         assert qr_url == checkout["qr_url"]
-        paid = wait_for(
+        paid = wait_until(
             lambda: [e for e in events if e["type"] == "checkout.paid"],
             "checkout.paid at a plain subscriber",
+            timeout=20.0,
         )
         assert paid[0]["checkout"]["id"] == checkout["id"]
         assert paid[0]["checkout"]["status"] == "paid"
         # The PSP's event alone brings the paid screen: the cashier sent no status.
-        wait_for(lambda: decode(shop.frames / "latest.png") == [], "the paid screen")
+        wait_until(
+            lambda: decode(shop.frames / "latest.png") == [], "the paid screen", timeout=20.0
+        )
     finally:
         for client in (listener, cashier):
             client.disconnect()

@@ -243,3 +243,37 @@ async def test_one_sweeper_at_a_time_expires_each_checkout_once(
     finally:
         for psp in psps:
             await stop_psp(psp)
+
+
+async def test_a_commit_in_one_process_wakes_the_relay_of_the_other(
+    pg_dsn: str,
+    broker: Mosquitto,
+    subscribe: Callable[..., Subscriber],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An idle relay looks again only every REFRESH_SECONDS; made 60 s here,
+    the event can arrive in time only through the NOTIFY of migration 0005."""
+    from psp_server import relay
+
+    monkeypatch.setattr(relay, "REFRESH_SECONDS", 60.0)
+    psps = [await start_psp(pg_dsn, mqtt_url=broker.url, sweep_interval=60) for _ in range(2)]
+    try:
+        shares = await _split(psps)
+        await asyncio.sleep(0.5)  # both relays idle in their long wait
+        listener = subscribe("scan2pay/v1/m/+/events")
+        with psycopg.connect(pg_dsn) as conn:
+            for n in range(100):
+                shop = await psps[0].merchant(f"Shop {n}")
+                (partition,) = conn.execute(
+                    "SELECT (hashtext(%s) & 2147483647) %% %s", (shop.id, PARTITIONS)
+                ).fetchone()
+                if partition in shares[1]:
+                    break
+        wallet = await psps[0].wallet()
+        checkout = await psps[0].checkout(shop, amount=100)
+        assert (await psps[0].pay(wallet, code_of(checkout)))[0] == 201
+        (event,) = await _events(listener, 1)
+        assert event.merchant_id == shop.id
+    finally:
+        for psp in psps:
+            await stop_psp(psp)

@@ -204,12 +204,16 @@ class CheckoutLife(RuleBasedStateMachine):
             )
 
 
-CheckoutLife.TestCase.settings = settings(
-    max_examples=60,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def _examples(count: int) -> settings:
+    return settings(
+        max_examples=count,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+CheckoutLife.TestCase.settings = _examples(60)
 test_checkout_life = CheckoutLife.TestCase
 
 
@@ -246,10 +250,5 @@ def _postgres() -> tuple[PgServer, str]:
 
 
 # Fewer examples: each makes a database (about 0.2 s).
-CheckoutLifeOnPostgres.TestCase.settings = settings(
-    max_examples=20,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+CheckoutLifeOnPostgres.TestCase.settings = _examples(20)
 test_checkout_life_on_postgresql = CheckoutLifeOnPostgres.TestCase

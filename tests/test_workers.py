@@ -38,7 +38,7 @@ def wait_for_workers(
         ready = {int(pid) for pid in READY.findall(server.log())}
         return pids if len(pids) == count and pids <= ready and gone not in pids else None
 
-    pids: set[int] = wait_until(found, timeout)
+    pids: set[int] = wait_until(found, timeout=timeout)
     return pids
 
 

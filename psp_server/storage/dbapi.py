@@ -53,6 +53,9 @@ class Dialect:
     # The same, for work that any one of several processes may take: rows
     # another transaction holds are left to it.
     skip_locked: str
+    # Several PSP processes may work on the database at once: it has the
+    # advisory locks and the hash that split the work (partitions.py).
+    shared: bool
 
     def indexed_by(self, index: str) -> str:
         """Tells SQLite's planner which index to use where it would choose
@@ -60,5 +63,7 @@ class Dialect:
         return f" INDEXED BY {index}" if self.name == "sqlite" else ""
 
 
-SQLITE = Dialect("sqlite", for_update="", skip_locked="")
-POSTGRESQL = Dialect("postgresql", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED")
+SQLITE = Dialect("sqlite", for_update="", skip_locked="", shared=False)
+POSTGRESQL = Dialect(
+    "postgresql", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED", shared=True
+)

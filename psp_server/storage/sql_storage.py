@@ -590,7 +590,7 @@ class SqlStorage(Storage):
         key = self._signing_key
 
         def op(conn: Connection) -> int:
-            if self._dialect.name == "postgresql":
+            if self._dialect.shared:
                 # One sweeper at a time across processes; the others find
                 # the lock taken and leave this round to it.
                 (ours,) = conn.execute(
@@ -641,7 +641,7 @@ class SqlStorage(Storage):
                 for pos, eid, mid, seq, typ, payload in rows
             ]
 
-        if partitions is not None and self._dialect.name != "postgresql":
+        if partitions is not None and not self._dialect.shared:
             raise StorageError("merchant partitions need PostgreSQL")
         # A range of the partial index of unsent events, on the reader: the
         # relay does not wait for a group commit to learn what to send.

@@ -378,7 +378,7 @@ class WebhookStore:
         return await self._worker.run(op)
 
     def _check(self, partitions: Sequence[int] | None) -> None:
-        if partitions is not None and self._dialect.name != "postgresql":
+        if partitions is not None and not self._dialect.shared:
             raise StorageError("merchant partitions need PostgreSQL")
 
     async def record(

@@ -8,12 +8,10 @@ import json
 import os
 import re
 import signal
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from tests.support.polling import wait_until
 from tests.support.process import PspProcess
 
 ACCESS = re.compile(r"worker=(\d+) pid=(\d+) \S+\.access (\{.*\})$", re.MULTILINE)
@@ -42,16 +40,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout}s: {check}")
 
 
 class WorkerLog:
@@ -88,7 +76,7 @@ class WorkerLog:
             pids = workers_of(self.server.process.pid)
             return pids if len(pids) == count and pids <= self.ready and gone not in pids else None
 
-        pids: set[int] = wait_until(found, timeout)
+        pids: set[int] = wait_until(found, timeout=timeout)
         return pids
 
 
