@@ -30,6 +30,7 @@ from .relay import OutboxRelay
 from .storage import Storage, open_storage
 from .sweeper import sweep_forever
 from .wake import WakeEvent
+from .web import routes as web_routes
 from .webhooks import routes as webhook_routes
 from .webhooks.dispatcher import WebhookDispatcher
 from .webhooks.retry import RetryPolicy
@@ -156,4 +157,5 @@ def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Appli
     app.cleanup_ctx.append(_webhooks_ctx)
     routes.add_routes(app)
     webhook_routes.add_routes(app)
+    web_routes.add_routes(app)
     return app

@@ -17,7 +17,6 @@ from scan2pay_common.messages import DisplayTicket
 from scan2pay_common.signing import ALG, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from . import qr_page
 from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .checkout_machine import effective_status
 from .errors import APIError, Refused, refusal
@@ -40,6 +39,7 @@ from .storage.records import (
     Reply,
     Wallet,
 )
+from .web import qr_page
 
 T = TypeVar("T")
 
@@ -101,6 +101,8 @@ def _dumps(body: Any) -> bytes:
 
 
 _JSON_TYPE = {"Content-Type": "application/json"}
+# The QR page's status changes; a browser going back must ask again.
+_NO_STORE = {"Cache-Control": "no-store"}
 _REPLAYED = {**_JSON_TYPE, "Idempotent-Replayed": "true"}
 
 
@@ -320,7 +322,8 @@ async def lookup_code(request: web.Request) -> web.Response:
             return web.Response(status=404, text=qr_page.render_unknown(), content_type="text/html")
         raise refusal("unknown_code")
     checkout, merchant = found
-    status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now_ms())
+    now = now_ms()
+    status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now)
     expires_at = to_rfc3339(checkout.expires_at)
     if wants_html:
         page = qr_page.render(
@@ -328,9 +331,12 @@ async def lookup_code(request: web.Request) -> web.Response:
             amount=checkout.amount,
             currency=checkout.currency,
             status=status.value,
+            code=code,
             expires_at=expires_at,
+            expires_at_ms=checkout.expires_at,
+            now_ms=now,
         )
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(text=page, content_type="text/html", headers=_NO_STORE)
     return _json(
         {
             "checkout_id": checkout.id,

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import Mosquitto
+from tests.support.browser import BrowserSession, browser_session
 from tests.support.mqtt import Subscriber
 from tests.support.postgres import (
     PgServer,
@@ -95,3 +96,12 @@ def pg_dsn(pg_server: PgServer) -> Iterator[str]:
     """The postgresql:// DSN of a new empty database, dropped after the test."""
     with fresh_database(pg_server) as dsn:
         yield dsn
+
+
+@pytest.fixture
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[BrowserSession]:
+    """Headless Chromium (tests/support/browser.py); screenshots of the test's
+    pages land in test-results/screenshots/, and a script error fails it."""
+    async with browser_session(request.node.nodeid) as session:
+        yield session
+    assert not session.problems, "\n".join(session.problems)

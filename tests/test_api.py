@@ -502,7 +502,7 @@ async def test_code_lookup_in_a_browser_is_a_page(psp: Psp, shop: Merchant) -> N
         "GET", f"/Q/{code_of(checkout)}", headers={"Accept": "text/html,application/xhtml+xml"}
     )
     assert status == 200
-    assert "12.34 EUR" in page
+    assert "€12.34" in page
     assert "Waiting for payment" in page
     assert "<script>alert" not in page and "&lt;script&gt;" in page
 
