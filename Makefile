@@ -25,7 +25,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -313,9 +313,11 @@ def partition_holders(db: str) -> dict[int, int]:
         rows(
             db,
             "SELECT objid::bigint, pid FROM pg_locks WHERE locktype = 'advisory'"
-            " AND classid::bigint = ? AND granted"
+            " AND classid::bigint = ? AND objid::bigint < ? AND granted"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             LOCK_SPACE,
+            # The sweeper's lock is in the same space, past the partitions.
+            PARTITIONS,
         )
     )
 

@@ -24,6 +24,7 @@ from psp_server.storage.records import Reply
 from psp_server.storage.sql_storage import SqlStorage
 from psp_server.storage.sqlite import SqliteStorage
 from tests.support.db import connect as db_connect
+from tests.support.db import migrated_sqlite
 from tests.support.postgres import PgServer, create_database, drop_database, running_server
 
 START = 1_800_000_000_000
@@ -66,7 +67,7 @@ class CheckoutLife(RuleBasedStateMachine):
         self.final_changes = 0
 
     async def _open(self) -> SqlStorage:
-        self.db = str(Path(self.folder.name) / "prop.db")
+        self.db = migrated_sqlite(Path(self.folder.name) / "prop.db")
         return SqliteStorage(self.db)
 
     def run(self, coro: Any) -> Any:

@@ -3,8 +3,11 @@ backend ``--db`` names: a SQLite file or a postgresql:// URL."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -58,3 +61,25 @@ def sqlite_at_migration(path: Path, last: str) -> None:
     with backend.lock():
         backend.apply_migrations(backend.to_apply(wanted))
     backend.connection.close()
+
+
+_sqlite_template: Path | None = None
+
+
+def migrated_sqlite(path: str | Path) -> str:
+    """Puts a SQLite database with the whole schema at ``path``: a copy of
+    one migrated once per test process. Migrating a new file costs 0.2-0.4 s
+    of durable commits, a copy about a millisecond, and a thousand tests
+    start a PSP on a new file. The copy holds no signing key: the PSP makes
+    its own on first open, as on a new database."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        from psp_server.storage.sqlite import migrate
+
+        folder = Path(tempfile.mkdtemp(prefix="scan2pay-sqlite-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = folder / "psp.db"
+        migrate(str(template))
+        _sqlite_template = template
+    shutil.copyfile(_sqlite_template, path)
+    return str(path)

@@ -4,6 +4,7 @@ with helpers that make merchants and wallets the way the CLI does."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,7 @@ from psp_server.config import Settings
 from psp_server.server import RunningServer, start_server
 from psp_server.storage import Storage
 from scan2pay_common.mqtt_url import MqttTarget
+from tests.support.db import is_postgresql, migrated_sqlite
 
 
 @dataclass
@@ -87,7 +89,14 @@ def code_of(checkout: dict[str, Any]) -> str:
     return str(checkout["qr_url"]).rsplit("/Q/", 1)[1]
 
 
+def _with_schema(db: str) -> None:
+    """A new SQLite file gets the schema the server would make, copied."""
+    if not is_postgresql(db) and not Path(db).exists():
+        migrated_sqlite(db)
+
+
 async def start_psp(db: str, *, mqtt_url: str | None = None, **settings: Any) -> Psp:
+    _with_schema(db)
     mqtt = MqttTarget.parse(mqtt_url) if mqtt_url else None
     server = await start_server(Settings(host="127.0.0.1", port=0, db=db, mqtt=mqtt, **settings))
     http = aiohttp.ClientSession()
