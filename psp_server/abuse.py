@@ -17,7 +17,8 @@
   HTML also gets a Content-Security-Policy that allows scripts, styles,
   images and requests from the PSP itself only (no ``'unsafe-inline'``),
   ``frame-ancestors 'none'``,
-  ``X-Frame-Options: DENY`` and ``Referrer-Policy: no-referrer``.
+  ``X-Frame-Options: DENY`` and ``Referrer-Policy: no-referrer`` (unless
+  the page set another).
 
 The client address is the socket's peer (``request.remote``): behind a
 reverse proxy every client shares the proxy's address, so raise the per-IP
@@ -212,8 +213,11 @@ CONTENT_SECURITY_POLICY = (
 HTML_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
 }
+# Unless the page chose another: with no-referrer, a browser sends
+# "Origin: null" on the page's own form posts, and the merchant pages
+# (web/merchant_routes.py) check the origin of those.
+REFERRER_POLICY = "no-referrer"
 
 
 def _secure(response: web.StreamResponse) -> None:
@@ -222,6 +226,7 @@ def _secure(response: web.StreamResponse) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
     if response.content_type == "text/html":
         response.headers.update(HTML_HEADERS)
+        response.headers.setdefault("Referrer-Policy", REFERRER_POLICY)
 
 
 @web.middleware

@@ -7,14 +7,16 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
-from . import abuse, routes
+from . import abuse
+from . import routes as api_routes
 from .appkeys import (
     PARTITION_LEASES,
+    PRESENCE,
     RELAY,
     RELAY_WAKE,
     SETTINGS,
@@ -26,6 +28,7 @@ from .config import Settings, with_default_public_url
 from .errors import APIError
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
 from .partitions import LeasedPartitions, partitions_for, wake_on_new_events
+from .presence import Presence
 from .relay import OutboxRelay
 from .storage import Storage, open_storage
 from .sweeper import sweep_forever
@@ -109,6 +112,8 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
         app[RELAY] = relay
         tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        app[PRESENCE] = presence = Presence(settings.mqtt)
+        tasks.append(asyncio.create_task(presence.run(), name="terminal-presence"))
     yield
     for task in tasks:
         task.cancel()
@@ -139,7 +144,13 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Application:
+def make_app(
+    settings: Settings,
+    *,
+    storage: Storage | None = None,
+    routes: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """``routes``, when given, adds to the app last (``scan2pay demo``'s pages)."""
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
     app = web.Application(
@@ -155,7 +166,9 @@ def make_app(settings: Settings, *, storage: Storage | None = None) -> web.Appli
     app.cleanup_ctx.append(_partitions_ctx)  # before the relay and the dispatcher, which use it
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_webhooks_ctx)
-    routes.add_routes(app)
+    api_routes.add_routes(app)
     webhook_routes.add_routes(app)
     web_routes.add_routes(app)
+    if routes is not None:
+        routes(app)
     return app

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .config import Settings
 from .partitions import Partitions
+from .presence import Presence
 from .relay import OutboxRelay
 from .storage import Storage
 from .wake import WakeEvent
@@ -17,6 +18,8 @@ STORAGE = web.AppKey("storage", Storage)
 # Set whenever events were written; the relay and the webhook dispatcher hear it.
 RELAY_WAKE = web.AppKey("relay_wake", WakeEvent)
 RELAY = web.AppKey("relay", OutboxRelay)
+# Which terminals are online, for the merchant's live board; only with a broker.
+PRESENCE = web.AppKey("presence", Presence)
 # The merchants whose events and webhooks this process serves; the relay and
 # the webhook dispatcher share it, so that one process does both for a merchant.
 PARTITION_LEASES = web.AppKey("partition_leases", Partitions)

@@ -11,7 +11,9 @@ Usernames:
 
 - ``psp``: the PSP's outbox relay; writes every merchant's events, and
   every terminal's copy of those of its checkouts. Only the PSP writes
-  events: a cashier or terminal that could would forge "paid".
+  events: a cashier or terminal that could would forge "paid". It reads
+  every terminal's state, for the merchant's live board (``presence.py``
+  subscribes to a merchant's only while one of its boards is open).
 - ``{merchant_id}``: the merchant's cashier PCs (cashier-bridge).
 - ``{merchant_id}/{terminal_id}``: one terminal. Terminal IDs are unique
   only within a merchant, and ``/`` can be in neither ID, so the name is
@@ -75,7 +77,11 @@ def psp_account() -> Account:
     return Account(
         "psp",
         PSP_USERNAME,
-        (("write", f"{PREFIX}/m/+/events"), ("write", f"{PREFIX}/m/+/t/+/events")),
+        (
+            ("write", f"{PREFIX}/m/+/events"),
+            ("write", f"{PREFIX}/m/+/t/+/events"),
+            ("read", f"{PREFIX}/m/+/t/+/state"),
+        ),
     )
 
 
@@ -229,7 +235,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     helps = {
         "terminal": "manage a terminal's MQTT account",
         "cashier": "manage a merchant's cashier MQTT account",
-        "relay": "manage the PSP outbox relay's MQTT account",
+        "relay": "manage the PSP's MQTT account (its outbox relay and terminal presence)",
     }
     for command in COMMANDS:
         parser = sub.add_parser(command, help=helps[command])

@@ -82,8 +82,7 @@ class OutboxRelay:
                     log.info("relay connected to %s", self._target)
                     await self._drain_forever(client, PublishRefusals.watch(client))
             except MqttConnectError as exc:
-                rc = getattr(exc.rc, "value", exc.rc)  # a ReasonCode or an int
-                if self._protocol is aiomqtt.ProtocolVersion.V5 and rc in _NO_MQTT5:
+                if self._protocol is aiomqtt.ProtocolVersion.V5 and speaks_no_mqtt5(exc):
                     log.warning(
                         "broker %s does not speak MQTT 5; using 3.1.1, with which a broker "
                         "that refuses a publish cannot tell the relay so",
@@ -202,6 +201,12 @@ def topics_of(event: OutboxEvent) -> list[str]:
 # CONNACK codes of a broker that does not take MQTT 5: 3.1.1's "unacceptable
 # protocol version" and 5's "unsupported protocol version".
 _NO_MQTT5 = (1, 0x84)
+
+
+def speaks_no_mqtt5(exc: MqttConnectError) -> bool:
+    """Whether a refused CONNECT says the broker takes only MQTT 3.1.1."""
+    rc = getattr(exc.rc, "value", exc.rc)  # a ReasonCode or an int
+    return rc in _NO_MQTT5
 
 
 class PublishRefused(Exception):

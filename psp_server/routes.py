@@ -40,6 +40,7 @@ from .storage.records import (
     Wallet,
 )
 from .web import qr_page
+from .web.board_hub import BOARD_HUB
 
 T = TypeVar("T")
 
@@ -274,6 +275,8 @@ async def create_checkout(request: web.Request) -> web.Response:
                 fresh=fresh,
             )
         )
+    if reply.status == 201:
+        request.app[BOARD_HUB].created(merchant.id)  # a dict lookup when no board is open
     return _send(reply)
 
 

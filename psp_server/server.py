@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from aiohttp import web
@@ -62,13 +63,14 @@ async def start_server(
     *,
     storage: Storage | None = None,
     sock: socket.socket | None = None,
+    routes: Callable[[web.Application], None] | None = None,
 ) -> RunningServer:
     """Serves on ``sock`` when given (a worker of ``serve --workers N``, on
     the socket its supervisor bound, with the settings ``listen`` returned),
-    else on a socket of its own."""
+    else on a socket of its own. ``routes`` adds to the app (see make_app)."""
     if sock is None:
         sock, settings = listen(settings)
-    app = make_app(settings, storage=storage)
+    app = make_app(settings, storage=storage, routes=routes)
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger)
     await runner.setup()
     await GuardedSockSite(runner, sock, app[DEADLINES]).start()

@@ -24,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--public-url", help="the URL phones reach the PSP at")
     demo.add_argument("--amount", default="12.34", help="in major units (default 12.34)")
     demo.add_argument("--currency", default="EUR")
-    demo.add_argument("--serve", action="store_true", help="keep everything running afterwards")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep everything running afterwards, with the display mirrored at /demo",
+    )
     demo.add_argument("--no-draw", action="store_true", help="do not draw the terminal's screens")
     return parser
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -37,6 +38,7 @@ from terminal.daemon import TerminalDaemon
 
 from . import wallet
 from .demo_display import DemoDisplay
+from .demo_web import CheckoutRun, DemoParts, DisplayMirror
 from .embedded_broker import EmbeddedBroker
 
 TERMINAL_ID = "lane-1"
@@ -82,6 +84,9 @@ async def run_demo(options: DemoOptions) -> int:
         # that it falls back from 5 is for operators, not for the demo.
         logging.getLogger("psp_server.relay").setLevel(logging.ERROR)
     out = options.out
+    display = DemoDisplay(out if options.draw else None, GEOMETRY)
+    # Its pages are on the PSP's own origin, beside the QR page (demo_web.py).
+    mirror = DisplayMirror(display, terminal_id=TERMINAL_ID, currency=options.currency)
     with tempfile.TemporaryDirectory(prefix="scan2pay-demo-") as folder:
         async with _broker(options) as (target, embedded):
             psp = await start_server(
@@ -92,10 +97,11 @@ async def run_demo(options: DemoOptions) -> int:
                     mqtt=target,
                     public_url=options.public_url,
                     sweep_interval=0.5,
-                )
+                ),
+                routes=mirror.add_routes,
             )
             try:
-                return await _with_psp(options, psp, target, embedded, out)
+                return await _with_psp(options, psp, target, embedded, display, mirror, out)
             finally:
                 await psp.stop()
 
@@ -110,7 +116,13 @@ async def _broker(options: DemoOptions) -> AsyncIterator[tuple[MqttTarget, bool]
 
 
 async def _with_psp(
-    options: DemoOptions, psp: RunningServer, target: MqttTarget, embedded: bool, out: TextIO
+    options: DemoOptions,
+    psp: RunningServer,
+    target: MqttTarget,
+    embedded: bool,
+    display: DemoDisplay,
+    mirror: DisplayMirror,
+    out: TextIO,
 ) -> int:
     storage = psp.app[STORAGE]
     merchant, api_key = await storage.create_merchant(MERCHANT_NAME)
@@ -125,7 +137,10 @@ async def _with_psp(
         file=out,
         flush=True,
     )
-    display = DemoDisplay(out if options.draw else None, GEOMETRY)
+    bridge = BridgeConfig(
+        psp_url=psp.url, merchant_key=api_key, mqtt=target, terminal_id=TERMINAL_ID
+    )
+    mirror.ready(DemoParts(bridge, token, ann.name, merchant.name))
     daemon = TerminalDaemon(
         TerminalConfig(
             mqtt=target,
@@ -143,20 +158,20 @@ async def _with_psp(
     terminal = asyncio.create_task(daemon.run(stop), name="terminal")
     try:
         await _wait_for(lambda: daemon.state is not None, "the terminal's first frame")
-        bridge = BridgeConfig(
-            psp_url=psp.url, merchant_key=api_key, mqtt=target, terminal_id=TERMINAL_ID
-        )
         order = CheckoutOrder(
             order_id=f"DEMO-{int(time.time())}",
             amount=options.amount,
             currency=options.currency,
             terminal_id=TERMINAL_ID,
         )
-        code = await _one_checkout(bridge, order, display, psp.url, token, out)
+        code = await _one_checkout(bridge, order, display, mirror.track(order), psp.url, token, out)
         if code == 0 and options.serve:
             await _serve_until_stopped(psp, target, merchant.id, api_key, token, out)
         return code
     finally:
+        # Its checkout, if one runs, is cancelled through the PSP and the
+        # terminal: before they stop.
+        await mirror.close()
         stop.set()
         await asyncio.wait_for(terminal, 10)
 
@@ -165,6 +180,7 @@ async def _one_checkout(
     bridge: BridgeConfig,
     order: CheckoutOrder,
     display: DemoDisplay,
+    run: CheckoutRun,
     psp_url: str,
     token: str,
     out: TextIO,
@@ -179,6 +195,7 @@ async def _one_checkout(
 
     def on_step(step: Step) -> None:
         timeline.say("bridge", step.message, at=step.at, mark=f"bridge:{step.name}")
+        run.step(step)
 
     async def scan_and_pay() -> None:
         shown = await _wait_for(lambda: display.first_shown("qr", timeline.start), "the QR")
@@ -205,7 +222,9 @@ async def _one_checkout(
         await asyncio.wait_for(paying, 10)
     except BaseException:
         paying.cancel()
+        run.finish("failed", "the demo's own checkout did not finish")
         raise
+    run.finish(result.outcome, result.outcome)
     timeline.say("cashier", f"outcome: {result.outcome} (confirmed by the PSP)", mark="outcome")
     _print_hops(timeline, out)
     return 0 if result.outcome == "paid" else 1
@@ -231,6 +250,7 @@ async def _serve_until_stopped(
     psp: RunningServer, target: MqttTarget, merchant_id: str, api_key: str, token: str, out: TextIO
 ) -> None:
     print(
+        f"Watch and pay in a browser: {mirror_url(psp)}\n"
         "Everything keeps running. Try it by hand (Ctrl-C to stop):\n"
         f"  export SCAN2PAY_PSP_URL={psp.url} SCAN2PAY_MQTT={target}\n"
         f"  export SCAN2PAY_MERCHANT_KEY={api_key}\n"
@@ -250,6 +270,15 @@ async def _serve_until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def mirror_url(psp: RunningServer) -> str:
+    """The mirror at the PSP's public address, which is the QR page's origin
+    too: the wallet token the mirror stores is then the QR page's."""
+    public = urlsplit(psp.settings.public_url or psp.url)
+    return urlunsplit(
+        (public.scheme.lower(), public.netloc.lower(), f"{public.path.rstrip('/')}/demo", "", "")
+    )
 
 
 T = TypeVar("T")

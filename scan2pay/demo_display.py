@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -29,6 +30,7 @@ class DemoDisplay(Display):
         self._lock = threading.Lock()
         self._latest: Shown | None = None
         self.screens: list[Shown] = []  # the first frame of each new screen
+        self._listeners: list[Callable[[Shown], None]] = []
 
     @property
     def geometry(self) -> Geometry:
@@ -38,6 +40,12 @@ class DemoDisplay(Display):
     def latest(self) -> Shown | None:
         with self._lock:
             return self._latest
+
+    def add_listener(self, listener: Callable[[Shown], None]) -> None:
+        """``listener`` hears every frame, in the thread that shows it (the
+        daemon's worker thread, not the event loop)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def first_shown(self, kind: str, after: float = 0.0) -> Shown | None:
         with self._lock:
@@ -54,8 +62,11 @@ class DemoDisplay(Display):
             )
             if new_screen:
                 self.screens.append(shown)
+            listeners = list(self._listeners)
         # The countdown redraws every second; the console shows each screen
         # once, scrolling (not redrawn in place), so the timeline stays readable.
         if new_screen and self._console is not None and frame.image is not None:
             self._console.write(image_to_text(frame.image) + "\n")
             self._console.flush()
+        for listener in listeners:
+            listener(shown)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import ssl
 import stat
 import time
@@ -23,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from psp_server import cli, mqtt_accounts
-from scan2pay_common.messages import CheckoutEvent
+from psp_server.presence import Presence
+from scan2pay_common.messages import CheckoutEvent, TerminalState
+from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.topics import (
     display_topic,
     events_topic,
@@ -279,16 +280,19 @@ def test_a_cashier_reads_only_its_merchants_events_and_states(login: Login) -> N
     assert secret.encode() not in _payloads(cashier_a.until(marker))
 
 
-def test_the_psp_writes_every_merchants_events_and_reads_nothing(login: Login) -> None:
-    forged, event_a, event_b, shown = (
+def test_the_psp_writes_every_merchants_events_and_reads_only_terminal_states(
+    login: Login,
+) -> None:
+    forged, event_a, event_b, shown, marker = (
         _unique("forged"),
         _unique("event_a"),
         _unique("event_b"),
         _unique("shown"),
+        _unique("marker"),
     )
-    psp, wiretap, cashier = login("psp"), login(WIRETAP), login(A)
+    psp, wiretap, cashier, terminal = login("psp"), login(WIRETAP), login(A), login(f"{A}/till-1")
     _ok(wiretap, "#")
-    _subscribe_all(psp, events_topic(A), f"scan2pay/v1/m/{A}/t/+/state", "#")
+    _subscribe_all(psp, "#")
     psp.publish(display_topic(A, "till-1"), forged, retain=True)
     psp.publish(state_topic(A, "till-1"), forged, retain=True)
     psp.publish(events_topic(A), event_a)
@@ -301,11 +305,59 @@ def test_the_psp_writes_every_merchants_events_and_reads_nothing(login: Login) -
         (terminal_events_topic(A, "till-1"), event_a.encode()),
         (events_topic(B), event_b.encode()),
     ]
+    # The PSP reads terminals' states (presence, for the merchant's board),
+    # and nothing else: not its own events, not a display.
     cashier.publish(display_topic(A, "till-1"), shown, retain=True)
-    wiretap.until(shown)
-    # Nothing the PSP may read precedes a marker here: a bounded wait.
-    with pytest.raises(queue.Empty):
-        psp.next(timeout=0.3)
+    terminal.publish(state_topic(A, "till-1"), marker)
+    got = psp.until(marker)
+    assert {m.topic.rsplit("/", 1)[1] for m in got} == {"state"}, got
+    assert not {forged, event_a, event_b, shown} & {m.payload.decode() for m in got}
+
+
+def test_a_terminal_cannot_read_any_terminals_state(login: Login) -> None:
+    marker, secret = _unique("marker"), _unique("secret")
+    till_1, till_2, other, cashier = (
+        login(f"{A}/till-1"), login(f"{A}/till-2"), login(f"{B}/till-1"), login(A)
+    )  # fmt: skip
+    _subscribe_all(
+        till_1,
+        state_topic(A, "till-2"),
+        state_topic(B, "till-1"),
+        state_topic(A, "till-1"),  # it writes its own; it does not read it
+        f"scan2pay/v1/m/{A}/t/+/state",
+        display_topic(A, "till-1"),
+    )
+    till_2.publish(state_topic(A, "till-2"), secret)
+    other.publish(state_topic(B, "till-1"), secret)
+    till_1.publish(state_topic(A, "till-1"), secret)
+    cashier.publish(display_topic(A, "till-1"), marker, retain=True)
+    got = till_1.until(marker)
+    assert secret.encode() not in _payloads(got)
+    assert not [m for m in got if m.topic.endswith("/state")]
+
+
+async def test_the_psps_presence_hears_terminal_states_through_the_acl(
+    secure: tuple[SecureMosquitto, Accounts], login: Login
+) -> None:
+    broker, accounts = secure
+    userinfo = mqtt_accounts.userinfo("psp", accounts["psp"])
+    presence = Presence(MqttTarget.parse(f"mqtt://{userinfo}@127.0.0.1:{broker.plain_port}"))
+    task = asyncio.create_task(presence.run())
+    try:
+        async with presence.watch(B) as watch:
+            while not watch.connected:
+                await asyncio.wait_for(watch.changed(), 10)
+            terminal = await asyncio.to_thread(login, f"{B}/till-1")
+            online = TerminalState(online=True, screen="idle", checkout_id=None, displayed_at=None)
+            await asyncio.to_thread(
+                terminal.publish, state_topic(B, "till-1"), online.to_json().decode(), retain=True
+            )
+            while [(t.terminal_id, t.online) for t in watch.terminals()] != [("till-1", True)]:
+                await asyncio.wait_for(watch.changed(), 10)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 def _subscribe_all(client: Client, *topics: str) -> None:

@@ -32,13 +32,16 @@ from ..checkout_machine import Status
 from ..payloads import CheckoutRequest
 from .records import (
     Answer,
+    BoardChanges,
     Checkout,
     KeyInfo,
     Merchant,
+    MerchantDay,
     OutboxEvent,
     Payment,
     Refund,
     Reply,
+    StatusTotal,
     Wallet,
 )
 
@@ -106,6 +109,12 @@ class Storage(abc.ABC):
         of merchant ``owner_id`` (``kind`` "merchant") or the token of wallet
         ``owner_id`` (``kind`` "wallet"); the old one stops working at once.
         Raises ``Refused("not_found")`` for an unknown owner."""
+
+    @abc.abstractmethod
+    async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str] | None:
+        """The merchant and the hash of its API key as it is now (a revoked
+        key's marker after a revocation): a web session is bound to it, so
+        that rotating or revoking the key ends the merchant's sessions."""
 
     @abc.abstractmethod
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
@@ -199,6 +208,29 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def expire_due(self, *, now: int, limit: int = 500) -> int:
         """Marks pending checkouts past their expiry as expired; returns how many."""
+
+    # The merchant's board (psp_server/web/board_stream.py).
+
+    @abc.abstractmethod
+    async def merchant_day(
+        self, merchant_id: str, since: int, *, now: int, limit: int = 200
+    ) -> MerchantDay:
+        """The merchant's checkouts created at or after ``since`` (ms): the
+        newest ``limit`` of them, newest first, and the totals of all of
+        them per currency and status as of ``now``."""
+
+    @abc.abstractmethod
+    async def day_totals(self, merchant_id: str, since: int, *, now: int) -> list[StatusTotal]:
+        """``merchant_day``'s totals alone, ordered by currency and status."""
+
+    @abc.abstractmethod
+    async def board_changes(
+        self, merchant_id: str, *, after_seq: int, created_since: int, limit: int = 200
+    ) -> BoardChanges:
+        """The checkouts of the merchant's events after ``after_seq`` (the
+        first ``limit`` events) and the newest ``limit`` of the merchant's
+        checkouts created at or after ``created_since``, newest first (see
+        ``BoardChanges``)."""
 
     # The outbox.
 

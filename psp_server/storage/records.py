@@ -65,6 +65,44 @@ class Checkout:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusTotal:
+    """The checkouts of one currency in one status (pending past its expiry
+    counts as expired) over a span of time: how many, their amounts, and
+    how much of those was refunded."""
+
+    currency: str
+    status: Status
+    count: int
+    amount: int
+    refunded: int
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantDay:
+    """What the merchant's board starts from: the newest checkouts created
+    since a moment, the totals of all of them, and the merchant's last event
+    ``seq`` as it was before they were read (changes come after it)."""
+
+    checkouts: list[Checkout]
+    totals: list[StatusTotal]
+    event_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class BoardChanges:
+    """What changed for the board since its cursor: the checkouts of the
+    merchant's events after ``seq`` (as they are now, oldest event first,
+    whenever they were created), the checkouts created in the recent window
+    (newest first), the new cursor, and whether more events wait past
+    ``limit``."""
+
+    changed: list[Checkout]
+    created: list[Checkout]
+    event_seq: int
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Payment:
     id: str
     checkout_id: str

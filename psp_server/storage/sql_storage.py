@@ -22,14 +22,17 @@ from .base import Storage, new_checkout
 from .dbapi import Connection, Dialect, Worker
 from .records import (
     Answer,
+    BoardChanges,
     Checkout,
     IdempotencyKey,
     KeyInfo,
     Merchant,
+    MerchantDay,
     OutboxEvent,
     Payment,
     Refund,
     Reply,
+    StatusTotal,
     Wallet,
     funding_account,
     merchant_account,
@@ -198,6 +201,15 @@ class SqlStorage(Storage):
             if row is None or not hmac.compare_digest(row[2], digest):
                 return None
             return Merchant(row[0], row[1])
+
+        return await self._worker.read(op)
+
+    async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str] | None:
+        def op(conn: Connection) -> tuple[Merchant, str] | None:
+            row = conn.execute(
+                "SELECT id, name, api_key_hash FROM merchants WHERE id = ?", (merchant_id,)
+            ).fetchone()
+            return None if row is None else (Merchant(row[0], row[1]), row[2])
 
         return await self._worker.read(op)
 
@@ -615,6 +627,62 @@ class SqlStorage(Storage):
 
         return await self._worker.run(op)
 
+    # The merchant's board. Reads only, on the reader (SQLite) or a pooled
+    # connection (PostgreSQL): the board never waits for a group commit.
+
+    async def merchant_day(
+        self, merchant_id: str, since: int, *, now: int, limit: int = 200
+    ) -> MerchantDay:
+        dialect = self._dialect
+
+        def op(conn: Connection) -> MerchantDay:
+            # The cursor first: whatever changes after it is read again as
+            # an event, so a change between these statements is never lost.
+            row = conn.execute(
+                "SELECT last_event_seq FROM merchants WHERE id = ?", (merchant_id,)
+            ).fetchone()
+            return MerchantDay(
+                _newest_checkouts(conn, dialect, merchant_id, since, limit),
+                _day_totals(conn, dialect, merchant_id, since, now),
+                0 if row is None else row[0],
+            )
+
+        return await self._worker.read(op)
+
+    async def day_totals(self, merchant_id: str, since: int, *, now: int) -> list[StatusTotal]:
+        dialect = self._dialect
+        return await self._worker.read(
+            lambda conn: _day_totals(conn, dialect, merchant_id, since, now)
+        )
+
+    async def board_changes(
+        self, merchant_id: str, *, after_seq: int, created_since: int, limit: int = 200
+    ) -> BoardChanges:
+        dialect = self._dialect
+
+        def op(conn: Connection) -> BoardChanges:
+            # A merchant's seq has no gaps and commits in order, so a cursor
+            # on it skips nothing; the row joined is the checkout as it is now.
+            events = conn.execute(
+                f"SELECT e.seq, {_CHECKOUT_COLUMNS_OF_C}"
+                " FROM events e JOIN checkouts c ON c.id = e.checkout_id"
+                " WHERE e.merchant_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
+                (merchant_id, after_seq, limit),
+            ).fetchall()
+            # A new checkout writes no event: the recent ones are read by
+            # time, which the caller's window overlaps on purpose (an id is
+            # drawn before its commit, so no cursor on ids or times is safe).
+            # Newest first: past the limit, the board shows the latest.
+            created = _newest_checkouts(conn, dialect, merchant_id, created_since, limit)
+            return BoardChanges(
+                changed=[_checkout(r[1:]) for r in events],
+                created=created,
+                event_seq=events[-1][0] if events else after_seq,
+                more=len(events) == limit,
+            )
+
+        return await self._worker.read(op)
+
     # The outbox.
 
     async def unpublished_events(
@@ -684,6 +752,39 @@ class SqlStorage(Storage):
             ).rowcount
 
         return await self._worker.run(op)
+
+
+def _newest_checkouts(
+    conn: Connection, dialect: Dialect, merchant_id: str, since: int, limit: int
+) -> list[Checkout]:
+    rows = conn.execute(
+        f"SELECT {_CHECKOUT_COLUMNS}"
+        f" FROM checkouts{dialect.indexed_by('checkouts_of_merchant_by_time')}"
+        " WHERE merchant_id = ? AND created_at >= ?"
+        " ORDER BY created_at DESC, id DESC LIMIT ?",
+        (merchant_id, since, limit),
+    ).fetchall()
+    return [_checkout(r) for r in rows]
+
+
+def _day_totals(
+    conn: Connection, dialect: Dialect, merchant_id: str, since: int, now: int
+) -> list[StatusTotal]:
+    """Counted by the database over the whole span, not from the rows a
+    board shows (at most a few hundred of the day's)."""
+    rows = conn.execute(
+        "SELECT currency,"
+        " CASE WHEN status = 'pending' AND expires_at <= ? THEN 'expired' ELSE status END,"
+        " COUNT(*), CAST(SUM(amount) AS BIGINT), CAST(SUM(refunded_amount) AS BIGINT)"
+        f" FROM checkouts{dialect.indexed_by('checkouts_of_merchant_by_time')}"
+        " WHERE merchant_id = ? AND created_at >= ?"
+        " GROUP BY 1, 2 ORDER BY 1, 2",
+        (now, merchant_id, since),
+    ).fetchall()
+    return [
+        StatusTotal(currency, Status(status), count, amount, refunded)
+        for currency, status, count, amount, refunded in rows
+    ]
 
 
 class _RefusedWith:

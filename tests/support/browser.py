@@ -80,6 +80,13 @@ class BrowserSession:
         self._pages.append(page)
         return page
 
+    def adopt(self, page: Any) -> Any:
+        """A page that one of the test's pages opened (a link to a new tab):
+        watched and photographed like those ``page()`` opens."""
+        self._watch(page)
+        self._pages.append(page)
+        return page
+
     def _watch(self, page: Any) -> None:
         def on_console(message: Any) -> None:
             # A refused API call is logged too, and is often what the test

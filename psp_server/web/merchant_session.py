@@ -1,0 +1,199 @@
+"""The merchant's web session: a signed cookie, and nothing kept on the server.
+
+The cookie holds the merchant's id, when it was issued, and a fingerprint
+of the merchant's API key hash as it was then, MACed with HMAC-SHA256 under
+a key derived (HKDF) from the PSP's signing key. Every worker of a
+multi-process PSP loads the same signing key from the database, so any of
+them accepts a session any other issued. A session ends after
+``SESSION_MS``, at sign-out (the browser forgets the cookie), and as soon as
+the merchant's API key is rotated or revoked: the fingerprint no longer
+matches the key hash in the database.
+
+CSRF: the sign-in form is a signed double submit (a random cookie, and
+its HMAC in a hidden field); once signed in, each state-changing request
+carries ``csrf_token(session)``, an HMAC of the session cookie that only
+the server can make and only a page of the PSP can read. A request with an
+``Origin`` header must come from the PSP's own origin besides.
+
+The top of the module is pure logic; the aiohttp glue (cookie names and
+flags, the origin check) is at the bottom.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_merchant_id
+
+from ..appkeys import SETTINGS, STORAGE
+
+INFO = b"scan2pay merchant session v1"
+VERSION = "s1"
+SESSION_MS = 12 * 3600 * 1000
+# A cookie issued by a worker whose clock runs a little ahead is still good.
+CLOCK_SLACK_MS = 60_000
+_FINGERPRINT_BYTES = 12
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    merchant_id: str
+    issued_at: int  # ms
+    key_fingerprint: str
+    cookie: str  # the whole value: the CSRF token is bound to it
+
+
+class SessionKeys:
+    """The MAC key, and everything made or checked with it."""
+
+    def __init__(self, secret: bytes) -> None:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=INFO)
+        self._key = hkdf.derive(secret)
+
+    def _mac(self, purpose: bytes, message: str) -> str:
+        return _b64(
+            hmac.new(self._key, purpose + b"\x00" + message.encode(), hashlib.sha256).digest()
+        )
+
+    def fingerprint(self, key_hash: str) -> str:
+        """Names the key without giving away its hash, which the cookie
+        would otherwise carry to the browser."""
+        digest = hmac.new(self._key, b"key\x00" + key_hash.encode(), hashlib.sha256).digest()
+        return _b64(digest[:_FINGERPRINT_BYTES])
+
+    def issue(self, merchant_id: str, key_hash: str, *, now: int) -> str:
+        body = f"{VERSION}.{merchant_id}.{now}.{self.fingerprint(key_hash)}"
+        return f"{body}.{self._mac(b'session', body)}"
+
+    def verify(self, cookie: str, *, now: int) -> Session | None:
+        """The session ``cookie`` holds if this PSP made it and it has not
+        run out; the key it was bound to is the caller's to check."""
+        body, _, mac = cookie.rpartition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac(b"session", body).encode()):
+            return None
+        parts = body.split(".")
+        if len(parts) != 4 or parts[0] != VERSION or not parts[2].isdigit():
+            return None
+        _, merchant_id, issued, fingerprint = parts
+        try:
+            check_merchant_id(merchant_id)
+        except InvalidValue:
+            return None
+        issued_at = int(issued)
+        if not now - SESSION_MS < issued_at <= now + CLOCK_SLACK_MS:
+            return None
+        return Session(merchant_id, issued_at, fingerprint, cookie)
+
+    def bound_to(self, session: Session, key_hash: str) -> bool:
+        """Whether the merchant's key is still the one the session was made with."""
+        return hmac.compare_digest(session.key_fingerprint, self.fingerprint(key_hash))
+
+    def csrf_token(self, session: Session) -> str:
+        return self._mac(b"csrf", session.cookie)
+
+    def csrf_ok(self, session: Session, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(
+            token.encode(), self.csrf_token(session).encode()
+        )
+
+    def form_field(self, form_cookie: str) -> str:
+        """The sign-in form's hidden field for its cookie. Signed, not the
+        cookie's copy: whoever can plant a cookie for this host (a sibling
+        subdomain, over plain HTTP) still cannot make a pair that matches."""
+        return self._mac(b"signin", form_cookie)
+
+    def form_ok(self, form_cookie: str | None, field: str | None) -> bool:
+        if not form_cookie or not field:
+            return False
+        return hmac.compare_digest(field.encode(), self.form_field(form_cookie).encode())
+
+
+def new_form_cookie() -> str:
+    """The sign-in form's double-submit secret."""
+    return secrets.token_urlsafe(32)
+
+
+# aiohttp glue.
+
+SESSION_KEYS = web.AppKey("merchant_session_keys", SessionKeys)
+_SESSION = "s2p-merchant"
+_FORM = "s2p-signin"
+# A secure cookie is named __Host-: the browser then takes it only over
+# TLS, for the whole host and from the host itself (no Domain attribute).
+_HOST_PREFIX = "__Host-"
+
+
+async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[SESSION_KEYS] = SessionKeys(app[STORAGE].signing_key.private_bytes())
+    yield
+
+
+def install(app: web.Application) -> None:
+    """Derives the key once the storage is open (after its cleanup_ctx)."""
+    app.cleanup_ctx.append(_keys_ctx)
+
+
+def keys(app: web.Application) -> SessionKeys:
+    return app[SESSION_KEYS]
+
+
+def is_secure(request: web.Request) -> bool:
+    """Over TLS here, or behind a proxy that serves the PSP as https."""
+    public_url = request.app[SETTINGS].public_url or ""
+    return request.secure or public_url.lower().startswith("https://")
+
+
+def session_cookie_name(request: web.Request) -> str:
+    return _HOST_PREFIX + _SESSION if is_secure(request) else _SESSION
+
+
+def form_cookie_name(request: web.Request) -> str:
+    return _HOST_PREFIX + _FORM if is_secure(request) else _FORM
+
+
+def set_cookie(
+    request: web.Request, response: web.StreamResponse, name: str, value: str, max_age: int
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        secure=is_secure(request),
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def clear_cookie(request: web.Request, response: web.StreamResponse, name: str) -> None:
+    set_cookie(request, response, name, "", 0)
+
+
+def same_origin(request: web.Request) -> bool:
+    """No ``Origin`` header (an old browser, a same-origin GET) is let
+    through: the CSRF token decides. One that is there must name this
+    host, as the client reached it or as the public URL names it."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    scheme, sep, authority = origin.lower().partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return False  # "null", from a sandboxed frame or a redirect across sites
+    if authority == request.host.lower():
+        return True
+    public_url = (request.app[SETTINGS].public_url or "").lower().rstrip("/")
+    return bool(public_url) and public_url == origin.lower()
