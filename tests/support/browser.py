@@ -6,7 +6,8 @@ Each test gets a fresh browser context (no cookies, no storage) and, when
 it ends, pass or fail, a full-page screenshot of each of its pages under
 ``test-results/screenshots/``. A script error or a refused resource (a
 Content-Security-Policy violation, a 404 for an asset) in any page fails
-the test: the pages are meant to load clean.
+the test, and so does a request to any host but loopback: the pages are
+meant to load clean, and to work with no Internet connection.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -37,6 +39,7 @@ LAUNCH_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _ASSETS = {"stylesheet", "script", "image", "font", "manifest"}
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -98,8 +101,15 @@ class BrowserSession:
             if response.status >= 400 and response.request.resource_type in _ASSETS:
                 self.problems.append(f"{response.status} for {response.url} on {page.url}")
 
+        def on_request(request: Any) -> None:
+            # No CDN, no web font, no analytics: the pages work offline.
+            parts = urlsplit(request.url)
+            if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOOPBACK:
+                self.problems.append(f"{page.url} asked another host for {request.url}")
+
         page.on("console", on_console)
         page.on("response", on_response)
+        page.on("request", on_request)
         page.on("pageerror", lambda exc: self.problems.append(f"script error: {exc}"))
 
     async def screenshots(self) -> list[Path]:
