@@ -48,7 +48,7 @@ async def _cells(row: Any) -> list[str]:
     return [text.strip() for text in await row.locator("td, th").all_inner_texts()]
 
 
-async def test_sign_in_by_keyboard_then_watch_checkouts_appear_and_turn_paid(
+async def test_sign_in_by_keyboard_then_watch_checkouts_appear_and_turn_paid_on_the_qr_page(
     psp: Psp, browser: BrowserSession
 ) -> None:
     merchant = await psp.merchant("Café Zoë")
@@ -81,7 +81,13 @@ async def test_sign_in_by_keyboard_then_watch_checkouts_appear_and_turn_paid(
     # Newest first.
     assert await page.locator("#rows th").all_inner_texts() == ["J-1", "A-1"]
 
-    assert (await psp.pay(euros, code_of(made)))[0] == 201
+    # The customer scans and pays on the QR page, with the demo wallet, on a phone.
+    phone = await browser.page()
+    await phone.goto(made["qr_url"])
+    await phone.get_by_role("button", name="Pay with the demo wallet").click()
+    await phone.get_by_label("Demo wallet token").fill(euros.token)
+    await phone.get_by_role("button", name="Save and pay").click()
+    await phone.get_by_role("region", name="Receipt").wait_for()
     await page.locator(f"#rows tr[data-id='{made['id']}'][data-status=paid]").wait_for()
     assert (await _cells(row))[4] == "Paid"
     assert not await row.get_by_role("button").count()
