@@ -17,6 +17,7 @@ from scan2pay_common.topics import state_topic
 from tests.support.broker import Mosquitto
 from tests.support.browser import DESKTOP, BrowserSession, assert_accessible
 from tests.support.mqtt import Publisher
+from tests.support.proxy import CuttableProxy
 from tests.support.psp import Merchant, Psp, code_of, start_psp, stop_psp
 
 
@@ -30,10 +31,10 @@ async def psp(tmp_path: Path) -> AsyncIterator[Psp]:
 
 
 async def _signed_in_board(
-    browser: BrowserSession, psp: Psp, merchant: Merchant, **options: Any
+    browser: BrowserSession, psp: Psp, merchant: Merchant, *, url: str = "", **options: Any
 ) -> Any:
     page = await browser.page(**options)
-    await page.goto(f"{psp.url}/merchant")
+    await page.goto(f"{url or psp.url}/merchant")
     await page.get_by_label("Merchant key").fill(merchant.key)
     await page.get_by_role("button", name="Sign in").click()
     await page.locator("#live[data-state=live]").wait_for()
@@ -194,3 +195,26 @@ async def test_terminals_turn_online_and_offline_as_they_report(
     finally:
         publisher.close()
         await stop_psp(psp)
+
+
+async def test_a_dropped_stream_says_reconnecting_then_catches_up(
+    psp: Psp, browser: BrowserSession
+) -> None:
+    merchant = await psp.merchant()
+    wallet = await psp.wallet()
+    made = await psp.checkout(merchant, order_id="A-1")
+    async with CuttableProxy(psp.url) as proxy:
+        page = await _signed_in_board(browser, psp, merchant, url=proxy.url, viewport=DESKTOP)
+        await _row(page, "A-1").wait_for()
+        await page.evaluate("window.boardMarker = 'still here'")
+        # The network drops the stream, and the PSP stays out of reach a while.
+        proxy.cut(refuse=True)
+        await page.locator("#live[data-state=reconnecting]").wait_for()
+        assert await page.locator("#live").inner_text() == "Reconnecting…"
+        # Meanwhile the checkout is paid: the board hears nothing of it...
+        assert (await psp.pay(wallet, code_of(made)))[0] == 201
+        # ...until the browser is back in: the fresh snapshot has it paid.
+        proxy.refusing = False
+        await page.locator("#live[data-state=live]").wait_for(timeout=20_000)
+        await page.locator(f"#rows tr[data-id='{made['id']}'][data-status=paid]").wait_for()
+        assert await page.evaluate("window.boardMarker") == "still here"
