@@ -6,8 +6,10 @@ offline as they report it over MQTT."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -31,9 +33,15 @@ async def psp(tmp_path: Path) -> AsyncIterator[Psp]:
 
 
 async def _signed_in_board(
-    browser: BrowserSession, psp: Psp, merchant: Merchant, *, url: str = "", **options: Any
+    browser: BrowserSession,
+    psp: Psp,
+    merchant: Merchant,
+    *,
+    url: str = "",
+    page: Any = None,
+    **options: Any,
 ) -> Any:
-    page = await browser.page(**options)
+    page = page or await browser.page(**options)
     await page.goto(f"{url or psp.url}/merchant")
     await page.get_by_label("Merchant key").fill(merchant.key)
     await page.get_by_role("button", name="Sign in").click()
@@ -218,3 +226,62 @@ async def test_a_dropped_stream_says_reconnecting_then_catches_up(
         await page.locator("#live[data-state=live]").wait_for(timeout=20_000)
         await page.locator(f"#rows tr[data-id='{made['id']}'][data-status=paid]").wait_for()
         assert await page.evaluate("window.boardMarker") == "still here"
+
+
+def _zone_an_hour_before_midnight(now: datetime) -> tuple[str, int]:
+    """A fixed-offset zone whose clock says 23:xx at ``now``, and its next
+    midnight (epoch ms): less than an hour ahead, as the PSP accepts a
+    board's day that starts at most an hour in its future."""
+    offset = (23 - now.hour) % 24
+    if offset > 14:  # UTC-12 .. UTC+14 are the zones there are
+        offset -= 24
+    # The Etc zones' signs are POSIX's: Etc/GMT-4 is four hours ahead of UTC.
+    zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+    local = now + timedelta(hours=offset)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=UTC)
+    return zone, int((midnight - timedelta(hours=offset)).timestamp() * 1000)
+
+
+def test_the_zone_an_hour_before_midnight() -> None:
+    at = datetime(2026, 11, 24, 19, 13, 2, tzinfo=UTC)
+    assert _zone_an_hour_before_midnight(at) == ("Etc/GMT-4", 1795550400000)  # 20:00 UTC
+    assert _zone_an_hour_before_midnight(at.replace(hour=23)) == ("Etc/GMT", 1795564800000)
+    # 08:13 UTC is 23:13 at UTC-9 (UTC+15, the same hour, is no zone).
+    assert _zone_an_hour_before_midnight(at.replace(hour=8)) == ("Etc/GMT+9", 1795510800000)
+
+
+async def test_the_board_turns_to_a_new_day_at_the_browsers_midnight(
+    psp: Psp, browser: BrowserSession
+) -> None:
+    merchant = await psp.merchant()
+    await psp.checkout(merchant, order_id="LATE-1", amount=500)
+    zone, midnight = _zone_an_hour_before_midnight(datetime.now(UTC))
+    page = await browser.page(viewport=DESKTOP, timezone_id=zone)
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/merchant/stream" in r.url else None)
+    # The browser's clock (only its own; the PSP's is real) starts ten
+    # minutes before its midnight, and runs on by itself.
+    await page.clock.install(time=(midnight - 10 * 60_000) / 1000)
+    page = await _signed_in_board(browser, psp, merchant, page=page)
+    await _row(page, "LATE-1").wait_for()
+    assert await page.locator("#totals-body tr[data-currency=EUR] td.pending").inner_text() == (
+        "€5.00 (1)"
+    )
+    assert len(streams) == 1
+    await page.evaluate("window.boardMarker = 'still here'")
+
+    # Past midnight, at the board's next look at the clock (once a minute).
+    await page.clock.fast_forward(11 * 60_000)
+    await page.locator("#no-rows").wait_for()
+    await page.locator("#no-totals").wait_for()
+    await page.locator("#live[data-state=live]").wait_for()
+    assert await page.locator("#rows tr").count() == 0
+    assert await page.locator("#totals-body tr").count() == 0
+    # The new stream asked for the day from the browser's midnight, in the
+    # same page: nothing was reloaded.
+    assert [parse_qs(urlsplit(url).query)["since"] for url in streams] == [
+        [str(midnight - 86_400_000)],
+        [str(midnight)],
+    ]
+    assert await page.evaluate("window.boardMarker") == "still here"
+    await assert_accessible(page)

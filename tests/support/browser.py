@@ -73,9 +73,8 @@ class BrowserSession:
     _pages: list[Any] = field(default_factory=list)
 
     async def page(self, *, viewport: dict[str, int] = PHONE, **options: Any) -> Any:
-        context = await self.browser.new_context(
-            viewport=viewport, locale="en-GB", timezone_id="Europe/Berlin", **options
-        )
+        settings = {"locale": "en-GB", "timezone_id": "Europe/Berlin", **options}
+        context = await self.browser.new_context(viewport=viewport, **settings)
         context.set_default_timeout(10_000)
         self._contexts.append(context)
         page = await context.new_page()
