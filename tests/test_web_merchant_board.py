@@ -32,6 +32,15 @@ async def psp(tmp_path: Path) -> AsyncIterator[Psp]:
     await stop_psp(server)
 
 
+@pytest.fixture
+async def psp_on_each_database(db: str) -> AsyncIterator[Psp]:
+    """For the test of the board's whole life, on both databases: their
+    storages answer the board's reads with SQL of their own."""
+    server = await start_psp(db, sweep_interval=0.2)
+    yield server
+    await stop_psp(server)
+
+
 async def _signed_in_board(
     browser: BrowserSession,
     psp: Psp,
@@ -58,8 +67,9 @@ async def _cells(row: Any) -> list[str]:
 
 
 async def test_sign_in_by_keyboard_then_watch_checkouts_appear_and_turn_paid_on_the_qr_page(
-    psp: Psp, browser: BrowserSession
+    psp_on_each_database: Psp, browser: BrowserSession
 ) -> None:
+    psp = psp_on_each_database
     merchant = await psp.merchant("Café Zoë")
     euros = await psp.wallet("EUR", 10_000)
     page = await browser.page(viewport=DESKTOP)
