@@ -14,7 +14,13 @@ EXECUTES = {"execute", "executemany", "executescript"}
 # Calls that pass on SQL checked where it was written, or that run the
 # schema's own files (psp_server/storage/schema/*.sql).
 FORWARDERS = {
-    "psp_server/storage/postgres.py": {"execute", "executemany", "_executed", "_executed_many"},
+    "psp_server/storage/postgres.py": {
+        "execute",
+        "executemany",
+        "_executed",
+        "_executed_many",
+        "_pipelined",
+    },
     "psp_server/storage/ddl.py": {"apply"},
 }
 

@@ -124,7 +124,7 @@ class PostgresWorker:
             for attempt in range(RETRIES + 1):
                 try:
                     async with conn.transaction():
-                        return await run_sync(operation, PgConnection(conn))
+                        return await run_sync(_to_the_end, operation, PgConnection(conn))
                 except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
                     if attempt == RETRIES:
                         raise StorageError(f"transaction failed: {exc}") from exc
@@ -189,29 +189,58 @@ class PostgresWorker:
             self._freed.notify()
 
 
+def _to_the_end(operation: Callable[[Any], T], conn: PgConnection) -> T:
+    """``operation``, then the statements it left waiting, before COMMIT."""
+    result = operation(conn)
+    conn.flush()
+    return result
+
+
 class PgConnection:
     """A psycopg connection that takes the storage's ``?`` placeholders.
     An async connection's statements are awaited through ``sync_bridge``,
-    so that the storage's operations run on it unchanged."""
+    so that the storage's operations run on it unchanged.
 
-    __slots__ = ("_conn",)
+    On an async connection a statement waits until something reads its
+    outcome (or any later statement's, or the operation ends), and those
+    waiting then go to the server together in one pipeline: one round trip
+    for a payment's inserts instead of one each, where each round trip
+    costs a wait on the loop and psycopg's Python on both ends. Only the
+    order of the statements is kept; an error surfaces at the next read
+    or at the end, and fails the operation as it would have at once (no
+    operation catches a database error to go on)."""
+
+    __slots__ = ("_conn", "_waiting")
 
     def __init__(self, conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
+        self._waiting: list[_Waiting] = []
 
     def execute(self, sql: str, parameters: Any = None, /) -> Any:
         conn = self._conn
         if isinstance(conn, psycopg.AsyncConnection):
-            return await_only(_executed(conn, _placeholders(sql), parameters or None))
+            statement = _Waiting(self, _placeholders(sql), parameters or None)
+            self._waiting.append(statement)
+            return statement
         return conn.execute(_placeholders(sql), parameters or None)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:
         conn = self._conn
         if isinstance(conn, psycopg.AsyncConnection):
+            self.flush()
             return await_only(_executed_many(conn, _placeholders(sql), list(parameters)))
         cursor = conn.cursor()
         cursor.executemany(_placeholders(sql), parameters)
         return cursor
+
+    def flush(self) -> None:
+        """Sends the waiting statements and reads their outcomes."""
+        if not self._waiting:
+            return
+        waiting, self._waiting = self._waiting, []
+        conn = self._conn
+        assert isinstance(conn, psycopg.AsyncConnection)
+        await_only(_pipelined(conn, waiting))
 
 
 class _Result:
@@ -233,10 +262,59 @@ class _Result:
         return iter(self.rows)
 
 
+class _Waiting:
+    """A statement not sent yet: reading its outcome sends it, with every
+    statement waiting before it."""
+
+    __slots__ = ("_owner", "parameters", "result", "sql")
+
+    def __init__(self, owner: PgConnection, sql: str, parameters: Any) -> None:
+        self._owner = owner
+        self.sql = sql
+        self.parameters = parameters
+        self.result: _Result | None = None
+
+    def _outcome(self) -> _Result:
+        if self.result is None:
+            self._owner.flush()
+        if self.result is None:  # an earlier statement failed in the pipeline
+            raise StorageError("the statement was not run")
+        return self.result
+
+    @property
+    def rowcount(self) -> int:
+        return self._outcome().rowcount
+
+    def fetchone(self) -> Any:
+        return self._outcome().fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._outcome().rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._outcome().rows)
+
+
 async def _executed(conn: psycopg.AsyncConnection[Any], sql: str, parameters: Any) -> _Result:
     cursor = await conn.execute(sql, parameters)
     rows = await cursor.fetchall() if cursor.description is not None else []
     return _Result(cursor.rowcount, rows)
+
+
+async def _pipelined(conn: psycopg.AsyncConnection[Any], statements: list[_Waiting]) -> None:
+    if len(statements) == 1:  # a pipeline's own sync would be a cost for nothing
+        only = statements[0]
+        only.result = await _executed(conn, only.sql, only.parameters)
+        return
+    cursors = []
+    async with conn.pipeline():
+        for statement in statements:
+            cursor = conn.cursor()
+            await cursor.execute(statement.sql, statement.parameters)
+            cursors.append(cursor)
+    for statement, cursor in zip(statements, cursors, strict=True):
+        rows = await cursor.fetchall() if cursor.description is not None else []
+        statement.result = _Result(cursor.rowcount, rows)
 
 
 async def _executed_many(
