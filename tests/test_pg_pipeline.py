@@ -117,3 +117,18 @@ async def test_a_write_waits_on_the_client_until_a_read(
 
     await worker.run(watched)
     assert seen == ["SELECT pg_backend_pid()", "SELECT count(*) AS after_the_writes FROM notes"]
+
+
+async def test_an_operation_that_raises_after_its_writes_went_out_leaves_nothing(
+    worker: PostgresWorker, pg_dsn: str
+) -> None:
+    def half_done(conn: Any) -> None:
+        conn.execute("INSERT INTO notes (n, text) VALUES (?, ?)", (1, "sent"))
+        assert conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 1
+        raise ValueError("the operation's own rule")
+
+    with pytest.raises(ValueError, match="own rule"):
+        await worker.run(half_done)
+    assert _notes(pg_dsn) == []
+    await worker.run(lambda conn: conn.execute("INSERT INTO notes VALUES (?, ?)", (2, "next")))
+    assert _notes(pg_dsn) == [(2, "next")]
