@@ -204,6 +204,9 @@ async def test_watch_the_demo_and_pay_its_qr_from_a_browser(browser: BrowserSess
             link_url = await watcher_link.get_attribute("href")
             assert _decode(await _picture_of(watcher.locator("#screen"))) == [link_url]
             await assert_accessible(watcher)
+    except BaseException:
+        print("the demo's output:\n" + "".join(demo.lines))  # shown with the failure
+        raise
     finally:
         # With the page's stream still open, and a checkout pending.
         await asyncio.to_thread(_assert_stops_promptly, demo)
