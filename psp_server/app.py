@@ -25,7 +25,7 @@ from .appkeys import (
     WEBHOOK_STORE,
 )
 from .config import Settings, with_default_public_url
-from .errors import APIError
+from .errors import APIError, StorageUnavailable
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
 from .partitions import LeasedPartitions, partitions_for, wake_on_new_events
 from .presence import Presence
@@ -74,6 +74,15 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         code = _HTTP_CODES.get(exc.status, "http_error")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return error_response(exc.status, code, exc.reason, **headers)
+    except StorageUnavailable:
+        # Logged once per outage by the storage, not once per request.
+        return error_response(
+            503,
+            "storage_unavailable",
+            "the database is unavailable; try again shortly "
+            "(a retry with the same Idempotency-Key is safe)",
+            **{"Retry-After": "1"},
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error; the request was logged")

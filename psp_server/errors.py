@@ -14,6 +14,13 @@ class StorageError(PSPError):
     """The database could not be opened, migrated or written."""
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached at all (the server is down, the file
+    was moved away): nothing was changed, and the same call may succeed once
+    it is back. The API answers 503 ``storage_unavailable``; background
+    loops back off."""
+
+
 class ConfigError(PSPError):
     """Settings that cannot work; ``problems`` lists every one, not just the first."""
 

@@ -62,6 +62,7 @@ class LeasedPartitions:
         self._conn: psycopg.AsyncConnection[tuple[int, ...]] | None = None
         self._held: list[int] = []
         self._checked_at = -math.inf
+        self._lost = False
 
     async def held(self) -> list[int] | None:
         now = time.monotonic()
@@ -73,8 +74,14 @@ class LeasedPartitions:
                 # Without the connection the locks are gone too: serve
                 # nothing until they are taken again, as another process may
                 # have taken them meanwhile.
-                log.warning("partition locks lost (%s); retrying", exc)
+                if not self._lost:  # once per outage, not once a second
+                    log.warning("partition locks lost (%s); retrying", _first_line(exc))
+                self._lost = True
                 await self._drop_connection()
+            else:
+                if self._lost:
+                    log.warning("partition locks taken again: %d held", len(self._held))
+                self._lost = False
         return list(self._held)
 
     async def close(self) -> None:
@@ -134,6 +141,7 @@ async def wake_on_new_events(dsn: str, wake: asyncio.Event) -> None:
     from scan2pay_common.backoff import Backoff
 
     backoff = Backoff(initial=0.1, maximum=5.0)
+    lost = False
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(
@@ -141,13 +149,22 @@ async def wake_on_new_events(dsn: str, wake: asyncio.Event) -> None:
             ) as conn:
                 await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                 backoff.reset()
+                if lost:
+                    log.warning("event notifications are back")
+                lost = False
                 wake.set()  # whatever was written while no one listened
                 async for _ in conn.notifies():
                     wake.set()
         except psycopg.Error as exc:
             delay = backoff.next_delay()
-            log.warning("event notifications lost (%s); listening again in %.2fs", exc, delay)
+            if not lost:  # once per outage; the relay's poll covers the gap
+                log.warning("event notifications lost (%s); listening again", _first_line(exc))
+            lost = True
             await asyncio.sleep(delay)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().split("\n", 1)[0]
 
 
 def partitions_for(db: str) -> Partitions:

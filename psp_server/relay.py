@@ -36,6 +36,7 @@ from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import events_topic, terminal_events_topic
 
+from .errors import StorageUnavailable
 from .partitions import REFRESH_SECONDS, AllPartitions, Partitions
 from .storage import Storage
 from .storage.records import OutboxEvent
@@ -65,6 +66,9 @@ class OutboxRelay:
         # relay's write rule) says so in its PUBACK; with 3.1.1 it would
         # acknowledge and drop the event, and we would mark it sent.
         self._protocol = aiomqtt.ProtocolVersion.V5
+        # Apart from the broker's: the broker session stays up while the
+        # database is away, and its reset must not cut the database's pauses.
+        self._outage = Backoff(initial=0.05, maximum=5.0)
 
     async def run(self) -> None:
         backoff = Backoff(initial=0.05, maximum=5.0)
@@ -106,6 +110,9 @@ class OutboxRelay:
                     )
                 self.connected = False
                 await asyncio.sleep(delay)
+            except StorageUnavailable:  # the storage logs the outage, once
+                self.connected = False
+                await asyncio.sleep(self._outage.next_delay())
             except Exception:
                 # A database hiccup must not end the relay: events wait.
                 log.exception("relay failed; starting over")
@@ -138,9 +145,14 @@ class OutboxRelay:
                 shared = held is not None
                 # Shared with other processes: no cursor, as another
                 # merchant's transaction may commit a lower position later.
-                events = await self._storage.unpublished_events(
-                    limit=BATCH, after=0 if shared else sent_upto, partitions=held
-                )
+                try:
+                    events = await self._storage.unpublished_events(
+                        limit=BATCH, after=0 if shared else sent_upto, partitions=held
+                    )
+                except StorageUnavailable:
+                    await asyncio.sleep(self._outage.next_delay())
+                    continue
+                self._outage.reset()
                 if not events:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(

@@ -8,30 +8,38 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from scan2pay_common.backoff import Backoff
 from scan2pay_common.timefmt import now_ms
 
+from .errors import StorageUnavailable
 from .storage import Storage
 from .storage.base import IDEMPOTENCY_KEY_TTL_MS
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# The longest pause between tries while the database is away.
+OUTAGE_PAUSE_MAX = 5.0
 
 
 async def sweep_forever(storage: Storage, wake_relay: asyncio.Event, interval: float) -> None:
+    # While the database is away each round fails at once: without a growing
+    # pause a short interval (tests use 0.05 s) becomes a busy loop.
+    backoff = Backoff(initial=interval, maximum=max(interval, OUTAGE_PAUSE_MAX))
     while True:
         try:
             expired = await storage.expire_due(now=now_ms(), limit=BATCH)
+            if expired:
+                log.info("expired %d checkout(s)", expired)
+                wake_relay.set()
+            purged = await storage.purge_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS)
+        except StorageUnavailable:  # the storage logs the outage, once
+            await asyncio.sleep(backoff.next_delay())
+            continue
         except Exception:
             log.exception("expiry sweep failed; trying again")
-            expired = 0
-        if expired:
-            log.info("expired %d checkout(s)", expired)
-            wake_relay.set()
-        try:
-            purged = await storage.purge_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS)
-        except Exception:
-            log.exception("purging old idempotency keys failed; trying again")
-            purged = 0
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        backoff.reset()
         if expired < BATCH and purged == 0:
             await asyncio.sleep(interval)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from .availability import Availability
 
 T = TypeVar("T")
 
@@ -33,6 +36,8 @@ class Connection(Protocol):
 
 
 class Worker(Protocol):
+    availability: Availability
+
     async def run(self, operation: Callable[[Connection], T]) -> T:
         """Runs ``operation`` in a read-write transaction; returns its result
         once that transaction is committed (on disk)."""

@@ -30,7 +30,8 @@ from psycopg import errors as pg_errors
 from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms
 
-from ..errors import StorageError
+from ..errors import StorageError, StorageUnavailable
+from .availability import Availability
 from .dbapi import POSTGRESQL
 from .schema_migrate import apply_migrations
 from .sql_storage import SqlStorage, active_key, new_active_key
@@ -48,6 +49,8 @@ POOL_SIZE = 8
 RETRIES = 5
 # The primary key of idempotency_keys, as PostgreSQL names it.
 IDEMPOTENCY_KEY = "idempotency_keys_pkey"
+# What a server says as it shuts down or starts: it is away, not wrong.
+_SERVER_GOING = (pg_errors.AdminShutdown, pg_errors.CrashShutdown, pg_errors.CannotConnectNow)
 # An application-wide advisory lock key: "s2p" "keys".
 _SIGNING_KEY_LOCK = 0x73327000_6B657973
 
@@ -95,6 +98,7 @@ class PostgresWorker:
         self._freed: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self.availability = Availability()
         # Fail at start, not at the first request, when the server is away.
         try:
             _connect(dsn).close()
@@ -124,7 +128,9 @@ class PostgresWorker:
             for attempt in range(RETRIES + 1):
                 try:
                     async with conn.transaction():
-                        return await run_sync(_to_the_end, operation, PgConnection(conn))
+                        result: T = await run_sync(_to_the_end, operation, PgConnection(conn))
+                    self.availability.back()
+                    return result
                 except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
                     if attempt == RETRIES:
                         raise StorageError(f"transaction failed: {exc}") from exc
@@ -137,11 +143,21 @@ class PostgresWorker:
                     if exc.diag.constraint_name != IDEMPOTENCY_KEY or attempt == RETRIES:
                         raise StorageError(f"transaction failed: {exc}") from exc
                 except psycopg.OperationalError as exc:
-                    # The connection is gone (a restart, a network cut): the
-                    # next transaction opens a new one; this one failed whole.
+                    # The connection is gone (a restart, a network cut), or
+                    # the server is refusing work: the next transaction
+                    # opens a new one; this one failed whole.
+                    lost = conn.broken or conn.closed or isinstance(exc, _SERVER_GOING)
                     await self._discard(conn)
                     conn = None  # type: ignore[assignment]
-                    raise StorageError(f"the database connection failed: {exc}") from exc
+                    if not lost:
+                        raise StorageError(f"transaction failed: {exc}") from exc
+                    # A server that went away took the idle ones with it:
+                    # the next transactions open new connections rather
+                    # than each find a dead one.
+                    await self._discard_idle()
+                    raise self._unavailable(
+                        f"the database connection failed: {_first_line(exc)}"
+                    ) from exc
                 except psycopg.Error as exc:
                     raise StorageError(f"transaction failed: {exc}") from exc
             raise AssertionError("unreachable")
@@ -167,7 +183,13 @@ class PostgresWorker:
             return await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=10)
         except psycopg.Error as exc:
             await self._discard(None)
-            raise StorageError(f"cannot connect to PostgreSQL {_safe(self._dsn)}: {exc}") from exc
+            raise self._unavailable(
+                f"cannot connect to PostgreSQL {_safe(self._dsn)}: {_first_line(exc)}"
+            ) from exc
+
+    def _unavailable(self, reason: str) -> StorageUnavailable:
+        self.availability.lost(reason)
+        return StorageUnavailable(reason)
 
     async def _release(self, conn: psycopg.AsyncConnection[Any]) -> None:
         assert self._freed is not None
@@ -179,6 +201,11 @@ class PostgresWorker:
             self._idle.append(conn)
             self._freed.notify()
 
+    async def _discard_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._discard(conn)
+
     async def _discard(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
         assert self._freed is not None
         if conn is not None:
@@ -187,6 +214,11 @@ class PostgresWorker:
         async with self._freed:
             self._opened -= 1
             self._freed.notify()
+
+
+def _first_line(exc: BaseException) -> str:
+    """libpq's messages go on with a hint line; the log keeps one line."""
+    return str(exc).strip().split("\n", 1)[0]
 
 
 def _to_the_end(operation: Callable[[Any], T], conn: PgConnection) -> T:

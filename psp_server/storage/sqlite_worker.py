@@ -23,12 +23,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import StorageError
+from ..errors import StorageError, StorageUnavailable
+from .availability import Availability
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +81,24 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+# Errors of the file rather than of the work: the disk or the folder is away.
+_UNAVAILABLE = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL}
+
+
+def _is_unavailable(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _UNAVAILABLE
+
+
 class SqliteWorker:
     def __init__(self, path: str) -> None:
+        self._path = path
         self._conn = connect(path)
+        # SQLite goes on writing to a file whose folder was moved or deleted
+        # (the inode stays open), and those commits would be gone at the next
+        # start: each group first checks that the path is still this file.
+        self._file = _identity(path)
+        self.availability = Availability()
         # The loop's thread never waits for a lock: a busy BEGIN is retried
         # on the commit thread (``_begin_waiting``).
         self._conn.execute("PRAGMA busy_timeout=0")
@@ -152,11 +169,15 @@ class SqliteWorker:
 
     def _start_group(self) -> None:
         group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+        moved = self._file_moved()
+        if moved:
+            self._fail(group, self._unavailable(moved))
+            return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             if not _is_busy(exc):
-                self._fail(group, StorageError(f"cannot start a transaction: {exc}"))
+                self._fail(group, self._error("cannot start a transaction", exc))
                 return
             # Another process writes: wait for it off the loop.
             waiting = self._committer.submit(self._begin_waiting)
@@ -180,7 +201,7 @@ class SqliteWorker:
     def _begun(self, group: list[_Job], waited: concurrent.futures.Future[None]) -> None:
         exc = waited.exception()
         if exc is not None:
-            self._fail(group, StorageError(f"cannot start a transaction: {exc}"))
+            self._fail(group, self._error("cannot start a transaction", exc))
             return
         self._run_group(group)
 
@@ -204,7 +225,7 @@ class SqliteWorker:
         except sqlite3.Error as exc:  # the savepoints themselves failed
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            self._fail(group, StorageError(f"transaction failed: {exc}"))
+            self._fail(group, self._error("transaction failed", exc))
             return
         committing = self._committer.submit(self._commit)
         committing.add_done_callback(lambda done: self._from_thread(self._committed, group, done))
@@ -233,12 +254,35 @@ class SqliteWorker:
     def _committed(self, group: list[_Job], committing: concurrent.futures.Future[None]) -> None:
         exc = committing.exception()
         if exc is not None:
-            log.error("commit failed: %s", exc)
+            error = self._error("commit failed", exc)
+            if not isinstance(error, StorageUnavailable):
+                log.error("commit failed: %s", exc)
             for job in group:
                 if job.error is None:
-                    job.error = StorageError(f"commit failed: {exc}")
+                    job.error = error
                     job.result = None
+        else:
+            self.availability.back()
         self._finish(group)
+
+    def _file_moved(self) -> str | None:
+        """Why the database's path no longer names the open file, if it does not."""
+        try:
+            now = _identity(self._path)
+        except OSError as exc:
+            return f"the database file {self._path!r} is not there ({exc.strerror})"
+        if now != self._file:
+            return f"the database file {self._path!r} was replaced by another file"
+        return None
+
+    def _error(self, what: str, exc: BaseException) -> StorageError:
+        if isinstance(exc, sqlite3.Error) and _is_unavailable(exc):
+            return self._unavailable(f"{what}: {exc}")
+        return StorageError(f"{what}: {exc}")
+
+    def _unavailable(self, reason: str) -> StorageUnavailable:
+        self.availability.lost(reason)
+        return StorageUnavailable(reason)
 
     def _fail(self, group: list[_Job], error: StorageError) -> None:
         for job in group:
@@ -267,3 +311,8 @@ class SqliteWorker:
         except RuntimeError:  # that loop has closed; the commit stands on disk
             self._pending.clear()
             self._busy = False  # nothing can wait on a closed loop's future
+
+
+def _identity(path: str) -> tuple[int, int]:
+    found = os.stat(path)
+    return found.st_dev, found.st_ino

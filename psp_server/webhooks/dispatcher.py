@@ -33,7 +33,9 @@ from collections.abc import Callable
 import aiohttp
 
 from scan2pay_common.aio import honour_cancellation
+from scan2pay_common.backoff import Backoff
 
+from ..errors import StorageUnavailable
 from ..partitions import AllPartitions, Partitions
 from . import signing
 from .retry import RetryPolicy
@@ -73,6 +75,7 @@ class WebhookDispatcher:
         self._clock = clock
         self._rng = rng or random.Random()
         self._poll = poll
+        self._outage = Backoff(initial=0.1, maximum=5.0)
         self._max_senders = max_senders
         self._wake = asyncio.Event()
         self._senders: dict[str, asyncio.Task[None]] = {}
@@ -120,6 +123,9 @@ class WebhookDispatcher:
                 held = await self._partitions.held()
                 if held != []:  # [] while other processes serve every merchant
                     scan = await self._store.scan(now=now, partitions=held)
+                self._outage.reset()
+            except StorageUnavailable:  # the storage logs the outage, once
+                delay = max(delay, self._outage.next_delay())
             except Exception:
                 log.exception("webhook scan failed; trying again")
             if scan is not None:
@@ -156,6 +162,8 @@ class WebhookDispatcher:
                     _log_outcome(due, outcome, None if delivery is None else delivery.status)
         except asyncio.CancelledError:
             raise
+        except StorageUnavailable:  # the scan backs off until it is back
+            await asyncio.sleep(SENDER_PAUSE)
         except Exception:
             log.exception("webhook sender for %s failed; it will start again", endpoint_id)
             await asyncio.sleep(SENDER_PAUSE)

@@ -143,6 +143,18 @@ class PgCluster:
             shutil.rmtree(self.workdir)
             self.workdir = None
 
+    def halt(self) -> None:
+        """Shuts the server down (fast shutdown, as an operator's restart
+        does) and keeps its data and port for ``resume``."""
+        assert self.process is not None, "the cluster is not running"
+        _shut_down(self.process)
+        self.process = None
+
+    def resume(self) -> None:
+        """Starts the halted server again on the same port and data."""
+        assert self.process is None and self.workdir is not None, "the cluster is not halted"
+        self._launch(self.bindir or find_bindir(), port=self.port)
+
     def __enter__(self) -> PgCluster:
         self.start()
         return self
@@ -168,10 +180,10 @@ class PgCluster:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed ({done.returncode}): {done.stdout}{done.stderr}")
 
-    def _launch(self, bindir: Path) -> None:
+    def _launch(self, bindir: Path, port: int | None = None) -> None:
         assert self.workdir is not None
         for attempt in range(1, START_ATTEMPTS + 1):
-            self.port = free_port()
+            self.port = port or free_port()
             logged = self.log.stat().st_size if self.log.exists() else 0
             with self.log.open("ab") as log:
                 self.process = subprocess.Popen(
@@ -189,7 +201,7 @@ class PgCluster:
             with self.log.open("rb") as log:
                 log.seek(logged)
                 said = log.read().decode(errors="replace")
-            if not (PORT_TAKEN.search(said) and attempt < START_ATTEMPTS):
+            if not (PORT_TAKEN.search(said) and attempt < START_ATTEMPTS and port is None):
                 raise RuntimeError(f"postgres did not start on port {self.port}:\n{said[-4000:]}")
 
     def _options(self) -> list[str]:

@@ -1,0 +1,46 @@
+"""Whether this process can reach its database, said once per change.
+
+An outage makes every request and every background loop fail at once; a
+line for each would bury the one line that matters (and used to cost a
+core in tracebacks). The backends report each failure to reach the
+database and each success after one; only the changes are logged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Availability:
+    __slots__ = ("_clock", "down_since", "reason")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.down_since: float | None = None
+        self.reason = ""
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def lost(self, reason: str) -> None:
+        if self.down_since is not None:
+            return
+        self.down_since = self._clock()
+        self.reason = reason
+        log.error(
+            "the database is unavailable (%s); requests are answered 503 and background "
+            "work backs off until it is back",
+            reason,
+        )
+
+    def back(self) -> None:
+        if self.down_since is None:
+            return
+        # WARNING, so that it is written at once like the line it ends.
+        log.warning("the database is back after %.1f s", self._clock() - self.down_since)
+        self.down_since = None
+        self.reason = ""
