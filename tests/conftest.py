@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.broker import Mosquitto
 from tests.support.browser import BrowserSession, browser_session
@@ -16,6 +18,21 @@ from tests.support.postgres import (
     running_server,
 )
 from tests.support.psp import Psp, start_psp, stop_psp
+from tests.support.reaper import guard_this_process
+
+# Property tests draw the same examples on every run, so that a run passes
+# or fails by the code and not by chance (a failure seen once can be run
+# again), and keep no example database between runs. HYPOTHESIS_PROFILE=random
+# draws new examples each run, to hunt for new failures locally.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("random", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # In the controller and in each xdist worker: whatever a process starts
+    # dies with it, even when it is killed and runs no teardown.
+    guard_this_process()
 
 
 @pytest.fixture
