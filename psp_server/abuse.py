@@ -41,7 +41,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .appkeys import SETTINGS
+from .bearer import bearer_token
 from .config import Rate, Settings
+from .credentials import secret_bytes
 from .errors import APIError
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ class Limits:
         self._secret = secrets.token_bytes(32)
 
     def token_key(self, token: str) -> str:
-        return hashlib.blake2b(token.encode(), key=self._secret, digest_size=16).hexdigest()
+        return hashlib.blake2b(secret_bytes(token), key=self._secret, digest_size=16).hexdigest()
 
 
 # (method, route pattern) -> the limits' name
@@ -116,12 +118,6 @@ _LIMITED = {
 def _route(request: web.Request) -> str | None:
     resource = request.match_info.route.resource
     return None if resource is None else resource.canonical
-
-
-def _bearer_token(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
 
 
 def _json_error(status: int, code: str, message: str, headers: dict[str, str]) -> web.Response:
@@ -151,7 +147,7 @@ def rate_limits() -> Middleware:
             wait = per_ip.take(f"ip:{request.remote or '?'}")
             if wait:
                 log.info("rate limited %s %s by address %s", request.method, name, request.remote)
-        token = _bearer_token(request)
+        token = bearer_token(request)
         if not wait and per_token is not None and token is not None:
             wait = per_token.take(f"tok:{limits.token_key(token)}")
             if wait:

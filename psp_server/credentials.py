@@ -84,8 +84,15 @@ _SHA256 = hashlib.sha256()
 
 def hash_secret(secret: str) -> str:
     digest = _SHA256.copy()
-    digest.update(secret.encode())
+    digest.update(secret_bytes(secret))
     return digest.hexdigest()
+
+
+def secret_bytes(text: str) -> bytes:
+    """The bytes of a secret as a client sent it. aiohttp passes bytes that
+    are not UTF-8 on as lone surrogates, which plain ``encode()`` refuses
+    with an exception (a 500); these bytes simply match no secret."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def revoked_marker() -> str:

@@ -18,6 +18,7 @@ from scan2pay_common.signing import ALG, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
+from .bearer import bearer_token
 from .checkout_machine import effective_status
 from .errors import APIError, Refused, refusal
 from .payloads import (
@@ -151,11 +152,10 @@ def _scoped(
 
 
 def _bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise APIError("unauthorized", "send Authorization: Bearer <key>")
-    return token.strip()
+    return token
 
 
 async def _merchant(request: web.Request) -> Merchant:

@@ -40,6 +40,7 @@ from cashier_bridge.model import BridgeConfig, CheckoutOrder, Step
 from hardware.base import Content
 from psp_server.appkeys import SETTINGS
 from psp_server.errors import APIError
+from psp_server.web.forms import read_form
 from psp_server.web.layout import page
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_minor_amount, format_display, parse_major
@@ -389,8 +390,7 @@ class DisplayMirror:
 
 async def _read_body(request: web.Request, form: bool) -> dict[str, Any]:
     if form:
-        posted = await request.post()
-        return {key: value for key, value in posted.items() if isinstance(value, str)}
+        return dict(await read_form(request))
     if request.content_type != "application/json":
         raise APIError(
             "invalid_body", 'send JSON ({"amount": "4.20"}) or the page\'s form', status=400

@@ -25,6 +25,7 @@ from ..errors import Refused, refusal
 from ..storage.records import Merchant
 from . import board_hub, board_rows, merchant_pages, merchant_session
 from .board_stream import BoardStream, parse_since
+from .forms import read_form
 from .merchant_session import Session
 
 SESSION_SECONDS = merchant_session.SESSION_MS // 1000
@@ -115,7 +116,7 @@ async def sign_in(request: web.Request) -> web.Response:
         return _sign_in_page(
             request, status=403, error="This sign-in came from another site and was refused."
         )
-    form = await request.post()
+    form = await read_form(request)
     field = form.get("csrf")
     field = field if isinstance(field, str) else None
     cookie = request.cookies.get(merchant_session.form_cookie_name(request))
@@ -157,8 +158,7 @@ async def _csrf_refusal(request: web.Request, session: Session) -> web.Response 
     else:
         token = request.headers.get("X-CSRF-Token")
         if token is None:
-            field = (await request.post()).get("csrf")
-            token = field if isinstance(field, str) else None
+            token = (await read_form(request)).get("csrf")
         if merchant_session.keys(request.app).csrf_ok(session, token):
             return None
         why = "This request did not carry the board's security token; nothing was changed."

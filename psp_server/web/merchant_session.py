@@ -36,6 +36,7 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
 
 from ..appkeys import SETTINGS, STORAGE
+from ..credentials import secret_bytes
 
 INFO = b"scan2pay merchant session v1"
 VERSION = "s1"
@@ -66,13 +67,13 @@ class SessionKeys:
 
     def _mac(self, purpose: bytes, message: str) -> str:
         return _b64(
-            hmac.new(self._key, purpose + b"\x00" + message.encode(), hashlib.sha256).digest()
+            hmac.new(self._key, purpose + b"\x00" + secret_bytes(message), hashlib.sha256).digest()
         )
 
     def fingerprint(self, key_hash: str) -> str:
         """Names the key without giving away its hash, which the cookie
         would otherwise carry to the browser."""
-        digest = hmac.new(self._key, b"key\x00" + key_hash.encode(), hashlib.sha256).digest()
+        digest = hmac.new(self._key, b"key\x00" + secret_bytes(key_hash), hashlib.sha256).digest()
         return _b64(digest[:_FINGERPRINT_BYTES])
 
     def issue(self, merchant_id: str, key_hash: str, *, now: int) -> str:
@@ -83,7 +84,7 @@ class SessionKeys:
         """The session ``cookie`` holds if this PSP made it and it has not
         run out; the key it was bound to is the caller's to check."""
         body, _, mac = cookie.rpartition(".")
-        if not hmac.compare_digest(mac.encode(), self._mac(b"session", body).encode()):
+        if not hmac.compare_digest(secret_bytes(mac), self._mac(b"session", body).encode()):
             return None
         parts = body.split(".")
         if len(parts) != 4 or parts[0] != VERSION or not parts[2].isdigit():
@@ -107,7 +108,7 @@ class SessionKeys:
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(
-            token.encode(), self.csrf_token(session).encode()
+            secret_bytes(token), self.csrf_token(session).encode()
         )
 
     def form_field(self, form_cookie: str) -> str:
@@ -119,7 +120,7 @@ class SessionKeys:
     def form_ok(self, form_cookie: str | None, field: str | None) -> bool:
         if not form_cookie or not field:
             return False
-        return hmac.compare_digest(field.encode(), self.form_field(form_cookie).encode())
+        return hmac.compare_digest(secret_bytes(field), self.form_field(form_cookie).encode())
 
 
 def new_form_cookie() -> str:
