@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from scan2pay_common.signing import SigningKey
@@ -14,11 +17,18 @@ from .schema_migrate import apply_migrations
 from .sql_storage import SqlStorage, active_key, new_active_key
 from .sqlite_worker import SqliteWorker, connect
 
+log = logging.getLogger(__name__)
+
+# The file holds the PSP's signing key and the webhooks' secrets.
+PRIVATE = 0o600
+
 
 class SqliteStorage(SqlStorage):
     def __init__(self, path: str) -> None:
         _check_path(path)
+        _create_private(path)
         migrate(path)
+        _warn_if_readable(path)
         self.path = path
         super().__init__(SqliteWorker(path), load_signing_key(path), SQLITE)
 
@@ -49,3 +59,29 @@ def _check_path(path: str) -> None:
     parent = Path(path).expanduser().resolve().parent
     if not parent.is_dir():
         raise StorageError(f"cannot open SQLite database {path!r}: folder {parent} does not exist")
+
+
+def _create_private(path: str) -> None:
+    """Makes a new database file readable by its owner only. SQLite gives
+    the -wal and -shm files it makes beside it the same mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot create SQLite database {path!r}: {exc.strerror}") from exc
+
+
+def _warn_if_readable(path: str) -> None:
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(name).st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning(
+                "%s is open to other users (mode %s) and holds the signing key and webhook "
+                "secrets: chmod 600 it",
+                name,
+                stat.filemode(mode),
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -81,5 +82,7 @@ def migrated_sqlite(path: str | Path) -> str:
         template = folder / "psp.db"
         migrate(str(template))
         _sqlite_template = template
+    # Private, as the PSP makes its own (it holds the signing key).
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     shutil.copyfile(_sqlite_template, path)
     return str(path)
