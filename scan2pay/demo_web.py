@@ -29,9 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from PIL import Image
 
 from cashier_bridge.errors import BridgeError
@@ -59,6 +61,32 @@ KEEPALIVE = 15.0  # seconds; a comment line keeps proxies from closing an idle s
 RETRY_MS = 1000  # what EventSource waits before it reconnects by itself
 _COUNTDOWN = re.compile(r"\d+:\d\d")
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+@web.middleware
+async def own_host_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The demo's pages answer only to the names of its own address. A page
+    on another site whose name is made to resolve to 127.0.0.1 (DNS
+    rebinding) is same-origin with itself, not with us: its requests name
+    its own host, and without this check it could read the demo's tokens."""
+    if request.path.startswith("/demo") and request.host.lower() not in _own_hosts(request):
+        raise APIError(
+            "forbidden",
+            "the demo answers only at its own address (127.0.0.1, localhost or its public URL)",
+            status=403,
+        )
+    return await handler(request)
+
+
+def _own_hosts(request: web.Request) -> set[str]:
+    settings = request.app.get(SETTINGS)
+    public = settings.public_url if settings is not None else None
+    names = {urlsplit(public).netloc.lower()} if public else set()
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if sockname:
+        port = sockname[1]
+        names |= {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+    return names
 
 
 def describe(content: Content) -> str:
@@ -164,6 +192,7 @@ class DisplayMirror:
     # Wiring.
 
     def add_routes(self, app: web.Application) -> None:
+        app.middlewares.append(own_host_only)
         app.router.add_get("/demo", self.mirror_page)
         app.router.add_get("/demo/display.png", self.display_png)
         app.router.add_get("/demo/stream", self.stream, allow_head=False)

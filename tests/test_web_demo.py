@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -314,6 +315,37 @@ async def test_requests_not_from_the_demo_page_are_refused(
     after = await _page_data(http, demo)
     assert after["checkout"] == before["checkout"]
     assert after["frame"]["kind"] == before["frame"]["kind"]
+
+
+async def test_a_page_that_names_another_host_is_refused(
+    demo: DemoProcess, http: aiohttp.ClientSession
+) -> None:
+    """DNS rebinding: a site whose name resolves to 127.0.0.1 asks for the
+    demo under its own name; it must not read the demo's tokens."""
+    port = urlsplit(demo.psp_url).port
+    for path in ("/demo", "/demo/stream", "/demo/display.png"):
+        async with http.get(
+            f"{demo.psp_url}{path}", headers={"Host": f"rebound.example:{port}"}
+        ) as response:
+            body = await response.text()
+            assert response.status == 403, (path, body)
+            assert "demo_token" not in body
+    before = await _page_data(http, demo)
+    status, _ = await _post(
+        http,
+        demo,
+        json_body={"amount": "4.20"},
+        headers={
+            "Host": f"rebound.example:{port}",
+            "Origin": f"http://rebound.example:{port}",
+            "X-Demo-Token": before["demo_token"],
+        },
+    )
+    assert status == 403
+    for name in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        async with http.get(f"{demo.psp_url}/demo", headers={"Host": name}) as response:
+            assert response.status == 200, name
+    assert (await _page_data(http, demo))["checkout"] == before["checkout"]
 
 
 async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
