@@ -65,11 +65,13 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 @web.middleware
 async def own_host_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The demo's pages answer only to the names of its own address. A page
-    on another site whose name is made to resolve to 127.0.0.1 (DNS
-    rebinding) is same-origin with itself, not with us: its requests name
-    its own host, and without this check it could read the demo's tokens."""
-    if request.path.startswith("/demo") and request.host.lower() not in _own_hosts(request):
+    """The demo's pages answer only to loopback addresses, ``localhost`` and
+    the name in its public URL. A page on another site whose name is made to
+    resolve to 127.0.0.1 (DNS rebinding) is same-origin with itself, not with
+    us: its requests name its own host, and without this check it could read
+    the demo's tokens. An address or ``localhost`` cannot be rebound, so any
+    port goes (a relay in front of the demo names its own)."""
+    if request.path.startswith("/demo") and not _own_host(request):
         raise APIError(
             "forbidden",
             "the demo answers only at its own address (127.0.0.1, localhost or its public URL)",
@@ -78,15 +80,21 @@ async def own_host_only(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
-def _own_hosts(request: web.Request) -> set[str]:
+_LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+
+
+def _own_host(request: web.Request) -> bool:
+    try:
+        named = urlsplit(f"//{request.host}")
+        hostname = named.hostname
+        _ = named.port  # a malformed port is no host of ours
+    except ValueError:
+        return False
+    if hostname in _LOOPBACK_NAMES:
+        return True
     settings = request.app.get(SETTINGS)
     public = settings.public_url if settings is not None else None
-    names = {urlsplit(public).netloc.lower()} if public else set()
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if sockname:
-        port = sockname[1]
-        names |= {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
-    return names
+    return public is not None and urlsplit(public).netloc.lower() == request.host.lower()
 
 
 def describe(content: Content) -> str:
