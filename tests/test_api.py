@@ -58,7 +58,7 @@ async def test_create_checkout_answers_the_whole_checkout(psp: Psp, shop: Mercha
     assert re.fullmatch(r"co_[0-9a-f]{28}", checkout["id"])
     for stamp in ("created_at", "expires_at"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", checkout[stamp])
-    assert checkout["qr_url"].startswith(psp.server.settings.public_url + "/Q/")
+    assert checkout["qr_url"].startswith(psp.server.settings.require_public_url() + "/Q/")
 
 
 async def test_default_expiry_is_five_minutes(psp: Psp, shop: Merchant) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 import zxingcpp
+from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 
 from tests.support.broker import Mosquitto
@@ -135,14 +136,14 @@ def test_a_cashier_that_is_not_ours_needs_only_mqtt(shop: Shop, broker: Mosquitt
     """Plain paho and plain JSON: no scan2pay code on the cashier's side."""
     merchant_id = shop.merchant["merchant_id"]
     events: list[dict[str, Any]] = []
-    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="foreign-backoffice")
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="foreign-backoffice")
     listener.on_message = lambda client, userdata, message: events.append(
         json.loads(message.payload)
     )
     listener.connect("127.0.0.1", broker.port)
     listener.subscribe(f"scan2pay/v1/m/{merchant_id}/events", qos=1)
     listener.loop_start()
-    cashier = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="foreign-till")
+    cashier = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="foreign-till")
     cashier.connect("127.0.0.1", broker.port)
     cashier.loop_start()
     try:

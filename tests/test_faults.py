@@ -33,9 +33,10 @@ from tests.support.broker import Mosquitto
 from tests.support.db import is_postgresql
 from tests.support.ledger import assert_ledger_holds, rows
 from tests.support.mqtt import Subscriber
+from tests.support.polling import wait_until
 from tests.support.process import NO_RATE_LIMITS, PspProcess
 from tests.support.psp import code_of
-from tests.support.workers import WorkerLog, kill_whole_psp, wait_until
+from tests.support.workers import WorkerLog, kill_whole_psp
 
 Subscribe = Callable[..., Subscriber]
 

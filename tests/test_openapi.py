@@ -78,7 +78,7 @@ def _assert_valid(pointer: str, instance: Any, what: str) -> None:
 def _template_of(path: str) -> str:
     """The documented path template a concrete path falls under."""
     path = urlsplit(path).path
-    matches = [
+    matches: list[str] = [
         template
         for template in SPEC["paths"]
         if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path)
@@ -832,7 +832,11 @@ async def _slow_body(psp: Psp, other_wallet_auth: dict[str, str]) -> Reply:
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     status = int(lines[0].split()[1])
-    headers = CIMultiDict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines[1:]:
+        name, separator, value = line.partition(": ")
+        if separator:
+            headers.add(name, value)
     return Reply("POST", "/v1/payments", status, "application/json",
                  CIMultiDictProxy(headers), _loads(body))  # fmt: skip
 

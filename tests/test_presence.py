@@ -14,6 +14,7 @@ from pathlib import Path
 import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from psp_server.appkeys import PRESENCE
 from psp_server.presence import (
@@ -230,7 +231,7 @@ class DroppingTerminal:
     def __init__(self, port: int, merchant_id: str, terminal_id: str) -> None:
         topic = state_topic(merchant_id, terminal_id)
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"will-{uuid.uuid4().hex[:10]}"
+            CallbackAPIVersion.VERSION2, client_id=f"will-{uuid.uuid4().hex[:10]}"
         )
         self._client.will_set(topic, OFFLINE, qos=1, retain=True)
         self._client.connect("127.0.0.1", port, keepalive=30)

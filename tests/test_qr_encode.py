@@ -6,15 +6,20 @@ Pure: no I/O."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 import segno
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from segno import encoder
+from segno import encoder as _segno_encoder
 
 from terminal import qr_encode
 from terminal.qr_encode import ErrorLevel
+
+# segno.encoder is not annotated (it is not segno's public API): Any here, as
+# in terminal/qr_encode.py.
+encoder: Any = _segno_encoder
 
 LEVELS: tuple[ErrorLevel, ...] = ("L", "M", "Q", "H")
 BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -138,7 +143,14 @@ def _scored_symbols() -> list[tuple[str, ErrorLevel]]:
     cases: list[tuple[str, ErrorLevel]] = [(default_url(rng), level) for level in LEVELS]
     cases += [(lower_url(rng), "Q"), (byte_url(rng), "H"), ("HTTP://A", "L")]
     # Versions 7 and up carry version information areas.
-    for length, level in ((150, "M"), (230, "L"), (400, "Q"), (900, "H"), (1800, "M")):
+    long: tuple[tuple[int, ErrorLevel], ...] = (
+        (150, "M"),
+        (230, "L"),
+        (400, "Q"),
+        (900, "H"),
+        (1800, "M"),
+    )
+    for length, level in long:
         cases.append(("".join(rng.choice(ALNUM) for _ in range(length)), level))
     cases.append(("https://x.example/" + "ab" * 600, "L"))
     return cases

@@ -22,6 +22,7 @@ from scan2pay_common.signing import PublicKey, SigningKey, parse_public_keys, ve
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import display_topic, events_topic, terminal_events_topic
 from terminal import daemon as terminal_daemon
+from terminal import psp_lookup
 from terminal.controller import CodeInfo
 from terminal.screens import QrScreen
 from tests.support.bridge import (
@@ -187,7 +188,7 @@ async def test_a_forged_paid_does_not_show_paid(
         json.dumps({**unsigned, "signature": checkout["display_ticket"]["signature"]}).encode(),
     ]
     answers: list[CodeInfo | None] = []
-    real_lookup = terminal_daemon.lookup
+    real_lookup = psp_lookup.lookup  # what terminal.daemon imported
 
     async def recording_lookup(url: str) -> CodeInfo | None:
         answer = await real_lookup(url)

@@ -148,7 +148,7 @@ async def test_cancelled_expired_and_idle(terminal: Running) -> None:
     for status in ("cancelled", "expired"):
         terminal.send(show_qr(f"co_{status}"))
         assert (await terminal.state()).screen == "qr"
-        terminal.send(display_command_to_json(ShowStatus(f"co_{status}", status)))  # type: ignore[arg-type]
+        terminal.send(display_command_to_json(ShowStatus(f"co_{status}", status)))
         assert (await terminal.state()).screen == status
     terminal.send(b'{"type": "idle"}')
     assert (await terminal.state()).screen == "idle"

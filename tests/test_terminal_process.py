@@ -133,7 +133,7 @@ def test_each_command_gives_its_frame_and_state(
             send(broker, show_qr(f"co_{status}"))
             states.until("qr")
             qr_frame = terminal.latest().tobytes()
-            send(broker, display_command_to_json(ShowStatus(f"co_{status}", status)))  # type: ignore[arg-type]
+            send(broker, display_command_to_json(ShowStatus(f"co_{status}", status)))
             state = states.until(status)
             assert state.checkout_id == f"co_{status}"
             outcome = terminal.latest()
@@ -265,7 +265,7 @@ def test_systemd_hears_ready_watchdog_and_stopping(
             for key in env:
                 del os.environ[key]
         try:
-            heard = set()
+            heard: set[str] = set()
             while not {"READY=1", "WATCHDOG=1"} <= heard:
                 heard.add(listener.recv(256).decode())
             states.until("idle")

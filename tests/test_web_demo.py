@@ -318,7 +318,8 @@ async def test_requests_not_from_the_demo_page_are_refused(
 
 async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
     """The server-sent events of a stream, as (event type, data)."""
-    kind, data = "message", []
+    kind = "message"
+    data: list[str] = []
     async for raw in response.content:
         line = raw.decode().rstrip("\r\n")
         if not line:

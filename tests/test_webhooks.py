@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import psycopg
@@ -45,8 +45,15 @@ from tests.support.db import sqlite_at_migration
 from tests.support.process import PspProcess
 from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
 
+
+class Retries(TypedDict):
+    webhook_retry_base: float
+    webhook_retry_max: float
+    webhook_timeout: float
+
+
 # Retries fast enough for a test; the defaults are 10 s, 1 h and 24 h.
-FAST = {"webhook_retry_base": 0.2, "webhook_retry_max": 5.0, "webhook_timeout": 5.0}
+FAST: Retries = {"webhook_retry_base": 0.2, "webhook_retry_max": 5.0, "webhook_timeout": 5.0}
 
 
 # A receiver: a real aiohttp server that records what it is sent.

@@ -22,8 +22,9 @@ import pytest
 
 from psp_server import config
 from psp_server.errors import ConfigError
+from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant, run_cli
-from tests.support.workers import READY, alive, served, wait_until, workers_of
+from tests.support.workers import READY, alive, served, workers_of
 
 
 def wait_for_workers(

@@ -110,7 +110,8 @@ class EventStream:
         self.response = response
 
     async def next(self, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
-        event, data = "message", []
+        event = "message"
+        data: list[str] = []
         while True:
             raw = await asyncio.wait_for(self.response.content.readline(), timeout)
             if not raw:
