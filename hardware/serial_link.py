@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-import serial  # type: ignore[import-untyped, unused-ignore]
+import serial
 
 from .errors import DisplayError
 

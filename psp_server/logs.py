@@ -68,9 +68,12 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
         if not self._lines:
             return
         lines, self._lines = self._lines, []
-        with self.lock:  # type: ignore[union-attr]
+        self.acquire()  # the handler's lock, as logging.StreamHandler.emit takes it
+        try:
             self.stream.write("".join(lines))
             self.flush()
+        finally:
+            self.release()
 
     def close(self) -> None:
         self.write_out()

@@ -14,6 +14,7 @@ import urllib.request
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.messages import is_checkout_status
 from scan2pay_common.money import check_currency
 from scan2pay_common.timefmt import from_rfc3339
 
@@ -47,13 +48,16 @@ def _lookup(url: str) -> CodeInfo | None:
         return None
     try:
         amount = jf.integer(body, "amount")
+        status = jf.string(body, "status")
+        if not is_checkout_status(status):
+            raise InvalidValue("invalid_status", f"unknown checkout status {status!r}")
         return CodeInfo(
             url=url,
             checkout_id=jf.string(body, "checkout_id"),
             amount=amount,
             currency=check_currency(body["currency"]),
             expires_at=from_rfc3339(body["expires_at"]),
-            status=jf.string(body, "status"),
+            status=status,
         )
     except (KeyError, InvalidValue) as exc:
         log.warning("PSP's answer for a bare QR URL is incomplete: %s", exc)

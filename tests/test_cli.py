@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
@@ -16,7 +17,9 @@ from tests.support.mqtt import Subscriber
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
 
 
-def http(method: str, url: str, body: object = None, token: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
+def http(
+    method: str, url: str, body: object = None, token: str | None = None
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         url, method=method, data=None if body is None else json.dumps(body).encode()
     )

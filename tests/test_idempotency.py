@@ -203,7 +203,7 @@ async def test_a_server_error_is_not_stored_and_its_work_is_undone(
     failed = await pay(psp, wallet, "k", code_of(checkout))
     assert failed.status == 500
     assert count(psp, "payments") == 0 and count(psp, "idempotency_keys") == 0
-    assert (await psp.storage.get_wallet(wallet.id)).balance == 5000  # type: ignore[union-attr]
+    assert await psp.balance(wallet) == 5000
 
     monkeypatch.setattr(routes, "_payment_json", shape)
     retried = await pay(psp, wallet, "k", code_of(checkout))
@@ -321,7 +321,7 @@ async def test_concurrent_payments_with_one_key_pay_once(psp: Psp, shop: Merchan
             assert answer.status == 409
             assert answer.json["error"]["code"] == "request_in_progress"
     assert count(psp, "payments") == 1
-    assert (await psp.storage.get_wallet(wallet.id)).balance == 9_900  # type: ignore[union-attr]
+    assert await psp.balance(wallet) == 9_900
     assert_ledger_holds(psp.server.settings.db)
 
 

@@ -194,13 +194,16 @@ async def test_a_tampered_expired_or_unbound_cookie_is_no_session(psp: Psp) -> N
     signed = await sign_in(psp, merchant.key)
     keys = psp.server.app[SESSION_KEYS]
     other = await psp.merchant("Other")
+    found = await psp.storage.merchant_with_key_hash(merchant.id)
+    assert found is not None
+    _, key_hash = found
     forged = [
         signed.cookie.replace(merchant.id, other.id),
         signed.cookie[:-1] + ("A" if signed.cookie[-1] != "A" else "B"),
         # Made with the right key, but twelve hours old.
         keys.issue(
             merchant.id,
-            (await psp.storage.merchant_with_key_hash(merchant.id))[1],  # type: ignore[index]
+            key_hash,
             now=now_ms() - SESSION_MS - 1000,
         ),
         # Good for the merchant, but bound to a key it does not have.

@@ -196,7 +196,8 @@ async def test_routes_and_document_agree(tmp_path: Path) -> None:
     served: set[tuple[str, str]] = set()
     heads: set[str] = set()
     for route in app.router.routes():
-        path = route.resource.canonical  # type: ignore[union-attr]
+        assert route.resource is not None, route
+        path = route.resource.canonical
         if route.handler.__module__.startswith("psp_server.web."):
             continue  # pages for people and their files (docs/web.md), not the API
         if route.method == "HEAD":

@@ -27,7 +27,7 @@ from psp_server.presence import (
 )
 from scan2pay.embedded_broker import EmbeddedBroker
 from scan2pay_common.errors import InvalidValue
-from scan2pay_common.messages import TerminalState
+from scan2pay_common.messages import Screen, TerminalState
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.topics import state_topic
 from tests.support.broker import Mosquitto
@@ -40,10 +40,10 @@ CO = "co_0123456789abcdef0123"
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
-def state(online: bool = True, screen: str = "idle", checkout_id: str | None = None) -> bytes:
+def state(online: bool = True, screen: Screen = "idle", checkout_id: str | None = None) -> bytes:
     return TerminalState(
         online=online,
-        screen=screen,  # type: ignore[arg-type]
+        screen=screen,
         checkout_id=checkout_id,
         displayed_at="2025-11-24T16:00:00.000Z" if online else None,
     ).to_json()

@@ -24,7 +24,7 @@ from scan2pay_common.messages import (
     display_command_to_json,
 )
 from scan2pay_common.mqtt_url import MqttTarget
-from scan2pay_common.signing import SigningKey
+from scan2pay_common.signing import PublicKey, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import events_topic, state_topic, terminal_events_topic
 from terminal.config import TerminalConfig
@@ -68,7 +68,8 @@ async def start(
     display: DummyDisplay | None = None,
     *,
     merchant_id: str = MERCHANT,
-    **config: object,
+    psp_url: str | None = None,
+    psp_public_keys: tuple[PublicKey, ...] = (),
 ) -> Running:
     display = display or DummyDisplay(geometry=None)
     settings = TerminalConfig(
@@ -76,7 +77,8 @@ async def start(
         merchant_id=merchant_id,
         terminal_id=TERMINAL,
         name="Café Test",
-        **config,  # type: ignore[arg-type]
+        psp_url=psp_url,
+        psp_public_keys=psp_public_keys,
     )
     states = Subscriber(broker.port, state_topic(merchant_id, TERMINAL))
     daemon = TerminalDaemon(settings, display)

@@ -120,6 +120,7 @@ class PostgresWorker:
         if self._closed:
             raise StorageError("the database is closed")
         conn = await self._acquire()
+        discarded = False
         try:
             for attempt in range(RETRIES + 1):
                 try:
@@ -139,14 +140,14 @@ class PostgresWorker:
                 except psycopg.OperationalError as exc:
                     # The connection is gone (a restart, a network cut): the
                     # next transaction opens a new one; this one failed whole.
+                    discarded = True
                     await self._discard(conn)
-                    conn = None  # type: ignore[assignment]
                     raise StorageError(f"the database connection failed: {exc}") from exc
                 except psycopg.Error as exc:
                     raise StorageError(f"transaction failed: {exc}") from exc
             raise AssertionError("unreachable")
         finally:
-            if conn is not None:
+            if not discarded:
                 await self._release(conn)
 
     async def _acquire(self) -> psycopg.AsyncConnection[Any]:

@@ -39,7 +39,8 @@ def csrf_field(html: str) -> str:
 def page_data(html: str) -> dict[str, Any]:
     match = _PAGE_DATA.search(html)
     assert match, "no page data"
-    return json.loads(match.group(1))  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
 
 
 def local_midnight() -> int:
