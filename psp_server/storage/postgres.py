@@ -152,15 +152,15 @@ class PostgresWorker:
 
     async def _acquire(self) -> psycopg.AsyncConnection[Any]:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        freed = self._freed
+        if loop is not self._loop or freed is None:
             # A later asyncio.run() (the CLI, tests): connections and their
             # waiters belong to the loop that made them.
-            self._loop, self._idle, self._opened = loop, [], 0
-            self._freed = asyncio.Condition()
-        assert self._freed is not None
-        async with self._freed:
+            freed = asyncio.Condition()
+            self._loop, self._idle, self._opened, self._freed = loop, [], 0, freed
+        async with freed:
             while not self._idle and self._opened >= self._size:
-                await self._freed.wait()
+                await freed.wait()
             if self._idle:
                 return self._idle.pop()
             self._opened += 1
@@ -170,24 +170,30 @@ class PostgresWorker:
             await self._discard(None)
             raise StorageError(f"cannot connect to PostgreSQL {_safe(self._dsn)}: {exc}") from exc
 
+    def _condition(self) -> asyncio.Condition:
+        """The pool's condition on this loop, which ``_acquire`` made."""
+        if self._freed is None:
+            raise RuntimeError("a connection returned to a pool that never gave one")
+        return self._freed
+
     async def _release(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        assert self._freed is not None
+        freed = self._condition()
         if self._closed:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()
             return
-        async with self._freed:
+        async with freed:
             self._idle.append(conn)
-            self._freed.notify()
+            freed.notify()
 
     async def _discard(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
-        assert self._freed is not None
+        freed = self._condition()
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()
-        async with self._freed:
+        async with freed:
             self._opened -= 1
-            self._freed.notify()
+            freed.notify()
 
 
 def _to_the_end(operation: Callable[[Any], T], conn: PgConnection) -> T:
@@ -240,7 +246,8 @@ class PgConnection:
             return
         waiting, self._waiting = self._waiting, []
         conn = self._conn
-        assert isinstance(conn, psycopg.AsyncConnection)
+        if not isinstance(conn, psycopg.AsyncConnection):  # execute runs at once on the others
+            raise RuntimeError("statements wait only on an async connection")
         await_only(_pipelined(conn, waiting))
 
 

@@ -261,7 +261,8 @@ class SqliteWorker:
         done: concurrent.futures.Future[None],
     ) -> None:
         loop = self._loop
-        assert loop is not None
+        if loop is None:  # run() sets it before any group starts
+            raise RuntimeError("a commit finished with no event loop to tell")
         try:
             loop.call_soon_threadsafe(callback, group, done)
         except RuntimeError:  # that loop has closed; the commit stands on disk

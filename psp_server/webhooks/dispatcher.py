@@ -167,7 +167,8 @@ class WebhookDispatcher:
         """One POST of the event's stored bytes, signed; never raises for
         what the endpoint or the network does."""
         http = self._http
-        assert http is not None, "attempt outside run()"
+        if http is None:
+            raise RuntimeError("attempt outside run()")
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
