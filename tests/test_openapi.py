@@ -250,7 +250,8 @@ async def test_keys(psp: Psp) -> None:
 
     body = conforms(await call(psp, "GET", "/v1/keys"), 200)
     (key,) = body["keys"]
-    assert key["active"] and key["public_key"] == psp.storage.signing_key.public.text
+    assert key["active"]
+    assert key["public_key"] == psp.storage.signing_key.public.text
     # The display ticket a create answers verifies against the listed key.
     merchant = await psp.merchant()
     checkout = await psp.checkout(merchant, terminal_id="till-1")
@@ -264,7 +265,8 @@ async def test_create_checkout(psp: Psp) -> None:
         await call(psp, "POST", "/v1/checkouts", json=minimal, headers=merchant.auth), 201
     )
     assert body["status"] == "pending"
-    assert body["terminal_id"] is None and body["description"] is None
+    assert body["terminal_id"] is None
+    assert body["description"] is None
 
     full = {
         "order_id": "A-2",
@@ -310,7 +312,8 @@ async def test_create_checkout_retry_returns_current_status(psp: Psp) -> None:
     retried = conforms(
         await call(psp, "POST", "/v1/checkouts", json=body, headers=merchant.auth), 200
     )
-    assert retried["id"] == checkout["id"] and retried["status"] == "cancelled"
+    assert retried["id"] == checkout["id"]
+    assert retried["status"] == "cancelled"
 
 
 @pytest.mark.parametrize(
@@ -559,7 +562,8 @@ async def test_lookup_code(psp: Psp) -> None:
     reply = await call(psp, "GET", f"/Q/{code}", headers=browser)
     assert reply.content_type == "text/html"
     page = conforms(reply, 200)
-    assert "Café Ünïcode" in page and "12.34" in page
+    assert "Café Ünïcode" in page
+    assert "12.34" in page
 
     for unknown in ("A" * 32, "bad!", "A" * 65):
         reply = await call(psp, "GET", f"/Q/{unknown}", headers={"Accept": "application/json"})
@@ -664,7 +668,8 @@ async def test_refund(psp: Psp, monkeypatch: pytest.MonkeyPatch) -> None:
     keyed = _keyed(merchant.auth, "r-1")
     first = conforms(await call(psp, "POST", path, json={"amount": 1}, headers=keyed), 201)
     again = await call(psp, "POST", path, json={"amount": 1}, headers=keyed)
-    assert conforms(again, 201) == first and again.headers["Idempotent-Replayed"] == "true"
+    assert conforms(again, 201) == first
+    assert again.headers["Idempotent-Replayed"] == "true"
     reply = await call(psp, "POST", path, json={"amount": 2}, headers=keyed)
     conforms(reply, 422, "idempotency_mismatch")
     reply = await call(psp, "POST", path, json={"amount": 1}, headers=_keyed(merchant.auth, "é"))

@@ -52,7 +52,8 @@ async def test_a_failing_job_takes_only_its_own_writes_with_it(db: str) -> None:
         return_exceptions=True,
     )
     await worker.close()
-    assert results[0] == "a" and results[2] == "c"
+    assert results[0] == "a"
+    assert results[2] == "c"
     assert isinstance(results[1], ValueError)
     assert keys(db) == ["a", "c"]
 

@@ -136,7 +136,8 @@ async def test_show_qr_then_paid_with_states_after_each_frame(terminal: Running)
     state = await terminal.state()
     assert (state.screen, state.checkout_id) == ("qr", "co_1")
     frame = terminal.display.last
-    assert frame is not None and frame.content.qr_url == URL
+    assert frame is not None
+    assert frame.content.qr_url == URL
     assert frame.content.lines[0] == "€12.34"
     terminal.send(display_command_to_json(ShowStatus("co_1", "paid")))
     state = await terminal.state()
@@ -312,8 +313,10 @@ async def test_garbage_leaves_the_screen_and_the_daemon_running(
     publish(terminal.broker.port, events_topic(MERCHANT), garbage, retain=False)
     await asyncio.sleep(0.3)
     assert not terminal.task.done()
-    assert terminal.display.last is not None and terminal.display.last.content.qr_url == URL
-    assert terminal.daemon.state is not None and terminal.daemon.state.screen == "qr"
+    assert terminal.display.last is not None
+    assert terminal.display.last.content.qr_url == URL
+    assert terminal.daemon.state is not None
+    assert terminal.daemon.state.screen == "qr"
     # ...and it still obeys the next good command.
     terminal.send(b'{"type": "idle"}')
     assert (await terminal.state()).screen == "idle"

@@ -121,7 +121,8 @@ def test_each_command_gives_its_frame_and_state(
     terminal = TerminalProcess(broker, tmp_path / "frames")
     try:
         idle = states.until("idle")
-        assert idle.online and idle.displayed_at is not None
+        assert idle.online
+        assert idle.displayed_at is not None
         assert decode(terminal.latest()) == []
 
         send(broker, show_qr("co_p1"))

@@ -155,7 +155,8 @@ async def test_watch_the_demo_and_pay_its_qr_from_a_browser(browser: BrowserSess
         ]
         link = page.get_by_role("link", name="Open the payment page")
         qr_url = await link.get_attribute("href")
-        assert qr_url is not None and qr_url.startswith(demo.psp_url.upper() + "/Q/")
+        assert qr_url is not None
+        assert qr_url.startswith(demo.psp_url.upper() + "/Q/")
         assert _decode(await _picture_of(screen)) == [qr_url]
         await assert_accessible(page)
 
@@ -286,7 +287,9 @@ async def test_a_bad_amount_is_refused_with_a_reason_and_starts_nothing(
     status, html = await _post(
         http, demo, form={"amount": "4.2x", "token": before["demo_token"]}, headers=own
     )
-    assert status == 400 and "is not an amount like 12.34" in html and "<h1>" in html
+    assert status == 400
+    assert "is not an amount like 12.34" in html
+    assert "<h1>" in html
     after = await _page_data(http, demo)
     assert after["checkout"] == before["checkout"]
     assert after["frame"]["kind"] == before["frame"]["kind"]
@@ -344,7 +347,8 @@ async def test_one_checkout_at_a_time_and_the_stream_follows_it_to_paid(
         # A new stream starts with where things are.
         assert (await anext(events))[0] == "checkout"
         kind, frame = await anext(events)
-        assert kind == "message" and set(frame) == {"n", "kind", "qr_url", "text"}
+        assert kind == "message"
+        assert set(frame) == {"n", "kind", "qr_url", "text"}
 
         # The page's form, as posted without scripts: the token is a field.
         status, _ = await _post(

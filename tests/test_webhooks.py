@@ -249,7 +249,8 @@ def closed_port_url() -> str:
 
 def test_sign_and_verify() -> None:
     secret = signing.new_secret()
-    assert secret.startswith("whsec_") and len(secret) == len("whsec_") + 43
+    assert secret.startswith("whsec_")
+    assert len(secret) == len("whsec_") + 43
     body = b'{"event_id":"evt_1","seq":1}'
     now = 1_764_000_000
     header = signing.sign(secret, now, body)
@@ -305,7 +306,8 @@ async def test_wake_reaches_every_listener() -> None:
     mine.clear()
     wake.remove_listener(mine)
     wake.set()
-    assert wake.is_set() and not mine.is_set()
+    assert wake.is_set()
+    assert not mine.is_set()
 
 
 # Against a running PSP.
@@ -321,8 +323,10 @@ async def test_event_is_posted_exactly_and_signed(
     await pay_one(psp, shop, wallet, "BEFORE")  # written before the webhook: not sent
 
     webhook = await register(psp, shop, hook.url)
-    assert webhook["id"].startswith("wh_") and webhook["url"] == hook.url
-    assert webhook["enabled"] is True and webhook["secret"].startswith("whsec_")
+    assert webhook["id"].startswith("wh_")
+    assert webhook["url"] == hook.url
+    assert webhook["enabled"] is True
+    assert webhook["secret"].startswith("whsec_")
     secret = webhook["secret"]
     await pay_one(psp, other, wallet, "OTHER")  # another merchant's: not sent
     paid_at = time.monotonic()
@@ -386,8 +390,10 @@ async def test_failing_receiver_is_retried_with_growing_delays(
 
     await hook.wait_for(1)
     (failed,) = await log_until(psp, shop, webhook["id"], lambda d: d[0]["attempts"] == 1)
-    assert failed["status"] == "pending" and failed["last_status_code"] == 500
-    assert failed["next_attempt_at"] is not None and failed["delivered_at"] is None
+    assert failed["status"] == "pending"
+    assert failed["last_status_code"] == 500
+    assert failed["next_attempt_at"] is not None
+    assert failed["delivered_at"] is None
 
     first, second, third = await hook.wait_for(3)
     gaps = [second.at - first.at, third.at - second.at]
@@ -417,8 +423,10 @@ async def test_gives_up_after_the_window_and_redelivers_by_hand(
     await pay_one(psp, shop, await psp.wallet(), "W-1")
 
     (failed,) = await log_until(psp, shop, webhook["id"], lambda d: d[0]["status"] == "failed")
-    assert failed["attempts"] >= 3 and failed["last_status_code"] == 503
-    assert failed["next_attempt_at"] is None and failed["delivered_at"] is None
+    assert failed["attempts"] >= 3
+    assert failed["last_status_code"] == 503
+    assert failed["next_attempt_at"] is None
+    assert failed["delivered_at"] is None
     tried = len(hook.requests)
     assert tried == failed["attempts"]
     span = hook.requests[-1].at - hook.requests[0].at
@@ -431,12 +439,14 @@ async def test_gives_up_after_the_window_and_redelivers_by_hand(
     path = f"/v1/webhooks/{webhook['id']}/deliveries/{event_id}/redeliver"
     status, queued = await psp.call("POST", path, headers=shop.auth)
     assert status == 202, queued
-    assert queued["event_id"] == event_id and queued["next_attempt_at"] is not None
+    assert queued["event_id"] == event_id
+    assert queued["next_attempt_at"] is not None
     again = (await hook.wait_for(tried + 1))[-1]
     assert again.body == hook.requests[0].body
     assert_signed(again, webhook["secret"])
     (done,) = await log_until(psp, shop, webhook["id"], lambda d: d[0]["status"] == "delivered")
-    assert done["attempts"] == tried + 1 and done["delivered_at"] is not None
+    assert done["attempts"] == tried + 1
+    assert done["delivered_at"] is not None
 
     # A delivered event can be sent again too: the receiver dedupes by event_id.
     status, _ = await psp.call("POST", path, headers=shop.auth)
@@ -472,7 +482,8 @@ async def test_a_dead_endpoint_does_not_delay_a_healthy_one(
         psp, shop, refused["id"], lambda d: len(d) == 3 and all(x["attempts"] for x in d)
     )
     for delivery in log:
-        assert delivery["status"] == "pending" and delivery["last_status_code"] is None
+        assert delivery["status"] == "pending"
+        assert delivery["last_status_code"] is None
         assert "connect" in (delivery["last_error"] or "").lower()
         assert delivery["next_attempt_at"] is not None
     assert all(d["attempts"] == 0 for d in await log_of(psp, shop, stalled["id"]))
@@ -581,11 +592,14 @@ async def test_merchants_see_only_their_own_webhooks(
         status, body = await psp.call("GET", f"{base}/deliveries?limit={limit}", headers=shop.auth)
         assert (status, body["error"]["code"]) == (422, "invalid_limit"), limit
     status, body = await psp.call("GET", f"{base}/deliveries?limit=1", headers=shop.auth)
-    assert status == 200 and len(body["deliveries"]) == 1
+    assert status == 200
+    assert len(body["deliveries"]) == 1
 
     # Disabling stops deliveries, keeps the log, and is idempotent.
     status, disabled = await psp.call("DELETE", base, headers=shop.auth)
-    assert status == 200 and disabled["enabled"] is False and "secret" not in disabled
+    assert status == 200
+    assert disabled["enabled"] is False
+    assert "secret" not in disabled
     assert (await psp.call("DELETE", base, headers=shop.auth))[1] == disabled
     status, body = await psp.call("POST", redeliver, headers=shop.auth)
     assert (status, body["error"]["code"]) == (409, "webhook_disabled")
@@ -718,7 +732,8 @@ async def test_an_event_committed_after_a_higher_position_is_delivered(pg_dsn: s
             position_b = conn.execute(
                 "SELECT position FROM events WHERE event_id = %s", (to_b_first.event_id,)
             ).fetchone()
-        assert position_b is not None and position_row[0] < position_b[0]
+        assert position_b is not None
+        assert position_row[0] < position_b[0]
     finally:
         await storage.close()
 
@@ -876,7 +891,8 @@ async def test_two_processes_deliver_each_event_once(pg_dsn: str, receiver: Make
         received = await hook.wait_for(24, timeout=15)
         await asyncio.sleep(0.5)  # a repeat would arrive now
         counts = Counter(r.event["event_id"] for r in hook.requests)
-        assert len(counts) == 24 and set(counts.values()) == {1}, counts
+        assert len(counts) == 24, counts
+        assert set(counts.values()) == {1}, counts
         for shop in shops:
             seqs = [r.event["seq"] for r in received if r.event["merchant_id"] == shop.id]
             assert seqs == [1, 2, 3, 4], (shop.id, seqs)

@@ -212,7 +212,8 @@ class PgCluster:
         """True once the postmaster says it accepts connections (the status
         line of postmaster.pid, as `pg_ctl -w` reads it); False if it exited.
         Raises with the log when it neither does within START_TIMEOUT."""
-        assert self.process is not None and self.workdir is not None
+        assert self.process is not None
+        assert self.workdir is not None
         pidfile = self.workdir / "data" / "postmaster.pid"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
