@@ -60,7 +60,7 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
                     self.write_out()
                     return
                 self._scheduled = True
-        except Exception:
+        except Exception:  # noqa: BLE001 - a handler never raises: handleError reports it, as logging's own do
             self.handleError(record)
 
     def write_out(self) -> None:

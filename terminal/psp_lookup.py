@@ -11,6 +11,7 @@ import asyncio
 import logging
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
@@ -33,9 +34,14 @@ async def lookup(url: str) -> CodeInfo | None:
 
 
 def _lookup(url: str) -> CodeInfo | None:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    # The daemon asks only about URLs under its configured http(s) PSP URL
+    # (config.is_bare_qr_url); urlopen would also read file: and ftp: URLs.
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        log.warning("not asking the PSP about a bare QR URL that is not http(s)")
+        return None
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - http(s), checked above
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s), checked above
             body = jf.load_object(response.read(MAX_ANSWER), what="code info")
     except urllib.error.HTTPError as exc:
         log.warning("PSP answered %d for a bare QR URL", exc.code)

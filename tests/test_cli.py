@@ -20,13 +20,13 @@ from tests.support.process import PspProcess, create_merchant, create_wallet, ru
 def http(
     method: str, url: str, body: object = None, token: str | None = None
 ) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the test's own server on loopback
         url, method=method, data=None if body is None else json.dumps(body).encode()
     )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server on loopback
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

@@ -260,10 +260,10 @@ def test_noop_and_dummy() -> None:
         ),
         ("ili9341:spi,light=12", LumaConfig("ili9341", "spi", 0, 0, light_gpio=12)),
         ("ssd1327:i2c:1:0x3D", LumaConfig("ssd1327", "i2c", 1, 0x3D)),
-        ("png:/tmp/frames", PngConfig(Path("/tmp/frames"))),
+        ("png:/srv/frames", PngConfig(Path("/srv/frames"))),
         (
-            "png:/tmp/frames,size=320x240,mode=RGB",
-            PngConfig(Path("/tmp/frames"), Geometry(320, 240, "RGB")),
+            "png:/srv/frames,size=320x240,mode=RGB",
+            PngConfig(Path("/srv/frames"), Geometry(320, 240, "RGB")),
         ),
         ("console", ConsoleConfig(Geometry(128, 64, "1"))),
         ("console,size=96x48", ConsoleConfig(Geometry(96, 48, "1"))),

@@ -431,6 +431,20 @@ async def test_a_bare_url_shows_the_qr_and_the_amount_from_the_psp(
         await finish(running)
 
 
+def test_the_lookup_fetches_only_http_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urlopen would read a file: URL from the terminal's own disk."""
+    import urllib.request
+
+    from terminal import psp_lookup
+
+    def fetch(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"fetched {args}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fetch)
+    for url in ("file:///etc/passwd", "ftp://psp.example/Q/" + "A" * 32, "/Q/" + "A" * 32):
+        assert psp_lookup._lookup(url) is None
+
+
 async def test_a_bare_url_with_the_psp_unreachable_shows_the_qr_alone(broker: Mosquitto) -> None:
     from tests.support.broker import free_port
 

@@ -29,7 +29,7 @@ from tests.support.browser import DESKTOP, BrowserSession, assert_accessible
 from tests.support.proxy import CuttableProxy
 
 BIN = Path(sys.executable).parent
-TOKEN_KEY = "scan2pay.wallet_token"
+TOKEN_KEY = "scan2pay.wallet_token"  # noqa: S105 - the browser storage key's name, not a token
 SCALE = 4
 FRAME = (128, 64)  # the demo terminal's display
 

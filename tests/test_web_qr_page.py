@@ -13,7 +13,7 @@ import pytest
 from tests.support.browser import BrowserSession, assert_accessible
 from tests.support.psp import Psp, code_of, start_psp, stop_psp
 
-TOKEN_KEY = "scan2pay.wallet_token"
+TOKEN_KEY = "scan2pay.wallet_token"  # noqa: S105 - the browser storage key's name, not a token
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ class PostgresWorker:
                 except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
                     if attempt == RETRIES:
                         raise StorageError(f"transaction failed: {exc}") from exc
-                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - retry jitter
                 except pg_errors.UniqueViolation as exc:
                     # Another process stored an answer under the same
                     # idempotency key and committed while this one worked;

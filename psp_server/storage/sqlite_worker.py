@@ -197,7 +197,7 @@ class SqliteWorker:
             try:
                 for job in group:
                     job.result = job.operation(conn)
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - whatever a job raised, the group reruns job by job
                 conn.execute("ROLLBACK TO grp")
                 self._run_isolated(group)
             conn.execute("RELEASE grp")
@@ -216,7 +216,7 @@ class SqliteWorker:
             conn.execute("SAVEPOINT job")
             try:
                 job.result = job.operation(conn)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - the job's error goes to its caller, raised there
                 job.error = exc
                 conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")

@@ -42,7 +42,7 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
     while not bridged.dead:
         try:
             value = await result
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - thrown into the function, which sees what its await raised
             result = bridged.throw(*sys.exc_info())
         else:
             result = bridged.switch(value)

@@ -71,7 +71,7 @@ class WebhookDispatcher:
         self._policy = policy
         self._timeout = timeout
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter of the retry backoff, nothing secret
         self._poll = poll
         self._max_senders = max_senders
         self._wake = asyncio.Event()
