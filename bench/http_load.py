@@ -65,7 +65,8 @@ class Connection(asyncio.Protocol):
     ) -> tuple[int, bytes]:
         if self._lost is not None:
             raise self._lost
-        assert self._transport is not None and self._waiter is None
+        assert self._transport is not None
+        assert self._waiter is None
         payload = b"" if body is None else json.dumps(body).encode()
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self._host.decode()}\r\n"

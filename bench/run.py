@@ -64,8 +64,8 @@ def main() -> int:
     print(f"scan2pay benchmarks on {machine()}\n")
     figures: dict[str, Any] = {"quick": args.quick}
     for name, part in (("terminal", terminal_bench), ("flow", flow_bench), ("psp", psp_bench)):
-        figures[name] = part.measure(args.quick)  # type: ignore[attr-defined]
-        part.report(figures[name])  # type: ignore[attr-defined]
+        figures[name] = part.measure(args.quick)
+        part.report(figures[name])
         print()
     print("targets:")
     for what, value, target, met in targets(figures):

@@ -32,7 +32,7 @@ from luma.core.interface.serial import noop as luma_noop
 
 from bench.common import percentile, proc_status, rss_mb, run_alone
 from bench.render_bench import CASES, first_frame_times_ms, frame_times_ms
-from hardware.luma_panel import LumaPanel
+from hardware.luma_panel import LumaConfig, LumaPanel
 from hardware.registry import parse_spec
 from scan2pay_common.jsonfields import dumps
 from scan2pay_common.messages import (
@@ -184,7 +184,10 @@ def bus_figures() -> dict[str, float]:
         ("ssd1306 128x64 SPI 8 MHz", "ssd1306:spi:0:0"),
         ("st7789 240x240 SPI 8 MHz", "st7789:spi:0:0,width=240,height=240"),
     ]:
-        panel = LumaPanel(parse_spec(spec), serial_interface=luma_noop())  # type: ignore[arg-type]
+        config = parse_spec(spec)
+        if not isinstance(config, LumaConfig):
+            raise TypeError(f"{spec} is not a luma panel")
+        panel = LumaPanel(config, serial_interface=luma_noop())
         figures[label] = panel.bus_seconds_per_frame() * 1000
     return figures
 

@@ -87,7 +87,7 @@ def _whole_number(text: str | None) -> object:
     return text
 
 
-def _parse_checkout(args: argparse.Namespace) -> tuple[Settings | None, CheckoutOrder | None]:
+def _parse_checkout(args: argparse.Namespace) -> tuple[Settings, CheckoutOrder]:
     """Every problem of the settings and of the order, at once."""
     problems: list[str] = []
     settings = None
@@ -113,7 +113,7 @@ def _parse_checkout(args: argparse.Namespace) -> tuple[Settings | None, Checkout
         )
     except InvalidOrder as exc:
         problems += [f"{_FLAG_OF_FIELD.get(p.field, p.field)}: {p.message}" for p in exc.problems]
-    if problems:
+    if problems or settings is None or order is None:  # each is None only with a problem told
         raise ConfigError(problems)
     return settings, order
 
@@ -134,7 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             printer.failure(exc)
             return EXIT_BAD_INPUT
-        assert settings is not None and order is not None
         # Quiet by default: the step lines are the output.
         _setup_logging(settings.log_level or "WARNING")
         return asyncio.run(_checkout(settings.bridge, order, printer))

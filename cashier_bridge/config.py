@@ -132,9 +132,8 @@ def load(
     merchant_key, key_problem = _merchant_key(raw, layer, env, config_file)
     if key_problem is not None:
         problems.append(key_problem)
-    if problems:
+    if problems or merchant_key is None:  # no key comes with its problem, told above
         raise ConfigError(problems)
-    assert merchant_key is not None
     return Settings(BridgeConfig(merchant_key=merchant_key, **values), log_level=log_level)
 
 

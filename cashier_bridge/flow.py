@@ -348,7 +348,10 @@ class _Checkout:
     async def _finish(
         self, link: TerminalLink, checkout: CheckoutSnapshot, *, via: str
     ) -> CheckoutResult:
-        outcome: Outcome = checkout.status  # type: ignore[assignment]  # final, checked by callers
+        status = checkout.status
+        if status == "pending":  # the callers pass a checkout that ended
+            raise BridgeError(f"checkout {checkout.id} has not ended")
+        outcome: Outcome = status
         self.emit(
             outcome,
             f"{outcome} (confirmed)",

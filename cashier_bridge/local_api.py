@@ -163,7 +163,8 @@ async def cancel_checkout(request: web.Request) -> web.Response:
     if checkout_id is None:
         # Not created yet (or being created): stopping the flow is the
         # cancel; it cancels at the PSP whatever the create made.
-        assert tracked.task is not None
+        if tracked.task is None:  # the tracker starts each checkout's flow with it
+            raise RuntimeError(f"checkout {tracked.id} has no flow to stop")
         tracked.task.cancel()
     else:
         # Cancelled at the PSP, the flow hears the event, confirms it, and

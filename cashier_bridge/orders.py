@@ -135,13 +135,15 @@ def build_order(
                 "(--terminal, SCAN2PAY_TERMINAL or terminal in the config file)",
             )
         )
+    # Built from the values as given, then checked whole by _order_problems,
+    # so that every problem is told at once.
     order = CheckoutOrder(
         order_id=order_id,  # type: ignore[arg-type]  # checked below
-        amount=minor,  # type: ignore[arg-type]
-        currency=currency,  # type: ignore[arg-type]
-        terminal_id=chosen_terminal,  # type: ignore[arg-type]
-        expires_in=expires_in,  # type: ignore[arg-type]
-        description=description,  # type: ignore[arg-type]
+        amount=minor,  # type: ignore[arg-type]  # checked below
+        currency=currency,  # type: ignore[arg-type]  # checked below
+        terminal_id=chosen_terminal,  # type: ignore[arg-type]  # checked below
+        expires_in=expires_in,  # type: ignore[arg-type]  # checked below
+        description=description,  # type: ignore[arg-type]  # checked below
     )
     told |= {p.field for p in problems}
     problems += [p for p in _order_problems(order) if p.field not in told]

@@ -75,20 +75,19 @@ class TerminalLink:
         self._client: aiomqtt.Client | None = None
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._first: asyncio.Future[None] | None = None
 
     # Lifetime.
 
     async def __aenter__(self) -> TerminalLink:
         """Connected and subscribed; BrokerUnreachable if the first attempt fails."""
-        self._first = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.terminal_id}")
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(first), name=f"mqtt-{self.terminal_id}")
         try:
-            await asyncio.wait({self._first, self._task}, return_when=asyncio.FIRST_COMPLETED)
-            if not self._first.done():
+            await asyncio.wait({first, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            if not first.done():
                 self._task.result()  # the session ended at once: raises what ended it
                 raise BrokerUnreachable(f"the broker at {self.target} closed the session")
-            self._first.result()
+            first.result()
         except BaseException:
             await self._stop()
             raise
@@ -109,8 +108,8 @@ class TerminalLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self) -> None:
-        assert self._first is not None
+    async def _run(self, first: asyncio.Future[None]) -> None:
+        """The session, kept up; ``first`` tells how the first attempt went."""
         backoff = Backoff(initial=0.1, maximum=2.0)
         target = self.target
         while True:
@@ -127,11 +126,11 @@ class TerminalLink:
                     self._client = client
                     self._up.set()
                     backoff.reset()
-                    if self._first.done():
+                    if first.done():
                         log.info("back on the broker at %s", target)
                     else:
                         log.debug("connected to %s", target)
-                        self._first.set_result(None)
+                        first.set_result(None)
                     async for message in client.messages:
                         payload = message.payload
                         if isinstance(payload, str):
@@ -141,8 +140,8 @@ class TerminalLink:
             except aiomqtt.MqttError as exc:
                 self._client = None  # before the wait: a publish waits for the next one
                 self._up.clear()
-                if not self._first.done():
-                    self._first.set_exception(
+                if not first.done():
+                    first.set_exception(
                         BrokerUnreachable(f"the broker at {target} cannot be reached: {exc}")
                     )
                     return

@@ -46,13 +46,10 @@ def image_to_text(image: Image.Image) -> str:
     at 128 and above are lit; an odd last row gets an unlit row below it."""
     image = image.convert("L")
     width, height = image.size
-    pixels = image.load()
-    assert pixels is not None
+    pixels = image.tobytes()  # one byte a pixel, row by row
 
     def lit(x: int, y: int) -> bool:
-        value = pixels[x, y] if y < height else 0
-        assert isinstance(value, int)
-        return value >= 128
+        return y < height and pixels[y * width + x] >= 128
 
     rows = []
     for top in range(0, height, 2):

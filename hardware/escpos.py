@@ -91,14 +91,13 @@ def _gs_k(cn_fn: bytes, parameters: bytes) -> bytes:
     return GS + b"(k" + (len(cn_fn) + len(parameters)).to_bytes(2, "little") + cn_fn + parameters
 
 
-def qr_slip(frame: Frame, config: EscPosConfig) -> bytes:
-    assert frame.content.qr_url is not None
+def qr_slip(frame: Frame, url: str, config: EscPosConfig) -> bytes:
     lines = [line for line in frame.content.lines if not _COUNTDOWN.fullmatch(line.strip())]
     text = b""
     for index, line in enumerate(lines):
         encoded = encode_text(line, config.charset) + LF
         text += DOUBLE_SIZE + encoded + NORMAL_SIZE if index == 0 else encoded
-    qr = qr_commands(frame.content.qr_url, config.module, config.ecc)
+    qr = qr_commands(url, config.module, config.ecc)
     return _slip(config, text + qr + LF)
 
 
@@ -131,7 +130,7 @@ class EscPosDisplay(Display):
         url = frame.content.qr_url
         if url:
             if url != self._printed_url:
-                self._link.write(qr_slip(frame, self.config))
+                self._link.write(qr_slip(frame, url, self.config))
                 self._printed_url = url
                 self._awaiting_outcome = True
         elif self._awaiting_outcome and frame.content.kind != "idle":

@@ -22,16 +22,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import luma.core.error  # type: ignore[import-untyped, unused-ignore]
-from luma.core.interface.serial import (  # type: ignore[import-untyped, unused-ignore]
+import luma.core.error
+from luma.core.interface.serial import (
     i2c,
     noop,
     spi,
 )
-from luma.oled.device.color import (  # type: ignore[import-untyped, unused-ignore]
+from luma.oled.device.color import (
     color_device,
 )
-from luma.oled.device.greyscale import (  # type: ignore[import-untyped, unused-ignore]
+from luma.oled.device.greyscale import (
     greyscale_device,
 )
 

@@ -131,9 +131,8 @@ def parse_spec(spec: str) -> DisplayConfig:
     else:
         config = _luma(kind, has_target, target, options, problems)
     options.report_unknown(kind)
-    if problems:
+    if problems or config is None:  # no config comes with its problem, told
         raise DisplaySpecError(_message(spec, problems))
-    assert config is not None
     return config
 
 

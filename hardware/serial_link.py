@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-import serial  # type: ignore[import-untyped, unused-ignore]
+import serial
 
 from .errors import DisplayError
 
@@ -42,10 +42,7 @@ class SerialLink:
 
     def write(self, data: bytes) -> None:
         """Writes ``data`` and waits until it has left the port."""
-        if self._port is None:
-            self._open()
-        port = self._port
-        assert port is not None
+        port = self._port if self._port is not None else self._open()
         # Twice the wire time, in whole seconds: only a stalled device times
         # out, and the port is reconfigured (a termios call) only on a change.
         timeout = 2 + math.ceil(2 * self.seconds_for(len(data)))
@@ -67,8 +64,10 @@ class SerialLink:
             with contextlib.suppress(OSError):
                 port.close()
 
-    def _open(self) -> None:
+    def _open(self) -> serial.SerialBase:
         try:
-            self._port = serial.serial_for_url(self.port_name, baudrate=self.baudrate)
+            port = serial.serial_for_url(self.port_name, baudrate=self.baudrate)
         except (OSError, ValueError) as error:
             raise DisplayError(self.name, f"cannot open {self.port_name}: {error}") from error
+        self._port = port
+        return port

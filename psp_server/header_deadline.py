@@ -127,7 +127,8 @@ class GuardedSockSite(web.SockSite):
     async def start(self) -> None:
         await web.BaseSite.start(self)
         server = self._runner.server
-        assert server is not None
+        if server is None:  # as web.BaseSite.start itself would say
+            raise RuntimeError("Call runner.setup() before making a site")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._deadlines.protocol_factory(server), sock=self._sock

@@ -60,7 +60,7 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
                     self.write_out()
                     return
                 self._scheduled = True
-        except Exception:
+        except Exception:  # noqa: BLE001 - a handler never raises: handleError reports it, as logging's own do
             self.handleError(record)
 
     def write_out(self) -> None:
@@ -68,9 +68,12 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
         if not self._lines:
             return
         lines, self._lines = self._lines, []
-        with self.lock:  # type: ignore[union-attr]
+        self.acquire()  # the handler's lock, as logging.StreamHandler.emit takes it
+        try:
             self.stream.write("".join(lines))
             self.flush()
+        finally:
+            self.release()
 
     def close(self) -> None:
         self.write_out()

@@ -49,7 +49,7 @@ from scan2pay_common.topics import (
 from scan2pay_common.topics import state_topic as terminal_state_topic
 
 PSP_USERNAME = "psp"
-PASSWORD_FILE = "passwd"
+PASSWORD_FILE = "passwd"  # noqa: S105 - the file's name, not a password
 ACL_FILE = "acl"
 LOCK_FILE = ".scan2pay-accounts.lock"
 # secrets.token_urlsafe(32): 256 random bits in 43 URL-safe characters, so
@@ -195,7 +195,7 @@ def _hash_into(binary: str, passwd: Path, username: str, password: str) -> None:
     # Without -b, mosquitto_passwd reads the password (twice) from stdin, so
     # it never shows in the process list (`ps`, /proc/PID/cmdline) nor on disk.
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - mosquitto_passwd, its file and a checked username; no shell
             [binary, str(passwd), username],
             input=f"{password}\n{password}\n",
             capture_output=True,

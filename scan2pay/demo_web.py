@@ -53,7 +53,7 @@ from .wallet import SCALE
 log = logging.getLogger(__name__)
 
 DEFAULT_AMOUNT = "4.20"
-TOKEN_HEADER = "X-Demo-Token"
+TOKEN_HEADER = "X-Demo-Token"  # noqa: S105 - a header's name, not a token
 # The countdown redraws the screen every second; a stream sends frames of
 # one screen at most this often, and a new screen at once.
 MIN_GAP = 0.25

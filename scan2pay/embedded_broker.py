@@ -6,8 +6,12 @@ from __future__ import annotations
 import logging
 import socket
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from scan2pay_common.mqtt_url import MqttTarget
+
+if TYPE_CHECKING:
+    from amqtt.broker import Broker  # imported when used: the demo extra installs it
 
 
 def _free_port(host: str) -> int:
@@ -20,7 +24,7 @@ class EmbeddedBroker:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = _free_port(host)
-        self._broker: object | None = None
+        self._broker: Broker | None = None
 
     @property
     def target(self) -> MqttTarget:
@@ -57,5 +61,5 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         if self._broker is not None:
-            await self._broker.shutdown()  # type: ignore[attr-defined]
+            await self._broker.shutdown()
             self._broker = None

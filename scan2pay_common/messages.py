@@ -7,7 +7,7 @@ Each has ``to_json()`` giving bytes and ``from_json(bytes)`` that raises
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 from . import jsonfields as jf
 from .errors import InvalidValue
@@ -37,6 +37,11 @@ STATUS_FOR_EVENT: dict[str, CheckoutStatus] = {
     "checkout.expired": "expired",
     "checkout.refunded": "paid",
 }
+
+
+def is_checkout_status(value: str) -> TypeGuard[CheckoutStatus]:
+    """Whether a status read from outside is one this version knows."""
+    return value in CHECKOUT_STATUSES
 
 
 def _check_timestamp(value: object, field: str) -> str:

@@ -4,6 +4,7 @@ raises ``InvalidValue`` whose message the config loader reports with a hint."""
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import urlsplit
 
 from .errors import InvalidValue
@@ -19,10 +20,11 @@ def log_level(raw: object) -> str:
 
 
 def seconds(raw: object, *, low: float, high: float) -> float:
-    try:
-        value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = float("nan")
+    value = float("nan")
+    # A flag or the environment gives a string, TOML a number (or anything).
+    if isinstance(raw, str | int | float):
+        with contextlib.suppress(ValueError):
+            value = float(raw)
     if not low <= value <= high:
         raise InvalidValue("invalid_setting", f"{raw!r} is not from {low:g} to {high:g}")
     return value

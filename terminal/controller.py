@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from scan2pay_common.messages import CheckoutEvent, DisplayCommand, ShowIdle, ShowQr, ShowStatus
+from scan2pay_common.messages import (
+    CheckoutEvent,
+    CheckoutStatus,
+    DisplayCommand,
+    ShowIdle,
+    ShowQr,
+    ShowStatus,
+)
+from scan2pay_common.messages import Screen as ScreenKind
 from scan2pay_common.timefmt import from_rfc3339
 
 from .screens import IdleScreen, Outcome, OutcomeScreen, QrScreen, Screen, View
@@ -44,7 +52,7 @@ class CodeInfo:
     amount: int
     currency: str
     expires_at: int
-    status: str
+    status: CheckoutStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +64,7 @@ class Effects:
 NOTHING = Effects()
 
 
-def screen_kind(screen: Screen) -> str:
+def screen_kind(screen: Screen) -> ScreenKind:
     """The ``screen`` field of the terminal's state message."""
     if isinstance(screen, IdleScreen):
         return "idle"
@@ -166,7 +174,7 @@ class Controller:
         # The QR on screen, now described: tied or not as it was.
         untied = self._untied
         if info.status in ("paid", "cancelled", "expired"):
-            described = OutcomeScreen(info.checkout_id, info.status, info.amount, info.currency)  # type: ignore[arg-type]
+            described = OutcomeScreen(info.checkout_id, info.status, info.amount, info.currency)
             return self._show(described, now, untied=untied)
         return self._show(
             replace(

@@ -329,7 +329,7 @@ class TerminalDaemon:
             ):
                 self.state = TerminalState(
                     online=True,
-                    screen=kind,  # type: ignore[arg-type]
+                    screen=kind,
                     checkout_id=checkout_id,
                     displayed_at=to_rfc3339(now_ms()),
                 )

@@ -11,9 +11,11 @@ import asyncio
 import logging
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.messages import is_checkout_status
 from scan2pay_common.money import check_currency
 from scan2pay_common.timefmt import from_rfc3339
 
@@ -32,9 +34,14 @@ async def lookup(url: str) -> CodeInfo | None:
 
 
 def _lookup(url: str) -> CodeInfo | None:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    # The daemon asks only about URLs under its configured http(s) PSP URL
+    # (config.is_bare_qr_url); urlopen would also read file: and ftp: URLs.
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        log.warning("not asking the PSP about a bare QR URL that is not http(s)")
+        return None
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - http(s), checked above
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s), checked above
             body = jf.load_object(response.read(MAX_ANSWER), what="code info")
     except urllib.error.HTTPError as exc:
         log.warning("PSP answered %d for a bare QR URL", exc.code)
@@ -47,13 +54,16 @@ def _lookup(url: str) -> CodeInfo | None:
         return None
     try:
         amount = jf.integer(body, "amount")
+        status = jf.string(body, "status")
+        if not is_checkout_status(status):
+            raise InvalidValue("invalid_status", f"unknown checkout status {status!r}")
         return CodeInfo(
             url=url,
             checkout_id=jf.string(body, "checkout_id"),
             amount=amount,
             currency=check_currency(body["currency"]),
             expires_at=from_rfc3339(body["expires_at"]),
-            status=jf.string(body, "status"),
+            status=status,
         )
     except (KeyError, InvalidValue) as exc:
         log.warning("PSP's answer for a bare QR URL is incomplete: %s", exc)

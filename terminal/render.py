@@ -168,7 +168,8 @@ def qr_symbol(url: str, error: ErrorLevel) -> segno.QRCode | None:
     The symbol of ``segno.make_qr(url, error=error, boost_error=False)``, its
     mask chosen fast (terminal/qr_encode.py)."""
     qr = qr_encode.make_symbol(url, error)
-    assert qr is None or not qr.is_micro  # never Micro QR; phones do not read it
+    if qr is not None and qr.is_micro:  # phones do not read Micro QR
+        raise RuntimeError(f"a Micro QR symbol for {url!r}")
     return qr
 
 
@@ -482,7 +483,8 @@ def _qr_tile(url: str, plan: QrPlan, mode: ColourMode) -> Image.Image:
     """The lit area with the symbol in it, in the panel's mode. Never handed
     out: render pastes it, so the cached image is never changed."""
     qr = qr_symbol(url, plan.error)
-    assert qr is not None and qr.version == plan.version
+    if qr is None or qr.version != plan.version:  # the plan was made from this symbol
+        raise RuntimeError(f"the QR symbol for {url!r} does not fit its plan")
     side = plan.modules
     pixels = bytes(0 if dark else 255 for row in qr.matrix for dark in row)
     symbol = Image.frombytes("L", (side, side), pixels)

@@ -90,8 +90,8 @@ def subscribe(broker: Mosquitto) -> Iterator[Callable[..., Subscriber]]:
     """Makes plain paho subscribers on the test's broker, closed at teardown."""
     made: list[Subscriber] = []
 
-    def make(topic: str, **options: object) -> Subscriber:
-        subscriber = Subscriber(broker.port, topic, **options)  # type: ignore[arg-type]
+    def make(topic: str, *, client_id: str | None = None, persistent: bool = False) -> Subscriber:
+        subscriber = Subscriber(broker.port, topic, client_id=client_id, persistent=persistent)
         made.append(subscriber)
         return subscriber
 

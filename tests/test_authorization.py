@@ -75,7 +75,8 @@ class World:
         self.code = code_of(self.checkout)
         assert (await psp.pay(self.wallet, self.code))[0] == 201
         status, events = await psp.call("GET", "/v1/events", headers=self.a.auth)
-        assert status == 200 and events["events"], events
+        assert status == 200, events
+        assert events["events"], events
         self.event = events["events"][-1]
         return self
 
@@ -200,7 +201,8 @@ async def test_another_merchants_object_is_answered_as_one_that_does_not_exist(
 async def test_lists_show_only_the_callers_own(world: World) -> None:
     for path, key in (("/v1/events", "events"), ("/v1/webhooks", "webhooks")):
         status, mine = await world.psp.call("GET", path, headers=world.a.auth)
-        assert status == 200 and mine[key], (path, mine)
+        assert status == 200, (path, mine)
+        assert mine[key], (path, mine)
         status, theirs = await world.psp.call("GET", path, headers=world.b.auth)
         assert (status, theirs[key]) == (200, []), (path, theirs)
     status, merchant = await world.psp.call("GET", "/v1/merchant", headers=world.b.auth)
@@ -238,7 +240,8 @@ async def test_rotated_and_revoked_credentials_are_refused(psp: Psp) -> None:
     checkout = await psp.checkout(shop)
     path = f"/v1/checkouts/{checkout['id']}"
     new_key = await psp.storage.replace_secret("merchant", shop.id, revoke=False)
-    assert new_key is not None and new_key != shop.key
+    assert new_key is not None
+    assert new_key != shop.key
     status, body = await psp.call("GET", path, headers=shop.auth)
     assert (status, body["error"]["code"]) == (401, "unauthorized")  # the old key is dead
     assert (await psp.call("GET", path, headers={"Authorization": f"Bearer {new_key}"}))[0] == 200

@@ -111,7 +111,8 @@ def test_a_sign_in_key_that_is_not_utf8_is_not_accepted(
     )
     cookie = re.search(rb"Set-Cookie: (s2p-signin=[^;]+)", headers)
     field = re.search(rb'name="csrf" value="([^"]+)"', page)
-    assert cookie is not None and field is not None, page
+    assert cookie is not None, headers
+    assert field is not None, page
     head = (
         b"POST /merchant/sign-in HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nCookie: %s\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\n"

@@ -20,7 +20,8 @@ def test_the_flow_bench_times_every_hop() -> None:
 
 def test_the_psp_bench_completes_checkouts() -> None:
     figures = asyncio.run(psp_bench.run(1.0, 4))
-    assert figures["checkouts"] > 0 and figures["psp_cpu_ms_per_checkout"] > 0
+    assert figures["checkouts"] > 0
+    assert figures["psp_cpu_ms_per_checkout"] > 0
     assert figures["lone_create_ms_p50"] > 0
 
 

@@ -110,7 +110,8 @@ async def test_changes_are_the_events_after_the_cursor_and_the_recent_checkouts(
         shop.id, after_seq=cursor, created_since=MIDNIGHT + 6, limit=1
     )
     assert [c.order_id for c in limited.changed] == ["A-1"]
-    assert limited.more and limited.event_seq == cursor + 1
+    assert limited.more
+    assert limited.event_seq == cursor + 1
     rest = await storage.board_changes(
         shop.id, after_seq=limited.event_seq, created_since=MIDNIGHT + 6
     )
@@ -130,5 +131,6 @@ async def test_the_key_hash_a_session_binds_to_follows_rotation(storage: Storage
     assert await storage.merchant_with_key_hash(shop.id) == (shop, credentials.hash_secret(new_key))
     await storage.replace_secret("merchant", shop.id, revoke=True)
     revoked = await storage.merchant_with_key_hash(shop.id)
-    assert revoked is not None and revoked[1].startswith("revoked:")
+    assert revoked is not None
+    assert revoked[1].startswith("revoked:")
     assert await storage.merchant_with_key_hash("mer_nobody") is None

@@ -256,7 +256,8 @@ async def test_a_create_whose_answer_was_lost_is_retried_into_the_same_checkout(
     ):
         created = await client.create_checkout(ORDER)
     assert proxy.dropped == 1
-    assert len(notices) == 1 and notices[0].request == "POST /v1/checkouts"
+    assert len(notices) == 1
+    assert notices[0].request == "POST /v1/checkouts"
     # The first attempt made it (201, lost); the retry was told it exists (200).
     assert created.attempts == 2
     assert created.new is False

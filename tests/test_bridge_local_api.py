@@ -73,7 +73,8 @@ async def until_status(http: aiohttp.ClientSession, url: str, status: str) -> di
         while True:
             _, progress = await call(http, "GET", url)
             if progress["status"] == status:
-                return progress  # type: ignore[no-any-return]
+                found: dict[str, Any] = progress
+                return found
             await asyncio.sleep(0.02)
 
 

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
@@ -16,14 +17,16 @@ from tests.support.mqtt import Subscriber
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
 
 
-def http(method: str, url: str, body: object = None, token: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
-    request = urllib.request.Request(
+def http(
+    method: str, url: str, body: object = None, token: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(  # noqa: S310 - the test's own server on loopback
         url, method=method, data=None if body is None else json.dumps(body).encode()
     )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server on loopback
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -36,19 +39,22 @@ def test_merchant_create_prints_the_key_once_and_stores_only_its_hash(tmp_path: 
     created = json.loads(result.stdout)
     assert set(created) == {"merchant_id", "name", "api_key"}
     assert created["name"] == "Bäckerei Müller"
-    assert created["api_key"].startswith("mk_") and len(created["api_key"]) >= 30
+    assert created["api_key"].startswith("mk_")
+    assert len(created["api_key"]) >= 30
     wal = tmp_path / "psp.db-wal"
     raw = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert created["api_key"].encode() not in raw
     with sqlite3.connect(db) as conn:
         (stored,) = conn.execute("SELECT api_key_hash FROM merchants").fetchone()
-    assert stored != created["api_key"] and len(stored) == 64
+    assert stored != created["api_key"]
+    assert len(stored) == 64
 
 
 def test_human_output_says_the_key_is_shown_once(tmp_path: Path) -> None:
     result = run_cli("merchant", "create", "--name", "Shop", "--db", str(tmp_path / "p.db"))
     assert result.returncode == 0
-    assert "api_key: mk_" in result.stdout and "shown once" in result.stdout
+    assert "api_key: mk_" in result.stdout
+    assert "shown once" in result.stdout
 
 
 def test_wallet_create_takes_major_units_exactly(db: str) -> None:
@@ -133,7 +139,8 @@ def test_missing_database_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_migrate_is_repeatable(db: str) -> None:
     assert run_cli("migrate", "--db", db).returncode == 0
     again = run_cli("migrate", "--db", db)
-    assert again.returncode == 0 and "up to date" in again.stdout
+    assert again.returncode == 0
+    assert "up to date" in again.stdout
 
 
 def test_serve_runs_the_whole_psp_side_of_the_flow(
@@ -159,7 +166,8 @@ def test_serve_runs_the_whole_psp_side_of_the_flow(
         assert checkout["qr_url"].startswith("HTTPS://PAY.EXAMPLE.TEST/Q/")
         code = checkout["qr_url"].rsplit("/", 1)[1]
         status, payment = http("POST", f"{server.url}/v1/payments", {"code": code}, wallet["token"])
-        assert status == 201 and payment["status"] == "succeeded"
+        assert status == 201
+        assert payment["status"] == "succeeded"
         (message,) = subscriber.wait_for(1)
         event = CheckoutEvent.from_json(message.payload)
         assert (event.type, event.checkout.id) == ("checkout.paid", checkout["id"])
@@ -244,11 +252,14 @@ def test_keys_and_tokens_are_rotated_and_revoked_from_the_cli(db: str, tmp_path:
     )
     assert rotated.returncode == 0, rotated.stderr
     new_key = json.loads(rotated.stdout)["api_key"]
-    assert new_key.startswith("mk_") and new_key != merchant["api_key"]
+    assert new_key.startswith("mk_")
+    assert new_key != merchant["api_key"]
     revoked = run_cli("wallet", "revoke-token", "--wallet", wallet["wallet_id"], "--db", db)
-    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert revoked.returncode == 0
+    assert "revoked" in revoked.stdout
     unknown = run_cli("merchant", "revoke-key", "--merchant", "mer_nobody", "--db", db)
-    assert unknown.returncode == 2 and "no merchant mer_nobody" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "no merchant mer_nobody" in unknown.stderr
     server = PspProcess(db, log_path=tmp_path / "psp.log")
     try:
         assert http("GET", f"{server.url}/v1/merchant", token=merchant["api_key"])[0] == 401

@@ -215,7 +215,8 @@ async def test_an_event_goes_to_its_terminals_topic_too_byte_for_byte(
     first, second = await asyncio.to_thread(merchant.wait_for, 2)
     (copy,) = await asyncio.to_thread(terminals.wait_for, 1)
     assert copy.topic == terminal_events_topic(shop.id, "lane-1")
-    assert copy.payload == first.payload and not copy.retain
+    assert copy.payload == first.payload
+    assert not copy.retain
     assert CheckoutEvent.from_json(second.payload).checkout.id == no_lane["id"]
     assert await asyncio.to_thread(terminals.drain, 0.5) == []  # none for no terminal
 

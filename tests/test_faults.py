@@ -33,9 +33,10 @@ from tests.support.broker import Mosquitto
 from tests.support.db import is_postgresql
 from tests.support.ledger import assert_ledger_holds, rows
 from tests.support.mqtt import Subscriber
+from tests.support.polling import wait_until
 from tests.support.process import NO_RATE_LIMITS, PspProcess
 from tests.support.psp import code_of
-from tests.support.workers import WorkerLog, kill_whole_psp, wait_until
+from tests.support.workers import WorkerLog, kill_whole_psp
 
 Subscribe = Callable[..., Subscriber]
 
@@ -194,7 +195,7 @@ async def test_psp_killed_under_load_loses_and_doubles_nothing(
     ]
     subscriber = subscribe("scan2pay/v1/m/+/events", client_id="crash-backoffice", persistent=True)
     load = Load()
-    rng = random.Random(20261124)
+    rng = random.Random(20261124)  # noqa: S311 - seeded test data, nothing secret
     timeout = aiohttp.ClientTimeout(total=5)
     served_by_survivor: list[int] = []
     async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -257,10 +258,12 @@ async def test_psp_killed_under_load_loses_and_doubles_nothing(
             else ""
         )
     )
-    assert kills >= (6 if is_postgresql(db) else 20) and len(load.paid) > 50
+    assert kills >= (6 if is_postgresql(db) else 20)
+    assert len(load.paid) > 50
     assert lost_payments == set()
     assert lost_events == set()
-    assert double_debits == set() and double_events == set()
+    assert double_debits == set()
+    assert double_events == set()
     assert half_done == set()
     assert 500 not in load.statuses
     # Money adds up: what the wallets lost, the merchants gained.
@@ -277,14 +280,16 @@ async def test_psp_killed_under_load_loses_and_doubles_nothing(
             )
         ]
         assert seqs == list(range(1, len(seqs) + 1)), shop.merchant_id
-    assert "database is locked" not in log and "Traceback" not in log
+    assert "database is locked" not in log
+    assert "Traceback" not in log
     if victim == "psp":
         # Only the last clean run stopped gracefully: every kill was abrupt.
         assert log.count("shutting down") == workers_for(db)
     if victim == "worker":
         assert len(re.findall(r"worker \d \(pid \d+\) was killed by signal 9", log)) == kills
         # The other worker answered requests while each one was replaced.
-        assert len(served_by_survivor) == kills and min(served_by_survivor) > 0
+        assert len(served_by_survivor) == kills
+        assert min(served_by_survivor) > 0
 
 
 async def kill_workers(server: PspProcess, kills: int, rng: random.Random) -> list[int]:
@@ -522,7 +527,8 @@ async def test_a_thousand_checkouts_paid_at_once(db: str, tmp_path: Path) -> Non
     assert Counter(statuses) == {201: 1000}
     assert balances == [1_000_000 - 700] * wallets
     assert rows(db, "SELECT balance FROM merchant_balances") == [(7000,)]
-    assert "database is locked" not in log and "Traceback" not in log
+    assert "database is locked" not in log
+    assert "Traceback" not in log
     assert_ledger_holds(db)
 
 
@@ -614,6 +620,7 @@ async def test_pay_racing_cancel_and_expiry_ends_in_exactly_one_outcome(
         status = statuses[f"E-{n}"]
         assert (pay_status, status) in ((201, "paid"), (410, "expired")), (pay_status, status)
     assert paid == {ids[o] for o, s in statuses.items() if s == "paid"}
-    assert set(events.values()) == {1} and len(events) == 200  # one outcome event each
+    assert set(events.values()) == {1}  # one outcome event each
+    assert len(events) == 200
     assert rows(db, "SELECT balance FROM wallets") == [(1_000_000 - 10 * len(paid),)]
     assert_ledger_holds(db)

@@ -83,7 +83,7 @@ def live_psp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePsp]:
         asyncio.set_event_loop(loop)
         try:
             started.set_result(loop.run_until_complete(start()))
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the test waiting on the future
             started.set_exception(exc)
             return
         loop.run_forever()

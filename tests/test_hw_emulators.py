@@ -200,7 +200,8 @@ def test_console_in_a_pipe_prints_frames_one_after_another() -> None:
     display.show(frame(checkerboard((8, 4))))
     display.close()
     output = stream.getvalue()
-    assert "\x1b[H" not in output and "\x1b[2J" not in output
+    assert "\x1b[H" not in output
+    assert "\x1b[2J" not in output
     assert output.count(WHITE_ON_BLACK) == 4  # two rows a frame, two frames
     assert output == 2 * (image_to_text(checkerboard((8, 4))) + "\n")
 
@@ -259,10 +260,10 @@ def test_noop_and_dummy() -> None:
         ),
         ("ili9341:spi,light=12", LumaConfig("ili9341", "spi", 0, 0, light_gpio=12)),
         ("ssd1327:i2c:1:0x3D", LumaConfig("ssd1327", "i2c", 1, 0x3D)),
-        ("png:/tmp/frames", PngConfig(Path("/tmp/frames"))),
+        ("png:/srv/frames", PngConfig(Path("/srv/frames"))),
         (
-            "png:/tmp/frames,size=320x240,mode=RGB",
-            PngConfig(Path("/tmp/frames"), Geometry(320, 240, "RGB")),
+            "png:/srv/frames,size=320x240,mode=RGB",
+            PngConfig(Path("/srv/frames"), Geometry(320, 240, "RGB")),
         ),
         ("console", ConsoleConfig(Geometry(128, 64, "1"))),
         ("console,size=96x48", ConsoleConfig(Geometry(96, 48, "1"))),
@@ -336,7 +337,8 @@ def test_parse_spec_rejects_naming_the_bad_part(spec: str, fragments: list[str])
         assert fragment in message
     assert f"--display {spec!r}" in message
     assert "accepted --display forms:" in message
-    assert "nextion:PORT" in message and "escpos:PORT" in message
+    assert "nextion:PORT" in message
+    assert "escpos:PORT" in message
 
 
 def test_parse_spec_reports_every_problem_at_once() -> None:

@@ -11,5 +11,7 @@ from hypothesis import settings
 def test_property_tests_draw_the_same_examples_on_every_run() -> None:
     if os.environ.get("HYPOTHESIS_PROFILE", "ci") != "ci":
         return  # a developer asked for random examples on purpose
-    assert settings.default.derandomize
-    assert settings.default.database is None
+    current = settings.default
+    assert current is not None
+    assert current.derandomize
+    assert current.database is None

@@ -40,7 +40,8 @@ async def test_one_iterations_lines_are_one_write() -> None:
     await asyncio.sleep(0)
     assert stream.writes == 1
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 50 and lines[-1].endswith("INFO " + logger.name + " request 49")
+    assert len(lines) == 50
+    assert lines[-1].endswith("INFO " + logger.name + " request 49")
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ", lines[0])
 
 
@@ -50,7 +51,8 @@ async def test_a_warning_goes_out_at_once_with_what_came_before() -> None:
     logger.info("first")
     logger.warning("trouble")
     text = stream.getvalue()
-    assert "first" in text and "trouble" in text
+    assert "first" in text
+    assert "trouble" in text
     assert text.index("first") < text.index("trouble")
 
 

@@ -58,7 +58,8 @@ def test_a_session_cookie_is_signed_bound_to_the_key_and_runs_out() -> None:
     now = 1_764_000_000_000
     cookie = keys.issue("mer_0123456789abcdef", "hash-of-key", now=now)
     session = keys.verify(cookie, now=now + 1000)
-    assert session is not None and session.merchant_id == "mer_0123456789abcdef"
+    assert session is not None
+    assert session.merchant_id == "mer_0123456789abcdef"
     assert "hash-of-key" not in cookie
     assert keys.bound_to(session, "hash-of-key")
     assert not keys.bound_to(session, "hash-of-another-key")
@@ -71,13 +72,15 @@ def test_a_session_cookie_is_signed_bound_to_the_key_and_runs_out() -> None:
     assert keys.verify(cookie.replace(f".{now}.", f".{now + 1}."), now=now) is None
     assert keys.verify(cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB"), now=now) is None
     assert SessionKeys(b"x" * 32).verify(cookie, now=now) is None
-    assert keys.verify("", now=now) is None and keys.verify("....", now=now) is None
+    assert keys.verify("", now=now) is None
+    assert keys.verify("....", now=now) is None
     # The CSRF token is the session's own.
     other = keys.verify(keys.issue("mer_0123456789abcdef", "hash-of-key", now=now + 1), now=now)
     assert other is not None
     assert keys.csrf_ok(session, keys.csrf_token(session))
     assert not keys.csrf_ok(session, keys.csrf_token(other))
-    assert not keys.csrf_ok(session, None) and not keys.csrf_ok(session, "")
+    assert not keys.csrf_ok(session, None)
+    assert not keys.csrf_ok(session, "")
 
 
 # Signing in.
@@ -90,14 +93,17 @@ async def test_sign_in_sets_a_strict_http_only_session_cookie(psp: Psp) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     form_cookie = cookies_of(response)["s2p-signin"]
-    assert form_cookie["httponly"] and form_cookie["samesite"] == "Strict"
-    assert form_cookie["path"] == "/" and not form_cookie["secure"]
+    assert form_cookie["httponly"]
+    assert form_cookie["samesite"] == "Strict"
+    assert form_cookie["path"] == "/"
+    assert not form_cookie["secure"]
     assert 'action="merchant/sign-in"' in html
 
     signed = await sign_in(psp, merchant.key)
     assert signed.cookie_name == "s2p-merchant"
     _, html = await request(psp, "GET", "/merchant", headers=signed.headers)
-    assert "Café Zoë" in html and 'src="static/board.js?v=' in html
+    assert "Café Zoë" in html
+    assert 'src="static/board.js?v=' in html
     assert await _board_status(psp, signed) == 200
 
     name, token, field = await sign_in_form(psp)
@@ -111,8 +117,11 @@ async def test_sign_in_sets_a_strict_http_only_session_cookie(psp: Psp) -> None:
     assert response.status == 303
     assert response.headers["Location"] == "../merchant"
     session = cookies_of(response)["s2p-merchant"]
-    assert session["httponly"] and session["samesite"] == "Strict" and session["path"] == "/"
-    assert session["max-age"] == str(12 * 3600) and not session["secure"]
+    assert session["httponly"]
+    assert session["samesite"] == "Strict"
+    assert session["path"] == "/"
+    assert session["max-age"] == str(12 * 3600)
+    assert not session["secure"]
     assert cookies_of(response)["s2p-signin"]["max-age"] == "0"  # the form's token is spent
 
 
@@ -132,7 +141,9 @@ async def test_behind_https_the_cookies_are_secure_and_host_prefixed(tmp_path: P
         )
         assert response.status == 303
         session = cookies_of(response)["__Host-s2p-merchant"]
-        assert session["secure"] and session["httponly"] and session["path"] == "/"
+        assert session["secure"]
+        assert session["httponly"]
+        assert session["path"] == "/"
         assert not session["domain"]
         signed = Signed("__Host-s2p-merchant", session.value, "")
         assert await _board_status(psp, signed) == 200
@@ -181,7 +192,8 @@ async def test_sign_in_without_the_forms_token_or_from_another_site_is_refused(
         response, html = await request(psp, "POST", "/merchant/sign-in", headers=headers, data=form)
         assert response.status == 403, (headers, form)
         assert "s2p-merchant" not in cookies_of(response)
-        assert 'role="alert">' in html and ("expired" in html or "another site" in html)
+        assert 'role="alert">' in html
+        assert "expired" in html or "another site" in html
         # The form comes back with a fresh token, ready to use.
         assert cookies_of(response)["s2p-signin"].value != token
 
@@ -194,13 +206,16 @@ async def test_a_tampered_expired_or_unbound_cookie_is_no_session(psp: Psp) -> N
     signed = await sign_in(psp, merchant.key)
     keys = psp.server.app[SESSION_KEYS]
     other = await psp.merchant("Other")
+    found = await psp.storage.merchant_with_key_hash(merchant.id)
+    assert found is not None
+    _, key_hash = found
     forged = [
         signed.cookie.replace(merchant.id, other.id),
         signed.cookie[:-1] + ("A" if signed.cookie[-1] != "A" else "B"),
         # Made with the right key, but twelve hours old.
         keys.issue(
             merchant.id,
-            (await psp.storage.merchant_with_key_hash(merchant.id))[1],  # type: ignore[index]
+            key_hash,
             now=now_ms() - SESSION_MS - 1000,
         ),
         # Good for the merchant, but bound to a key it does not have.
@@ -210,7 +225,8 @@ async def test_a_tampered_expired_or_unbound_cookie_is_no_session(psp: Psp) -> N
         bad = Signed(signed.cookie_name, cookie, signed.csrf)
         assert await _board_status(psp, bad) == 401
         response, html = await request(psp, "GET", "/merchant", headers=bad.headers)
-        assert response.status == 200 and "Merchant sign-in" in html
+        assert response.status == 200
+        assert "Merchant sign-in" in html
         assert "Your session has ended" in html
         assert cookies_of(response)["s2p-merchant"]["max-age"] == "0"
     assert await _board_status(psp, signed) == 200
@@ -232,13 +248,15 @@ async def test_sign_out_needs_the_token_and_then_clears_the_cookie(psp: Psp) -> 
     merchant = await psp.merchant()
     signed = await sign_in(psp, merchant.key)
     response, html = await request(psp, "POST", "/merchant/sign-out", headers=signed.headers)
-    assert response.status == 403 and 'role="alert"' in html
+    assert response.status == 403
+    assert 'role="alert"' in html
     assert "Set-Cookie" not in response.headers
     assert await _board_status(psp, signed) == 200
     response, _ = await request(
         psp, "POST", "/merchant/sign-out", headers=signed.headers, data={"csrf": signed.csrf}
     )
-    assert response.status == 303 and response.headers["Location"] == "../merchant"
+    assert response.status == 303
+    assert response.headers["Location"] == "../merchant"
     assert cookies_of(response)["s2p-merchant"]["max-age"] == "0"
 
 
@@ -270,7 +288,8 @@ async def test_cancel_needs_a_session_a_token_and_this_origin(psp: Psp) -> None:
         assert await _status(psp, merchant, checkout["id"]) == "pending"
     # As a plain form, a refusal is a page.
     response, html = await request(psp, "POST", path, headers=signed.headers)
-    assert response.status == 403 and 'role="alert"' in html
+    assert response.status == 403
+    assert 'role="alert"' in html
     assert await _status(psp, merchant, checkout["id"]) == "pending"
 
     # The token in a header, with this site's origin: cancelled, as JSON.
@@ -308,7 +327,8 @@ async def test_cancel_needs_a_session_a_token_and_this_origin(psp: Psp) -> None:
         headers={**signed.headers, **json_accept},
         data={"csrf": signed.csrf},
     )
-    assert response.status == 409 and "already_paid" in body
+    assert response.status == 409
+    assert "already_paid" in body
     # Another merchant's checkout is no checkout of ours.
     other = await psp.merchant("Other")
     theirs = await psp.checkout(other, order_id="B-1")
@@ -319,7 +339,8 @@ async def test_cancel_needs_a_session_a_token_and_this_origin(psp: Psp) -> None:
         headers={**signed.headers, **json_accept},
         data={"csrf": signed.csrf},
     )
-    assert response.status == 404 and "not_found" in body
+    assert response.status == 404
+    assert "not_found" in body
     assert await _status(psp, other, theirs["id"]) == "pending"
 
 
@@ -349,13 +370,15 @@ async def test_the_stream_refuses_without_a_session_or_a_day_out_of_range(psp: P
     signed = await sign_in(psp, merchant.key)
     since = local_midnight()
     response, body = await request(psp, "GET", f"/merchant/stream?since={since}")
-    assert response.status == 401 and "unauthorized" in body
+    assert response.status == 401
+    assert "unauthorized" in body
     now = now_ms()
     for bad in (str(now - 49 * HOUR), str(now + 2 * HOUR), "yesterday", "-1", "", "1e12"):
         response, body = await request(
             psp, "GET", f"/merchant/stream?since={bad}", headers=signed.headers
         )
-        assert response.status == 400 and "invalid_since" in body, bad
+        assert response.status == 400, bad
+        assert "invalid_since" in body, bad
     response, body = await request(psp, "GET", "/merchant/stream", headers=signed.headers)
     assert response.status == 400
 

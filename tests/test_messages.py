@@ -382,7 +382,7 @@ def test_event_empty_object_reports_a_missing_field() -> None:
 
 def test_event_is_frozen() -> None:
     with pytest.raises(AttributeError):
-        event().seq = 2  # type: ignore[misc]
+        event().seq = 2  # type: ignore[misc]  # the write to a frozen field the test expects to fail
 
 
 def test_snapshot_round_trips_through_a_dict() -> None:

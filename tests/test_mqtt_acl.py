@@ -389,12 +389,14 @@ def test_terminal_create_prints_the_password_once_and_works_after_a_reload(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert shown["username"] == f"{A}/till-9" and shown["role"] == "terminal"
+    assert shown["username"] == f"{A}/till-9"
+    assert shown["role"] == "terminal"
     password = shown["password"]
     assert len(password) >= 43  # 256 random bits
     assert shown["userinfo"] == f"{A}%2Ftill-9:{password}"
     passwd = (broker.dir / "passwd").read_text()
-    assert password not in passwd and f"{A}/till-9:$7$" in passwd
+    assert password not in passwd
+    assert f"{A}/till-9:$7$" in passwd
     assert f"user {A}/till-9\n" in (broker.dir / "acl").read_text()
 
     with pytest.raises(Refused):  # the broker has not reloaded its files yet
@@ -425,7 +427,8 @@ def test_account_commands_refuse_duplicates_and_bad_ids(
     folder = str(tmp_path)
     assert cli.main(["cashier", "create", "--merchant", A, "--mosquitto-dir", folder]) == 0
     out = capsys.readouterr().out
-    assert f"username: {A}\n" in out and "shown once" in out
+    assert f"username: {A}\n" in out
+    assert "shown once" in out
     assert stat.S_IMODE((tmp_path / "passwd").stat().st_mode) == 0o640
     for argv in (
         ["cashier", "create", "--merchant", A],

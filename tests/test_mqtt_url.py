@@ -36,7 +36,7 @@ def test_user_without_password() -> None:
 def test_user_and_password_are_percent_decoded() -> None:
     target = MqttTarget.parse("mqtt://u%40shop:p%3Aw%40rd%2F@broker.local")
     assert target.username == "u@shop"
-    assert target.password == "p:w@rd/"
+    assert target.password == "p:w@rd/"  # noqa: S105 - the made-up password of the URL above
 
 
 def test_ipv6_host() -> None:

@@ -91,8 +91,10 @@ def test_pg_dsn_databases_are_distinct_and_dropped_after(
     assert len(got) == 2
     (first_dsn, first), (second_dsn, second) = got
     assert first != second  # the second test's CREATE TABLE did not meet the first's
-    assert first.startswith("t_") and second.startswith("t_")
-    assert first_dsn == pg_server.dsn(first) and second_dsn == pg_server.dsn(second)
+    assert first.startswith("t_")
+    assert second.startswith("t_")
+    assert first_dsn == pg_server.dsn(first)
+    assert second_dsn == pg_server.dsn(second)
     assert not database_exists(pg_server, first_dsn)
     assert not database_exists(pg_server, second_dsn)
 
@@ -140,7 +142,8 @@ def test_durable_cluster_fsyncs_and_leaves_nothing_behind() -> None:
         for name in ("fsync", "synchronous_commit", "full_page_writes"):
             assert setting(durable.dsn(), name) == "on", name
         workdir, port = durable.workdir, durable.port
-        assert workdir is not None and (workdir / "data" / "PG_VERSION").exists()
+        assert workdir is not None
+        assert (workdir / "data" / "PG_VERSION").exists()
     assert not workdir.exists()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), 2).close()
@@ -196,4 +199,5 @@ def test_failed_start_reports_the_server_log_and_cleans_up(
         broken.start()
     assert "no_such_setting" in str(failure.value)  # the server's own words
     assert broken.process is None
-    assert len(made) == 1 and not Path(made[0]).exists()
+    assert len(made) == 1
+    assert not Path(made[0]).exists()

@@ -17,7 +17,7 @@ from psp_server.errors import Refused
 from psp_server.partitions import PARTITIONS
 from psp_server.payloads import CheckoutRequest
 from psp_server.storage.postgres import PostgresStorage
-from psp_server.storage.records import Answer, IdempotencyKey, Reply
+from psp_server.storage.records import Answer, Checkout, IdempotencyKey, Payment, Reply
 from psp_server.storage.sqlite import SqliteStorage
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.timefmt import now_ms
@@ -45,10 +45,10 @@ def order(order_id: str, amount: int = 500) -> CheckoutRequest:
     )
 
 
-def render(outcome: object) -> Reply:
+def render(outcome: tuple[Payment, Checkout] | Refused) -> Reply:
     if isinstance(outcome, Refused):
         return Reply(409, outcome.code.encode())
-    payment, _ = outcome  # type: ignore[misc]
+    payment, _ = outcome
     return Reply(201, payment.id.encode())
 
 
@@ -87,12 +87,9 @@ async def test_one_idempotency_key_in_two_processes_pays_once_and_replays(
         shop.id, order("K-1"), public_url=PUBLIC_URL, now=now_ms()
     )
     key = IdempotencyKey(wallet.id, "POST /v1/payments", "k-1", "hash")
-    answer: Answer[object] = Answer(key, render)
+    answer: Answer[tuple[Payment, Checkout]] = Answer(key, render)
     replies = await asyncio.gather(
-        *(
-            storage.pay_reply(answer, token, checkout.code, now=now_ms())  # type: ignore[arg-type]
-            for storage in (a, b, a, b)
-        )
+        *(storage.pay_reply(answer, token, checkout.code, now=now_ms()) for storage in (a, b, a, b))
     )
     assert {r.status for r in replies} == {201}
     assert len({r.body for r in replies}) == 1
@@ -264,9 +261,11 @@ async def test_a_commit_in_one_process_wakes_the_relay_of_the_other(
         with psycopg.connect(pg_dsn) as conn:
             for n in range(100):
                 shop = await psps[0].merchant(f"Shop {n}")
-                (partition,) = conn.execute(
+                row = conn.execute(
                     "SELECT (hashtext(%s) & 2147483647) %% %s", (shop.id, PARTITIONS)
                 ).fetchone()
+                assert row is not None
+                (partition,) = row
                 if partition in shares[1]:
                     break
         wallet = await psps[0].wallet()

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from psp_server.appkeys import PRESENCE
 from psp_server.presence import (
@@ -26,7 +27,7 @@ from psp_server.presence import (
 )
 from scan2pay.embedded_broker import EmbeddedBroker
 from scan2pay_common.errors import InvalidValue
-from scan2pay_common.messages import TerminalState
+from scan2pay_common.messages import Screen, TerminalState
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.topics import state_topic
 from tests.support.broker import Mosquitto
@@ -39,10 +40,10 @@ CO = "co_0123456789abcdef0123"
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
-def state(online: bool = True, screen: str = "idle", checkout_id: str | None = None) -> bytes:
+def state(online: bool = True, screen: Screen = "idle", checkout_id: str | None = None) -> bytes:
     return TerminalState(
         online=online,
-        screen=screen,  # type: ignore[arg-type]
+        screen=screen,
         checkout_id=checkout_id,
         displayed_at="2025-11-24T16:00:00.000Z" if online else None,
     ).to_json()
@@ -92,7 +93,8 @@ def test_states_of_merchants_not_watched_are_not_kept() -> None:
     table.apply(state_topic(A, "till-1"), state(), 1000)
     table.forget(A)
     assert table.apply(state_topic(A, "till-1"), OFFLINE, 2000) is None
-    assert table.terminals(A) == [] and table.watched() == {}
+    assert table.terminals(A) == []
+    assert table.watched() == {}
 
 
 def test_malformed_states_raise_once_and_leave_the_last_good_state() -> None:
@@ -103,7 +105,8 @@ def test_malformed_states_raise_once_and_leave_the_last_good_state() -> None:
     for payload in (b"not json", b"[]", b'{"online":true}', state()[:-1] + b',"x":1}'):
         with pytest.raises(MalformedState) as raised:
             table.apply(topic, payload, 2000)
-        assert raised.value.topic == topic and not raised.value.repeated
+        assert raised.value.topic == topic
+        assert not raised.value.repeated
         with pytest.raises(MalformedState) as again:
             table.apply(topic, payload, 2001)
         assert again.value.repeated  # a retained one comes again on each subscribe
@@ -148,7 +151,8 @@ def test_a_new_session_drops_what_was_heard_but_keeps_the_time_of_an_unchanged_s
 
 def test_watching_anew_is_a_new_generation_that_needs_a_new_subscription() -> None:
     table = PresenceTable()
-    assert table.watch(A) and not table.watch(A)
+    assert table.watch(A)
+    assert not table.watch(A)
     first = table.watched()
     assert subscription_changes(first, {}) == ([A], [])
     assert subscription_changes(first, first) == ([], [])
@@ -165,7 +169,8 @@ async def test_a_change_while_the_board_was_busy_is_not_lost() -> None:
         presence._hear(state_topic(A, "till-1"), state())  # as a message would arrive
         presence._hear(state_topic(A, "till-1"), OFFLINE)
         await asyncio.wait_for(watch.changed(), 1)  # at once: both changes, one wake-up
-        assert shown(watch) == [("till-1", False, "offline")] and other.terminals() == []
+        assert shown(watch) == [("till-1", False, "offline")]
+        assert other.terminals() == []
         assert not other._changed.is_set()
 
 
@@ -230,7 +235,7 @@ class DroppingTerminal:
     def __init__(self, port: int, merchant_id: str, terminal_id: str) -> None:
         topic = state_topic(merchant_id, terminal_id)
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"will-{uuid.uuid4().hex[:10]}"
+            CallbackAPIVersion.VERSION2, client_id=f"will-{uuid.uuid4().hex[:10]}"
         )
         self._client.will_set(topic, OFFLINE, qos=1, retain=True)
         self._client.connect("127.0.0.1", port, keepalive=30)
@@ -335,7 +340,8 @@ async def test_a_board_reopened_before_the_unsubscribe_gets_the_states_again(
         await until(watch, lambda: watch.connected and watch.terminals(), "the state")
     # No await between: the subscription is still there, the states forgotten.
     async with presence.watch(A) as watch:
-        assert watch.terminals() == [] and not watch.connected
+        assert watch.terminals() == []
+        assert not watch.connected
         await until(watch, lambda: watch.connected and watch.terminals(), "the state again")
 
 
@@ -399,7 +405,8 @@ async def test_a_watch_refuses_an_invalid_merchant_id() -> None:
     with pytest.raises(InvalidValue):
         presence.watch("mer/+")
     async with presence.watch(A) as watch:
-        assert not watch.connected and watch.terminals() == []
+        assert not watch.connected
+        assert watch.terminals() == []
 
 
 # In the PSP.

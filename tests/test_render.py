@@ -38,7 +38,7 @@ NOW = 1_700_000_000_000
 
 
 def checkout_code(seed: int) -> str:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded test data, nothing secret
     return "".join(rng.choice(BASE32) for _ in range(32))
 
 
@@ -114,7 +114,7 @@ DECODERS: dict[str, Callable[[Image.Image], list[str]]] = {
 def additive_noise(image: Image.Image, amplitude: int, seed: int) -> Image.Image:
     """Zero-mean noise of +-amplitude from a seeded RNG (the sum of two
     uniform draws, added and taken away, so it runs at C speed)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded test data, nothing secret
 
     def uniform() -> Image.Image:
         raw = Image.frombytes("L", image.size, rng.randbytes(image.width * image.height))
@@ -292,7 +292,8 @@ def test_pixels_show_the_planned_modules_and_quiet_zone(geometry_name: str, url_
     left, top, right, bottom, level = find_symbol(frame)
     assert level == plan.error  # the level in the symbol is the planned one
     n = modules_at(url, level)
-    assert n is not None and right - left == bottom - top == n * plan.scale
+    assert n is not None
+    assert right - left == bottom - top == n * plan.scale
 
     # Every module is a plan.scale square of one colour, matching segno's matrix.
     qr = segno.make_qr(url, error=level, boost_error=False)
@@ -327,7 +328,9 @@ def test_the_reduced_quiet_zone_is_only_for_what_fits_nothing_else() -> None:
     )
     for size in [(128, 32), (32, 128), (31, 31)]:
         reduced = plan_qr(DEFAULT_URL, size)
-        assert reduced is not None and reduced.border == 1 and not reduced.compliant
+        assert reduced is not None
+        assert reduced.border == 1
+        assert not reduced.compliant
     assert plan_qr(DEFAULT_URL, (30, 30)) is None  # 29 + 2 * 1 does not fit
 
 
@@ -335,11 +338,13 @@ def test_always_a_full_qr_code() -> None:
     for url in URLS.values():
         for level in LEVELS:
             symbol = qr_symbol(url, level)
-            assert symbol is not None and not symbol.is_micro
+            assert symbol is not None
+            assert not symbol.is_micro
             # The plan sizes symbols with a fixed mask: the version is the same.
             assert symbol.version == render_module.symbol_version(url, level)
     short = qr_symbol("HTTP://A", "L")  # short enough for Micro QR: still a full one
-    assert short is not None and not short.is_micro
+    assert short is not None
+    assert not short.is_micro
 
 
 def test_a_shorter_url_makes_128x32_compliant() -> None:
@@ -347,7 +352,9 @@ def test_a_shorter_url_makes_128x32_compliant() -> None:
     short = "HTTPS://S2P.EU/Q/" + checkout_code(3)[:26]
     assert len(short) <= 47
     plan = plan_qr(short, (128, 32))
-    assert plan is not None and plan.compliant and plan.version == 2
+    assert plan is not None
+    assert plan.compliant
+    assert plan.version == 2
     wide = the_layout(GEOMETRIES["128x64"], short).plan
     assert wide.scale == 2
 
@@ -357,7 +364,8 @@ def test_a_url_too_long_for_the_panel_is_said_in_words() -> None:
     geometry = GEOMETRIES["128x32"]
     assert layout_qr(url, geometry.width, geometry.height) is None
     frame = render(qr_view(url), geometry, NOW)
-    assert frame.size == geometry.size and frame.getbbox() is not None
+    assert frame.size == geometry.size
+    assert frame.getbbox() is not None
     assert zxing_read(in_bezel(frame, 16)) == []
 
 
@@ -386,7 +394,8 @@ def test_screens_have_the_geometry_and_are_deterministic(
 ) -> None:
     geometry, view = GEOMETRIES[geometry_name], text_views()[view_name]
     first = render(view, geometry, NOW)
-    assert first.size == geometry.size and first.mode == geometry.mode
+    assert first.size == geometry.size
+    assert first.mode == geometry.mode
     render_module.clear_caches()
     again = render(view, geometry, NOW)
     assert again.tobytes() == first.tobytes()
@@ -448,7 +457,8 @@ def test_odd_and_tiny_panels_do_not_fail(size: tuple[int, int]) -> None:
         geometry = Geometry(*size, mode)
         for view in text_views().values():
             frame = render(view, geometry, NOW)
-            assert frame.size == size and frame.mode == mode
+            assert frame.size == size
+            assert frame.mode == mode
 
 
 # --- fonts ------------------------------------------------------------------

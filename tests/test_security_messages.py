@@ -22,6 +22,7 @@ from scan2pay_common.signing import PublicKey, SigningKey, parse_public_keys, ve
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import display_topic, events_topic, terminal_events_topic
 from terminal import daemon as terminal_daemon
+from terminal import psp_lookup
 from terminal.controller import CodeInfo
 from terminal.screens import QrScreen
 from tests.support.bridge import (
@@ -95,9 +96,11 @@ def assert_showing(terminal: Terminal, checkout: dict[str, Any]) -> None:
     assert isinstance(screen, QrScreen), screen
     assert (screen.checkout_id, screen.qr_url) == (checkout["id"], checkout["qr_url"])
     state = terminal.daemon.state
-    assert state is not None and (state.screen, state.checkout_id) == ("qr", checkout["id"])
+    assert state is not None
+    assert (state.screen, state.checkout_id) == ("qr", checkout["id"])
     frame = terminal.display.last
-    assert frame is not None and frame.content.qr_url == checkout["qr_url"]
+    assert frame is not None
+    assert frame.content.qr_url == checkout["qr_url"]
 
 
 async def keyed_terminal(psp: Psp, broker: Mosquitto, merchant: Merchant) -> Any:
@@ -187,7 +190,7 @@ async def test_a_forged_paid_does_not_show_paid(
         json.dumps({**unsigned, "signature": checkout["display_ticket"]["signature"]}).encode(),
     ]
     answers: list[CodeInfo | None] = []
-    real_lookup = terminal_daemon.lookup
+    real_lookup = psp_lookup.lookup  # what terminal.daemon imported
 
     async def recording_lookup(url: str) -> CodeInfo | None:
         answer = await real_lookup(url)
@@ -217,7 +220,8 @@ async def test_a_forged_paid_does_not_show_paid(
                 if answers:
                     break
                 await asyncio.sleep(0.01)
-        assert answers[0] is not None and answers[0].status == "pending"
+        assert answers[0] is not None
+        assert answers[0].status == "pending"
         await asyncio.sleep(0.1)
         assert_showing(terminal, checkout)
 
@@ -278,7 +282,8 @@ async def test_the_genuine_flow_works_with_a_key(psp_with_broker: Psp, broker: M
         "paid",
     ]
     command = parse_display_command(message.payload)
-    assert command.type == "show_qr" and command.display_ticket is not None
+    assert command.type == "show_qr"
+    assert command.display_ticket is not None
     assert command.display_ticket["terminal_id"] == TERMINAL
 
 
@@ -303,9 +308,11 @@ async def test_the_bridge_drops_events_that_do_not_verify(
             lambda: link.events_for(checkout["id"]) or None, time.monotonic() + 10
         )
         await asyncio.sleep(0.2)  # and nothing else comes
-    assert events is not None and len(events) == 1 == len(link.events_for(checkout["id"]))
+    assert events is not None
+    assert len(events) == 1 == len(link.events_for(checkout["id"]))
     (event,) = events
-    assert event.event_id != "evt_forged" and event.signature is not None
+    assert event.event_id != "evt_forged"
+    assert event.signature is not None
 
 
 async def test_events_on_mqtt_carry_valid_signatures(
@@ -330,7 +337,8 @@ async def test_events_on_mqtt_carry_valid_signatures(
     for message in messages:
         assert verify_json(message.payload, keys), message.payload
         event = CheckoutEvent.from_json(message.payload)
-        assert event.signature is not None and event.signature["kid"] == keys[0].kid
+        assert event.signature is not None
+        assert event.signature["kid"] == keys[0].kid
         kinds.append(event.type)
     assert kinds == ["checkout.paid", "checkout.refunded", "checkout.cancelled"]
     # GET /v1/events answers the same signed bytes.
@@ -349,7 +357,8 @@ async def test_keys_show_and_rotate(tmp_path: Path) -> None:
     shown = await asyncio.to_thread(run_cli, "keys", "show", "--db", db)
     assert shown.returncode == 0, shown.stderr
     first = shown.stdout.strip().splitlines()[-1]
-    assert first.startswith("ed25519:") and len(first) == len("ed25519:") + 43
+    assert first.startswith("ed25519:")
+    assert len(first) == len("ed25519:") + 43
     assert PublicKey.parse(first)
 
     async def paid_event(order_id: str) -> bytes:
@@ -370,7 +379,8 @@ async def test_keys_show_and_rotate(tmp_path: Path) -> None:
     rotated = await asyncio.to_thread(run_cli, "keys", "rotate", "--db", db)
     assert rotated.returncode == 0, rotated.stderr
     second = rotated.stdout.strip().splitlines()[-1]
-    assert second.startswith("ed25519:") and second != first
+    assert second.startswith("ed25519:")
+    assert second != first
 
     shown = await asyncio.to_thread(run_cli, "keys", "show", "--db", db)
     assert shown.stdout.strip().splitlines()[-1] == second
@@ -379,7 +389,8 @@ async def test_keys_show_and_rotate(tmp_path: Path) -> None:
     after = await paid_event("after")
     listed = parse_public_keys(_public_keys_in(shown.stdout))
     # Both verify against the list a terminal holds during the rotation...
-    assert verify_json(before, listed) and verify_json(after, listed)
+    assert verify_json(before, listed)
+    assert verify_json(after, listed)
     # ...each by its own key.
     assert verify_json(after, [PublicKey.parse(second)])
     assert not verify_json(before, [PublicKey.parse(second)])

@@ -167,7 +167,8 @@ def test_garbage_json_never_raises(raw: bytes) -> None:
 
 def test_public_key_text() -> None:
     text = KEY.public.text
-    assert text.startswith("ed25519:") and len(text) == len("ed25519:") + 43
+    assert text.startswith("ed25519:")
+    assert len(text) == len("ed25519:") + 43
     assert PublicKey.parse(text) == KEY.public
     assert PublicKey.parse(f"  {text}  ").kid == KEY.kid
     assert parse_public_keys(f"{text}, {OTHER.public.text}") == (KEY.public, OTHER.public)
@@ -191,7 +192,8 @@ def test_public_key_text() -> None:
 def test_signing_key_round_trip() -> None:
     made = SigningKey.generate()
     again = SigningKey(made.private_bytes())
-    assert again.public == made.public and again.kid == made.kid
+    assert again.public == made.public
+    assert again.kid == made.kid
     assert verify(made.sign(TICKET), [again.public])
     assert repr(made) == f"SigningKey(kid={made.kid!r})"  # never the private bytes
 

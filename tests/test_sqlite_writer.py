@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def keys(path: str) -> list[str]:
         conn.close()
 
 
-def insert(key: str, *, then_fail: bool = False):  # type: ignore[no-untyped-def]
+def insert(key: str, *, then_fail: bool = False) -> Callable[[sqlite3.Connection], str]:
     def op(conn: sqlite3.Connection) -> str:
         conn.execute("INSERT INTO t (k) VALUES (?)", (key,))
         if then_fail:
@@ -51,12 +52,13 @@ async def test_a_failing_job_takes_only_its_own_writes_with_it(db: str) -> None:
         return_exceptions=True,
     )
     await worker.close()
-    assert results[0] == "a" and results[2] == "c"
+    assert results[0] == "a"
+    assert results[2] == "c"
     assert isinstance(results[1], ValueError)
     assert keys(db) == ["a", "c"]
 
 
-async def test_a_group_shares_one_commit(db: str) -> None:
+async def test_a_group_shares_one_commit(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     worker = SqliteWorker(db)
     commits = 0
     real_commit = worker._commit
@@ -66,7 +68,7 @@ async def test_a_group_shares_one_commit(db: str) -> None:
         commits += 1
         real_commit()
 
-    worker._commit = counting_commit  # type: ignore[method-assign]
+    monkeypatch.setattr(worker, "_commit", counting_commit)
     await asyncio.gather(*(worker.run(insert(f"k{n}")) for n in range(50)))
     await worker.close()
     assert commits == 1

@@ -24,7 +24,7 @@ from scan2pay_common.messages import (
     display_command_to_json,
 )
 from scan2pay_common.mqtt_url import MqttTarget
-from scan2pay_common.signing import SigningKey
+from scan2pay_common.signing import PublicKey, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import events_topic, state_topic, terminal_events_topic
 from terminal.config import TerminalConfig
@@ -68,7 +68,8 @@ async def start(
     display: DummyDisplay | None = None,
     *,
     merchant_id: str = MERCHANT,
-    **config: object,
+    psp_url: str | None = None,
+    psp_public_keys: tuple[PublicKey, ...] = (),
 ) -> Running:
     display = display or DummyDisplay(geometry=None)
     settings = TerminalConfig(
@@ -76,7 +77,8 @@ async def start(
         merchant_id=merchant_id,
         terminal_id=TERMINAL,
         name="Café Test",
-        **config,  # type: ignore[arg-type]
+        psp_url=psp_url,
+        psp_public_keys=psp_public_keys,
     )
     states = Subscriber(broker.port, state_topic(merchant_id, TERMINAL))
     daemon = TerminalDaemon(settings, display)
@@ -134,7 +136,8 @@ async def test_show_qr_then_paid_with_states_after_each_frame(terminal: Running)
     state = await terminal.state()
     assert (state.screen, state.checkout_id) == ("qr", "co_1")
     frame = terminal.display.last
-    assert frame is not None and frame.content.qr_url == URL
+    assert frame is not None
+    assert frame.content.qr_url == URL
     assert frame.content.lines[0] == "€12.34"
     terminal.send(display_command_to_json(ShowStatus("co_1", "paid")))
     state = await terminal.state()
@@ -148,7 +151,7 @@ async def test_cancelled_expired_and_idle(terminal: Running) -> None:
     for status in ("cancelled", "expired"):
         terminal.send(show_qr(f"co_{status}"))
         assert (await terminal.state()).screen == "qr"
-        terminal.send(display_command_to_json(ShowStatus(f"co_{status}", status)))  # type: ignore[arg-type]
+        terminal.send(display_command_to_json(ShowStatus(f"co_{status}", status)))
         assert (await terminal.state()).screen == status
     terminal.send(b'{"type": "idle"}')
     assert (await terminal.state()).screen == "idle"
@@ -310,8 +313,10 @@ async def test_garbage_leaves_the_screen_and_the_daemon_running(
     publish(terminal.broker.port, events_topic(MERCHANT), garbage, retain=False)
     await asyncio.sleep(0.3)
     assert not terminal.task.done()
-    assert terminal.display.last is not None and terminal.display.last.content.qr_url == URL
-    assert terminal.daemon.state is not None and terminal.daemon.state.screen == "qr"
+    assert terminal.display.last is not None
+    assert terminal.display.last.content.qr_url == URL
+    assert terminal.daemon.state is not None
+    assert terminal.daemon.state.screen == "qr"
     # ...and it still obeys the next good command.
     terminal.send(b'{"type": "idle"}')
     assert (await terminal.state()).screen == "idle"
@@ -424,6 +429,20 @@ async def test_a_bare_url_shows_the_qr_and_the_amount_from_the_psp(
         await running.until(lambda f: f.content.lines[:1] == ("Paid",))
     finally:
         await finish(running)
+
+
+def test_the_lookup_fetches_only_http_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urlopen would read a file: URL from the terminal's own disk."""
+    import urllib.request
+
+    from terminal import psp_lookup
+
+    def fetch(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"fetched {args}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fetch)
+    for url in ("file:///etc/passwd", "ftp://psp.example/Q/" + "A" * 32, "/Q/" + "A" * 32):
+        assert psp_lookup._lookup(url) is None
 
 
 async def test_a_bare_url_with_the_psp_unreachable_shows_the_qr_alone(broker: Mosquitto) -> None:

@@ -121,7 +121,8 @@ def test_each_command_gives_its_frame_and_state(
     terminal = TerminalProcess(broker, tmp_path / "frames")
     try:
         idle = states.until("idle")
-        assert idle.online and idle.displayed_at is not None
+        assert idle.online
+        assert idle.displayed_at is not None
         assert decode(terminal.latest()) == []
 
         send(broker, show_qr("co_p1"))
@@ -133,7 +134,7 @@ def test_each_command_gives_its_frame_and_state(
             send(broker, show_qr(f"co_{status}"))
             states.until("qr")
             qr_frame = terminal.latest().tobytes()
-            send(broker, display_command_to_json(ShowStatus(f"co_{status}", status)))  # type: ignore[arg-type]
+            send(broker, display_command_to_json(ShowStatus(f"co_{status}", status)))
             state = states.until(status)
             assert state.checkout_id == f"co_{status}"
             outcome = terminal.latest()
@@ -228,13 +229,13 @@ def test_a_bare_url_gives_the_qr_frame_and_the_checkout_from_the_psp(
     try:
         import urllib.request
 
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - the test's own server on loopback
             f"{psp.url}/v1/checkouts",
             method="POST",
             data=json.dumps({"order_id": "BARE-1", "amount": 1500, "currency": "KWD"}).encode(),
             headers={"Authorization": f"Bearer {merchant['api_key']}"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server on loopback
             checkout = json.loads(response.read())
         states.until("idle")
         send(broker, checkout["qr_url"])  # a plain string, no JSON
@@ -265,7 +266,7 @@ def test_systemd_hears_ready_watchdog_and_stopping(
             for key in env:
                 del os.environ[key]
         try:
-            heard = set()
+            heard: set[str] = set()
             while not {"READY=1", "WATCHDOG=1"} <= heard:
                 heard.add(listener.recv(256).decode())
             states.until("idle")

@@ -9,6 +9,7 @@ import pytest
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.topics import (
     PREFIX,
+    TerminalChannel,
     TerminalTopic,
     all_state_topics,
     display_topic,
@@ -54,8 +55,8 @@ def test_terminal_topic_value() -> None:
 
 
 @pytest.mark.parametrize("channel", ["display", "state", "events"])
-def test_parse_round_trips(channel: str) -> None:
-    topic = TerminalTopic("mer_1a2b", "till-1", channel)  # type: ignore[arg-type]
+def test_parse_round_trips(channel: TerminalChannel) -> None:
+    topic = TerminalTopic("mer_1a2b", "till-1", channel)
     parsed = TerminalTopic.parse(topic.value)
     assert parsed == topic
     assert parsed.merchant_id == "mer_1a2b"
@@ -156,5 +157,5 @@ def test_builders_reject_bad_terminal_ids(terminal_id: str) -> None:
 
 def test_terminal_topic_rejects_unknown_channel() -> None:
     with pytest.raises(InvalidValue) as caught:
-        TerminalTopic("m1", "t1", "payments")  # type: ignore[arg-type]
+        TerminalTopic("m1", "t1", "payments")  # type: ignore[arg-type]  # the wrong channel on purpose
     assert caught.value.code == "invalid_topic"

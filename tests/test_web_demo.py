@@ -30,7 +30,7 @@ from tests.support.browser import DESKTOP, BrowserSession, assert_accessible
 from tests.support.proxy import CuttableProxy
 
 BIN = Path(sys.executable).parent
-TOKEN_KEY = "scan2pay.wallet_token"
+TOKEN_KEY = "scan2pay.wallet_token"  # noqa: S105 - the browser storage key's name, not a token
 SCALE = 4
 FRAME = (128, 64)  # the demo terminal's display
 
@@ -156,7 +156,8 @@ async def test_watch_the_demo_and_pay_its_qr_from_a_browser(browser: BrowserSess
         ]
         link = page.get_by_role("link", name="Open the payment page")
         qr_url = await link.get_attribute("href")
-        assert qr_url is not None and qr_url.startswith(demo.psp_url.upper() + "/Q/")
+        assert qr_url is not None
+        assert qr_url.startswith(demo.psp_url.upper() + "/Q/")
         assert _decode(await _picture_of(screen)) == [qr_url]
         await assert_accessible(page)
 
@@ -287,7 +288,9 @@ async def test_a_bad_amount_is_refused_with_a_reason_and_starts_nothing(
     status, html = await _post(
         http, demo, form={"amount": "4.2x", "token": before["demo_token"]}, headers=own
     )
-    assert status == 400 and "is not an amount like 12.34" in html and "<h1>" in html
+    assert status == 400
+    assert "is not an amount like 12.34" in html
+    assert "<h1>" in html
     after = await _page_data(http, demo)
     assert after["checkout"] == before["checkout"]
     assert after["frame"]["kind"] == before["frame"]["kind"]
@@ -350,7 +353,8 @@ async def test_a_page_that_names_another_host_is_refused(
 
 async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
     """The server-sent events of a stream, as (event type, data)."""
-    kind, data = "message", []
+    kind = "message"
+    data: list[str] = []
     async for raw in response.content:
         line = raw.decode().rstrip("\r\n")
         if not line:
@@ -375,7 +379,8 @@ async def test_one_checkout_at_a_time_and_the_stream_follows_it_to_paid(
         # A new stream starts with where things are.
         assert (await anext(events))[0] == "checkout"
         kind, frame = await anext(events)
-        assert kind == "message" and set(frame) == {"n", "kind", "qr_url", "text"}
+        assert kind == "message"
+        assert set(frame) == {"n", "kind", "qr_url", "text"}
 
         # The page's form, as posted without scripts: the token is a field.
         status, _ = await _post(

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import psycopg
@@ -45,8 +45,15 @@ from tests.support.db import sqlite_at_migration
 from tests.support.process import PspProcess
 from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
 
+
+class Retries(TypedDict):
+    webhook_retry_base: float
+    webhook_retry_max: float
+    webhook_timeout: float
+
+
 # Retries fast enough for a test; the defaults are 10 s, 1 h and 24 h.
-FAST = {"webhook_retry_base": 0.2, "webhook_retry_max": 5.0, "webhook_timeout": 5.0}
+FAST: Retries = {"webhook_retry_base": 0.2, "webhook_retry_max": 5.0, "webhook_timeout": 5.0}
 
 
 # A receiver: a real aiohttp server that records what it is sent.
@@ -60,7 +67,8 @@ class Received:
 
     @property
     def event(self) -> dict[str, Any]:
-        return json.loads(self.body)  # type: ignore[no-any-return]
+        event: dict[str, Any] = json.loads(self.body)
+        return event
 
 
 class Receiver:
@@ -160,7 +168,8 @@ def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
 async def register(psp: Psp, merchant: Merchant, url: str) -> dict[str, Any]:
     status, body = await psp.call("POST", "/v1/webhooks", json={"url": url}, headers=merchant.auth)
     assert status == 201, body
-    return body  # type: ignore[no-any-return]
+    webhook: dict[str, Any] = body
+    return webhook
 
 
 async def pay_one(psp: Psp, merchant: Merchant, wallet: Wallet, order_id: str) -> dict[str, Any]:
@@ -175,7 +184,8 @@ async def log_of(psp: Psp, merchant: Merchant, webhook_id: str) -> list[dict[str
         "GET", f"/v1/webhooks/{webhook_id}/deliveries", headers=merchant.auth
     )
     assert status == 200, body
-    return body["deliveries"]  # type: ignore[no-any-return]
+    deliveries: list[dict[str, Any]] = body["deliveries"]
+    return deliveries
 
 
 async def log_until(
@@ -239,7 +249,8 @@ def closed_port_url() -> str:
 
 def test_sign_and_verify() -> None:
     secret = signing.new_secret()
-    assert secret.startswith("whsec_") and len(secret) == len("whsec_") + 43
+    assert secret.startswith("whsec_")
+    assert len(secret) == len("whsec_") + 43
     body = b'{"event_id":"evt_1","seq":1}'
     now = 1_764_000_000
     header = signing.sign(secret, now, body)
@@ -271,7 +282,7 @@ def test_sign_and_verify() -> None:
 
 def test_retry_delays_grow_to_the_cap() -> None:
     policy = RetryPolicy(base=10, maximum=3600, window=86_400)
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - seeded test data, nothing secret
     delays = [policy.delay(n, rng) for n in range(1, 15)]
     for n, delay in enumerate(delays, start=1):
         ceiling = min(3600, 10 * 2 ** (n - 1))
@@ -295,7 +306,8 @@ async def test_wake_reaches_every_listener() -> None:
     mine.clear()
     wake.remove_listener(mine)
     wake.set()
-    assert wake.is_set() and not mine.is_set()
+    assert wake.is_set()
+    assert not mine.is_set()
 
 
 # Against a running PSP.
@@ -311,8 +323,10 @@ async def test_event_is_posted_exactly_and_signed(
     await pay_one(psp, shop, wallet, "BEFORE")  # written before the webhook: not sent
 
     webhook = await register(psp, shop, hook.url)
-    assert webhook["id"].startswith("wh_") and webhook["url"] == hook.url
-    assert webhook["enabled"] is True and webhook["secret"].startswith("whsec_")
+    assert webhook["id"].startswith("wh_")
+    assert webhook["url"] == hook.url
+    assert webhook["enabled"] is True
+    assert webhook["secret"].startswith("whsec_")
     secret = webhook["secret"]
     await pay_one(psp, other, wallet, "OTHER")  # another merchant's: not sent
     paid_at = time.monotonic()
@@ -376,8 +390,10 @@ async def test_failing_receiver_is_retried_with_growing_delays(
 
     await hook.wait_for(1)
     (failed,) = await log_until(psp, shop, webhook["id"], lambda d: d[0]["attempts"] == 1)
-    assert failed["status"] == "pending" and failed["last_status_code"] == 500
-    assert failed["next_attempt_at"] is not None and failed["delivered_at"] is None
+    assert failed["status"] == "pending"
+    assert failed["last_status_code"] == 500
+    assert failed["next_attempt_at"] is not None
+    assert failed["delivered_at"] is None
 
     first, second, third = await hook.wait_for(3)
     gaps = [second.at - first.at, third.at - second.at]
@@ -407,8 +423,10 @@ async def test_gives_up_after_the_window_and_redelivers_by_hand(
     await pay_one(psp, shop, await psp.wallet(), "W-1")
 
     (failed,) = await log_until(psp, shop, webhook["id"], lambda d: d[0]["status"] == "failed")
-    assert failed["attempts"] >= 3 and failed["last_status_code"] == 503
-    assert failed["next_attempt_at"] is None and failed["delivered_at"] is None
+    assert failed["attempts"] >= 3
+    assert failed["last_status_code"] == 503
+    assert failed["next_attempt_at"] is None
+    assert failed["delivered_at"] is None
     tried = len(hook.requests)
     assert tried == failed["attempts"]
     span = hook.requests[-1].at - hook.requests[0].at
@@ -421,12 +439,14 @@ async def test_gives_up_after_the_window_and_redelivers_by_hand(
     path = f"/v1/webhooks/{webhook['id']}/deliveries/{event_id}/redeliver"
     status, queued = await psp.call("POST", path, headers=shop.auth)
     assert status == 202, queued
-    assert queued["event_id"] == event_id and queued["next_attempt_at"] is not None
+    assert queued["event_id"] == event_id
+    assert queued["next_attempt_at"] is not None
     again = (await hook.wait_for(tried + 1))[-1]
     assert again.body == hook.requests[0].body
     assert_signed(again, webhook["secret"])
     (done,) = await log_until(psp, shop, webhook["id"], lambda d: d[0]["status"] == "delivered")
-    assert done["attempts"] == tried + 1 and done["delivered_at"] is not None
+    assert done["attempts"] == tried + 1
+    assert done["delivered_at"] is not None
 
     # A delivered event can be sent again too: the receiver dedupes by event_id.
     status, _ = await psp.call("POST", path, headers=shop.auth)
@@ -462,7 +482,8 @@ async def test_a_dead_endpoint_does_not_delay_a_healthy_one(
         psp, shop, refused["id"], lambda d: len(d) == 3 and all(x["attempts"] for x in d)
     )
     for delivery in log:
-        assert delivery["status"] == "pending" and delivery["last_status_code"] is None
+        assert delivery["status"] == "pending"
+        assert delivery["last_status_code"] is None
         assert "connect" in (delivery["last_error"] or "").lower()
         assert delivery["next_attempt_at"] is not None
     assert all(d["attempts"] == 0 for d in await log_of(psp, shop, stalled["id"]))
@@ -571,11 +592,14 @@ async def test_merchants_see_only_their_own_webhooks(
         status, body = await psp.call("GET", f"{base}/deliveries?limit={limit}", headers=shop.auth)
         assert (status, body["error"]["code"]) == (422, "invalid_limit"), limit
     status, body = await psp.call("GET", f"{base}/deliveries?limit=1", headers=shop.auth)
-    assert status == 200 and len(body["deliveries"]) == 1
+    assert status == 200
+    assert len(body["deliveries"]) == 1
 
     # Disabling stops deliveries, keeps the log, and is idempotent.
     status, disabled = await psp.call("DELETE", base, headers=shop.auth)
-    assert status == 200 and disabled["enabled"] is False and "secret" not in disabled
+    assert status == 200
+    assert disabled["enabled"] is False
+    assert "secret" not in disabled
     assert (await psp.call("DELETE", base, headers=shop.auth))[1] == disabled
     status, body = await psp.call("POST", redeliver, headers=shop.auth)
     assert (status, body["error"]["code"]) == (409, "webhook_disabled")
@@ -708,7 +732,8 @@ async def test_an_event_committed_after_a_higher_position_is_delivered(pg_dsn: s
             position_b = conn.execute(
                 "SELECT position FROM events WHERE event_id = %s", (to_b_first.event_id,)
             ).fetchone()
-        assert position_b is not None and position_row[0] < position_b[0]
+        assert position_b is not None
+        assert position_row[0] < position_b[0]
     finally:
         await storage.close()
 
@@ -866,7 +891,8 @@ async def test_two_processes_deliver_each_event_once(pg_dsn: str, receiver: Make
         received = await hook.wait_for(24, timeout=15)
         await asyncio.sleep(0.5)  # a repeat would arrive now
         counts = Counter(r.event["event_id"] for r in hook.requests)
-        assert len(counts) == 24 and set(counts.values()) == {1}, counts
+        assert len(counts) == 24, counts
+        assert set(counts.values()) == {1}, counts
         for shop in shops:
             seqs = [r.event["seq"] for r in received if r.event["merchant_id"] == shop.id]
             assert seqs == [1, 2, 3, 4], (shop.id, seqs)

@@ -22,8 +22,9 @@ import pytest
 
 from psp_server import config
 from psp_server.errors import ConfigError
+from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant, run_cli
-from tests.support.workers import READY, alive, served, wait_until, workers_of
+from tests.support.workers import READY, alive, served, workers_of
 
 
 def wait_for_workers(
@@ -92,7 +93,7 @@ class Client:
         def guarded(thread: int) -> None:
             try:
                 body(thread)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - collected, and asserted none once the threads end
                 failures.append(exc)
 
         started = [threading.Thread(target=guarded, args=(t,)) for t in range(threads)]
@@ -122,7 +123,8 @@ def test_two_workers_share_the_port_and_both_serve(
         assert os.listdir(f"/proc/{server.process.pid}/task") == [str(server.process.pid)]
         client = Client(server.url, shop["api_key"])
         client.run(threads=16, each=15)
-        assert client.answers == {(201, False): 240} and client.connection_errors == 0
+        assert client.answers == {(201, False): 240}
+        assert client.connection_errors == 0
         assert workers_of(server.process.pid) == pids
     finally:
         code = server.stop()
@@ -177,11 +179,14 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(
         code = server.stop()
     log = server.log()
     assert code == 0, log
-    assert len(by_survivor) == 2 and by_survivor[1] > by_survivor[0], (by_survivor, log)
+    assert len(by_survivor) == 2, (by_survivor, log)
+    assert by_survivor[1] > by_survivor[0], (by_survivor, log)
     assert set(client.answers) <= {(201, False), (201, True), (200, True)}, client.answers
     # At most the request each thread had in flight on the killed worker.
     assert client.connection_errors <= 6
-    assert len(replaced) == 1 and victim not in replaced and not alive(victim)
+    assert len(replaced) == 1
+    assert victim not in replaced
+    assert not alive(victim)
     assert re.search(rf"worker \d \(pid {victim}\) was killed by signal 9", log), log
 
 
@@ -192,7 +197,8 @@ def test_sigterm_stops_every_worker_and_the_supervisor_exits_0(pg_dsn: str, tmp_
     assert server.wait_exit() == 0, server.log()
     assert not any(alive(pid) for pid in pids)
     log = server.log()
-    assert "SIGTERM: stopping the workers" in log and "every worker has stopped" in log
+    assert "SIGTERM: stopping the workers" in log
+    assert "every worker has stopped" in log
     assert log.count("shutting down") == 3
     server.stop()
 
@@ -249,7 +255,8 @@ def test_a_worker_that_keeps_dying_at_start_is_restarted_ever_more_slowly() -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
     time.sleep(2.0)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=10)

@@ -124,6 +124,7 @@ class PostgresWorker:
         if self._closed:
             raise StorageError("the database is closed")
         conn = await self._acquire()
+        discarded = False
         try:
             for attempt in range(RETRIES + 1):
                 try:
@@ -134,7 +135,7 @@ class PostgresWorker:
                 except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
                     if attempt == RETRIES:
                         raise StorageError(f"transaction failed: {exc}") from exc
-                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - retry jitter
                 except pg_errors.UniqueViolation as exc:
                     # Another process stored an answer under the same
                     # idempotency key and committed while this one worked;
@@ -147,8 +148,8 @@ class PostgresWorker:
                     # the server is refusing work: the next transaction
                     # opens a new one; this one failed whole.
                     lost = conn.broken or conn.closed or isinstance(exc, _SERVER_GOING)
+                    discarded = True
                     await self._discard(conn)
-                    conn = None  # type: ignore[assignment]
                     if not lost:
                         raise StorageError(f"transaction failed: {exc}") from exc
                     # A server that went away took the idle ones with it:
@@ -162,20 +163,20 @@ class PostgresWorker:
                     raise StorageError(f"transaction failed: {exc}") from exc
             raise AssertionError("unreachable")
         finally:
-            if conn is not None:
+            if not discarded:
                 await self._release(conn)
 
     async def _acquire(self) -> psycopg.AsyncConnection[Any]:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        freed = self._freed
+        if loop is not self._loop or freed is None:
             # A later asyncio.run() (the CLI, tests): connections and their
             # waiters belong to the loop that made them.
-            self._loop, self._idle, self._opened = loop, [], 0
-            self._freed = asyncio.Condition()
-        assert self._freed is not None
-        async with self._freed:
+            freed = asyncio.Condition()
+            self._loop, self._idle, self._opened, self._freed = loop, [], 0, freed
+        async with freed:
             while not self._idle and self._opened >= self._size:
-                await self._freed.wait()
+                await freed.wait()
             if self._idle:
                 return self._idle.pop()
             self._opened += 1
@@ -191,15 +192,21 @@ class PostgresWorker:
         self.availability.lost(reason)
         return StorageUnavailable(reason)
 
+    def _condition(self) -> asyncio.Condition:
+        """The pool's condition on this loop, which ``_acquire`` made."""
+        if self._freed is None:
+            raise RuntimeError("a connection returned to a pool that never gave one")
+        return self._freed
+
     async def _release(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        assert self._freed is not None
+        freed = self._condition()
         if self._closed:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()
             return
-        async with self._freed:
+        async with freed:
             self._idle.append(conn)
-            self._freed.notify()
+            freed.notify()
 
     async def _discard_idle(self) -> None:
         idle, self._idle = self._idle, []
@@ -207,13 +214,13 @@ class PostgresWorker:
             await self._discard(conn)
 
     async def _discard(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
-        assert self._freed is not None
+        freed = self._condition()
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()
-        async with self._freed:
+        async with freed:
             self._opened -= 1
-            self._freed.notify()
+            freed.notify()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -271,7 +278,8 @@ class PgConnection:
             return
         waiting, self._waiting = self._waiting, []
         conn = self._conn
-        assert isinstance(conn, psycopg.AsyncConnection)
+        if not isinstance(conn, psycopg.AsyncConnection):  # execute runs at once on the others
+            raise RuntimeError("statements wait only on an async connection")
         await_only(_pipelined(conn, waiting))
 
 

@@ -218,7 +218,7 @@ class SqliteWorker:
             try:
                 for job in group:
                     job.result = job.operation(conn)
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - whatever a job raised, the group reruns job by job
                 conn.execute("ROLLBACK TO grp")
                 self._run_isolated(group)
             conn.execute("RELEASE grp")
@@ -237,7 +237,7 @@ class SqliteWorker:
             conn.execute("SAVEPOINT job")
             try:
                 job.result = job.operation(conn)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - the job's error goes to its caller, raised there
                 job.error = exc
                 conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
@@ -305,7 +305,8 @@ class SqliteWorker:
         done: concurrent.futures.Future[None],
     ) -> None:
         loop = self._loop
-        assert loop is not None
+        if loop is None:  # run() sets it before any group starts
+            raise RuntimeError("a commit finished with no event loop to tell")
         try:
             loop.call_soon_threadsafe(callback, group, done)
         except RuntimeError:  # that loop has closed; the commit stands on disk

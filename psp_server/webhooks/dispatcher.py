@@ -73,7 +73,7 @@ class WebhookDispatcher:
         self._policy = policy
         self._timeout = timeout
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter of the retry backoff, nothing secret
         self._poll = poll
         self._outage = Backoff(initial=0.1, maximum=5.0)
         self._max_senders = max_senders
@@ -175,7 +175,8 @@ class WebhookDispatcher:
         """One POST of the event's stored bytes, signed; never raises for
         what the endpoint or the network does."""
         http = self._http
-        assert http is not None, "attempt outside run()"
+        if http is None:
+            raise RuntimeError("attempt outside run()")
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",

@@ -14,7 +14,7 @@ import secrets
 import time
 
 HEADER = "Scan2pay-Signature"
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix every secret starts with, not a secret
 DEFAULT_TOLERANCE = 300
 
 

@@ -39,7 +39,8 @@ def csrf_field(html: str) -> str:
 def page_data(html: str) -> dict[str, Any]:
     match = _PAGE_DATA.search(html)
     assert match, "no page data"
-    return json.loads(match.group(1))  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
 
 
 def local_midnight() -> int:
@@ -110,7 +111,8 @@ class EventStream:
         self.response = response
 
     async def next(self, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
-        event, data = "message", []
+        event = "message"
+        data: list[str] = []
         while True:
             raw = await asyncio.wait_for(self.response.content.readline(), timeout)
             if not raw:

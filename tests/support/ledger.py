@@ -45,7 +45,7 @@ def assert_ledger_holds(db: str) -> dict[tuple[str, str], int]:
     for table in ("payments", "refunds"):
         shapes = rows(
             db,
-            "SELECT t.id, COUNT(e.id), SUM(CASE WHEN e.amount < 0 THEN 1 ELSE 0 END),"
+            "SELECT t.id, COUNT(e.id), SUM(CASE WHEN e.amount < 0 THEN 1 ELSE 0 END),"  # noqa: S608 - table from the tuple above
             f" MIN(e.amount), MAX(e.amount), t.amount"
             f" FROM {table} t LEFT JOIN ledger_entries e ON e.transaction_id = t.id GROUP BY t.id",
         )

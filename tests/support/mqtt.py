@@ -4,12 +4,14 @@ what arrives so that tests can wait for it."""
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from scan2pay_common.mqtt_url import NO_DELAY
 
@@ -34,14 +36,14 @@ class Subscriber:
         self.messages: queue.Queue[Received] = queue.Queue()
         self._subscribed = threading.Event()
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
             clean_session=not persistent,
         )
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *a: self._subscribed.set()
         self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(0.05, 0.5)
+        self._client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # paho annotates int, takes float seconds
         self._client.connect("127.0.0.1", port, keepalive=10)
         _no_delay(self._client)
         self._client.loop_start()
@@ -59,7 +61,7 @@ class Subscriber:
         client.subscribe(self.topic, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.messages.put(Received(msg.topic, msg.payload, bool(msg.retain)))
+        self.messages.put(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         got: list[Received] = []
@@ -102,7 +104,7 @@ class Publisher:
 
     def __init__(self, port: int) -> None:
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:10]}"
+            CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:10]}"
         )
         self._client.connect("127.0.0.1", port, keepalive=30)
         _no_delay(self._client)
@@ -120,6 +122,8 @@ class Publisher:
 def _no_delay(client: mqtt.Client) -> None:
     """paho leaves Nagle on; see scan2pay_common.mqtt_url.NO_DELAY."""
     sock = client.socket()
-    if sock is not None:
+    # paho types it as any object with recv and send; a TCP connection's is a
+    # socket (an ssl.SSLSocket for mqtts).
+    if isinstance(sock, socket.socket):
         for level, option, value in NO_DELAY:
             sock.setsockopt(level, option, value)

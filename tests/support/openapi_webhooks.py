@@ -81,7 +81,8 @@ async def exercise(psp: Psp, call: Call, conforms: Conforms) -> None:
             break
         await asyncio.sleep(0.01)
     (delivery,) = log["deliveries"]
-    assert delivery["last_error"] and delivery["status"] == "pending"
+    assert delivery["last_error"]
+    assert delivery["status"] == "pending"
     conforms(await call(psp, "GET", f"{base}/deliveries"), 401, "unauthorized")
     conforms(await call(psp, "GET", f"{base}/deliveries", headers=other.auth), 404, "not_found")
     reply = await call(psp, "GET", f"{base}/deliveries?limit=0", headers=auth)

@@ -152,7 +152,8 @@ class PgCluster:
 
     def resume(self) -> None:
         """Starts the halted server again on the same port and data."""
-        assert self.process is None and self.workdir is not None, "the cluster is not halted"
+        assert self.process is None, "the cluster is not halted"
+        assert self.workdir is not None, "the cluster was never started"
         self._launch(self.bindir or find_bindir(), port=self.port)
 
     def __enter__(self) -> PgCluster:
@@ -224,7 +225,8 @@ class PgCluster:
         """True once the postmaster says it accepts connections (the status
         line of postmaster.pid, as `pg_ctl -w` reads it); False if it exited.
         Raises with the log when it neither does within START_TIMEOUT."""
-        assert self.process is not None and self.workdir is not None
+        assert self.process is not None
+        assert self.workdir is not None
         pidfile = self.workdir / "data" / "postmaster.pid"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

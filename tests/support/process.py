@@ -97,7 +97,8 @@ def create_merchant(db: Path | str, name: str = "Shop") -> dict[str, str]:
     """``psp-server merchant create --json``: merchant_id, name, api_key."""
     result = run_cli("merchant", "create", "--name", name, "--json", "--db", str(db))
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    merchant: dict[str, str] = json.loads(result.stdout)
+    return merchant
 
 
 def create_wallet(db: Path | str, currency: str = "EUR", balance: str = "50.00") -> dict[str, Any]:
@@ -116,4 +117,5 @@ def create_wallet(db: Path | str, currency: str = "EUR", balance: str = "50.00")
         str(db),
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    wallet: dict[str, Any] = json.loads(result.stdout)
+    return wallet

@@ -79,7 +79,15 @@ class Psp:
         body = {"order_id": "A-1001", "amount": 1234, "currency": "EUR", **fields}
         status, answer = await self.call("POST", "/v1/checkouts", json=body, headers=merchant.auth)
         assert status == 201, answer
-        return answer  # type: ignore[no-any-return]
+        created: dict[str, Any] = answer
+        return created
+
+    async def balance(self, wallet: Wallet) -> int:
+        """The wallet's balance as the storage has it."""
+        found = await self.storage.get_wallet(wallet.id)
+        if found is None:
+            raise LookupError(f"no wallet {wallet.id}")
+        return found.balance
 
     async def pay(self, wallet: Wallet, code: str) -> tuple[int, Any]:
         return await self.call("POST", "/v1/payments", json={"code": code}, headers=wallet.auth)

@@ -206,7 +206,8 @@ class Client:
     def subscribe(self, topic: str) -> int:
         """The SUBACK's code: the granted QoS (1), or 0x80 if refused."""
         result, mid = self._client.subscribe(topic, qos=1)
-        assert result == mqtt.MQTT_ERR_SUCCESS and mid is not None
+        assert result == mqtt.MQTT_ERR_SUCCESS
+        assert mid is not None
         with self._suback:
             if not self._suback.wait_for(lambda: mid in self._subacks, 10):
                 raise TimeoutError(f"no SUBACK for {topic}")
