@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -219,8 +221,7 @@ class TerminalDaemon:
             try:
                 async with mqtt_client(
                     target,
-                    identifier=f"scan2pay-terminal-{self.config.merchant_id}-"
-                    f"{self.config.terminal_id}",
+                    identifier=client_id(self.config),
                     will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
                     keepalive=15,
                     timeout=5,
@@ -353,3 +354,18 @@ class TerminalDaemon:
         while True:
             sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
+
+
+def client_id(config: TerminalConfig) -> str:
+    """The terminal's MQTT client id: the same at every connection, so that
+    a reconnect takes over the terminal's own session at once, and holding
+    a digest of its broker password, so that no other account can know it.
+    A broker disconnects a client when another connects with its id; with a
+    guessable id, any account could throw the terminal off the broker again
+    and again and fire its last will ("offline")."""
+    base = f"scan2pay-terminal-{config.merchant_id}-{config.terminal_id}"
+    password = config.mqtt.password
+    if not password:
+        return base  # a broker without passwords protects nothing anyway
+    tag = hmac.new(password.encode(), base.encode(), hashlib.sha256).hexdigest()[:20]
+    return f"{base}-{tag}"

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import queue
 import ssl
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from psp_server import cli, mqtt_accounts
 from psp_server.presence import Presence
+from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import CheckoutEvent, TerminalState
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.topics import (
@@ -44,6 +50,8 @@ from tests.support.secure_broker import (
 )
 
 pytestmark = pytest.mark.broker
+
+BIN = Path(sys.executable).parent
 
 A, B = "mer_aaaaaaaaaaaaaaaaaaaa", "mer_bbbbbbbbbbbbbbbbbbbb"
 WIRETAP = "wiretap"  # a test-only account that reads everything: the observer
@@ -488,3 +496,65 @@ async def test_the_psp_relay_publishes_over_tls_to_a_cashier(
             cashier.close()
     finally:
         await stop_psp(psp)
+
+
+def test_another_account_cannot_throw_a_terminal_off_the_broker(
+    secure: tuple[SecureMosquitto, Accounts], login: Login, tmp_path: Path
+) -> None:
+    """A broker drops a client when another connects with its client id. The
+    terminal's id is no longer something another account can know: merchant
+    B's cashier, connecting with the id the terminal used to have, leaves it
+    connected, and its last will ("offline") unsaid."""
+    broker, accounts = secure
+    username = f"{A}/till-1"
+    mqtt_url = (
+        f"mqtts://{quote(username, safe='')}:{quote(accounts[username], safe='')}"
+        f"@127.0.0.1:{broker.tls_port}"
+    )
+    watcher = login(A)
+    assert watcher.subscribe(state_topic(A, "till-1")) == 1
+    log = tmp_path / "terminal.log"
+    with log.open("ab") as output:
+        terminal = subprocess.Popen(
+            [
+                *(str(BIN / "scan2pay-terminal"), "--mqtt", mqtt_url, "--merchant", A),
+                *("--terminal", "till-1", "--display", f"png:{tmp_path / 'frames'}"),
+            ],
+            stdout=output,
+            stderr=output,
+            env={**os.environ, "SCAN2PAY_MQTT_CA": str(broker.ca)},
+        )
+    try:
+        up = states_until(watcher, lambda state: state.online and state.screen == "idle", 15)
+        assert up, "the terminal never said it was up"
+        assert up[-1].screen == "idle", up
+        for guessed in (f"scan2pay-terminal-{A}-till-1", f"scan2pay-terminal-{A}-till-1-"):
+            Client(broker, B, accounts[B], client_id=guessed).close()
+        seen = states_until(watcher, lambda state: False, 3)
+        assert all(state.online for state in seen), seen
+        assert terminal.poll() is None
+        assert "reconnecting" not in log.read_text()
+    finally:
+        terminal.terminate()
+        terminal.wait(10)
+
+
+def states_until(
+    client: Client, wanted: Callable[[TerminalState], bool], timeout: float
+) -> list[TerminalState]:
+    """The terminal states the client heard until one was ``wanted``, or
+    until ``timeout`` seconds passed (then every state heard)."""
+    seen: list[TerminalState] = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            payload = client.next(timeout=left).payload
+        except queue.Empty:
+            break
+        try:
+            seen.append(TerminalState.from_json(payload))
+        except InvalidValue:
+            continue  # what an earlier test left retained on the topic
+        if wanted(seen[-1]):
+            return seen
+    return seen

@@ -146,6 +146,7 @@ class Client:
         *,
         tls: bool = True,
         ca: Path | None = None,
+        client_id: str | None = None,
     ) -> None:
         self.messages: queue.Queue[Received] = queue.Queue()
         self._connected = threading.Event()
@@ -154,7 +155,7 @@ class Client:
         self._suback = threading.Condition()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"test-{uuid.uuid4().hex[:10]}",
+            client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
             protocol=mqtt.MQTTv311,
         )
         if username is not None:
