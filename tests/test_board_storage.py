@@ -125,10 +125,17 @@ async def test_changes_are_the_events_after_the_cursor_and_the_recent_checkouts(
 async def test_the_key_hash_a_session_binds_to_follows_rotation(storage: Storage) -> None:
     shop, key = await storage.create_merchant("Shop")
     found = await storage.merchant_with_key_hash(shop.id)
-    assert found == (shop, credentials.hash_secret(key))
+    assert found == (shop, credentials.hash_secret(key), 0)
     new_key = await storage.replace_secret("merchant", shop.id, revoke=False)
     assert new_key is not None
-    assert await storage.merchant_with_key_hash(shop.id) == (shop, credentials.hash_secret(new_key))
+    assert await storage.merchant_with_key_hash(shop.id) == (
+        shop,
+        credentials.hash_secret(new_key),
+        0,
+    )
+    await storage.end_sessions(shop.id)
+    ended = await storage.merchant_with_key_hash(shop.id)
+    assert ended == (shop, credentials.hash_secret(new_key), 1)
     await storage.replace_secret("merchant", shop.id, revoke=True)
     revoked = await storage.merchant_with_key_hash(shop.id)
     assert revoked is not None

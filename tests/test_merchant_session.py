@@ -56,13 +56,14 @@ async def _board_status(psp: Psp, signed: Signed) -> int:
 def test_a_session_cookie_is_signed_bound_to_the_key_and_runs_out() -> None:
     keys = SessionKeys(b"k" * 32)
     now = 1_764_000_000_000
-    cookie = keys.issue("mer_0123456789abcdef", "hash-of-key", now=now)
+    cookie = keys.issue("mer_0123456789abcdef", "hash-of-key", 0, now=now)
     session = keys.verify(cookie, now=now + 1000)
     assert session is not None
     assert session.merchant_id == "mer_0123456789abcdef"
     assert "hash-of-key" not in cookie
-    assert keys.bound_to(session, "hash-of-key")
-    assert not keys.bound_to(session, "hash-of-another-key")
+    assert keys.bound_to(session, "hash-of-key", 0)
+    assert not keys.bound_to(session, "hash-of-another-key", 0)
+    assert not keys.bound_to(session, "hash-of-key", 1)  # signed out since
     # Twelve hours, not a millisecond more.
     assert keys.verify(cookie, now=now + SESSION_MS - 1) is not None
     assert keys.verify(cookie, now=now + SESSION_MS) is None
@@ -75,7 +76,7 @@ def test_a_session_cookie_is_signed_bound_to_the_key_and_runs_out() -> None:
     assert keys.verify("", now=now) is None
     assert keys.verify("....", now=now) is None
     # The CSRF token is the session's own.
-    other = keys.verify(keys.issue("mer_0123456789abcdef", "hash-of-key", now=now + 1), now=now)
+    other = keys.verify(keys.issue("mer_0123456789abcdef", "hash-of-key", 0, now=now + 1), now=now)
     assert other is not None
     assert keys.csrf_ok(session, keys.csrf_token(session))
     assert not keys.csrf_ok(session, keys.csrf_token(other))
@@ -208,7 +209,7 @@ async def test_a_tampered_expired_or_unbound_cookie_is_no_session(psp: Psp) -> N
     other = await psp.merchant("Other")
     found = await psp.storage.merchant_with_key_hash(merchant.id)
     assert found is not None
-    _, key_hash = found
+    _, key_hash, epoch = found
     forged = [
         signed.cookie.replace(merchant.id, other.id),
         signed.cookie[:-1] + ("A" if signed.cookie[-1] != "A" else "B"),
@@ -216,10 +217,13 @@ async def test_a_tampered_expired_or_unbound_cookie_is_no_session(psp: Psp) -> N
         keys.issue(
             merchant.id,
             key_hash,
+            epoch,
             now=now_ms() - SESSION_MS - 1000,
         ),
         # Good for the merchant, but bound to a key it does not have.
-        keys.issue(merchant.id, "0" * 64, now=now_ms()),
+        keys.issue(merchant.id, "0" * 64, epoch, now=now_ms()),
+        # Right key, but a session epoch that has not come yet.
+        keys.issue(merchant.id, key_hash, epoch + 1, now=now_ms()),
     ]
     for cookie in forged:
         bad = Signed(signed.cookie_name, cookie, signed.csrf)
@@ -258,6 +262,26 @@ async def test_sign_out_needs_the_token_and_then_clears_the_cookie(psp: Psp) -> 
     assert response.status == 303
     assert response.headers["Location"] == "../merchant"
     assert cookies_of(response)["s2p-merchant"]["max-age"] == "0"
+
+
+async def test_signing_out_ends_the_session_even_for_a_kept_copy_of_the_cookie(
+    psp: Psp,
+) -> None:
+    """The cookie is the whole session: a copy kept from before the sign-out
+    (another tab, a stolen cookie) must stop working with it, and the board's
+    stream must end. A new sign-in works again."""
+    merchant = await psp.merchant()
+    signed = await sign_in(psp, merchant.key)
+    elsewhere = await sign_in(psp, merchant.key)  # another browser of the merchant's
+    assert await _board_status(psp, signed) == 200
+    response, _ = await request(
+        psp, "POST", "/merchant/sign-out", headers=signed.headers, data={"csrf": signed.csrf}
+    )
+    assert response.status == 303
+    assert await _board_status(psp, signed) == 401
+    assert await _board_status(psp, elsewhere) == 401
+    again = await sign_in(psp, merchant.key)
+    assert await _board_status(psp, again) == 200
 
 
 # Cancelling from the board.

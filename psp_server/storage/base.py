@@ -111,10 +111,15 @@ class Storage(abc.ABC):
         Raises ``Refused("not_found")`` for an unknown owner."""
 
     @abc.abstractmethod
-    async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str] | None:
-        """The merchant and the hash of its API key as it is now (a revoked
-        key's marker after a revocation): a web session is bound to it, so
-        that rotating or revoking the key ends the merchant's sessions."""
+    async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str, int] | None:
+        """The merchant, the hash of its API key as it is now (a revoked
+        key's marker after a revocation) and its session epoch: a web session
+        is bound to both, so that rotating or revoking the key, or signing
+        out (``end_sessions``), ends the merchant's sessions."""
+
+    @abc.abstractmethod
+    async def end_sessions(self, merchant_id: str) -> None:
+        """Ends every web session of the merchant made before now."""
 
     @abc.abstractmethod
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:

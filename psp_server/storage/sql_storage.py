@@ -204,14 +204,24 @@ class SqlStorage(Storage):
 
         return await self._worker.read(op)
 
-    async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str] | None:
-        def op(conn: Connection) -> tuple[Merchant, str] | None:
+    async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str, int] | None:
+        def op(conn: Connection) -> tuple[Merchant, str, int] | None:
             row = conn.execute(
-                "SELECT id, name, api_key_hash FROM merchants WHERE id = ?", (merchant_id,)
+                "SELECT id, name, api_key_hash, session_epoch FROM merchants WHERE id = ?",
+                (merchant_id,),
             ).fetchone()
-            return None if row is None else (Merchant(row[0], row[1]), row[2])
+            return None if row is None else (Merchant(row[0], row[1]), row[2], int(row[3]))
 
         return await self._worker.read(op)
+
+    async def end_sessions(self, merchant_id: str) -> None:
+        def op(conn: Connection) -> None:
+            conn.execute(
+                "UPDATE merchants SET session_epoch = session_epoch + 1 WHERE id = ?",
+                (merchant_id,),
+            )
+
+        await self._worker.run(op)
 
     async def replace_secret(self, kind: str, owner_id: str, *, revoke: bool) -> str | None:
         make = credentials.new_api_key if kind == "merchant" else credentials.new_wallet_token

@@ -74,7 +74,7 @@ async def _signed_in(request: web.Request) -> tuple[Session, Merchant] | None:
     if session is None:
         return None
     found = await request.app[STORAGE].merchant_with_key_hash(session.merchant_id)
-    if found is None or not keys.bound_to(session, found[1]):
+    if found is None or not keys.bound_to(session, found[1], found[2]):
         return None  # the key was rotated or revoked since
     return session, found[0]
 
@@ -127,7 +127,8 @@ async def sign_in(request: web.Request) -> web.Response:
     raw_key = form.get("key")
     key = raw_key.strip() if isinstance(raw_key, str) else ""
     merchant = await request.app[STORAGE].merchant_by_key(key) if key else None
-    if merchant is None:
+    current = await request.app[STORAGE].merchant_with_key_hash(merchant.id) if merchant else None
+    if merchant is None or current is None:
         # The same form and token again (it was good): no cookie changes.
         page = merchant_pages.sign_in(
             root=_root(request),
@@ -136,7 +137,7 @@ async def sign_in(request: web.Request) -> web.Response:
         )
         return _html(page, 401)
     session_cookie = merchant_session.keys(request.app).issue(
-        merchant.id, credentials.hash_secret(key), now=now_ms()
+        merchant.id, credentials.hash_secret(key), current[2], now=now_ms()
     )
     response = _to_board(request)
     merchant_session.set_cookie(
@@ -180,6 +181,9 @@ async def sign_out(request: web.Request) -> web.Response:
         refused = await _csrf_refusal(request, found[0])
         if refused is not None:
             return refused
+        # The cookie is the session: without this, a copy of it taken
+        # before the sign-out would go on working until it ran out.
+        await request.app[STORAGE].end_sessions(found[1].id)
     # Signed out or never signed in: either way the cookie goes.
     response = _to_board(request)
     merchant_session.clear_cookie(request, response, merchant_session.session_cookie_name(request))

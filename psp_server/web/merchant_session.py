@@ -70,14 +70,16 @@ class SessionKeys:
             hmac.new(self._key, purpose + b"\x00" + secret_bytes(message), hashlib.sha256).digest()
         )
 
-    def fingerprint(self, key_hash: str) -> str:
-        """Names the key without giving away its hash, which the cookie
-        would otherwise carry to the browser."""
-        digest = hmac.new(self._key, b"key\x00" + secret_bytes(key_hash), hashlib.sha256).digest()
+    def fingerprint(self, key_hash: str, epoch: int) -> str:
+        """Names the key and the merchant's session epoch without giving
+        away the key's hash, which the cookie would otherwise carry to the
+        browser."""
+        bound = secret_bytes(f"{key_hash}.{epoch}")
+        digest = hmac.new(self._key, b"key\x00" + bound, hashlib.sha256).digest()
         return _b64(digest[:_FINGERPRINT_BYTES])
 
-    def issue(self, merchant_id: str, key_hash: str, *, now: int) -> str:
-        body = f"{VERSION}.{merchant_id}.{now}.{self.fingerprint(key_hash)}"
+    def issue(self, merchant_id: str, key_hash: str, epoch: int, *, now: int) -> str:
+        body = f"{VERSION}.{merchant_id}.{now}.{self.fingerprint(key_hash, epoch)}"
         return f"{body}.{self._mac(b'session', body)}"
 
     def verify(self, cookie: str, *, now: int) -> Session | None:
@@ -99,9 +101,10 @@ class SessionKeys:
             return None
         return Session(merchant_id, issued_at, fingerprint, cookie)
 
-    def bound_to(self, session: Session, key_hash: str) -> bool:
-        """Whether the merchant's key is still the one the session was made with."""
-        return hmac.compare_digest(session.key_fingerprint, self.fingerprint(key_hash))
+    def bound_to(self, session: Session, key_hash: str, epoch: int) -> bool:
+        """Whether the merchant's key and session epoch are still the ones
+        the session was made with."""
+        return hmac.compare_digest(session.key_fingerprint, self.fingerprint(key_hash, epoch))
 
     def csrf_token(self, session: Session) -> str:
         return self._mac(b"csrf", session.cookie)
