@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.free_text import DESCRIPTION_MAX, text_problem
 from scan2pay_common.identifiers import check_order_id, check_terminal_id
 from scan2pay_common.money import check_currency, check_minor_amount, parse_major
 
@@ -17,7 +18,6 @@ from .errors import BadInput
 from .model import CheckoutOrder
 
 MAX_EXPIRES_IN = 86_400
-DESCRIPTION_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,8 @@ def _order_problems(order: CheckoutOrder) -> list[Problem]:
                     f"must be text of at most {DESCRIPTION_MAX} characters",
                 )
             )
-        elif any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in description):
-            problems.append(
-                Problem("description", "invalid_description", "must not hold control characters")
-            )
+        elif (problem := text_problem(description)) is not None:
+            problems.append(Problem("description", "invalid_description", problem))
     return problems
 
 

@@ -14,6 +14,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.free_text import check_free_text
 from scan2pay_common.money import check_currency, parse_major
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
@@ -191,9 +192,10 @@ async def _with_storage(settings: config.Settings, action: Any) -> int:
 
 
 async def _merchant_create(storage: Storage, args: argparse.Namespace) -> int:
-    name = args.name.strip()
-    if not name or len(name) > 100:
-        print("psp-server: --name must be 1 to 100 characters", file=sys.stderr)
+    try:
+        name = check_name(args.name)
+    except InvalidValue as exc:
+        print(f"psp-server: {exc.message}", file=sys.stderr)
         return EXIT_CONFIG
     merchant, key = await storage.create_merchant(name)
     if args.json:
@@ -205,10 +207,8 @@ async def _merchant_create(storage: Storage, args: argparse.Namespace) -> int:
 
 
 async def _wallet_create(storage: Storage, args: argparse.Namespace) -> int:
-    name = args.name.strip()
     try:
-        if not name or len(name) > 100:
-            raise InvalidValue("invalid_name", "--name must be 1 to 100 characters")
+        name = check_name(args.name)
         currency = check_currency(args.currency)
         balance = parse_major(args.balance, currency)
     except InvalidValue as exc:
@@ -319,3 +319,11 @@ def _serve_workers(settings: config.Settings) -> int:
         return 0
 
     return workers.supervise(settings.workers, work)
+
+
+def check_name(text: str) -> str:
+    """A merchant's or wallet's name: what the pages and the terminal show."""
+    name = check_free_text(text.strip(), field="--name", code="invalid_name", maximum=100)
+    if not name:
+        raise InvalidValue("invalid_name", "--name must be 1 to 100 characters")
+    return name

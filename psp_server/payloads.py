@@ -11,12 +11,12 @@ from typing import Any
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.free_text import DESCRIPTION_MAX, check_free_text
 from scan2pay_common.identifiers import check_order_id, check_terminal_id
 from scan2pay_common.money import check_currency, check_minor_amount
 
 DEFAULT_EXPIRES_IN = 300
 MAX_EXPIRES_IN = 86_400
-DESCRIPTION_MAX = 200
 _CODE = re.compile(r"[A-Z2-7]{16,64}")
 # Printable ASCII, as Stripe takes it; a UUID fits with room to spare.
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
@@ -51,18 +51,12 @@ class CheckoutRequest:
             )
         description = obj.get("description")
         if description is not None:
-            if not isinstance(description, str):
-                raise InvalidValue("invalid_description", "description must be a string")
-            if len(description) > DESCRIPTION_MAX:
-                raise InvalidValue(
-                    "invalid_description",
-                    f"description must be at most {DESCRIPTION_MAX} characters",
-                )
-            if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in description):
-                raise InvalidValue(
-                    "invalid_description",
-                    "description must not contain control characters or lone surrogates",
-                )
+            description = check_free_text(
+                description,
+                field="description",
+                code="invalid_description",
+                maximum=DESCRIPTION_MAX,
+            )
         return cls(
             order_id=check_order_id(obj["order_id"]),
             amount=check_minor_amount(obj["amount"], maximum=max_amount),

@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeGuard, get_args
 
 from . import jsonfields as jf
 from .errors import InvalidValue
+from .free_text import DESCRIPTION_MAX, check_free_text
 from .identifiers import check_checkout_id, check_merchant_id, check_order_id, check_terminal_id
 from .money import check_currency
 from .timefmt import from_rfc3339
@@ -114,7 +115,10 @@ class CheckoutSnapshot:
         _check_timestamp(self.created_at, "created_at")
         if self.terminal_id is not None:
             check_terminal_id(self.terminal_id)
-        _check_optional_str(self.description, "description")
+        if self.description is not None:
+            check_free_text(
+                self.description, field="description", code="invalid_type", maximum=DESCRIPTION_MAX
+            )
         self._check_refunded_amount()
 
     def _check_refunded_amount(self) -> None:
