@@ -1,5 +1,5 @@
-"""Text that must never reach a log raw, and the check that a record's
-message is safe to read.
+"""Text that must never reach a log raw, and the checks that a log (a
+record's message, or a process's whole stderr) is safe to read.
 
 The checks are written here on their own rather than with the code's
 escaping (scan2pay_common/logtext.py), so that a mistake there is not
@@ -8,6 +8,8 @@ repeated in the test."""
 from __future__ import annotations
 
 import re
+
+from scan2pay_common.logformat import LINE_LIMIT
 
 # Bytes that are not UTF-8: a lead byte alone, and a surrogate encoded.
 INVALID_UTF8 = b"\xff\xfe\xed\xa0\x80"
@@ -33,6 +35,8 @@ TEXTS = {
 _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
 )
+_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+CONTINUATION = "  | "  # written out here too: the test's own idea of the format
 
 
 def message_problem(message: str, *, longest: int = 1000) -> str | None:
@@ -43,3 +47,32 @@ def message_problem(message: str, *, longest: int = 1000) -> str | None:
     if len(message) > longest:
         return f"{len(message)} characters"
     return None
+
+
+def log_problems(raw: bytes, *, longest: int = 1000, largest: int = 64 * 1024) -> list[str]:
+    """What is wrong with a process's log, as it was written to its stderr:
+    empty when it is UTF-8, bounded, one line per record (a record's line
+    starts with a time stamp; a traceback's lines with CONTINUATION), with
+    no control character, ANSI escape, bidi control or surrogate. A
+    record's line is at most ``longest`` characters: what our call sites
+    log is cut well before; a traceback's line, which may quote a whole
+    request in a library's words, at most the formatter's cut."""
+    problems: list[str] = []
+    if len(raw) > largest:
+        problems.append(f"the log has {len(raw)} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [*problems, f"not UTF-8: {exc}"]
+    if text and not text.endswith("\n"):
+        problems.append("the last line is not ended")
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        where = f"line {number} ({line[:80]!r})"
+        record = _STAMP.match(line) is not None
+        if not (record or line.startswith(CONTINUATION)):
+            problems.append(f"{where} is neither a record nor a continuation")
+        bound = longest if record else len(CONTINUATION) + LINE_LIMIT + 40
+        problem = message_problem(line, longest=bound)
+        if problem:
+            problems.append(f"{where}: {problem}")
+    return problems
