@@ -1,5 +1,10 @@
 """One JSON line per request. Routes are logged by their pattern (``/Q/{code}``),
-so no payment code, key or token ever reaches the log."""
+so no payment code, key or token ever reaches the log.
+
+Nor does anything else a client chose: no path, query or header. The method
+is an HTTP token (aiohttp's parser refuses any other), the route is ours,
+the address the peer's; so the hot path escapes nothing (the formatter
+still checks each message, scan2pay_common/logformat.py)."""
 
 from __future__ import annotations
 

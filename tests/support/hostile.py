@@ -7,6 +7,7 @@ repeated in the test."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from scan2pay_common.logformat import LINE_LIMIT
@@ -18,6 +19,10 @@ FORGED = "\r\n2026-01-01 00:00:00,000 CRITICAL psp_server forged record"
 ANSI = "\x1b[2J\x1b[31;1mRED\x1b[0m\x1b]0;title\x07\x9b31m"
 BIDI = "\u202etxt.exe\u202c\u2066\u2069\u200f"
 MEGABYTE = "M" * (1 << 20)
+# What an HTTP parser lets through in a header's value (a tab, and bytes
+# past ASCII, which aiohttp decodes as UTF-8 or, failing that, as lone
+# surrogates): a bidi override, an 8-bit ANSI CSI, bytes that are not UTF-8.
+HEADER_VALUE = "\u202e\t\u009b31m".encode() + INVALID_UTF8
 
 # The hostile texts, by name.
 TEXTS = {
@@ -76,3 +81,28 @@ def log_problems(raw: bytes, *, longest: int = 1000, largest: int = 64 * 1024) -
         if problem:
             problems.append(f"{where}: {problem}")
     return problems
+
+
+def _json_with(obj: dict[str, object]) -> bytes:
+    # ensure_ascii: lone surrogates go out as JSON escapes, as an attacker
+    # would write them (a str holding one cannot be encoded as UTF-8).
+    return json.dumps(obj, ensure_ascii=True).encode()
+
+
+def quoting_payloads(base: dict[str, object], *, field: str | None = None) -> list[bytes]:
+    """JSON objects that a strict reader refuses with a message quoting the
+    hostile text: ``base`` with each hostile text (and a megabyte) as the
+    name of a field it does not know, or as the value of ``field``; then
+    the raw forms that no JSON reader takes (bytes that are not UTF-8, a
+    raw NUL and CR LF inside a string, plain hostile text)."""
+    hostile = [*TEXTS.values(), MEGABYTE]
+    payloads = [_json_with({**base, text: 1}) for text in hostile]
+    if field is not None:
+        payloads += [_json_with({**base, field: text}) for text in hostile]
+    payloads += [
+        b'{"' + INVALID_UTF8 + b'": 1}',
+        b'{"a\x00b' + FORGED.encode() + b'": 1}',
+        (FORGED + ANSI).encode(),
+        MEGABYTE.encode() + INVALID_UTF8,
+    ]
+    return payloads
