@@ -20,7 +20,9 @@ log = logging.getLogger("psp_server.access")
 class JsonAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = None
-        match_info = getattr(request, "match_info", None)
+        # Read from its slot: a request the HTTP parser refused never met the
+        # router, and aiohttp's ``match_info`` asserts that it did.
+        match_info = request._match_info if isinstance(request, web.Request) else None
         if match_info is not None and match_info.route.resource is not None:
             route = match_info.route.resource.canonical
         self.logger.info(
