@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from scan2pay_common import logformat
+
 from .config import FIELDS, ConfigError, Settings, load
 from .errors import (
     EXIT_BAD_INPUT,
@@ -119,9 +121,7 @@ def _parse_checkout(args: argparse.Namespace) -> tuple[Settings, CheckoutOrder]:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
-    )
+    logformat.configure(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

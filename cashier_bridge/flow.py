@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from scan2pay_common.backoff import Backoff
+from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot, ShowIdle, ShowQr, ShowStatus
 from scan2pay_common.money import format_major
 from scan2pay_common.timefmt import from_rfc3339, now_ms
@@ -81,7 +82,7 @@ class _Checkout:
     def emit(self, name: str, message: str, **data: Any) -> None:
         step = Step(name=name, message=message, at=time.monotonic(), data=data)
         self.steps.append(step)
-        log.debug("step %s: %s", name, message)
+        log.debug("step %s: %s", name, loggable(message))  # it may quote the PSP
         try:
             self.on_step(step)
         except Exception:
@@ -331,7 +332,7 @@ class _Checkout:
                         f"{UNREACHABLE_GRACE:g} s ago and its outcome is unknown"
                     ) from None
                 delay = backoff.next_delay()
-                log.warning("%s; asking again in %.2f s", exc.message, delay)
+                log.warning("%s; asking again in %.2f s", loggable(exc.message), delay)
                 next_ask = time.monotonic() + delay
                 continue
             backoff.reset()
@@ -382,15 +383,17 @@ class _Checkout:
             return await psp.cancel_checkout(checkout_id)
         except PspRefused as exc:
             if exc.psp_code not in ("already_paid", "expired"):
-                log.warning("cancelling %s: %s", checkout_id, exc.message)
+                log.warning("cancelling %s: %s", checkout_id, loggable(exc.message))
                 return None
         except PspUnreachable as exc:
-            log.warning("cancelling %s: %s", checkout_id, exc.message)
+            log.warning("cancelling %s: %s", checkout_id, loggable(exc.message))
             return None
         try:
             return await psp.get_checkout(checkout_id)
         except BridgeError as exc:
-            log.warning("reading %s after its cancel was refused: %s", checkout_id, exc.message)
+            log.warning(
+                "reading %s after its cancel was refused: %s", checkout_id, loggable(exc.message)
+            )
             return None
 
     async def _undo(self, psp: PspClient, link: TerminalLink) -> None:

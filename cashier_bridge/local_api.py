@@ -22,7 +22,9 @@ from aiohttp import web
 
 from scan2pay_common import jsonfields
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.logtext import loggable
 
+from .access_log import SafeAccessLogger
 from .errors import BridgeError, PspRefused, PspUnreachable
 from .model import BridgeConfig
 from .orders import InvalidOrder, build_order
@@ -79,7 +81,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         return _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", loggable(request.method), loggable(request.path))
         return _error(500, "internal_error", "internal error; the bridge logged it")
 
 
@@ -282,7 +284,9 @@ async def start_local_api(
         sock.close()
         raise
     app = make_app(config)
-    runner = web.AppRunner(app, shutdown_timeout=5.0, access_log=log)
+    runner = web.AppRunner(
+        app, shutdown_timeout=5.0, access_log=log, access_log_class=SafeAccessLogger
+    )
     await runner.setup()
     await web.SockSite(runner, sock).start()
     bound = sock.getsockname()[1]

@@ -23,6 +23,7 @@ import aiohttp
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
+from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import CheckoutSnapshot
 from scan2pay_common.signing import PublicKey
 
@@ -214,7 +215,8 @@ class PspClient:
                     f"({reason}), {total} attempt{'s' if total > 1 else ''}"
                 )
             delay = backoff.next_delay()
-            log.info("%s %s: %s; attempt %d in %.2f s", method, path, reason, attempt + 1, delay)
+            shown = loggable(reason)  # an error's text may quote the answer
+            log.info("%s %s: %s; attempt %d in %.2f s", method, path, shown, attempt + 1, delay)
             if self._on_retry is not None:
                 self._on_retry(RetryNotice(f"{method} {path}", attempt + 1, total, delay, reason))
             await asyncio.sleep(delay)

@@ -24,6 +24,7 @@ import aiomqtt
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import (
     CheckoutEvent,
     DisplayCommand,
@@ -161,7 +162,9 @@ class TerminalLink:
             try:
                 self.state = TerminalState.from_json(payload)
             except InvalidValue as exc:
-                log.warning("ignored a state payload of %s: %s", self.terminal_id, exc.message)
+                log.warning(
+                    "ignored a state payload of %s: %s", self.terminal_id, loggable(exc.message)
+                )
                 return
             self.state_at = time.monotonic()
             log.debug("state of %s: %s", self.terminal_id, self.state)
@@ -169,7 +172,7 @@ class TerminalLink:
             try:
                 event = CheckoutEvent.from_json(payload)
             except InvalidValue as exc:
-                log.warning("ignored an event payload: %s", exc.message)
+                log.warning("ignored an event payload: %s", loggable(exc.message))
                 return
             if self.public_keys is not None and not verify_json(payload, self.public_keys):
                 log.warning(

@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from scan2pay_common.logtext import loggable
+
 from . import abuse
 from . import routes as api_routes
 from .appkeys import (
@@ -84,7 +86,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             **{"Retry-After": "1"},
         )
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", loggable(request.method), loggable(request.path))
         return error_response(500, "internal_error", "internal error; the request was logged")
 
 

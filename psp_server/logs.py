@@ -9,6 +9,9 @@ formatted once per second. A record at WARNING or above is written at
 once, with everything gathered before it, so that nothing that explains a
 crash waits in memory; what an abrupt kill can take is at most the last
 iteration's access lines.
+
+Each record is one line, escaped by scan2pay_common.logformat's formatter,
+which the stamp cache below extends.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import sys
 import time
 from typing import TextIO
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+from scan2pay_common.logformat import FORMAT, OneLineFormatter, forgiving
+
+__all__ = ["FORMAT", "BatchingStreamHandler", "configure", "name_worker"]
 
 
-class _CachedTimeFormatter(logging.Formatter):
+class _CachedTimeFormatter(OneLineFormatter):
     """``logging.Formatter``'s default stamp ("2026-11-24 10:01:44,123"),
     with the seconds part formatted once per second."""
 
@@ -43,7 +48,7 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
     once when no loop runs, or for WARNING and above)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(stream or sys.stderr)
+        super().__init__(forgiving(stream or sys.stderr))
         self._lines: list[str] = []
         self._scheduled = False
 

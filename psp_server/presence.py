@@ -31,6 +31,7 @@ from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
+from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
@@ -415,7 +416,9 @@ class Presence:
             merchant_id = self._table.apply(topic, payload, now_ms())
         except MalformedState as exc:
             if not exc.repeated:
-                log.warning("ignored a terminal state on %s: %s", exc.topic, exc.reason)
+                log.warning(
+                    "ignored a terminal state on %s: %s", loggable(exc.topic), loggable(exc.reason)
+                )
             return
         if merchant_id is not None:
             self._wake(merchant_id)

@@ -31,6 +31,7 @@ from hardware.base import Geometry
 from psp_server.appkeys import STORAGE
 from psp_server.config import Settings
 from psp_server.server import RunningServer, start_server
+from scan2pay_common import logformat
 from scan2pay_common.money import format_display
 from scan2pay_common.mqtt_url import MqttTarget
 from terminal.config import TerminalConfig
@@ -78,7 +79,7 @@ class Timeline:
 
 
 async def run_demo(options: DemoOptions) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logformat.configure(logging.WARNING, "%(levelname)s %(name)s %(message)s")
     if options.mqtt is None:
         # The embedded broker speaks MQTT 3.1.1 only; the relay's warning
         # that it falls back from 5 is for operators, not for the demo.

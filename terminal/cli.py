@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from hardware.base import Display
 from hardware.errors import HardwareError
+from scan2pay_common import logformat
 
 from .config import FIELDS, ConfigError, TerminalConfig, load
 
@@ -46,11 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    logformat.configure(config.log_level)
     try:
         display = open_display(config.display)
     except HardwareError as exc:

@@ -42,6 +42,7 @@ from hardware.errors import DisplayError
 from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import (
     CheckoutEvent,
     ShowQr,
@@ -176,13 +177,14 @@ class TerminalDaemon:
             try:
                 command = parse_display_command(payload)
             except InvalidValue as exc:
-                log.warning("ignored a display payload: %s", exc.message)
+                log.warning("ignored a display payload: %s", loggable(exc.message))
                 return
             keys = self.config.psp_public_keys
             if keys and isinstance(command, ShowQr):
                 problem = ticket_problem(command, keys, self.config.terminal_id, now)
                 if problem is not None:
-                    log.warning("ignored a show_qr for %s: %s", command.checkout_id, problem)
+                    shown = loggable(problem)  # it may quote the ticket
+                    log.warning("ignored a show_qr for %s: %s", command.checkout_id, shown)
                     return
                 self._apply(self.controller.on_command(command, now, tied=True))
                 return
@@ -199,14 +201,17 @@ class TerminalDaemon:
             try:
                 event = CheckoutEvent.from_json(payload)
             except InvalidValue as exc:
-                log.warning("ignored an event payload: %s", exc.message)
+                log.warning("ignored an event payload: %s", loggable(exc.message))
                 return
             keys = self.config.psp_public_keys
             if keys:
                 problem = event_problem(payload, event, keys, self.config.merchant_id)
                 if problem is not None:
                     log.warning(
-                        "ignored a %s event for %s: %s", event.type, event.checkout.id, problem
+                        "ignored a %s event for %s: %s",
+                        event.type,
+                        event.checkout.id,
+                        loggable(problem),
                     )
                     return
             self._apply(self.controller.on_event(event, now))

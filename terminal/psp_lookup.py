@@ -8,6 +8,7 @@ some 20 MB of its Pi Zero's 512 MB.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import logging
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import is_checkout_status
 from scan2pay_common.money import check_currency
 from scan2pay_common.timefmt import from_rfc3339
@@ -47,10 +49,15 @@ def _lookup(url: str) -> CodeInfo | None:
         log.warning("PSP answered %d for a bare QR URL", exc.code)
         return None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        log.warning("PSP unreachable for a bare QR URL: %s", exc)
+        log.warning("PSP unreachable for a bare QR URL: %s", loggable(exc))
+        return None
+    except http.client.InvalidURL as exc:
+        # The URL came from the display topic: urllib refuses a control
+        # character in it, which would otherwise end this task unheard.
+        log.warning("a bare QR URL that cannot be asked about: %s", loggable(exc))
         return None
     except InvalidValue as exc:
-        log.warning("PSP's answer for a bare QR URL is not JSON: %s", exc.message)
+        log.warning("PSP's answer for a bare QR URL is not JSON: %s", loggable(exc.message))
         return None
     try:
         amount = jf.integer(body, "amount")
@@ -66,5 +73,5 @@ def _lookup(url: str) -> CodeInfo | None:
             status=status,
         )
     except (KeyError, InvalidValue) as exc:
-        log.warning("PSP's answer for a bare QR URL is incomplete: %s", exc)
+        log.warning("PSP's answer for a bare QR URL is incomplete: %s", loggable(exc))
         return None

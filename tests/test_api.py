@@ -552,6 +552,24 @@ async def test_access_log_holds_no_secrets(psp: Psp, shop: Merchant, caplog: Any
         assert secret not in text
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_a_request_the_http_parser_refuses_gets_its_access_line(
+    psp: Psp, caplog: Any
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO)
+    host, port = psp.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /Q/\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await reader.read()).startswith(b"HTTP/1.0 400 Bad Request")
+    writer.close()
+    (access,) = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert access.startswith('{"method":"UNKNOWN","route":"(unmatched)","status":400,')
+    # Before, the access logger raised on it (aiohttp's match_info asserts).
+    assert "Unhandled exception" not in [r.getMessage() for r in caplog.records]
+
+
 # SQLite's own settings; PostgreSQL's durability is the server's (fsync,
 # synchronous_commit), which the test cluster turns off for speed.
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)

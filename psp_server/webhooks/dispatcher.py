@@ -34,6 +34,7 @@ import aiohttp
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
+from scan2pay_common.logtext import loggable
 
 from ..errors import StorageUnavailable
 from ..partitions import AllPartitions, Partitions
@@ -206,7 +207,8 @@ class WebhookDispatcher:
 def _log_outcome(due: DueDelivery, outcome: Outcome, status: str | None) -> None:
     # The endpoint's id only: its URL may carry a token of the merchant's,
     # and the secret never goes anywhere near a log.
-    what = outcome.error if outcome.status_code is None else f"HTTP {outcome.status_code}"
+    # An error's text may quote what the endpoint sent back.
+    what = loggable(outcome.error) if outcome.status_code is None else f"HTTP {outcome.status_code}"
     if outcome.delivered:
         log.info("webhook %s: %s delivered (%s)", due.endpoint_id, due.event_id, what)
     else:

@@ -10,14 +10,22 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from http.cookies import Morsel, SimpleCookie
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from tests.support.psp import Psp
-
 _PAGE_DATA = re.compile(r'<script type="application/json" id="page-data">(.*?)</script>', re.S)
 _CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]*)">')
+
+
+class Client(Protocol):
+    """A PSP to talk to, in this process (tests.support.psp.Psp) or not."""
+
+    @property
+    def http(self) -> aiohttp.ClientSession: ...
+
+    @property
+    def url(self) -> str: ...
 
 
 def cookies_of(response: aiohttp.ClientResponse) -> dict[str, Morsel[str]]:
@@ -63,7 +71,7 @@ class Signed:
 
 
 async def request(
-    psp: Psp,
+    psp: Client,
     method: str,
     path: str,
     *,
@@ -77,7 +85,7 @@ async def request(
         return response, await response.text()
 
 
-async def sign_in_form(psp: Psp) -> tuple[str, str, str]:
+async def sign_in_form(psp: Client) -> tuple[str, str, str]:
     """GET /merchant signed out: (form cookie name, its value, the field's value)."""
     response, html = await request(psp, "GET", "/merchant")
     assert response.status == 200, html
@@ -85,7 +93,7 @@ async def sign_in_form(psp: Psp) -> tuple[str, str, str]:
     return name, morsel.value, csrf_field(html)
 
 
-async def sign_in(psp: Psp, key: str) -> Signed:
+async def sign_in(psp: Client, key: str) -> Signed:
     name, token, field = await sign_in_form(psp)
     response, body = await request(
         psp,
