@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 import pytest
 
@@ -124,9 +125,13 @@ def test_the_traceback_cached_on_the_record_stays_the_plain_one() -> None:
 def test_a_stream_that_would_raise_on_encoding_writes_escapes() -> None:
     raw = io.BytesIO()
     stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
-    handler = logging.StreamHandler(logformat.forgiving(stream))
+
+    class Strict(logging.StreamHandler[TextIO]):
+        def handleError(self, record: logging.LogRecord) -> None:
+            pytest.fail("the handler failed")
+
+    handler = Strict(logformat.forgiving(stream))
     handler.setFormatter(OneLineFormatter("%(message)s"))
-    handler.handleError = lambda record: pytest.fail("the handler failed")  # type: ignore[method-assign]
     handler.emit(record("Café \ud867"))
     stream.flush()
     assert raw.getvalue() == b"Caf\\xe9 \\ud867\n"
