@@ -26,6 +26,7 @@ from .appkeys import (
     WEBHOOK_DISPATCHER,
     WEBHOOK_STORE,
 )
+from .client_errors import clients_log
 from .config import Settings, with_default_public_url
 from .errors import APIError, StorageUnavailable
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
@@ -85,6 +86,11 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             "(a retry with the same Idempotency-Key is safe)",
             **{"Retry-After": "1"},
         )
+    except ConnectionError as exc:
+        # The client hung up (mid-body, say): nobody will read an answer,
+        # and it is no bug of ours.
+        clients_log.info("client went away during %s: %s", loggable(request.path), exc)
+        return error_response(400, "client_gone", "the connection was closed mid-request")
     except Exception:
         log.exception("unhandled error in %s %s", loggable(request.method), loggable(request.path))
         return error_response(500, "internal_error", "internal error; the request was logged")

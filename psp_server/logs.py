@@ -24,6 +24,9 @@ import time
 from typing import TextIO
 
 from scan2pay_common.logformat import FORMAT, OneLineFormatter, forgiving
+from scan2pay_common.logredact import RedactSecrets
+
+from . import client_errors
 
 __all__ = ["FORMAT", "BatchingStreamHandler", "configure", "name_worker"]
 
@@ -88,7 +91,9 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
 def configure(level: str) -> None:
     handler = BatchingStreamHandler()
     handler.setFormatter(_CachedTimeFormatter(FORMAT))
+    handler.addFilter(RedactSecrets())
     logging.basicConfig(level=level, handlers=[handler])
+    client_errors.install()
     # The format above uses none of a record's caller, thread or process
     # fields; gathering them was a tenth of the cost of a record (the
     # logging HOWTO's "Optimization" section names these switches).

@@ -18,6 +18,7 @@ import logging
 import sys
 from typing import TextIO
 
+from .logredact import RedactSecrets
 from .logtext import loggable
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -65,4 +66,5 @@ def configure(level: str | int, fmt: str = FORMAT) -> None:
     """The root logger writes to stderr through ``OneLineFormatter``."""
     handler = logging.StreamHandler(forgiving(sys.stderr))
     handler.setFormatter(OneLineFormatter(fmt))
+    handler.addFilter(RedactSecrets())
     logging.basicConfig(level=level, handlers=[handler])
