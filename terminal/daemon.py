@@ -178,7 +178,9 @@ class TerminalDaemon:
                 return
             keys = self.config.psp_public_keys
             if keys and isinstance(command, ShowQr):
-                problem = ticket_problem(command, keys, self.config.terminal_id, now)
+                problem = ticket_problem(
+                    command, keys, self.config.merchant_id, self.config.terminal_id, now
+                )
                 if problem is not None:
                     log.warning("ignored a show_qr for %s: %s", command.checkout_id, problem)
                     return

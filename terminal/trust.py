@@ -1,10 +1,11 @@
 """What the terminal believes when it holds the PSP's public key(s): pure
 checks, no I/O (docs/signing.md).
 
-- A ``show_qr`` is shown only with a display ticket the PSP signed for this
-  terminal, not expired, whose checkout, URL, amount, currency and expiry
-  are the command's. Anyone who can publish on the display topic can send a
-  command; only the PSP can make a ticket.
+- A ``show_qr`` is shown only with a display ticket the PSP signed for
+  this terminal of this merchant (terminal ids are unique only within a
+  merchant), not expired, whose checkout, URL, amount, currency and expiry
+  are the command's. Anyone who can publish on the display topic can send
+  a command; only the PSP can make a ticket.
 - An event counts only if the PSP signed it and it is this merchant's.
 
 Each check answers None when all is well, or why not (for the log).
@@ -38,7 +39,7 @@ _MUST_MATCH = ("checkout_id", "qr_url", "amount", "currency", "expires_at")
 
 
 def ticket_problem(
-    command: ShowQr, keys: Sequence[PublicKey], terminal_id: str, now: int
+    command: ShowQr, keys: Sequence[PublicKey], merchant_id: str, terminal_id: str, now: int
 ) -> str | None:
     raw = command.display_ticket
     if raw is None:
@@ -49,6 +50,8 @@ def ticket_problem(
         ticket = DisplayTicket.from_dict(raw)
     except InvalidValue as exc:
         return f"its display ticket is off-contract: {exc.message}"
+    if ticket.merchant_id != merchant_id:
+        return f"its display ticket is merchant {ticket.merchant_id}'s"
     if ticket.terminal_id != terminal_id:
         return f"its display ticket is for terminal {ticket.terminal_id!r}"
     if now >= from_rfc3339(ticket.expires_at):
