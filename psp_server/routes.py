@@ -344,7 +344,9 @@ async def lookup_code(request: web.Request) -> web.Response:
     return _json(
         {
             "checkout_id": checkout.id,
-            "merchant": {"name": merchant.name},
+            # The id too: a terminal believes an answer about the QR on its
+            # screen only if it names the terminal's own merchant.
+            "merchant": {"id": merchant.id, "name": merchant.name},
             "amount": checkout.amount,
             "currency": checkout.currency,
             "status": status.value,

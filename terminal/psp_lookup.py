@@ -1,4 +1,6 @@
-"""Asks the PSP what a bare QR URL is for: ``GET /Q/{CODE}`` as JSON.
+"""Asks the PSP what a QR URL is for: ``GET /Q/{CODE}`` as JSON. Whether
+the answer counts (the checkout on screen, this merchant's) is
+``terminal.trust``'s to say.
 
 With the standard library's urllib in a worker thread, not aiohttp: one
 small GET now and then does not need an HTTP stack that costs the daemon
@@ -14,6 +16,7 @@ import urllib.request
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_merchant_id
 from scan2pay_common.money import check_currency
 from scan2pay_common.timefmt import from_rfc3339
 
@@ -37,13 +40,13 @@ def _lookup(url: str) -> CodeInfo | None:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             body = jf.load_object(response.read(MAX_ANSWER), what="code info")
     except urllib.error.HTTPError as exc:
-        log.warning("PSP answered %d for a bare QR URL", exc.code)
+        log.warning("PSP answered %d about a QR URL", exc.code)
         return None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        log.warning("PSP unreachable for a bare QR URL: %s", exc)
+        log.warning("PSP unreachable about a QR URL: %s", exc)
         return None
     except InvalidValue as exc:
-        log.warning("PSP's answer for a bare QR URL is not JSON: %s", exc.message)
+        log.warning("PSP's answer about a QR URL is not JSON: %s", exc.message)
         return None
     try:
         amount = jf.integer(body, "amount")
@@ -54,7 +57,16 @@ def _lookup(url: str) -> CodeInfo | None:
             currency=check_currency(body["currency"]),
             expires_at=from_rfc3339(body["expires_at"]),
             status=jf.string(body, "status"),
+            merchant_id=_merchant_id(body.get("merchant")),
         )
     except (KeyError, InvalidValue) as exc:
-        log.warning("PSP's answer for a bare QR URL is incomplete: %s", exc)
+        log.warning("PSP's answer about a QR URL is incomplete: %s", exc)
         return None
+
+
+def _merchant_id(merchant: object) -> str | None:
+    """The merchant's id the answer names; None from a PSP before it named
+    one (the answer is then no evidence of anything)."""
+    if not isinstance(merchant, dict) or merchant.get("id") is None:
+        return None
+    return check_merchant_id(merchant["id"])
