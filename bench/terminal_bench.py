@@ -74,6 +74,7 @@ def signed_show_qr(key: SigningKey, n: int, expires_ms: int) -> tuple[ShowQr, Ch
     )
     ticket = DisplayTicket(
         checkout_id=checkout.id,
+        merchant_id=MERCHANT,
         qr_url=checkout.qr_url,
         amount=checkout.amount,
         currency=checkout.currency,

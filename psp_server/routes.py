@@ -181,11 +181,12 @@ def _checkout_json(checkout: Checkout, now: int | None = None) -> dict[str, Any]
 
 def _display_ticket(checkout: Checkout, key: SigningKey) -> dict[str, Any]:
     """The PSP's signed word that this checkout's QR may be shown on its
-    terminal until it expires (docs/signing.md). Ed25519 is deterministic:
-    the same checkout and key give the same bytes, so a retry's ticket is
-    the first one."""
+    merchant's terminal until it expires (docs/signing.md). Ed25519 is
+    deterministic: the same checkout and key give the same bytes, so a
+    retry's ticket is the first one."""
     ticket = DisplayTicket(
         checkout_id=checkout.id,
+        merchant_id=checkout.merchant_id,
         qr_url=checkout.qr_url,
         amount=checkout.amount,
         currency=checkout.currency,
@@ -343,7 +344,9 @@ async def lookup_code(request: web.Request) -> web.Response:
     return _json(
         {
             "checkout_id": checkout.id,
-            "merchant": {"name": merchant.name},
+            # The id too: a terminal believes an answer about the QR on its
+            # screen only if it names the terminal's own merchant.
+            "merchant": {"id": merchant.id, "name": merchant.name},
             "amount": checkout.amount,
             "currency": checkout.currency,
             "status": status.value,

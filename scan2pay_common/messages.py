@@ -232,13 +232,17 @@ class CheckoutEvent:
 
 @dataclass(frozen=True, slots=True)
 class DisplayTicket:
-    """The PSP's word that a QR may be shown: which checkout, which URL, how
-    much, on which terminal, until when. The PSP signs it (``signature``,
-    checked by whoever holds its public key); the cashier forwards it in
-    ``show_qr`` and the terminal shows the QR only if it verifies and
-    matches the command."""
+    """The PSP's word that a QR may be shown: which checkout, whose (the
+    merchant's id), which URL, how much, on which terminal, until when. The
+    PSP signs it (``signature``, checked by whoever holds its public key);
+    the cashier forwards it in ``show_qr`` and the terminal shows the QR
+    only if it verifies, names the terminal's own merchant and terminal, and
+    matches the command. Terminal ids are unique only within a merchant:
+    without ``merchant_id`` one merchant's ticket for its "lane-1" would be
+    good on every other merchant's "lane-1"."""
 
     checkout_id: str
+    merchant_id: str
     qr_url: str
     amount: int
     currency: str
@@ -247,11 +251,12 @@ class DisplayTicket:
     signature: dict[str, Any] | None = field(default=None, hash=False)
 
     _REQUIRED = frozenset(
-        {"checkout_id", "qr_url", "amount", "currency", "terminal_id", "expires_at"}
+        {"checkout_id", "merchant_id", "qr_url", "amount", "currency", "terminal_id", "expires_at"}
     )
 
     def __post_init__(self) -> None:
         check_checkout_id(self.checkout_id)
+        check_merchant_id(self.merchant_id)
         if not isinstance(self.qr_url, str) or not self.qr_url:
             raise InvalidValue("invalid_qr_url", "qr_url must be a non-empty string")
         if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount <= 0:
@@ -265,6 +270,7 @@ class DisplayTicket:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "checkout_id": self.checkout_id,
+            "merchant_id": self.merchant_id,
             "qr_url": self.qr_url,
             "amount": self.amount,
             "currency": self.currency,

@@ -113,7 +113,9 @@ def _name(raw: object) -> str:
 
 def is_bare_qr_url(payload: str, psp_url: str | None) -> bool:
     """A payload that is just a QR URL under the PSP's public URL; scheme and
-    host compare without case, as URLs do, and a QR often upper-cases them."""
+    host compare without case, as URLs do, and a QR often upper-cases them.
+    Its shape only: it names no merchant or terminal, and a terminal with the
+    PSP's key shows none (``terminal.trust.qr_problem``)."""
     if psp_url is None:
         return False
     text = payload.strip()

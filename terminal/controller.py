@@ -8,6 +8,11 @@ events on the merchant's topic alone. Tested by calling it.
 
     idle --show_qr / bare URL--> qr --status, event, or expiry--> outcome
     outcome --idle_after--> idle;  any --idle--> idle
+
+An event or a lookup's answer moves only the checkout on screen. Which
+inputs may be believed at all (display tickets, signatures, whose merchant
+and terminal, a cashier's status for which checkout) is ``terminal.trust``'s,
+which the daemon asks first.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ class BareUrl:
 
 @dataclass(frozen=True, slots=True)
 class CodeInfo:
-    """What the PSP's ``GET /Q/{CODE}`` said about a bare URL."""
+    """What the PSP's ``GET /Q/{CODE}`` said about a QR URL: the one on
+    screen when the cashier said "paid", or (without the PSP's key) a bare
+    URL. ``merchant_id`` is None from a PSP that did not name the merchant's
+    id; such an answer is no evidence (``terminal.trust``)."""
 
     url: str
     checkout_id: str
@@ -53,6 +61,7 @@ class CodeInfo:
     currency: str
     expires_at: int
     status: CheckoutStatus
+    merchant_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +141,9 @@ class Controller:
 
     def on_paid_hint(self, checkout_id: str) -> Effects:
         """A cashier's unsigned "paid" for a terminal that checks signatures:
-        not believed, only a reason to ask the PSP about the QR on screen
-        (``on_lookup`` then shows what the PSP says)."""
+        not believed, only a reason to ask the PSP about the QR on screen,
+        and only if it is that checkout's (``on_lookup`` then shows what the
+        PSP says)."""
         screen = self.view.screen
         if isinstance(screen, QrScreen) and screen.checkout_id == checkout_id:
             return Effects(lookup=screen.qr_url)
@@ -166,6 +176,9 @@ class Controller:
         return self._outcome(event.checkout.id, _EVENT_OUTCOME[event.type], now)
 
     def on_lookup(self, info: CodeInfo, now: int) -> Effects:
+        """The PSP's answer about the QR on screen. Whose it is, and whether
+        it may be believed, is ``terminal.trust.outcome_problem``'s to say
+        before; here it is only matched to the screen."""
         screen = self.view.screen
         if not isinstance(screen, QrScreen) or screen.qr_url != info.url:
             return NOTHING  # the screen moved on while we asked

@@ -63,8 +63,8 @@ from . import sdnotify
 from .config import TerminalConfig, is_bare_qr_url
 from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind
 from .psp_lookup import lookup
-from .screens import View, content
-from .trust import event_problem, ticket_problem
+from .screens import OutcomeScreen, View, content
+from .trust import Identity, SignedEvent, outcome_problem, qr_problem
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class TerminalDaemon:
         self.config = config
         self.display = display
         self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
+        self.identity = Identity(config.merchant_id, config.terminal_id, config.psp_public_keys)
         self.display_topic = display_topic(config.merchant_id, config.terminal_id)
         self.events_topic = events_topic(config.merchant_id)
         self.terminal_events_topic = terminal_events_topic(config.merchant_id, config.terminal_id)
@@ -153,8 +154,15 @@ class TerminalDaemon:
 
     async def _lookup(self, url: str) -> None:
         info = await lookup(self._lookup_url(url))
-        if info is not None:
-            self._apply(self.controller.on_lookup(replace(info, url=url), now_ms()))
+        if info is None:
+            return
+        info = replace(info, url=url)
+        problem = outcome_problem(info, self.controller.view.screen, self.identity)
+        if problem is not None:
+            log.warning("ignored the PSP's answer about %s: %s", info.checkout_id, problem)
+            return
+        log.info("the PSP says %s is %s", info.checkout_id, info.status)
+        self._apply(self.controller.on_lookup(info, now_ms()))
 
     def _lookup_url(self, qr_url: str) -> str:
         """Where to ask about a QR URL: {psp_url}/Q/{CODE} when the PSP's
@@ -165,34 +173,13 @@ class TerminalDaemon:
         return f"{psp_url.rstrip('/')}/Q/{qr_url.rsplit('/Q/', 1)[1]}"
 
     def handle_message(self, topic: str, payload: bytes) -> None:
-        """Anything malformed is logged and ignored: the screen stays."""
+        """Anything malformed, or not to be believed (``terminal.trust``),
+        is logged and ignored: the screen stays."""
         now = now_ms()
         if topic == self.display_topic:
             if not payload:
                 return  # a cleared retained message
-            text = payload.decode("utf-8", errors="replace")
-            if is_bare_qr_url(text, self.config.psp_url):
-                self._apply(self.controller.on_command(BareUrl(text.strip()), now))
-                return
-            try:
-                command = parse_display_command(payload)
-            except InvalidValue as exc:
-                log.warning("ignored a display payload: %s", loggable(exc.message))
-                return
-            keys = self.config.psp_public_keys
-            if keys and isinstance(command, ShowQr):
-                problem = ticket_problem(command, keys, self.config.terminal_id, now)
-                if problem is not None:
-                    shown = loggable(problem)  # it may quote the ticket
-                    log.warning("ignored a show_qr for %s: %s", command.checkout_id, shown)
-                    return
-                self._apply(self.controller.on_command(command, now, tied=True))
-                return
-            if keys and isinstance(command, ShowStatus) and command.status == "paid":
-                # Unsigned: only a reason to ask the PSP.
-                self._apply(self.controller.on_paid_hint(command.checkout_id))
-                return
-            self._apply(self.controller.on_command(command, now))
+            self._handle_display(payload, now)
         elif topic in (self.terminal_events_topic, self.events_topic):
             self.events_heard += 1
             named = _checkout_of(payload)
@@ -203,18 +190,70 @@ class TerminalDaemon:
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", loggable(exc.message))
                 return
-            keys = self.config.psp_public_keys
-            if keys:
-                problem = event_problem(payload, event, keys, self.config.merchant_id)
-                if problem is not None:
-                    log.warning(
-                        "ignored a %s event for %s: %s",
-                        event.type,
-                        event.checkout.id,
-                        loggable(problem),
-                    )
-                    return
+            evidence = SignedEvent(payload, event)
+            problem = outcome_problem(evidence, self.controller.view.screen, self.identity)
+            if problem is not None:
+                log.warning(
+                    "ignored a %s event for %s: %s",
+                    event.type,
+                    event.checkout.id,
+                    loggable(problem),
+                )
+                return
             self._apply(self.controller.on_event(event, now))
+
+    def _handle_display(self, payload: bytes, now: int) -> None:
+        text = payload.decode("utf-8", errors="replace")
+        if is_bare_qr_url(text, self.config.psp_url):
+            bare = BareUrl(text.strip())
+            problem = qr_problem(bare, self.identity, now)
+            if problem is not None:
+                log.warning("ignored a bare QR URL: %s", loggable(problem))
+                return
+            self._apply(self.controller.on_command(bare, now))
+            return
+        try:
+            command = parse_display_command(payload)
+        except InvalidValue as exc:
+            log.warning("ignored a display payload: %s", loggable(exc.message))
+            return
+        if isinstance(command, ShowQr):
+            problem = qr_problem(command, self.identity, now)
+            if problem is not None:
+                shown = loggable(problem)  # it may quote the ticket
+                log.warning("ignored a show_qr for %s: %s", command.checkout_id, shown)
+                return
+            tied = bool(self.identity.keys)  # its ticket names this terminal
+            self._apply(self.controller.on_command(command, now, tied=tied))
+            return
+        if isinstance(command, ShowStatus):
+            self._handle_status(command, now)
+            return
+        self._apply(self.controller.on_command(command, now))
+
+    def _handle_status(self, command: ShowStatus, now: int) -> None:
+        screen = self.controller.view.screen
+        problem = outcome_problem(command, screen, self.identity)
+        if problem is None:
+            self._apply(self.controller.on_command(command, now))
+            return
+        if isinstance(screen, OutcomeScreen) and screen.checkout_id == command.checkout_id:
+            # The usual end of a sale: the PSP's event showed the outcome first.
+            log.debug("the outcome of %s shows already", command.checkout_id)
+            return
+        if self.identity.keys and command.status == "paid":
+            # Unsigned: at most a reason to ask the PSP about the QR on screen.
+            effects = self.controller.on_paid_hint(command.checkout_id)
+            if effects.lookup is not None:
+                log.info("asking the PSP about %s: the cashier says paid", command.checkout_id)
+                self._apply(effects)
+                return
+        log.warning(
+            "ignored a %s status for %s: %s",
+            command.status,
+            command.checkout_id,
+            loggable(problem),
+        )
 
     # The MQTT session.
 

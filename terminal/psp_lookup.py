@@ -1,4 +1,6 @@
-"""Asks the PSP what a bare QR URL is for: ``GET /Q/{CODE}`` as JSON.
+"""Asks the PSP what a QR URL is for: ``GET /Q/{CODE}`` as JSON. Whether
+the answer counts (the checkout on screen, this merchant's) is
+``terminal.trust``'s to say.
 
 With the standard library's urllib in a worker thread, not aiohttp: one
 small GET now and then does not need an HTTP stack that costs the daemon
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_merchant_id
 from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import is_checkout_status
 from scan2pay_common.money import check_currency
@@ -46,10 +49,10 @@ def _lookup(url: str) -> CodeInfo | None:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s), checked above
             body = jf.load_object(response.read(MAX_ANSWER), what="code info")
     except urllib.error.HTTPError as exc:
-        log.warning("PSP answered %d for a bare QR URL", exc.code)
+        log.warning("PSP answered %d about a QR URL", exc.code)
         return None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        log.warning("PSP unreachable for a bare QR URL: %s", loggable(exc))
+        log.warning("PSP unreachable about a QR URL: %s", loggable(exc))
         return None
     except http.client.InvalidURL as exc:
         # The URL came from the display topic: urllib refuses a control
@@ -57,7 +60,7 @@ def _lookup(url: str) -> CodeInfo | None:
         log.warning("a bare QR URL that cannot be asked about: %s", loggable(exc))
         return None
     except InvalidValue as exc:
-        log.warning("PSP's answer for a bare QR URL is not JSON: %s", loggable(exc.message))
+        log.warning("PSP's answer about a QR URL is not JSON: %s", loggable(exc.message))
         return None
     try:
         amount = jf.integer(body, "amount")
@@ -71,7 +74,16 @@ def _lookup(url: str) -> CodeInfo | None:
             currency=check_currency(body["currency"]),
             expires_at=from_rfc3339(body["expires_at"]),
             status=status,
+            merchant_id=_merchant_id(body.get("merchant")),
         )
     except (KeyError, InvalidValue) as exc:
-        log.warning("PSP's answer for a bare QR URL is incomplete: %s", loggable(exc))
+        log.warning("PSP's answer about a QR URL is incomplete: %s", loggable(exc))
         return None
+
+
+def _merchant_id(merchant: object) -> str | None:
+    """The merchant's id the answer names; None from a PSP before it named
+    one (the answer is then no evidence of anything)."""
+    if not isinstance(merchant, dict) or merchant.get("id") is None:
+        return None
+    return check_merchant_id(merchant["id"])

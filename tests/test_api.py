@@ -478,7 +478,7 @@ async def test_code_lookup_as_json(psp: Psp, shop: Merchant) -> None:
         200,
         {
             "checkout_id": checkout["id"],
-            "merchant": {"name": "Café Lumière"},
+            "merchant": {"id": shop.id, "name": "Café Lumière"},
             "amount": 1500,
             "currency": "KWD",
             "status": "pending",

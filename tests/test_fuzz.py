@@ -40,6 +40,7 @@ from psp_server.payloads import check_idempotency_key
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import CheckoutEvent, parse_display_command
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.signing import SigningKey
 from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
 from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
@@ -298,16 +299,21 @@ def test_the_display_command_parser_raises_only_invalid_value(raw: bytes) -> Non
             parse(raw)
 
 
-@pytest.fixture(scope="module")
-def daemon_loop() -> Iterator[tuple[TerminalDaemon, asyncio.AbstractEventLoop]]:
+@pytest.fixture(scope="module", params=["without keys", "with the PSP's key"])
+def daemon_loop(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[TerminalDaemon, asyncio.AbstractEventLoop]]:
     """A terminal daemon that is never run: its handler is called directly,
-    in a loop of its own (lookups it starts are tasks)."""
+    in a loop of its own (lookups it starts are tasks). With a key, every
+    message also goes through terminal.trust's checks."""
     loop = asyncio.new_event_loop()
+    keys = (SigningKey.generate().public,) if request.param != "without keys" else ()
     config = TerminalConfig(
         mqtt=MqttTarget.parse("mqtt://127.0.0.1:9"),
         merchant_id=MERCHANT,
         terminal_id=TERMINAL,
         psp_url=PSP_URL,
+        psp_public_keys=keys,
     )
     daemon = TerminalDaemon(config, DummyDisplay(geometry=None))
     yield daemon, loop

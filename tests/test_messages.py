@@ -707,6 +707,7 @@ def test_display_ticket_is_strict() -> None:
 
     fields = {
         "checkout_id": "co_1",
+        "merchant_id": "mer_1",
         "qr_url": SHOW_QR.qr_url,
         "amount": 1234,
         "currency": "EUR",
@@ -716,5 +717,14 @@ def test_display_ticket_is_strict() -> None:
     }
     assert DisplayTicket.from_dict(fields).to_dict() == fields
     assert code_of(DisplayTicket.from_dict, {**fields, "extra": 1}) == "unknown_field"
+    # A ticket names its merchant: terminal ids are unique only within one.
+    without_merchant = {k: v for k, v in fields.items() if k != "merchant_id"}
+    assert code_of(DisplayTicket.from_dict, without_merchant) == "missing_field"
+    assert code_of(DisplayTicket.from_dict, {**fields, "merchant_id": None}) == (
+        "invalid_merchant_id"
+    )
+    assert code_of(DisplayTicket.from_dict, {**fields, "merchant_id": "mer/1"}) == (
+        "invalid_merchant_id"
+    )
     assert code_of(DisplayTicket.from_dict, {**fields, "amount": 0}) == "invalid_amount"
     assert code_of(DisplayTicket.from_dict, "ticket") == "invalid_type"

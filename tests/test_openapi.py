@@ -545,7 +545,7 @@ async def test_lookup_code(psp: Psp) -> None:
     code = code_of(checkout)
     expected = {
         "checkout_id": checkout["id"],
-        "merchant": {"name": "Café Ünïcode"},
+        "merchant": {"id": merchant.id, "name": "Café Ünïcode"},
         "amount": checkout["amount"],
         "currency": checkout["currency"],
         "status": "pending",

@@ -121,6 +121,9 @@ async def test_a_rogue_show_qr_does_not_change_the_screen(
     genuine = await psp.checkout(shop, order_id="G-1", terminal_id=TERMINAL)
     second = await psp.checkout(shop, order_id="S-1", terminal_id=TERMINAL)
     other_lane = await psp.checkout(shop, order_id="O-1", terminal_id="lane-9")
+    # Another merchant's genuine ticket for its own terminal of the same name.
+    other_shop = await psp.merchant("Other Shop")
+    other_merchant = await psp.checkout(other_shop, order_id="M-1", terminal_id=TERMINAL)
     past = to_rfc3339(now_ms() - 1000)
     # Signed with the PSP's real key, but expired: only the PSP can make one.
     expired = psp.storage.signing_key.sign({**second["display_ticket"], "expires_at": past})
@@ -133,6 +136,11 @@ async def test_a_rogue_show_qr_does_not_change_the_screen(
             "has no display ticket",
         ),
         ("another terminal's ticket", show_qr_of(other_lane), "for terminal 'lane-9'"),
+        (
+            "another merchant's ticket for a terminal of the same name",
+            show_qr_of(other_merchant),
+            f"merchant {other_shop.id}'s",
+        ),
         (
             "an expired ticket",
             show_qr_of(second, expires_at=past, display_ticket=expired),

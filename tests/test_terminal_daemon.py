@@ -187,6 +187,7 @@ def ticketed_show_qr(key: SigningKey, checkout_id: str) -> bytes:
     command = qr_command(checkout_id)
     ticket = DisplayTicket(
         checkout_id=command.checkout_id,
+        merchant_id=MERCHANT,
         qr_url=command.qr_url,
         amount=command.amount,
         currency=command.currency,

@@ -27,7 +27,9 @@ URL = "HTTP://127.0.0.1:8080/Q/" + "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
 
 
 class TerminalProcess:
-    def __init__(self, broker: Mosquitto, frames: Path, *extra: str) -> None:
+    def __init__(
+        self, broker: Mosquitto, frames: Path, *extra: str, merchant: str = MERCHANT
+    ) -> None:
         self.frames = frames
         self.log = frames.parent / "terminal.log"
         with self.log.open("ab") as log:
@@ -37,7 +39,7 @@ class TerminalProcess:
                     "--mqtt",
                     broker.url,
                     "--merchant",
-                    MERCHANT,
+                    merchant,
                     "--terminal",
                     TERMINAL,
                     "--name",
@@ -74,8 +76,8 @@ def decode(image: Image.Image) -> list[str]:
 
 
 class States:
-    def __init__(self, broker: Mosquitto) -> None:
-        self.subscriber = Subscriber(broker.port, state_topic(MERCHANT, TERMINAL))
+    def __init__(self, broker: Mosquitto, merchant: str = MERCHANT) -> None:
+        self.subscriber = Subscriber(broker.port, state_topic(merchant, TERMINAL))
 
     def until(self, screen: str, timeout: float = 15.0) -> TerminalState:
         deadline = time.monotonic() + timeout
@@ -99,8 +101,8 @@ def states(broker: Mosquitto) -> Iterator[States]:
     watcher.subscriber.close()
 
 
-def send(broker: Mosquitto, payload: bytes | str) -> None:
-    publish(broker.port, display_topic(MERCHANT, TERMINAL), payload)
+def send(broker: Mosquitto, payload: bytes | str, merchant: str = MERCHANT) -> None:
+    publish(broker.port, display_topic(merchant, TERMINAL), payload)
 
 
 def show_qr(checkout_id: str) -> bytes:
@@ -218,14 +220,19 @@ def test_bad_configuration_is_reported_all_at_once(tmp_path: Path) -> None:
 
 
 def test_a_bare_url_gives_the_qr_frame_and_the_checkout_from_the_psp(
-    broker: Mosquitto, states: States, tmp_path: Path
+    broker: Mosquitto, tmp_path: Path
 ) -> None:
     from tests.support.process import PspProcess, create_merchant
 
     db = tmp_path / "psp.db"
     merchant = create_merchant(db)
+    shop = merchant["merchant_id"]
     psp = PspProcess(db)
-    terminal = TerminalProcess(broker, tmp_path / "frames", "--psp-url", psp.public_url)
+    # The terminal believes the PSP's answer only if it names its merchant.
+    states = States(broker, shop)
+    terminal = TerminalProcess(
+        broker, tmp_path / "frames", "--psp-url", psp.public_url, merchant=shop
+    )
     try:
         import urllib.request
 
@@ -238,7 +245,7 @@ def test_a_bare_url_gives_the_qr_frame_and_the_checkout_from_the_psp(
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server on loopback
             checkout = json.loads(response.read())
         states.until("idle")
-        send(broker, checkout["qr_url"])  # a plain string, no JSON
+        send(broker, checkout["qr_url"], shop)  # a plain string, no JSON
         state = states.until("qr")
         while state.checkout_id != checkout["id"]:  # known once the PSP has answered
             state = states.until("qr")
@@ -246,6 +253,7 @@ def test_a_bare_url_gives_the_qr_frame_and_the_checkout_from_the_psp(
     finally:
         terminal.stop()
         psp.stop()
+        states.subscriber.close()
 
 
 def test_systemd_hears_ready_watchdog_and_stopping(
