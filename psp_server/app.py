@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from scan2pay_common.logtext import loggable
 
@@ -23,7 +24,9 @@ from .appkeys import (
     RELAY_WAKE,
     SETTINGS,
     STORAGE,
+    WEBHOOK_DESTINATIONS,
     WEBHOOK_DISPATCHER,
+    WEBHOOK_RESOLVER,
     WEBHOOK_STORE,
 )
 from .client_errors import clients_log
@@ -38,6 +41,7 @@ from .sweeper import sweep_forever
 from .wake import WakeEvent
 from .web import routes as web_routes
 from .webhooks import routes as webhook_routes
+from .webhooks.destinations import DestinationPolicy
 from .webhooks.dispatcher import WebhookDispatcher
 from .webhooks.retry import RetryPolicy
 from .webhooks.store import WebhookStore
@@ -147,8 +151,18 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         maximum=settings.webhook_retry_max,
         window=settings.webhook_retry_window,
     )
+    if settings.webhook_allow_networks:
+        log.info(
+            "webhooks may go to public addresses and to %s",
+            ", ".join(str(network) for network in settings.webhook_allow_networks),
+        )
     dispatcher = WebhookDispatcher(
-        store, policy, timeout=settings.webhook_timeout, partitions=app[PARTITION_LEASES]
+        store,
+        policy,
+        timeout=settings.webhook_timeout,
+        partitions=app[PARTITION_LEASES],
+        destinations=app[WEBHOOK_DESTINATIONS],
+        resolver=app.get(WEBHOOK_RESOLVER),
     )
     app[WEBHOOK_DISPATCHER] = dispatcher
     wake = app[RELAY_WAKE]
@@ -166,8 +180,12 @@ def make_app(
     *,
     storage: Storage | None = None,
     routes: Callable[[web.Application], None] | None = None,
+    webhook_resolver: AbstractResolver | None = None,
 ) -> web.Application:
-    """``routes``, when given, adds to the app last (``scan2pay demo``'s pages)."""
+    """``routes``, when given, adds to the app last (``scan2pay demo``'s pages).
+    ``webhook_resolver`` resolves the names of webhook endpoints instead of
+    the system's resolver; the destination policy still checks every address
+    it gives (tests use it to make a name resolve where they want)."""
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
     app = web.Application(
@@ -176,6 +194,9 @@ def make_app(
     )
     app[DEADLINES] = HeaderDeadlines(settings.header_timeout)
     app[SETTINGS] = settings
+    app[WEBHOOK_DESTINATIONS] = DestinationPolicy(settings.webhook_allow_networks)
+    if webhook_resolver is not None:
+        app[WEBHOOK_RESOLVER] = webhook_resolver
     app[RELAY_WAKE] = WakeEvent()
     if storage is not None:
         app[STORAGE] = storage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from .config import Settings
 from .partitions import Partitions
@@ -10,6 +11,7 @@ from .presence import Presence
 from .relay import OutboxRelay
 from .storage import Storage
 from .wake import WakeEvent
+from .webhooks.destinations import DestinationPolicy
 from .webhooks.dispatcher import WebhookDispatcher
 from .webhooks.store import WebhookStore
 
@@ -25,3 +27,7 @@ PRESENCE = web.AppKey("presence", Presence)
 PARTITION_LEASES = web.AppKey("partition_leases", Partitions)
 WEBHOOK_STORE = web.AppKey("webhook_store", WebhookStore)
 WEBHOOK_DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)
+# Where webhooks may go (--webhook-allow-networks), and, when the app was
+# given one, the resolver of endpoints' names (tests give their own).
+WEBHOOK_DESTINATIONS = web.AppKey("webhook_destinations", DestinationPolicy)
+WEBHOOK_RESOLVER = web.AppKey("webhook_resolver", AbstractResolver)

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-retry-window", help="seconds of webhook retries after the first try (86400)"
     )
     serve.add_argument("--webhook-timeout", help="seconds a webhook endpoint has to answer (10)")
+    serve.add_argument(
+        "--webhook-allow-networks",
+        help="networks webhooks may reach besides public addresses, like 127.0.0.0/8,::1/128"
+        " (none)",
+    )
     rate = "requests/period like 30/10s, or off"
     serve.add_argument("--rate-qr-per-ip", help=f"GET /Q/{{code}} per address: {rate} (300/60s)")
     serve.add_argument("--rate-qr-per-token", help=f"GET /Q/{{code}} per token: {rate} (300/60s)")

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from scan2pay_common import setting_values
@@ -49,6 +50,34 @@ def parse_rate(raw: str) -> Rate | None:
     return Rate(count, period)
 
 
+Network = IPv4Network | IPv6Network
+
+
+def parse_networks(raw: str) -> tuple[Network, ...]:
+    """``127.0.0.0/8,::1/128``: networks, comma-separated (an address alone
+    is a network of one); ``none`` or nothing for none. Every bad entry is
+    named in the one error."""
+    text = raw.strip()
+    if text.lower() in ("", "none", "off"):
+        return ()
+    networks: list[Network] = []
+    bad: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            network = ip_network(item, strict=True)
+        except ValueError as exc:
+            reason = "has host bits set" if "host bits" in str(exc) else "is not a network"
+            bad.append(f"{item!r} {reason}")
+            continue
+        if isinstance(network, IPv6Network) and network.network_address.ipv4_mapped is not None:
+            bad.append(f"{item!r} is IPv4-mapped: write the IPv4 network")
+            continue
+        networks.append(network)
+    if bad:
+        raise InvalidValue("invalid_setting", "; ".join(bad))
+    return tuple(networks)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -67,6 +96,10 @@ class Settings:
     webhook_retry_max: float = 3600.0
     webhook_retry_window: float = 86_400.0
     webhook_timeout: float = 10.0
+    # Networks webhooks may reach although they are not public (loopback,
+    # private, link-local...: psp_server/webhooks/destinations.py). None by
+    # default: a merchant must not reach what only the PSP's host can.
+    webhook_allow_networks: tuple[Network, ...] = ()
     # Abuse limits (psp_server/abuse.py): token buckets per client address
     # and per bearer token on GET /Q/{code} and POST /v1/payments (None: no
     # limit), and how long a client has to send a request's body.
@@ -115,6 +148,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "webhook_timeout": (
         "SCAN2PAY_WEBHOOK_TIMEOUT",
         "seconds a webhook endpoint has to answer, like 10",
+    ),
+    "webhook_allow_networks": (
+        "SCAN2PAY_WEBHOOK_ALLOW_NETWORKS",
+        "comma-separated networks that webhooks may reach besides public addresses,"
+        " like 127.0.0.0/8,::1/128 or 10.0.0.0/8; or none (the default)",
     ),
     "rate_qr_per_ip": ("SCAN2PAY_RATE_QR_PER_IP", _RATE_HINT),
     "rate_qr_per_token": ("SCAN2PAY_RATE_QR_PER_TOKEN", _RATE_HINT),
@@ -188,6 +226,7 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     take("webhook_retry_max", lambda raw: setting_values.seconds(raw, low=0.01, high=86_400))
     take("webhook_retry_window", lambda raw: setting_values.seconds(raw, low=0.01, high=2_592_000))
     take("webhook_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=300))
+    take("webhook_allow_networks", parse_networks)
     for name in ("rate_qr_per_ip", "rate_qr_per_token", "rate_pay_per_ip", "rate_pay_per_token"):
         take(name, parse_rate)
     take("body_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from . import config
 from .access_log import JsonAccessLogger
@@ -64,13 +65,15 @@ async def start_server(
     storage: Storage | None = None,
     sock: socket.socket | None = None,
     routes: Callable[[web.Application], None] | None = None,
+    webhook_resolver: AbstractResolver | None = None,
 ) -> RunningServer:
     """Serves on ``sock`` when given (a worker of ``serve --workers N``, on
     the socket its supervisor bound, with the settings ``listen`` returned),
-    else on a socket of its own. ``routes`` adds to the app (see make_app)."""
+    else on a socket of its own. ``routes`` adds to the app, and
+    ``webhook_resolver`` resolves webhook endpoints' names (see make_app)."""
     if sock is None:
         sock, settings = listen(settings)
-    app = make_app(settings, storage=storage, routes=routes)
+    app = make_app(settings, storage=storage, routes=routes, webhook_resolver=webhook_resolver)
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger)
     await runner.setup()
     await GuardedSockSite(runner, sock, app[DEADLINES]).start()

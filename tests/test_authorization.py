@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import psp_server
+from psp_server.config import parse_networks
 from tests.support.db import connect as db_connect
-from tests.support.psp import Merchant, Psp, Wallet, code_of
+from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
 
 SPEC: dict[str, Any] = json.loads(
     Path(psp_server.__file__).with_name("openapi.json").read_text(encoding="utf-8")
@@ -105,6 +107,17 @@ def _nobody(identifier: str) -> str:
     """An id of the same shape that names nothing: its random part zeroed."""
     prefix, sep, rest = identifier.partition("_")
     return f"{prefix}{sep}{'0' * len(rest)}" if sep else "A" * len(identifier)
+
+
+@pytest.fixture
+async def psp(db: str) -> AsyncIterator[Psp]:
+    """The PSP of tests/conftest.py, allowed to deliver webhooks to loopback:
+    A's webhook is on 127.0.0.1, where nothing listens."""
+    server = await start_psp(
+        db, sweep_interval=0.05, webhook_allow_networks=parse_networks("127.0.0.0/8")
+    )
+    yield server
+    await stop_psp(server)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from cashier_bridge.flow import run_checkout
 from cashier_bridge.model import CheckoutOrder
+from psp_server.config import parse_networks
 from psp_server.credentials import hash_secret
 from tests.support.bridge import TERMINAL, Steps, bridge_config, code_of_url, running_terminal
 from tests.support.broker import Mosquitto
@@ -61,7 +62,11 @@ async def hooks() -> AsyncIterator[tuple[Hooks, str]]:
 async def psp_with_password(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Psp]:
     url = f"mqtt://{MQTT_USER}:{MQTT_PASSWORD}@127.0.0.1:{broker.port}"
     server = await start_psp(
-        str(tmp_path / "psp.db"), mqtt_url=url, sweep_interval=0.05, webhook_retry_base=0.05
+        str(tmp_path / "psp.db"),
+        mqtt_url=url,
+        sweep_interval=0.05,
+        webhook_retry_base=0.05,
+        webhook_allow_networks=parse_networks("127.0.0.0/8"),  # the hook is on loopback
     )
     yield server
     await stop_psp(server)

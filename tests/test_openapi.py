@@ -787,10 +787,19 @@ async def test_pay_checks_the_token_before_the_body(psp: Psp) -> None:
         conforms(reply, 401, "unauthorized")
 
 
-async def test_webhooks(psp: Psp) -> None:
+async def test_webhooks(db: str) -> None:
+    from psp_server.config import parse_networks
     from tests.support.openapi_webhooks import exercise
+    from tests.support.psp import start_psp, stop_psp
 
-    await exercise(psp, call, conforms)
+    # Its endpoint is a closed port on 127.0.0.1: loopback must be allowed.
+    psp = await start_psp(
+        db, sweep_interval=0.05, webhook_allow_networks=parse_networks("127.0.0.0/8")
+    )
+    try:
+        await exercise(psp, call, conforms)
+    finally:
+        await stop_psp(psp)
 
 
 async def test_rate_limits_and_the_body_timeout(tmp_path: Any) -> None:

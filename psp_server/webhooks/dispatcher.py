@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
@@ -38,7 +39,8 @@ from scan2pay_common.logtext import loggable
 
 from ..errors import StorageUnavailable
 from ..partitions import AllPartitions, Partitions
-from . import signing
+from . import failures, signing
+from .destinations import DestinationPolicy, GuardedResolver, guarded_socket_factory
 from .retry import RetryPolicy
 from .store import DueDelivery, Outcome, Scan, WebhookStore
 
@@ -68,7 +70,12 @@ class WebhookDispatcher:
         poll: float = POLL_SECONDS,
         max_senders: int = MAX_SENDERS,
         partitions: Partitions | None = None,
+        destinations: DestinationPolicy | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``destinations``: where deliveries may connect (public addresses
+        only by default); ``resolver``: what resolves endpoints' names before
+        the policy sees the addresses (aiohttp's default resolver by default)."""
         self._store = store
         self._partitions = partitions or AllPartitions()
         self._policy = policy
@@ -81,6 +88,8 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._http: aiohttp.ClientSession | None = None
+        self._destinations = destinations or DestinationPolicy()
+        self._resolver = resolver
 
     @property
     def wake_event(self) -> asyncio.Event:
@@ -96,7 +105,17 @@ class WebhookDispatcher:
     async def run(self) -> None:
         # No connection limit: a pool shared by every endpoint would let dead
         # endpoints starve the others. MAX_SENDERS bounds it instead.
-        connector = aiohttp.TCPConnector(limit=0)
+        # Every address connected to passes the destination policy: those a
+        # name resolves to in the resolver, any at all in the socket factory
+        # (an address in the URL skips the resolver). No DNS cache of
+        # aiohttp's own, which keeps an answer 10 s whatever its TTL: the
+        # system's resolver caches by the TTL.
+        connector = aiohttp.TCPConnector(
+            limit=0,
+            resolver=GuardedResolver(self._destinations, self._resolver),
+            use_dns_cache=False,
+            socket_factory=guarded_socket_factory(self._destinations),
+        )
         async with aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
@@ -187,35 +206,48 @@ class WebhookDispatcher:
         started = self._now_ms()
         status: int | None = None
         error: str | None = None
+        detail = ""  # for the operator's log only: it names addresses and ports
         try:
             async with http.post(
                 due.url, data=due.payload, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-        except TimeoutError:
-            error = f"timeout: no answer within {self._timeout:g} s"
+            error = failures.of_status(status)
+        except TimeoutError as exc:
+            error = failures.of_exception(exc)
+            detail = f"no answer within {self._timeout:g} s"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = failures.of_exception(exc)
+            detail = f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             # Still an outcome: the delivery backs off instead of its sender
             # failing on the same delivery over and over.
             log.exception("webhook %s: %s: unexpected error", due.endpoint_id, due.event_id)
-            error = f"{type(exc).__name__}: {exc}"
-        return Outcome(started, self._now_ms(), status, error)
+            error = failures.CONNECTION_FAILED
+            detail = f"{type(exc).__name__}: {exc}"
+        return Outcome(started, self._now_ms(), status, error, detail)
 
 
 def _log_outcome(due: DueDelivery, outcome: Outcome, status: str | None) -> None:
     # The endpoint's id only: its URL may carry a token of the merchant's,
-    # and the secret never goes anywhere near a log.
-    # An error's text may quote what the endpoint sent back.
-    what = loggable(outcome.error) if outcome.status_code is None else f"HTTP {outcome.status_code}"
+    # and the secret never goes anywhere near a log. The operator gets the
+    # detail that the merchant does not (docs/webhooks.md); an error's text
+    # may quote what the endpoint sent back.
+    if outcome.status_code is not None:
+        what = f"HTTP {outcome.status_code}"
+    else:
+        what = f"{outcome.error}: {loggable(outcome.detail)}"
     if outcome.delivered:
         log.info("webhook %s: %s delivered (%s)", due.endpoint_id, due.event_id, what)
-    else:
-        log.info(
-            "webhook %s: %s not delivered (%s); now %s",
-            due.endpoint_id,
-            due.event_id,
-            what,
-            status,
-        )
+        return
+    # A refused destination is a merchant pointing the PSP at something it
+    # must not reach (or an operator who forgot to allow a network).
+    level = logging.WARNING if outcome.error == failures.BLOCKED_DESTINATION else logging.INFO
+    log.log(
+        level,
+        "webhook %s: %s not delivered (%s); now %s",
+        due.endpoint_id,
+        due.event_id,
+        what,
+        status,
+    )

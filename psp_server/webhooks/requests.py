@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
 
+from .destinations import DestinationPolicy
+
 URL_MAX = 2048
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -22,8 +24,9 @@ def _invalid(message: str) -> InvalidValue:
     return InvalidValue("invalid_url", message, field="url")
 
 
-def check_url(value: object) -> str:
-    """An absolute http(s) URL with a host and no credentials or fragment."""
+def check_url(value: object, destinations: DestinationPolicy) -> str:
+    """An absolute http(s) URL with a host and no credentials or fragment,
+    whose host is not an address that ``destinations`` refuses."""
     if not isinstance(value, str):
         raise _invalid("url must be a string")
     if not 1 <= len(value) <= URL_MAX:
@@ -45,13 +48,16 @@ def check_url(value: object) -> str:
         raise _invalid("url must not contain a fragment (#...)")
     if port == 0:
         raise _invalid("url must not use port 0")
+    refusal = destinations.check_host(parts.hostname)
+    if refusal is not None:
+        raise _invalid(refusal)
     return value
 
 
-def parse_create(body: dict[str, Any]) -> str:
+def parse_create(body: dict[str, Any], destinations: DestinationPolicy) -> str:
     """``{"url": ...}`` -> the URL."""
     jf.check_fields(body, required=frozenset({"url"}))
-    return check_url(body["url"])
+    return check_url(body["url"], destinations)
 
 
 def parse_limit(raw: str | None) -> int:

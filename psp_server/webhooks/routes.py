@@ -10,9 +10,10 @@ from aiohttp import web
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from ..appkeys import WEBHOOK_DISPATCHER, WEBHOOK_STORE
+from ..appkeys import WEBHOOK_DESTINATIONS, WEBHOOK_DISPATCHER, WEBHOOK_STORE
 from ..errors import APIError
 from ..routes import _body, _json, _merchant
+from . import failures
 from .requests import parse_create, parse_limit
 from .store import Delivery, Endpoint, WebhookRefusal
 
@@ -37,6 +38,8 @@ def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    # The outcome by class only (failures.py): the exact status and the
+    # error's text would map what the PSP can reach.
     return {
         "event_id": delivery.event_id,
         "seq": delivery.seq,
@@ -44,8 +47,10 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         "status": delivery.status,
         "attempts": delivery.attempts,
         "last_attempt_at": _time(delivery.last_attempt_at),
+        # Exact: only public addresses can answer (destinations.py), and a
+        # merchant mending its endpoint needs to tell a 401 from a 404.
         "last_status_code": delivery.last_status_code,
-        "last_error": delivery.last_error,
+        "last_error": failures.public(delivery.last_error, delivery.last_status_code),
         "next_attempt_at": _time(delivery.next_attempt_at),
         "delivered_at": _time(delivery.delivered_at),
         "created_at": to_rfc3339(delivery.created_at),
@@ -56,7 +61,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     merchant = await _merchant(request)
     body = await _body(request)
     try:
-        url = parse_create(body)
+        url = parse_create(body, request.app[WEBHOOK_DESTINATIONS])
     except InvalidValue as exc:
         raise APIError.from_invalid(exc) from None
     try:

@@ -102,7 +102,11 @@ class Outcome:
     started_at: int
     finished_at: int
     status_code: int | None
+    # A class of psp_server/webhooks/failures.py, what the merchant sees;
+    # None once delivered.
     error: str | None
+    # What happened, for the operator's log; never stored or shown.
+    detail: str = field(default="", repr=False)
 
     @property
     def delivered(self) -> bool:

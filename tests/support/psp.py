@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from psp_server.config import Settings
 from psp_server.server import RunningServer, start_server
@@ -103,10 +104,22 @@ def _with_schema(db: str) -> None:
         migrated_sqlite(db)
 
 
-async def start_psp(db: str, *, mqtt_url: str | None = None, **settings: Any) -> Psp:
+async def start_psp(
+    db: str,
+    *,
+    mqtt_url: str | None = None,
+    webhook_resolver: AbstractResolver | None = None,
+    **settings: Any,
+) -> Psp:
+    """``webhook_resolver`` stands in for the system's resolver of webhook
+    endpoints' names (tests/support/dns.py); the PSP's destination policy
+    still checks what it answers."""
     _with_schema(db)
     mqtt = MqttTarget.parse(mqtt_url) if mqtt_url else None
-    server = await start_server(Settings(host="127.0.0.1", port=0, db=db, mqtt=mqtt, **settings))
+    server = await start_server(
+        Settings(host="127.0.0.1", port=0, db=db, mqtt=mqtt, **settings),
+        webhook_resolver=webhook_resolver,
+    )
     http = aiohttp.ClientSession()
     return Psp(server, http)
 
