@@ -176,7 +176,7 @@ async def test_the_psp_escapes_a_webhook_endpoints_answer(
     assert "\n" in error or len(error) > 1000, error  # something to escape
     due = DueDelivery("wh_1", 1, "ev_1", garbage_http, "secret", b"{}", 0)
     before = len(caplog.records)
-    _log_outcome(due, Outcome(0, 1, None, error), "retrying")
+    _log_outcome(due, Outcome(0, 1, None, "connection_failed", error), "retrying")
     assert_one_safe_record(caplog, before, error[:80])
 
 
