@@ -34,6 +34,7 @@ from tests.support.bridge import (
     running_terminal,
 )
 from tests.support.broker import Mosquitto
+from tests.support.commands import show_qr_of
 from tests.support.mqtt import Subscriber, publish
 from tests.support.process import run_cli
 from tests.support.psp import Merchant, Psp, code_of, start_psp, stop_psp
@@ -45,23 +46,6 @@ async def psp_keys(psp: Psp) -> tuple[PublicKey, ...]:
     status, body = await psp.call("GET", "/v1/keys")
     assert status == 200, body
     return parse_public_keys([key["public_key"] for key in body["keys"]])
-
-
-def show_qr_of(created: dict[str, Any], **changes: Any) -> bytes:
-    """The show_qr a cashier makes of a create's answer; a change to None
-    leaves the field out."""
-    command = {
-        "type": "show_qr",
-        "checkout_id": created["id"],
-        "qr_url": created["qr_url"],
-        "amount": created["amount"],
-        "currency": created["currency"],
-        "expires_at": created["expires_at"],
-        "order_id": created["order_id"],
-        "display_ticket": created["display_ticket"],
-        **changes,
-    }
-    return json.dumps({k: v for k, v in command.items() if v is not None}).encode()
 
 
 def forged_event(checkout: dict[str, Any], merchant_id: str, **changes: Any) -> dict[str, Any]:

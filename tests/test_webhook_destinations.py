@@ -31,6 +31,7 @@ from scan2pay_common.timefmt import now_ms
 from tests.support.dns import StaticResolver
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
 from tests.support.psp import Merchant, Psp, code_of, start_psp, stop_psp
+from tests.support.webhooks import log_until
 
 
 def networks(text: str) -> Any:
@@ -132,26 +133,6 @@ async def pay(psp: Psp, merchant: Merchant, order_id: str) -> None:
     checkout = await psp.checkout(merchant, order_id=order_id)
     status, answer = await psp.pay(await psp.wallet(), code_of(checkout))
     assert status == 201, answer
-
-
-async def log_until(
-    psp: Psp,
-    merchant: Merchant,
-    webhook_id: str,
-    check: Callable[[list[dict[str, Any]]], bool],
-    timeout: float = 10.0,
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = await psp.call(
-            "GET", f"/v1/webhooks/{webhook_id}/deliveries", headers=merchant.auth
-        )
-        assert status == 200, body
-        log: list[dict[str, Any]] = body["deliveries"]
-        if log and check(log):
-            return log
-        assert time.monotonic() < deadline, f"the delivery log never got there: {log}"
-        await asyncio.sleep(0.02)
 
 
 # The policy on its own: every special range, in every form.

@@ -45,6 +45,7 @@ from tests.support.db import connect as db_connect
 from tests.support.db import sqlite_at_migration
 from tests.support.process import PspProcess
 from tests.support.psp import Merchant, Psp, Wallet, code_of, start_psp, stop_psp
+from tests.support.webhooks import log_of, log_until
 
 
 class Retries(TypedDict):
@@ -181,33 +182,6 @@ async def pay_one(psp: Psp, merchant: Merchant, wallet: Wallet, order_id: str) -
     status, answer = await psp.pay(wallet, code_of(checkout))
     assert status == 201, answer
     return checkout
-
-
-async def log_of(psp: Psp, merchant: Merchant, webhook_id: str) -> list[dict[str, Any]]:
-    status, body = await psp.call(
-        "GET", f"/v1/webhooks/{webhook_id}/deliveries", headers=merchant.auth
-    )
-    assert status == 200, body
-    deliveries: list[dict[str, Any]] = body["deliveries"]
-    return deliveries
-
-
-async def log_until(
-    psp: Psp,
-    merchant: Merchant,
-    webhook_id: str,
-    check: Callable[[list[dict[str, Any]]], bool],
-    timeout: float = 10.0,
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        log = await log_of(psp, merchant, webhook_id)
-        # Empty until the dispatcher's scan has committed, which on
-        # PostgreSQL runs beside the request that wrote the event.
-        if log and check(log):
-            return log
-        assert time.monotonic() < deadline, f"the delivery log never got there: {log}"
-        await asyncio.sleep(0.01)
 
 
 def stored_payload(db: str | Path, checkout_id: str) -> bytes:

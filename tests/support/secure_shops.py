@@ -37,6 +37,7 @@ from psp_server import mqtt_accounts
 from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_client import CA_ENV
 from scan2pay_common.topics import display_topic, state_topic
+from tests.support.commands import show_qr_of
 from tests.support.process import PspProcess, create_merchant, create_wallet
 from tests.support.secure_broker import Certs, Client, SecureMosquitto
 
@@ -68,20 +69,8 @@ def decode_qr(path: Path) -> list[str]:
 
 
 def show_qr(created: dict[str, Any]) -> str:
-    """The ``show_qr`` a cashier makes of a create's answer, display ticket
-    and all, as cashier-bridge does."""
-    return json.dumps(
-        {
-            "type": "show_qr",
-            "checkout_id": created["id"],
-            "qr_url": created["qr_url"],
-            "amount": created["amount"],
-            "currency": created["currency"],
-            "expires_at": created["expires_at"],
-            "order_id": created["order_id"],
-            "display_ticket": created["display_ticket"],
-        }
-    )
+    """The ``show_qr`` a cashier makes of a create's answer, as text."""
+    return show_qr_of(created).decode()
 
 
 @dataclass
