@@ -31,12 +31,13 @@ PREFIX = "ed25519:"
 SIGNATURE_FIELD = "signature"
 SIGNATURE_FIELDS = frozenset({"alg", "kid", "sig"})
 
-# cryptography is imported where it is first used, not with this module: it
-# is some 7 MB of a process's memory, and a checkout terminal (a Pi Zero,
-# 512 MB in all) that parses its keys here verifies with the OpenSSL its
-# Python is linked against instead (terminal.trust).
+# PyNaCl (libsodium) is the project's one Ed25519 library: the PSP signs
+# with it, terminals and cashier bridges verify with it. It has wheels for
+# every machine a terminal runs on (docs/terminal.md, "Wheels"), and it is
+# imported where it is first used, so that what only parses keys (configs,
+# the CLIs) does not load it.
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from nacl.signing import VerifyKey
 
 
 def b64url(raw: bytes) -> str:
@@ -72,12 +73,13 @@ class PublicKey:
 
     raw: bytes
     kid: str = field(init=False)
-    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
+    _key: VerifyKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Any 32 bytes make an Ed25519 public key for cryptography (it checks
-        # the length only), so the length is the whole check here, and the
-        # key object is made when the key first verifies.
+        # Any 32 bytes make a VerifyKey (it checks the length only; libsodium
+        # refuses a key that is no curve point when it verifies), so the
+        # length is the whole check here, and the key object is made when
+        # the key first verifies.
         if len(self.raw) != 32:
             raise InvalidValue("invalid_key", "an Ed25519 public key is 32 bytes")
         object.__setattr__(self, "kid", key_id(self.raw))
@@ -102,21 +104,28 @@ class PublicKey:
         return f"PublicKey({self.text!r})"
 
     def check(self, signature: bytes, message: bytes) -> bool:
-        from cryptography.exceptions import InvalidSignature
+        """Whether ``signature`` (64 bytes) is this key's on ``message``.
+        A signature of another length raises ValueError."""
+        from nacl.exceptions import BadSignatureError
 
         try:
-            self._verifier().verify(signature, message)
-        except InvalidSignature:
+            self._verifier().verify(message, signature)
+        except BadSignatureError:
             return False
         return True
 
-    def _verifier(self) -> Ed25519PublicKey:
+    def prepare(self) -> None:
+        """Loads libsodium and makes the key object now, so that the first
+        check (a terminal's first checkout) does not pay for them."""
+        self._verifier()
+
+    def _verifier(self) -> VerifyKey:
         try:
             return self._key
         except AttributeError:  # the first check
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+            from nacl.signing import VerifyKey
 
-            key = Ed25519PublicKey.from_public_bytes(self.raw)
+            key = VerifyKey(self.raw)
             object.__setattr__(self, "_key", key)
             return key
 
@@ -142,7 +151,7 @@ def parse_public_keys(value: object) -> tuple[PublicKey, ...]:
 class SigningKey:
     """The PSP's private key. It signs with libsodium (PyNaCl): Ed25519 is
     deterministic, so the signature is the one any implementation makes
-    (a test holds it to cryptography's), and libsodium makes it in 20 us
+    (a test holds it to RFC 8032's vectors), and libsodium makes it in 20 us
     where OpenSSL took 32, on every checkout twice."""
 
     __slots__ = ("_key", "_raw", "public")

@@ -101,6 +101,8 @@ class TerminalDaemon:
         self.display = display
         self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
         self.identity = Identity(config.merchant_id, config.terminal_id, config.psp_public_keys)
+        for key in self.identity.keys:
+            key.prepare()
         self.display_topic = display_topic(config.merchant_id, config.terminal_id)
         self.events_topic = events_topic(config.merchant_id)
         self.terminal_events_topic = terminal_events_topic(config.merchant_id, config.terminal_id)

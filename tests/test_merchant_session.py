@@ -16,7 +16,13 @@ from psp_server.config import Rate
 from psp_server.payloads import CheckoutRequest
 from psp_server.storage import Storage, open_storage
 from psp_server.web import board_stream
-from psp_server.web.merchant_session import SESSION_KEYS, SESSION_MS, SessionKeys
+from psp_server.web.merchant_session import (
+    INFO,
+    SESSION_KEYS,
+    SESSION_MS,
+    SessionKeys,
+    hkdf_sha256,
+)
 from scan2pay_common.timefmt import now_ms
 from tests.support.board import (
     EventStream,
@@ -51,6 +57,18 @@ async def _board_status(psp: Psp, signed: Signed) -> int:
 
 
 # The session itself, without a server.
+
+
+def test_the_session_key_is_rfc_5869s_hkdf() -> None:
+    # RFC 5869, A.3: SHA-256, no salt, no info; the first 32 bytes of its OKM.
+    assert hkdf_sha256(bytes([0x0B]) * 22, b"").hex() == (
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+    )
+    # What the cryptography package's HKDF derived for the session key before
+    # it was dropped: sessions issued by an older PSP stay valid.
+    assert hkdf_sha256(bytes(range(32)), INFO).hex() == (
+        "b015369a8cd75e26bb2d66ff60f19520799fbc63da70c640575e73b7aa74b6d5"
+    )
 
 
 def test_a_session_cookie_is_signed_bound_to_the_key_and_runs_out() -> None:

@@ -16,6 +16,7 @@ from scan2pay_common.signing import (
     b64url,
     canonical_bytes,
     parse_public_keys,
+    unb64url,
     verify,
     verify_json,
 )
@@ -198,17 +199,56 @@ def test_signing_key_round_trip() -> None:
     assert repr(made) == f"SigningKey(kid={made.kid!r})"  # never the private bytes
 
 
-def test_libsodiums_signature_is_the_one_cryptography_makes() -> None:
-    """The PSP signs with PyNaCl; Ed25519 is deterministic, so for the same
-    key and bytes every implementation gives the same signature."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+# RFC 8032, 7.1, TESTS 1 to 3: secret key, public key, message, signature.
+RFC8032 = [
+    (
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "",
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+        "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    ),
+    (
+        "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "72",
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+        "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+    ),
+    (
+        "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+        "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+        "af82",
+        "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac"
+        "18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+    ),
+]
 
-    from scan2pay_common.signing import canonical_bytes
 
-    for n in range(20):
-        key = SigningKey.generate()
-        obj = {"checkout_id": f"co_{n}", "amount": n * 1000 + 1, "note": "é€" * n}
-        reference = Ed25519PrivateKey.from_private_bytes(key.private_bytes())
-        expected = reference.sign(canonical_bytes(obj))
-        assert key.signature(obj)["sig"] == b64url(expected)
-        assert key.public.raw == reference.public_key().public_bytes_raw()
+@pytest.mark.parametrize(("secret", "public", "message", "signature"), RFC8032)
+def test_keys_signatures_and_checks_are_rfc_8032s(
+    secret: str, public: str, message: str, signature: str
+) -> None:
+    """Ed25519 is deterministic: for the same key and bytes every
+    implementation gives the same signature, so RFC 8032's vectors pin the
+    PSP's signatures and the verifiers' answers alike."""
+    key = SigningKey(bytes.fromhex(secret))
+    assert key.public.raw.hex() == public
+    assert key._key.sign(bytes.fromhex(message)).signature.hex() == signature
+    sig, msg = bytes.fromhex(signature), bytes.fromhex(message)
+    assert key.public.check(sig, msg)
+    assert not key.public.check(sig, msg + b"x")
+    for bit in (0, 7, 255, 511):
+        flipped = bytearray(sig)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        assert not key.public.check(bytes(flipped), msg)
+    assert not OTHER.public.check(sig, msg)
+
+
+def test_a_signature_by_a_key_that_is_no_curve_point_fails() -> None:
+    """Any 32 bytes parse as a public key; those that are no point on the
+    curve (or a point of small order) verify nothing."""
+    signed = KEY.sign(TICKET)
+    message, sig = canonical_bytes(signed), unb64url(signed["signature"]["sig"])
+    for raw in (bytes(32), b"\x01" + bytes(31), b"\xff" * 32):
+        assert not PublicKey(raw).check(sig, message)

@@ -29,8 +29,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
@@ -58,12 +56,20 @@ class Session:
     cookie: str  # the whole value: the CSRF token is bound to it
 
 
+def hkdf_sha256(secret: bytes, info: bytes) -> bytes:
+    """RFC 5869's HKDF with SHA-256, no salt, 32 bytes out: an extract and
+    one expand block, two HMACs. The standard library's ``hmac`` does it,
+    where a crypto package for this alone would be some 16 MB on every PSP
+    (tests/test_merchant_session.py holds it to RFC 5869's vector)."""
+    prk = hmac.new(bytes(hashlib.sha256().digest_size), secret, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
 class SessionKeys:
     """The MAC key, and everything made or checked with it."""
 
     def __init__(self, secret: bytes) -> None:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=INFO)
-        self._key = hkdf.derive(secret)
+        self._key = hkdf_sha256(secret, INFO)
 
     def _mac(self, purpose: bytes, message: str) -> str:
         return _b64(
