@@ -30,6 +30,9 @@ luma's own table (by building the driver over luma's ``noop`` interface).
 screen is drawn on it turned by quarter turns clockwise, as a panel mounted
 that way shows it.
 
+luma.examples' flags (``--display ssd1306 --interface i2c --i2c-port 1``)
+are another way to write these values: ``luma_form`` turns them into one.
+
 PORT for nextion and escpos is a device path or a pyserial URL
 (``socket://printer:9100``); it runs to the first comma, so it may contain
 colons. DIR is likewise everything up to the first comma. ``text`` names the

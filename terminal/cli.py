@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from hardware import luma_form
 from hardware.base import Display
 from hardware.errors import HardwareError
 from scan2pay_common import logformat
@@ -26,27 +27,45 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scan2pay-terminal",
         description="Shows the checkout's QR code and its outcome on this terminal's display.",
     )
-    parser.add_argument("--config", help="a TOML file with the settings below as keys")
-    for key, (flag, var, hint) in FIELDS.items():
-        # A rotation has two keys: the flag may be given more than once.
-        action = "append" if key == "psp_public_key" else "store"
-        parser.add_argument(flag, dest=key, action=action, help=f"{hint} (env {var})")
+    add_settings(parser)
     return parser
 
 
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    """The settings' flags, which the daemon and each command take alike."""
+    parser.add_argument("--config", help="a TOML file with the settings below as keys")
+    luma = parser.add_argument_group(
+        "luma.examples' display flags",
+        "instead of a compact --display: --display ssd1306 --interface i2c --i2c-port 1 ...",
+    )
+    for key, (flag, var, hint) in FIELDS.items():
+        # A rotation has two keys: the flag may be given more than once.
+        action = "append" if key == "psp_public_key" else "store"
+        group = luma if key in luma_form.KEYS else parser
+        group.add_argument(flag, dest=key, action=action, help=f"{hint} (env {var})")
+
+
+def settings_given(args: argparse.Namespace) -> dict[str, object]:
+    return {key: getattr(args, key) for key in FIELDS}
+
+
+def report_config_error(error: ConfigError) -> int:
+    print("scan2pay-terminal: bad configuration:", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     from hardware.registry import open_display, parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
-    args = build_parser().parse_args(argv)
-    flags = {key: getattr(args, key) for key in FIELDS}
+    args = build_parser().parse_args(arguments)
     try:
-        config = load(flags, config_file=args.config, check_display=parse_spec)
+        config = load(settings_given(args), config_file=args.config, check_display=parse_spec)
     except ConfigError as exc:
-        print("scan2pay-terminal: bad configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        return report_config_error(exc)
     logformat.configure(config.log_level)
     try:
         display = open_display(config.display)
