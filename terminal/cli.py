@@ -22,10 +22,18 @@ EXIT_CONFIG = 2
 EXIT_DISPLAY = 3
 
 
+# scan2pay-terminal COMMAND ...: each in a module of its own, imported when run.
+COMMANDS = {
+    "doctor": "checks this terminal's setup, one line a check (terminal/doctor/)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scan2pay-terminal",
         description="Shows the checkout's QR code and its outcome on this terminal's display.",
+        epilog="commands (each takes the settings below too): "
+        + "; ".join(f"scan2pay-terminal {name}: {what}" for name, what in COMMANDS.items()),
     )
     add_settings(parser)
     return parser
@@ -58,6 +66,8 @@ def report_config_error(error: ConfigError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in COMMANDS:
+        return _command(arguments[0], arguments[1:])
     from hardware.registry import open_display, parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
@@ -74,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_DISPLAY
     asyncio.run(_run(config, display))
     return 0
+
+
+def _command(name: str, argv: list[str]) -> int:
+    from .doctor import main as doctor
+
+    return doctor(argv)
 
 
 M_ARENA_MAX = -8  # glibc's malloc.h
