@@ -25,6 +25,7 @@ EXIT_DISPLAY = 3
 # scan2pay-terminal COMMAND ...: each in a module of its own, imported when run.
 COMMANDS = {
     "doctor": "checks this terminal's setup, one line a check (terminal/doctor/)",
+    "test-pattern": "draws a test pattern and a sample QR on the display",
 }
 
 
@@ -87,9 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(name: str, argv: list[str]) -> int:
-    from .doctor import main as doctor
+    if name == "doctor":
+        from .doctor import main as doctor
 
-    return doctor(argv)
+        return doctor(argv)
+    from .test_pattern import main as test_pattern
+
+    return test_pattern(argv)
 
 
 M_ARENA_MAX = -8  # glibc's malloc.h
