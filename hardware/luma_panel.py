@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import luma.core.error
 from luma.core.interface.serial import (
+    gpio_cs_spi,
     i2c,
     noop,
     spi,
@@ -94,6 +95,9 @@ class LumaConfig:
     dc_gpio: int = 24  # SPI data/command pin (luma's default)
     rst_gpio: int | None = 25  # SPI reset pin (luma's default); None if not wired
     light_gpio: int | None = 18  # luma.lcd backlight pin (luma's default); None if not wired
+    # SPI chip select driven on this GPIO (luma's gpio_cs_spi) rather than by
+    # the controller's CE0/CE1 line; None: the controller's, as usual.
+    cs_gpio: int | None = None
 
     @property
     def name(self) -> str:
@@ -242,13 +246,16 @@ def _no_backlight(on: bool) -> None:
 def _open_interface(config: LumaConfig) -> Any:
     if config.bus == "i2c":
         return i2c(port=config.port, address=config.address)
-    return spi(
-        port=config.port,
-        device=config.address,
-        bus_speed_hz=config.bus_speed_hz,
-        gpio_DC=config.dc_gpio,
-        gpio_RST=config.rst_gpio,
-    )
+    spi_options: dict[str, Any] = {
+        "port": config.port,
+        "device": config.address,
+        "bus_speed_hz": config.bus_speed_hz,
+        "gpio_DC": config.dc_gpio,
+        "gpio_RST": config.rst_gpio,
+    }
+    if config.cs_gpio is not None:
+        return gpio_cs_spi(gpio_CS=config.cs_gpio, **spi_options)
+    return spi(**spi_options)
 
 
 def _colour_mode(device: Any) -> ColourMode:

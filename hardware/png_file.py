@@ -5,6 +5,11 @@ continues after the highest number already there, so runs never overwrite
 each other), and ``latest.png`` always holds the newest frame. Every file is
 written to a temporary name and renamed into place, so a viewer polling
 ``latest.png`` never reads half a file.
+
+``rotate`` mounts the emulated panel turned, as luma's ``rotate`` does: the
+geometry the renderer draws for is the panel's after the turn, and each file
+is the panel's own ``size``, showing the screen turned by that many quarter
+turns clockwise, as luma sends it to a real panel.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ _FRAME_NAME = re.compile(r"frame-(\d+)\.png")
 class PngConfig:
     directory: Path
     geometry: Geometry = DEFAULT_GEOMETRY
+    rotate: int = 0
 
     def open(self) -> PngFileDisplay:
-        return PngFileDisplay(self.directory, self.geometry)
+        return PngFileDisplay(self.directory, self.geometry, rotate=self.rotate)
 
 
 def frame_name(number: int) -> str:
@@ -40,10 +46,17 @@ def frame_name(number: int) -> str:
 
 
 class PngFileDisplay(Display):
-    def __init__(self, directory: str | Path, geometry: Geometry = DEFAULT_GEOMETRY) -> None:
+    def __init__(
+        self, directory: str | Path, geometry: Geometry = DEFAULT_GEOMETRY, *, rotate: int = 0
+    ) -> None:
         self.directory = Path(directory)
         self.name = f"png:{self.directory}"
-        self._geometry = geometry
+        self._rotate = rotate % 4
+        # What the renderer draws on: the panel as the customer sees it.
+        turned = self._rotate % 2 == 1
+        self._geometry = (
+            Geometry(geometry.height, geometry.width, geometry.mode) if turned else geometry
+        )
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             numbers = [
@@ -63,6 +76,9 @@ class PngFileDisplay(Display):
         if frame.image is None:
             raise ValueError(f"{self.name} is a pixel display: the frame needs an image")
         image = fit(frame.image, self._geometry.size, self._geometry.mode)
+        if self._rotate:
+            # As luma's preprocess turns a frame for a rotated panel.
+            image = image.rotate(-90 * self._rotate, expand=True)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         number = self.last_number + 1

@@ -5,7 +5,7 @@ A value is a head, then options after commas::
 
     DRIVER:i2c[:PORT[:ADDRESS]][,OPTION=VALUE...]  ssd1306:i2c:1:0x3C,rotate=2
     DRIVER:spi[:PORT[:DEVICE]][,OPTION=VALUE...]   st7789:spi:0:0,dc=24,rst=25,width=240,height=240
-    png:DIR[,size=WxH][,mode=1|L|RGB]               png:/tmp/frames,size=320x240,mode=RGB
+    png:DIR[,size=WxH][,mode=1|L|RGB][,rotate=0..3] png:/tmp/frames,size=320x240,mode=RGB
     console[,size=WxH]                              console,size=128x64
     nextion:PORT[,baud=N][,charset=NAME][,qr=NAME][,text=NAME+NAME...]
     escpos:PORT[,baud=N][,charset=CODEPAGE][,module=1..16][,ecc=L|M|Q|H][,cut=partial|full|none]
@@ -19,10 +19,19 @@ clockwise), ``speed`` (bus clock in Hz; on SPI one of luma's clocks, default
 8000000; on I2C, default 400000, it only informs the bus time estimate: set
 the real clock with ``dtparam=i2c_arm_baudrate`` in config.txt), and on SPI
 ``dc`` and ``rst`` (GPIO numbers, default 24 and 25; ``rst=none`` if not
-wired), and for luma.lcd panels ``light`` (backlight GPIO, default 18;
-``light=none`` if the backlight is wired to power). Numbers may be decimal
-or 0x-hex. Sizes are checked against luma's own table (by building the
-driver over luma's ``noop`` interface).
+wired) and ``cs`` (a GPIO that drives the chip select instead of the SPI
+controller's CE line: luma's ``gpio_cs_spi`` interface), and for luma.lcd
+panels ``light`` (backlight GPIO, default 18; ``light=none`` if the
+backlight is wired to power). The defaults are luma's own. One GPIO cannot
+be two lines. Numbers may be decimal or 0x-hex. Sizes are checked against
+luma's own table (by building the driver over luma's ``noop`` interface).
+
+``png`` takes ``rotate`` as a panel does: ``size`` is the file's size, the
+screen is drawn on it turned by quarter turns clockwise, as a panel mounted
+that way shows it.
+
+luma.examples' flags (``--display ssd1306 --interface i2c --i2c-port 1``)
+are another way to write these values: ``luma_form`` turns them into one.
 
 PORT for nextion and escpos is a device path or a pyserial URL
 (``socket://printer:9100``); it runs to the first comma, so it may contain
@@ -41,12 +50,12 @@ of one value are reported together, followed by the accepted forms.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
+from . import spec_values as values
 from .base import ColourMode, Display, DummyDisplay, Geometry, NoopDisplay
 from .errors import DisplaySpecError
 
@@ -61,15 +70,15 @@ if TYPE_CHECKING:
 FORMS = """accepted --display forms:
   DRIVER:i2c[:PORT[:ADDRESS]][,OPTION=VALUE...]  e.g. ssd1306:i2c:1:0x3C,rotate=2
   DRIVER:spi[:PORT[:DEVICE]][,OPTION=VALUE...]   e.g. st7789:spi:0:0,dc=24,width=240,height=240
-    (DRIVER: a luma.oled or luma.lcd device; OPTION: width, height, rotate, speed, dc, rst, light)
-  png:DIR[,size=WxH][,mode=1|L|RGB]
+    (DRIVER: a luma.oled or luma.lcd device;
+     OPTION: width, height, rotate, speed, dc, rst, cs, light)
+  png:DIR[,size=WxH][,mode=1|L|RGB][,rotate=0..3]
   console[,size=WxH]
   nextion:PORT[,baud=N][,charset=NAME][,qr=NAME][,text=NAME+NAME...]
   escpos:PORT[,baud=N][,charset=CODEPAGE][,module=1..16][,ecc=L|M|Q|H][,cut=partial|full|none]
   noop[,size=WxH][,mode=1|L|RGB]
   dummy[,size=WxH][,mode=1|L|RGB]"""
 
-_SIZE = re.compile(r"([1-9][0-9]*)x([1-9][0-9]*)")
 _MODES: tuple[ColourMode, ...] = ("1", "L", "RGB")
 T = TypeVar("T")
 
@@ -114,7 +123,7 @@ def parse_spec(spec: str) -> DisplayConfig:
         from .console import ConsoleConfig
 
         _no_target(kind, has_target, problems)
-        size = options.take("size", _parse_size, (128, 64))
+        size = options.take("size", values.size, (128, 64))
         config = ConsoleConfig(Geometry(*size, "1"))
     elif kind == "png":
         from .png_file import PngConfig
@@ -122,8 +131,9 @@ def parse_spec(spec: str) -> DisplayConfig:
         if not target:
             problems.append("png needs a directory: png:DIR")
         geometry = _geometry(options, Geometry(128, 64, "1"))
+        rotate = options.take("rotate", values.rotation, 0)
         if geometry is not None:
-            config = PngConfig(Path(target), geometry)
+            config = PngConfig(Path(target), geometry, rotate)
     elif kind == "nextion":
         config = _nextion(target, options, problems)
     elif kind == "escpos":
@@ -162,33 +172,38 @@ def _luma(
         address = _number(
             "I2C address", where_text, luma_panel.I2C_DEFAULT_ADDRESS, 0x03, 0x77, problems
         )
-        speed = options.take("speed", _positive_int, None)
-        for spi_only in ("dc", "rst"):
+        speed = options.take("speed", values.positive_int, None)
+        for spi_only in ("dc", "rst", "cs"):
             options.refuse(spi_only, "is for SPI panels, not I2C")
-        dc, rst = defaults.dc_gpio, defaults.rst_gpio
+        dc, rst, cs = defaults.dc_gpio, defaults.rst_gpio, None
     else:
         port = _number("SPI port", port_text, luma_panel.SPI_DEFAULT_PORT, 0, 255, problems)
         address = _number("SPI device", where_text, luma_panel.SPI_DEFAULT_DEVICE, 0, 255, problems)
-        speed = options.take("speed", _spi_speed, None)
-        dc = options.take("dc", _gpio, defaults.dc_gpio)
-        rst = options.take("rst", _gpio_or_none, defaults.rst_gpio)
+        speed = options.take("speed", values.spi_speed, None)
+        dc = options.take("dc", values.gpio, defaults.dc_gpio)
+        rst = options.take("rst", values.gpio_or_none, defaults.rst_gpio)
+        cs = options.take("cs", values.gpio, None)
     if luma_panel.is_lcd(driver_class):
-        light = options.take("light", _gpio_or_none, defaults.light_gpio)
+        light = options.take("light", values.gpio_or_none, defaults.light_gpio)
     else:
         options.refuse("light", f"is for luma.lcd panels; {driver} is an OLED")
         light = defaults.light_gpio
+    if bus == "spi":
+        lcd_light = light if luma_panel.is_lcd(driver_class) else None  # an OLED has none
+        _distinct_pins({"dc": dc, "rst": rst, "cs": cs, "light": lcd_light}, problems)
     config = luma_panel.LumaConfig(
         driver=driver,
         bus=bus,
         port=port,
         address=address,
-        width=options.take("width", _positive_int, None),
-        height=options.take("height", _positive_int, None),
-        rotate=options.take("rotate", _one_of_ints(0, 1, 2, 3), 0),
+        width=options.take("width", values.positive_int, None),
+        height=options.take("height", values.positive_int, None),
+        rotate=options.take("rotate", values.rotation, 0),
         speed_hz=speed,
         dc_gpio=dc,
         rst_gpio=rst,
         light_gpio=light,
+        cs_gpio=cs,
     )
     if not problems:
         try:
@@ -196,6 +211,19 @@ def _luma(
         except DisplaySpecError as error:
             problems.append(str(error))
     return config
+
+
+def _distinct_pins(pins: dict[str, int | None], problems: list[str]) -> None:
+    """One GPIO cannot be two of a panel's lines (luma.examples' own default
+    chip select, 24, is its default data/command pin)."""
+    seen: dict[int, str] = {}
+    for line, pin in pins.items():
+        if pin is None:
+            continue
+        if pin in seen:
+            problems.append(f"{seen[pin]}= and {line}= are both GPIO {pin}")
+        else:
+            seen[pin] = line
 
 
 def _nextion(target: str, options: _Options, problems: list[str]) -> NextionConfig | None:
@@ -206,7 +234,7 @@ def _nextion(target: str, options: _Options, problems: list[str]) -> NextionConf
     texts: tuple[str, ...] = options.take("text", _component_list, ("t0", "t1", "t2", "t3"))
     config = NextionConfig(
         port=target,
-        baud=options.take("baud", _positive_int, 9600),
+        baud=options.take("baud", values.positive_int, 9600),
         charset=options.take("charset", _encoding, "iso-8859-1"),
         qr=options.take("qr", _component, "qr0"),
         texts=texts,
@@ -221,18 +249,18 @@ def _escpos(target: str, options: _Options, problems: list[str]) -> EscPosConfig
         problems.append("escpos needs a serial port: escpos:/dev/ttyUSB0")
     config = EscPosConfig(
         port=target,
-        baud=options.take("baud", _positive_int, 9600),
-        charset=options.take("charset", _choice(*CODE_PAGES), "cp437"),
-        module=options.take("module", _int_range(1, 16), 6),
-        ecc=options.take("ecc", _choice(*ERROR_CORRECTION), "M"),
-        cut=cast(Cut, options.take("cut", _choice(*CUTS), "partial")),
+        baud=options.take("baud", values.positive_int, 9600),
+        charset=options.take("charset", values.choice(*CODE_PAGES), "cp437"),
+        module=options.take("module", values.int_range(1, 16), 6),
+        ecc=options.take("ecc", values.choice(*ERROR_CORRECTION), "M"),
+        cut=cast(Cut, options.take("cut", values.choice(*CUTS), "partial")),
     )
     return config if target else None
 
 
 def _geometry(options: _Options, default: Geometry | None) -> Geometry | None:
-    size = options.take("size", _parse_size, None)
-    mode = options.take("mode", _choice(*_MODES), None)
+    size = options.take("size", values.size, None)
+    mode = options.take("mode", values.choice(*_MODES), None)
     if size is None and default is None:
         if mode is not None:
             options.problems.append("mode= needs size= as well")
@@ -292,84 +320,14 @@ class _Options:
             self.problems.append(f"unknown option {key!r} for {kind} (accepted: {accepted})")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        try:
-            return int(text, 10)  # int("08", 0) refuses a leading zero
-        except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
-
-
 def _number(what: str, text: str, default: int, low: int, high: int, problems: list[str]) -> int:
     if not text:
         return default
     try:
-        return _int_range(low, high)(text)
+        return values.int_range(low, high)(text)
     except ValueError as error:
         problems.append(f"{what} {text!r}: {error}")
         return default
-
-
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _int(text)
-        if not low <= value <= high:
-            raise ValueError(f"must be {low}..{high}")
-        return value
-
-    return parse
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def _one_of_ints(*accepted: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _int(text)
-        if value not in accepted:
-            raise ValueError(f"must be one of {', '.join(map(str, accepted))}")
-        return value
-
-    return parse
-
-
-def _spi_speed(text: str) -> int:
-    from . import luma_panel
-
-    value = _int(text)
-    if value not in luma_panel.SPI_SPEEDS_HZ:
-        raise ValueError(f"luma's SPI clocks are {', '.join(map(str, luma_panel.SPI_SPEEDS_HZ))}")
-    return value
-
-
-def _gpio(text: str) -> int:
-    return _int_range(0, 63)(text)
-
-
-def _gpio_or_none(text: str) -> int | None:
-    return None if text.lower() == "none" else _gpio(text)
-
-
-def _choice(*accepted: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in accepted:
-            raise ValueError(f"must be one of {', '.join(accepted)}")
-        return text
-
-    return parse
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    match = _SIZE.fullmatch(text)
-    if not match:
-        raise ValueError("a size is WIDTHxHEIGHT, e.g. 128x64")
-    return int(match.group(1)), int(match.group(2))
 
 
 def _encoding(text: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from hardware import luma_form
 from scan2pay_common import setting_values
 from scan2pay_common.config_layers import Layers, read_toml
 from scan2pay_common.errors import InvalidValue
@@ -46,7 +47,11 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "mqtt": ("--mqtt", "SCAN2PAY_MQTT", "mqtt://[user:password@]host:port"),
     "merchant": ("--merchant", "SCAN2PAY_MERCHANT", "the merchant id the PSP gave, like mer_…"),
     "terminal": ("--terminal", "SCAN2PAY_TERMINAL", "this terminal's id, like lane-1"),
-    "display": ("--display", "SCAN2PAY_DISPLAY", "ssd1306:i2c:1:0x3C, png:DIR, console, …"),
+    "display": (
+        "--display",
+        "SCAN2PAY_DISPLAY",
+        "ssd1306:i2c:1:0x3C, png:DIR, console, … or a luma driver with luma.examples' keys",
+    ),
     "name": ("--name", "SCAN2PAY_NAME", "the shop name shown when idle"),
     "psp_url": ("--psp-url", "SCAN2PAY_PSP_URL", "the PSP's public URL, like HTTPS://PAY.EXAMPLE"),
     "idle_after": ("--idle-after", "SCAN2PAY_IDLE_AFTER", "seconds an outcome stays, like 10"),
@@ -56,7 +61,18 @@ FIELDS: dict[str, tuple[str, str, str]] = {
         "SCAN2PAY_PSP_PUBLIC_KEY",
         "the PSP's key as `psp-server keys show` prints it, ed25519:…; several comma-separated",
     ),
+    # luma.examples' display keys (--interface, --i2c-port, ...), beside the
+    # compact display value: hardware/luma_form.py.
+    **luma_form.FIELDS,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class DisplaySettings:
+    """What drawing on the display needs, without the rest of the config."""
+
+    display: str = "console"
+    psp_url: str | None = None
 
 
 def load(
@@ -68,12 +84,7 @@ def load(
 ) -> TerminalConfig:
     """``flags`` maps field names to what the command line gave (None: not
     given). ``check_display`` validates a display spec without opening it."""
-    env = os.environ if env is None else env
-    try:
-        from_file = None if config_file is None else read_toml(config_file)
-    except InvalidValue as exc:
-        raise ConfigError([exc.message]) from exc
-    layers = Layers.gather(FIELDS, flags, env=env, from_file=from_file, file_name=config_file)
+    layers = _gather(flags, config_file, env)
     raw, values = layers.raw, layers.values
 
     layers.take("mqtt", lambda url: MqttTarget.parse(str(url)))
@@ -84,7 +95,7 @@ def load(
             layers.problem(key, "missing")
     layers.take("merchant", check_merchant_id, to="merchant_id")
     layers.take("terminal", check_terminal_id, to="terminal_id")
-    layers.take("display", lambda spec: _display(spec, check_display))
+    _take_display(layers, check_display)
     layers.take("name", _name)
     layers.take("psp_url", setting_values.http_url)
     layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
@@ -93,6 +104,46 @@ def load(
     if layers.problems:
         raise ConfigError(layers.problems)
     return TerminalConfig(**values)
+
+
+def load_display(
+    flags: Mapping[str, Any],
+    *,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    check_display: Any = None,
+) -> DisplaySettings:
+    """The display's settings alone, from the same layers as ``load``: for
+    drawing on a panel before the rest (the broker, the ids) is set up."""
+    layers = _gather(flags, config_file, env)
+    _take_display(layers, check_display)
+    layers.take("psp_url", setting_values.http_url)
+    if layers.problems:
+        raise ConfigError(layers.problems)
+    return DisplaySettings(**layers.values)
+
+
+def _gather(
+    flags: Mapping[str, Any], config_file: str | None, env: Mapping[str, str] | None
+) -> Layers:
+    env = os.environ if env is None else env
+    try:
+        from_file = None if config_file is None else read_toml(config_file)
+    except InvalidValue as exc:
+        raise ConfigError([exc.message]) from exc
+    return Layers.gather(FIELDS, flags, env=env, from_file=from_file, file_name=config_file)
+
+
+def _take_display(layers: Layers, check: Any) -> None:
+    """``display``, in the compact form or as a luma driver with luma's own
+    keys; both end in the one compact value the daemon opens."""
+    given = {key: layers.raw[key] for key in luma_form.KEYS if key in layers.raw}
+    composed = luma_form.compose(layers.raw.get("display"), given)
+    for key, message in composed.problems:
+        layers.problem(key, message)
+    if composed.spec is not None and not composed.problems:
+        layers.raw["display"] = composed.spec
+        layers.take("display", lambda spec: _display(spec, check))
 
 
 def _display(spec: object, check: Any) -> str:

@@ -120,6 +120,19 @@ def test_png_size_and_mode(tmp_path: Path) -> None:
         assert latest.getpixel((160, 120)) == (10, 200, 30)
 
 
+def test_png_turned_draws_upright_and_writes_the_panel_s_size(tmp_path: Path) -> None:
+    """As luma turns a frame for a panel mounted a quarter turn clockwise."""
+    png = open_display(f"png:{tmp_path},size=128x64,rotate=1")
+    assert png.geometry == Geometry(64, 128, "1")
+    upright = Image.new("1", (64, 128), 0)
+    upright.paste(1, (0, 0, 8, 8))  # the top-left corner, lit
+    png.show(Frame(Content(), upright))
+    written = Image.open(tmp_path / "latest.png")
+    assert written.size == (128, 64)
+    assert written.convert("L").getpixel((127, 0)) == 255  # top-left went to the top right
+    assert written.convert("L").getpixel((0, 0)) == 0
+
+
 def test_png_fits_a_frame_of_another_size(tmp_path: Path) -> None:
     display = PngFileDisplay(tmp_path, Geometry(128, 64, "1"))
     display.show(frame(Image.new("L", (64, 64), 255)))
@@ -259,11 +272,17 @@ def test_noop_and_dummy() -> None:
             LumaConfig("st7735", "spi", 0, 1, None, None, 1, 32_000_000, 23, None, None),
         ),
         ("ili9341:spi,light=12", LumaConfig("ili9341", "spi", 0, 0, light_gpio=12)),
+        ("st7735:spi:0:1,cs=7", LumaConfig("st7735", "spi", 0, 1, cs_gpio=7)),
+        ("ssd1351:spi,dc=18", LumaConfig("ssd1351", "spi", 0, 0, dc_gpio=18)),  # no backlight
         ("ssd1327:i2c:1:0x3D", LumaConfig("ssd1327", "i2c", 1, 0x3D)),
         ("png:/srv/frames", PngConfig(Path("/srv/frames"))),
         (
             "png:/srv/frames,size=320x240,mode=RGB",
             PngConfig(Path("/srv/frames"), Geometry(320, 240, "RGB")),
+        ),
+        (
+            "png:/srv/frames,size=128x64,rotate=1",
+            PngConfig(Path("/srv/frames"), Geometry(128, 64, "1"), rotate=1),
         ),
         ("console", ConsoleConfig(Geometry(128, 64, "1"))),
         ("console,size=96x48", ConsoleConfig(Geometry(96, 48, "1"))),
@@ -305,6 +324,9 @@ def test_parse_spec_accepts(spec: str, expected: object) -> None:
         ("ssd1306:i2c,height=0", ["height=0: must be at least 1"]),
         ("ssd1306:i2c,colour=red", ["unknown option 'colour' for ssd1306", "accepted: height"]),
         ("ssd1306:i2c,dc=24", ["dc= is for SPI panels"]),
+        ("ssd1306:i2c,cs=8", ["cs= is for SPI panels"]),
+        ("st7789:spi,dc=25", ["dc= and rst= are both GPIO 25"]),
+        ("st7789:spi,cs=24,light=24", ["dc= and cs= are both GPIO 24", "dc= and light= are"]),
         ("ssd1306:i2c,light=18", ["light= is for luma.lcd panels; ssd1306 is an OLED"]),
         ("ssd1306:spi,speed=9000000", ["speed=9000000: luma's SPI clocks are", "8000000"]),
         ("ssd1306:spi,dc=99", ["dc=99: must be 0..63"]),
@@ -315,6 +337,7 @@ def test_parse_spec_accepts(spec: str, expected: object) -> None:
         ("png", ["png needs a directory: png:DIR"]),
         ("png:/tmp/x,size=big", ["size=big: a size is WIDTHxHEIGHT"]),
         ("png:/tmp/x,mode=CMYK", ["mode=CMYK: must be one of 1, L, RGB"]),
+        ("png:/tmp/x,rotate=5", ["rotate=5: must be one of 0, 1, 2, 3"]),
         ("console:stdout", ["console takes no ':' part"]),
         ("console,mode=RGB", ["unknown option 'mode' for console (accepted: size)"]),
         ("nextion", ["nextion needs a serial port"]),
