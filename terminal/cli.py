@@ -7,13 +7,15 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from hardware.base import Display
 from hardware.errors import HardwareError
 from scan2pay_common import logformat
 
-from .config import FIELDS, ConfigError, TerminalConfig, load
+from .config import FIELDS, NO_FLAG, ConfigError, TerminalConfig, Unpaired, load_for_service
+from .pairing import check_writable
 
 log = logging.getLogger("terminal")
 
@@ -21,13 +23,33 @@ EXIT_CONFIG = 2
 EXIT_DISPLAY = 3
 
 
-def build_parser() -> argparse.ArgumentParser:
+# `scan2pay-terminal pair --psp-url URL`: pair (again) on purpose. The file
+# the settings go to when no --config is given.
+PAIR = "pair"
+DEFAULT_CONFIG = "/etc/scan2pay/terminal.toml"
+
+
+def build_parser(*, pair: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scan2pay-terminal",
-        description="Shows the checkout's QR code and its outcome on this terminal's display.",
+        prog="scan2pay-terminal pair" if pair else "scan2pay-terminal",
+        description=(
+            "Pairs this terminal with the PSP at --psp-url: shows a code for the merchant to"
+            " approve, writes the settings the PSP hands over to --config, and goes into"
+            " service (docs/pairing.md)."
+            if pair
+            else "Shows the checkout's QR code and its outcome on this terminal's display."
+            " Without credentials it pairs itself (also: scan2pay-terminal pair --help)."
+        ),
     )
-    parser.add_argument("--config", help="a TOML file with the settings below as keys")
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG if pair else None,
+        help="a TOML file with the settings below as keys"
+        + (f"; pairing writes to it (default {DEFAULT_CONFIG})" if pair else ""),
+    )
     for key, (flag, var, hint) in FIELDS.items():
+        if key in NO_FLAG:
+            continue
         # A rotation has two keys: the flag may be given more than once.
         action = "append" if key == "psp_public_key" else "store"
         parser.add_argument(flag, dest=key, action=action, help=f"{hint} (env {var})")
@@ -38,10 +60,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hardware.registry import open_display, parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
-    args = build_parser().parse_args(argv)
-    flags = {key: getattr(args, key) for key in FIELDS}
+    words = list(sys.argv[1:] if argv is None else argv)
+    pair = words[:1] == [PAIR]
+    args = build_parser(pair=pair).parse_args(words[1:] if pair else words)
+    flags = {key: getattr(args, key, None) for key in FIELDS}
+
+    def reload() -> TerminalConfig | Unpaired:
+        """The settings as the file now says (after pairing wrote it)."""
+        return load_for_service(flags, config_file=args.config, check_display=parse_spec)
+
     try:
-        config = load(flags, config_file=args.config, check_display=parse_spec)
+        config = load_for_service(
+            flags, config_file=args.config, check_display=parse_spec, pair=pair
+        )
+        unwritable = None
+        if isinstance(config, Unpaired) and args.config is not None:
+            unwritable = check_writable(Path(args.config))
+        if unwritable:
+            raise ConfigError([f"--config: {unwritable}"])
     except ConfigError as exc:
         print("scan2pay-terminal: bad configuration:", file=sys.stderr)
         for problem in exc.problems:
@@ -53,7 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HardwareError as exc:
         print(f"scan2pay-terminal: cannot open the display: {exc}", file=sys.stderr)
         return EXIT_DISPLAY
-    asyncio.run(_run(config, display))
+    try:
+        asyncio.run(_run(config, display, args.config, reload))
+    except ConfigError as exc:
+        # The file pairing wrote does not load: its other keys are wrong.
+        print("scan2pay-terminal: bad configuration after pairing:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 
@@ -81,24 +124,18 @@ def one_malloc_arena() -> bool:
     return bool(mallopt(M_ARENA_MAX, 1))
 
 
-async def _run(config: TerminalConfig, display: Display) -> None:
-    from .daemon import TerminalDaemon
+async def _run(
+    config: TerminalConfig | Unpaired,
+    display: Display,
+    config_file: str | None,
+    reload: Callable[[], TerminalConfig | Unpaired],
+) -> None:
+    from .service import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "terminal %s of merchant %s on %s, broker %s",
-        config.terminal_id,
-        config.merchant_id,
-        config.display,
-        config.mqtt,
-    )
-    if not config.psp_public_keys:
-        log.warning(
-            "no --psp-public-key: display commands and events are believed unchecked;"
-            " production terminals must have the PSP's key (docs/signing.md)"
-        )
-    await TerminalDaemon(config, display).run(stop)
+    path = None if config_file is None else Path(config_file)
+    await serve(config, display, path, reload, stop)
     log.info("stopped")
