@@ -18,6 +18,7 @@ from hardware.base import Content, Geometry
 from terminal.render import (
     PALETTES,
     Line,
+    Placed,
     QrPlan,
     Rect,
     Tiers,
@@ -86,14 +87,22 @@ def _qr_beside(url: str, area: Rect) -> tuple[QrPlan, Rect, Rect] | None:
     return plan, lit, Rect(area.x, area.y + lit_h, area.w, area.h - lit_h)
 
 
-def render(screen: PairingScreen, geometry: Geometry, now: int) -> Image.Image:
-    """The screen as an image of exactly the geometry's size and mode."""
-    palette = PALETTES[geometry.mode]
-    image = Image.new(geometry.mode, geometry.size, palette.background)
-    draw = ImageDraw.Draw(image)
-    area = _full(image)
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the screen's parts go: the QR (its plan and lit area), if it
+    fits beside the words, the words, and the banner's area left over."""
+
+    qr: tuple[QrPlan, Rect] | None
+    words: tuple[Placed, ...]
+    area: Rect
+
+
+def layout(screen: PairingScreen, geometry: Geometry, now: int) -> Layout:
+    """The QR beside the code where both fit; else the code alone, which is
+    what the merchant needs. The banner, if any, is kept below both."""
+    area = Rect(0, 0, geometry.width, geometry.height)
     if screen.message:
-        area = _banner_bar(draw, screen.message, area, palette)
+        area = _banner_area(screen.message, area)
     tiers = _tiers(screen, now)
     if screen.code and screen.url:
         beside = _qr_beside(screen.url, area)
@@ -101,9 +110,27 @@ def render(screen: PairingScreen, geometry: Geometry, now: int) -> Image.Image:
             plan, lit, text = beside
             placed = _fit(tiers, text.inset(1))
             if placed:
-                image.paste(_qr_tile(screen.url, plan, image.mode), (lit.x, lit.y))
-                _draw_lines(draw, placed, palette)
-                return image
-    # No room for both: the code alone, which is what the merchant needs.
-    _draw_lines(draw, _fit(tiers, area.inset(1)), palette)
+                return Layout((plan, lit), placed, area)
+    return Layout(None, _fit(tiers, area.inset(1)), area)
+
+
+def _banner_area(message: str, area: Rect) -> Rect:
+    """What ``_banner_bar`` leaves above the banner, found by drawing it on
+    a scratch image of the same size."""
+    scratch = Image.new("1", (area.w, area.h))
+    return _banner_bar(ImageDraw.Draw(scratch), message, area, PALETTES["1"])
+
+
+def render(screen: PairingScreen, geometry: Geometry, now: int) -> Image.Image:
+    """The screen as an image of exactly the geometry's size and mode."""
+    palette = PALETTES[geometry.mode]
+    image = Image.new(geometry.mode, geometry.size, palette.background)
+    draw = ImageDraw.Draw(image)
+    if screen.message:
+        _banner_bar(draw, screen.message, _full(image), palette)
+    laid = layout(screen, geometry, now)
+    if laid.qr is not None and screen.url:
+        plan, lit = laid.qr
+        image.paste(_qr_tile(screen.url, plan, image.mode), (lit.x, lit.y))
+    _draw_lines(draw, laid.words, palette)
     return image
