@@ -47,6 +47,8 @@ def build_parser(*, pair: bool = False) -> argparse.ArgumentParser:
         help="a TOML file with the settings below as keys"
         + (f"; pairing writes to it (default {DEFAULT_CONFIG})" if pair else ""),
     )
+    # Pairing writes these into the file; they get no flag, only their name.
+    parser.set_defaults(**dict.fromkeys(NO_FLAG))
     for key, (flag, var, hint) in FIELDS.items():
         if key in NO_FLAG:
             continue
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     pair = words[:1] == [PAIR]
     args = build_parser(pair=pair).parse_args(words[1:] if pair else words)
-    flags = {key: getattr(args, key, None) for key in FIELDS}
+    flags = {key: getattr(args, key) for key in FIELDS}
 
     def reload() -> TerminalConfig | Unpaired:
         """The settings as the file now says (after pairing wrote it)."""
