@@ -20,6 +20,7 @@ from psp_server.pairing.service import PAIRING_TTL_MS
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.timefmt import from_rfc3339, now_ms
 from tests.support.board import Signed, cookies_of, csrf_field, request, sign_in, sign_in_form
+from tests.support.browser import BrowserSession, assert_accessible
 from tests.support.psp import Merchant, Psp, start_psp, stop_psp
 
 SECRET = "d" * 43
@@ -293,3 +294,27 @@ async def test_approvals_are_rate_limited_per_address_and_per_code(psp: Psp) -> 
     assert status == 429, html
     assert await _state(psp, merchant) == before
     assert (await _poll(psp, started))[1]["status"] == "pending"
+
+
+async def test_a_phone_that_scanned_the_qr_pairs_the_terminal_in_chromium(
+    psp: Psp, browser: BrowserSession
+) -> None:
+    """The merchant's phone opens the QR's link, signs in, and lands on the
+    pairing page with the code filled in; the page passes axe's checks."""
+    merchant = await psp.merchant("Café Zoë")
+    started = await _start(psp)
+    page = await browser.page()  # a phone's viewport
+    link = started["pairing_url"].replace(psp.server.settings.public_url or "", psp.url)
+    await page.goto(link)
+    await page.get_by_label("Merchant key").fill(merchant.key)
+    await page.get_by_role("button", name="Sign in").click()
+    code = page.get_by_label("Code on the terminal's screen")
+    await code.wait_for()
+    assert await code.input_value() == started["code"]
+    await assert_accessible(page)
+    await page.get_by_label("Terminal id").fill("lane-1")
+    await page.get_by_role("button", name="Pair this terminal").click()
+    await page.get_by_role("status").filter(has_text="Terminal lane-1 is paired").wait_for()
+    await page.get_by_role("button", name="Unpair lane-1").wait_for()
+    await assert_accessible(page)
+    assert (await _poll(psp, started))[1]["status"] == "approved"
