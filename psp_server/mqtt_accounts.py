@@ -35,7 +35,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeAlias
 from urllib.parse import quote
 
 from scan2pay_common.errors import InvalidValue
@@ -297,7 +297,8 @@ def _locked(directory: Path) -> Iterator[None]:
 COMMANDS = ("terminal", "cashier", "relay")
 
 
-Actions = argparse._SubParsersAction[argparse.ArgumentParser]
+# A subparsers object, as argparse makes it; subscripted only for the type checker.
+Actions: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Actions]:
