@@ -77,7 +77,7 @@ async def pair_page(request: web.Request) -> web.Response:
     found = await _signed_in(request)
     if found is None:
         notice = "Sign in to pair the terminal." if code else ""
-        return _sign_in_page(request, notice=notice, then=code)
+        return _sign_in_page(request, notice=notice, then=code.replace("-", ""))
     return await _page(request, *found, code=code)
 
 
@@ -106,7 +106,8 @@ async def approve(request: web.Request) -> web.Response:
         )
         return await _page(request, session, merchant, status=403, error=error, **shown)
     per_ip = request.app.get(APPROVALS_PER_IP)
-    wait = per_ip.take(f"ip:{request.remote or '?'}") if per_ip else 0.0
+    # "is not None": a limiter is a sized container, false while it is empty.
+    wait = per_ip.take(f"ip:{request.remote or '?'}") if per_ip is not None else 0.0
     if wait:
         return await _page(request, session, merchant, status=429, error=_waited(wait), **shown)
     try:
@@ -115,7 +116,7 @@ async def approve(request: web.Request) -> web.Response:
         error = f"Not paired: {exc.message}."
         return await _page(request, session, merchant, status=422, error=error, **shown)
     per_code = request.app.get(APPROVALS_PER_CODE)
-    wait = per_code.take(hashlib.sha256(code.encode()).hexdigest()) if per_code else 0.0
+    wait = per_code.take(hashlib.sha256(code.encode()).hexdigest()) if per_code is not None else 0.0
     if wait:
         return await _page(request, session, merchant, status=429, error=_waited(wait), **shown)
     try:
