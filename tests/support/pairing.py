@@ -63,6 +63,7 @@ class PairingWorld:
 def pairing_world(
     workdir: Path, certs: Certs, *, extra: tuple[str, ...] = ()
 ) -> Iterator[PairingWorld]:
+    workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "psp.db"
     merchants = [create_merchant(db, "Shop A"), create_merchant(db, "Shop B")]
     wallet = create_wallet(db, "EUR", "100.00")
@@ -100,6 +101,7 @@ class Terminal:
 
     def __init__(self, workdir: Path, *args: str, config: Path | None = None) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.config = config or workdir / "terminal.toml"
         self.frames = workdir / "frames"
         self.log_path = workdir / "terminal.log"
