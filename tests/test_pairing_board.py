@@ -318,3 +318,22 @@ async def test_a_phone_that_scanned_the_qr_pairs_the_terminal_in_chromium(
     await page.get_by_role("button", name="Unpair lane-1").wait_for()
     await assert_accessible(page)
     assert (await _poll(psp, started))[1]["status"] == "approved"
+
+
+async def test_a_broker_account_that_cannot_be_made_leaves_the_code_pending(
+    psp: Psp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mosquitto_passwd failing (here /bin/false stands in for it): the
+    approval is refused, the terminal id stays free, the code stays good."""
+    merchant = await psp.merchant()
+    signed = await sign_in(psp, merchant.key)
+    started = await _start(psp)
+    before = await _state(psp, merchant)
+    monkeypatch.setattr(mqtt_accounts, "mosquitto_passwd_binary", lambda: "/bin/false")
+    status, html = await _approve(psp, signed, started["code"])
+    assert status == 503, html
+    assert "the broker account could not be made" in html
+    assert await _state(psp, merchant) == before
+    assert (await _poll(psp, started))[1]["status"] == "pending"
+    monkeypatch.undo()
+    assert (await _approve(psp, signed, started["code"]))[0] == 200
