@@ -2,13 +2,15 @@
 
 * Rate limits: token buckets per client address and per bearer token on the
   two endpoints a stranger can hammer, ``GET /Q/{code}`` (public) and
-  ``POST /v1/payments`` (any wallet). Over the limit the answer is 429
-  ``rate_limited`` with ``Retry-After`` in whole seconds. A token is kept
-  only as a keyed hash (a key made per process), so neither it nor the
-  SHA-256 the database stores is in memory keys or logs. Each limiter holds
-  at most ``MAX_BUCKETS`` buckets and forgets the least recently used: a
-  client cycling through addresses or tokens cannot grow memory, at worst
-  it resets buckets that had been idle longest (which had refilled anyway).
+  ``POST /v1/payments`` (any wallet); and per address on starting a
+  pairing (``POST /v1/pairings``; the board limits approvals itself).
+  Over the limit the answer is 429 ``rate_limited`` with ``Retry-After``
+  in whole seconds. A token is kept only as a keyed hash (a key made per
+  process), so neither it nor the SHA-256 the database stores is in memory
+  keys or logs. Each limiter holds at most ``MAX_BUCKETS`` buckets and
+  forgets the least recently used: a client cycling through addresses or
+  tokens cannot grow memory, at worst it resets buckets that had been idle
+  longest (which had refilled anyway).
 * Slow bodies: a request whose body has not fully arrived ``body_timeout``
   seconds after its headers is answered 408 and its connection closed. The
   body read fails inside the handler, so each handler still decides what
@@ -100,6 +102,9 @@ class Limits:
         self.by_route: dict[str, tuple[RateLimiter | None, RateLimiter | None]] = {
             "qr": (make(settings.rate_qr_per_ip), make(settings.rate_qr_per_token)),
             "pay": (make(settings.rate_pay_per_ip), make(settings.rate_pay_per_token)),
+            # Starting a pairing (docs/pairing.md); the board limits approvals
+            # itself, to answer a person with a page rather than JSON.
+            "pair": (make(settings.rate_pair_per_ip), None),
         }
         self._secret = secrets.token_bytes(32)
 
@@ -112,6 +117,7 @@ _LIMITED = {
     ("GET", "/Q/{code}"): "qr",
     ("HEAD", "/Q/{code}"): "qr",
     ("POST", "/v1/payments"): "pay",
+    ("POST", "/v1/pairings"): "pair",
 }
 
 

@@ -33,6 +33,7 @@ from .client_errors import clients_log
 from .config import Settings, with_default_public_url
 from .errors import APIError, StorageUnavailable
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
+from .pairing import api as pairing_api
 from .partitions import LeasedPartitions, partitions_for, wake_on_new_events
 from .presence import Presence
 from .relay import OutboxRelay
@@ -205,6 +206,7 @@ def make_app(
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_webhooks_ctx)
     api_routes.add_routes(app)
+    pairing_api.add_routes(app)
     webhook_routes.add_routes(app)
     web_routes.add_routes(app)
     if routes is not None:

@@ -20,6 +20,7 @@ from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from . import config, logs, mqtt_accounts, workers
 from .errors import ConfigError, PSPError, Refused
+from .pairing import cli as pairing_cli
 from .server import listen, local_url, start_server
 from .storage import Storage, open_storage
 
@@ -73,6 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", help="server processes on the one port; over 1 needs PostgreSQL (1)"
     )
+    pairing = "pairing terminals (docs/pairing.md)"
+    serve.add_argument(
+        "--terminal-mqtt", help=f"{pairing}: the broker as terminals reach it, mqtts://host:8883"
+    )
+    serve.add_argument("--terminal-mqtt-ca", help=f"{pairing}: the PEM file of the broker's CA")
+    serve.add_argument(
+        "--mosquitto-dir", help=f"{pairing}: the folder of the broker's passwd and acl files"
+    )
+    serve.add_argument(
+        "--mosquitto-reload", help=f"{pairing}: the command that makes the broker reread them"
+    )
+    serve.add_argument("--rate-pair-per-ip", help=f"POST /v1/pairings per address: {rate} (30/h)")
+    serve.add_argument(
+        "--rate-pair-approve-per-ip", help=f"board approvals per address: {rate} (10/60s)"
+    )
+    serve.add_argument(
+        "--rate-pair-approve-per-code", help=f"board approvals per code: {rate} (5/600s)"
+    )
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
     _add_db(migrate)
@@ -108,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(keys_sub.add_parser("show", help="list the keys; the active public key last"))
     _add_db(keys_sub.add_parser("rotate", help="make a new active key; old ones still verify"))
 
-    mqtt_accounts.add_parsers(sub)  # terminal|cashier|relay create
+    # terminal|cashier|relay create, and terminal approve|revoke (pairing)
+    accounts = mqtt_accounts.add_parsers(sub)
+    pairing_cli.add_actions(accounts["terminal"], _add_db)
     return parser
 
 
@@ -126,7 +147,7 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in mqtt_accounts.COMMANDS:
+    if args.command in mqtt_accounts.COMMANDS and args.action == "create":
         return mqtt_accounts.run(args)  # the broker's files; no database, no settings
     flags = {k: v for k, v in vars(args).items() if k in config.FIELDS}
     try:
@@ -153,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_with_storage(settings, lambda s: _merchant_create(s, args)))
         if args.command == "wallet":
             return asyncio.run(_with_storage(settings, lambda s: _wallet_create(s, args)))
+        if args.command == "terminal":
+            return asyncio.run(
+                _with_storage(settings, lambda s: pairing_cli.run(s, settings, args))
+            )
         if args.command == "keys":
             action = _keys_rotate if args.action == "rotate" else _keys_show
             return asyncio.run(_with_storage(settings, action))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Any
 
 from scan2pay_common import setting_values
@@ -51,6 +53,8 @@ def parse_rate(raw: str) -> Rate | None:
 
 
 Network = IPv4Network | IPv6Network
+# Reports a setting's problem: its name and what is wrong.
+Problem = Callable[[str, str], None]
 
 
 def parse_networks(raw: str) -> tuple[Network, ...]:
@@ -112,6 +116,20 @@ class Settings:
     # Server processes sharing the port (psp_server/workers.py); more than
     # one needs PostgreSQL.
     workers: int = 1
+    # Pairing terminals (docs/pairing.md): the broker as terminals reach it
+    # (no credentials in it), the CA file that signed its certificate (None
+    # when a public CA did), the folder of its passwd and acl files, and a
+    # command that makes it reread them. No terminal_mqtt or no
+    # mosquitto_dir: this PSP pairs no terminals.
+    terminal_mqtt: MqttTarget | None = None
+    terminal_mqtt_ca: Path | None = None
+    mosquitto_dir: Path | None = None
+    mosquitto_reload: tuple[str, ...] = ()
+    # Starting a pairing, per client address; approving one on the board,
+    # per address and per code tried.
+    rate_pair_per_ip: Rate | None = Rate(30, 3600.0)
+    rate_pair_approve_per_ip: Rate | None = Rate(10, 60.0)
+    rate_pair_approve_per_code: Rate | None = Rate(5, 600.0)
 
     def require_public_url(self) -> str:
         if self.public_url is None:
@@ -167,6 +185,29 @@ FIELDS: dict[str, tuple[str, str]] = {
         "SCAN2PAY_WORKERS",
         f"a number of server processes from 1 to {MAX_WORKERS}; more than 1 needs PostgreSQL",
     ),
+    "terminal_mqtt": (
+        "SCAN2PAY_TERMINAL_MQTT",
+        "the broker as paired terminals reach it, without credentials, like"
+        " mqtts://broker.shop.example:8883; or none to pair no terminals",
+    ),
+    "terminal_mqtt_ca": (
+        "SCAN2PAY_TERMINAL_MQTT_CA",
+        "the PEM file of the CA that signed the broker's certificate, like"
+        " /etc/mosquitto/scan2pay/certs/ca.crt; none when a public CA signed it",
+    ),
+    "mosquitto_dir": (
+        "SCAN2PAY_MOSQUITTO_DIR",
+        "the folder of the broker's passwd and acl files, like /etc/mosquitto/scan2pay,"
+        " writable by psp-server",
+    ),
+    "mosquitto_reload": (
+        "SCAN2PAY_MOSQUITTO_RELOAD",
+        "a command that makes the broker reread its files, like"
+        " 'sudo -n systemctl reload mosquitto'; or none",
+    ),
+    "rate_pair_per_ip": ("SCAN2PAY_RATE_PAIR_PER_IP", _RATE_HINT),
+    "rate_pair_approve_per_ip": ("SCAN2PAY_RATE_PAIR_APPROVE_PER_IP", _RATE_HINT),
+    "rate_pair_approve_per_code": ("SCAN2PAY_RATE_PAIR_APPROVE_PER_CODE", _RATE_HINT),
 }
 
 
@@ -227,7 +268,15 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     take("webhook_retry_window", lambda raw: setting_values.seconds(raw, low=0.01, high=2_592_000))
     take("webhook_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=300))
     take("webhook_allow_networks", parse_networks)
-    for name in ("rate_qr_per_ip", "rate_qr_per_token", "rate_pay_per_ip", "rate_pay_per_token"):
+    for name in (
+        "rate_qr_per_ip",
+        "rate_qr_per_token",
+        "rate_pay_per_ip",
+        "rate_pay_per_token",
+        "rate_pair_per_ip",
+        "rate_pair_approve_per_ip",
+        "rate_pair_approve_per_code",
+    ):
         take(name, parse_rate)
     take("body_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))
     take("header_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))
@@ -244,9 +293,69 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         else:
             values["workers"] = workers
 
+    _pairing(raw, values, problem)
+
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def _pairing(raw: Mapping[str, str], values: dict[str, Any], problem: Problem) -> None:
+    """The pairing settings, each checked, and the pair of them that only
+    works together (terminal_mqtt and mosquitto_dir)."""
+    terminal_mqtt = raw.get("terminal_mqtt", "")
+    if terminal_mqtt.lower() not in ("", "none", "off"):
+        try:
+            target = MqttTarget.parse(terminal_mqtt)
+        except InvalidValue as exc:
+            problem("terminal_mqtt", exc.message)
+        else:
+            if target.username or target.password:
+                problem("terminal_mqtt", "holds credentials; each terminal gets its own")
+            else:
+                values["terminal_mqtt"] = target
+    ca = raw.get("terminal_mqtt_ca", "")
+    if ca.lower() not in ("", "none", "off"):
+        try:
+            values["terminal_mqtt_ca"] = pem_certificate_file(ca)
+        except InvalidValue as exc:
+            problem("terminal_mqtt_ca", exc.message)
+    folder = raw.get("mosquitto_dir", "")
+    if folder:
+        path = Path(folder)
+        if not path.is_dir():
+            problem("mosquitto_dir", f"{folder!r} is not a folder")
+        elif not os.access(path, os.W_OK):
+            problem("mosquitto_dir", f"{folder!r} is not writable by this user")
+        else:
+            values["mosquitto_dir"] = path
+    command = raw.get("mosquitto_reload", "")
+    if command.lower() not in ("", "none", "off"):
+        try:
+            values["mosquitto_reload"] = tuple(shlex.split(command))
+        except ValueError as exc:
+            problem("mosquitto_reload", f"{command!r} is not a command: {exc}")
+    given = [
+        name
+        for name in ("terminal_mqtt", "mosquitto_dir")
+        if raw.get(name, "").lower() not in ("", "none", "off")
+    ]
+    if len(given) == 1 and given[0] in values:
+        other = "mosquitto_dir" if given[0] == "terminal_mqtt" else "terminal_mqtt"
+        problem(other, f"missing; pairing terminals needs it with {given[0]}")
+
+
+def pem_certificate_file(raw: str) -> Path:
+    """A readable file holding at least one PEM certificate."""
+    path = Path(raw)
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidValue("invalid_setting", f"{raw!r} cannot be read: {reason}") from exc
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise InvalidValue("invalid_setting", f"{raw!r} holds no PEM certificate")
+    return path
 
 
 def is_postgresql(db: str) -> bool:

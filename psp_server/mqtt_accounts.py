@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeAlias
 from urllib.parse import quote
 
 from scan2pay_common.errors import InvalidValue
@@ -191,6 +192,71 @@ def create_account(directory: Path, account: Account, *, binary: str | None = No
     return password
 
 
+def account_exists(directory: Path, username: str) -> bool:
+    """Whether either of the broker's files names ``username``."""
+    return username in password_usernames(directory / PASSWORD_FILE) | acl_usernames(
+        directory / ACL_FILE
+    )
+
+
+def drop_account(directory: Path, username: str, *, binary: str | None = None) -> bool:
+    """Takes ``username`` out of the password file (``mosquitto_passwd -D``)
+    and its block out of the ACL; True if either file had it. The broker
+    refuses the account after a reload (SIGHUP), and mosquitto then also
+    disconnects a client logged in with it."""
+    if not directory.is_dir():
+        raise AccountError(f"{directory} is not a directory")
+    passwd = directory / PASSWORD_FILE
+    acl = directory / ACL_FILE
+    with _locked(directory):
+        had_password = username in password_usernames(passwd)
+        if had_password:
+            _delete_from(binary or mosquitto_passwd_binary(), passwd, username)
+        had_block = _drop_acl_block(acl, username)
+    return had_password or had_block
+
+
+def _delete_from(binary: str, passwd: Path, username: str) -> None:
+    try:
+        result = subprocess.run(  # noqa: S603 - mosquitto_passwd, its file and a checked username; no shell
+            [binary, "-D", str(passwd), username],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AccountError(f"mosquitto_passwd -D failed: {exc}") from exc
+    if result.returncode != 0 or username in password_usernames(passwd):
+        detail = (result.stderr or result.stdout).strip()
+        raise AccountError(f"mosquitto_passwd -D failed ({result.returncode}): {detail}")
+
+
+def _drop_acl_block(acl: Path, username: str) -> bool:
+    """Removes the ``user`` line of ``username``, the one-word comment
+    ``acl_block`` wrote above it, its ``topic`` lines and the blank line
+    after them. The file is rewritten in place, as mosquitto_passwd does its
+    own, so that it keeps the owner, group and mode the broker reads it with."""
+    if not acl.exists():
+        return False
+    lines = acl.read_text().splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if line.strip() == f"user {username}"), None)
+    if at is None:
+        return False
+    start = at - 1 if at and re.fullmatch(r"# \w+\n?", lines[at - 1]) else at
+    end = at + 1
+    while end < len(lines) and lines[end].strip().startswith("topic "):
+        end += 1
+    if end < len(lines) and not lines[end].strip():
+        end += 1
+    kept = "".join(lines[:start] + lines[end:])
+    with acl.open("r+") as out:
+        out.write(kept)
+        out.truncate()
+        out.flush()
+        os.fsync(out.fileno())
+    return True
+
+
 def _hash_into(binary: str, passwd: Path, username: str, password: str) -> None:
     # Without -b, mosquitto_passwd reads the password (twice) from stdin, so
     # it never shows in the process list (`ps`, /proc/PID/cmdline) nor on disk.
@@ -231,15 +297,23 @@ def _locked(directory: Path) -> Iterator[None]:
 COMMANDS = ("terminal", "cashier", "relay")
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+# A subparsers object, as argparse makes it; subscripted only for the type checker.
+Actions: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Actions]:
+    """Each command's subparsers, for other actions to join (``terminal
+    approve|revoke``: psp_server.pairing.cli)."""
     helps = {
         "terminal": "manage a terminal's MQTT account",
         "cashier": "manage a merchant's cashier MQTT account",
         "relay": "manage the PSP's MQTT account (its outbox relay and terminal presence)",
     }
+    made: dict[str, Actions] = {}
     for command in COMMANDS:
         parser = sub.add_parser(command, help=helps[command])
         actions = parser.add_subparsers(dest="action", required=True)
+        made[command] = actions
         create = actions.add_parser(
             "create", help="add the account to the broker's files and print its password once"
         )
@@ -254,6 +328,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             help=f"the folder of the broker's {PASSWORD_FILE} and {ACL_FILE} files",
         )
         create.add_argument("--json", action="store_true", help="print JSON")
+    return made
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

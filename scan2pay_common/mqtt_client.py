@@ -17,18 +17,23 @@ from .mqtt_url import NO_DELAY, MqttTarget
 CA_ENV = "SCAN2PAY_MQTT_CA"
 
 
-def tls_context(env: Mapping[str, str] | None = None) -> ssl.SSLContext:
-    """Verifies the broker's certificate and host name: against the CA file
-    in ``SCAN2PAY_MQTT_CA`` if set, else the system's trust store."""
+def tls_context(
+    env: Mapping[str, str] | None = None, *, ca_file: str | None = None
+) -> ssl.SSLContext:
+    """Verifies the broker's certificate and host name: against ``ca_file``
+    (a part's own setting, like a paired terminal's), else the CA file in
+    ``SCAN2PAY_MQTT_CA`` if set, else the system's trust store."""
     env = os.environ if env is None else env
-    return ssl.create_default_context(cafile=env.get(CA_ENV) or None)
+    return ssl.create_default_context(cafile=ca_file or env.get(CA_ENV) or None)
 
 
-def mqtt_client(target: MqttTarget, *, identifier: str, **options: Any) -> aiomqtt.Client:
+def mqtt_client(
+    target: MqttTarget, *, identifier: str, ca_file: str | None = None, **options: Any
+) -> aiomqtt.Client:
     """An ``aiomqtt.Client`` for ``target``; ``options`` go to aiomqtt as they
     are (``will``, ``keepalive``, ``timeout``, ...). Use it as ``async with``."""
     if target.tls:
-        options.setdefault("tls_context", tls_context())
+        options.setdefault("tls_context", tls_context(ca_file=ca_file))
     return aiomqtt.Client(
         target.host,
         target.port,

@@ -7,14 +7,16 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from hardware import luma_form
 from hardware.base import Display
 from hardware.errors import HardwareError
 from scan2pay_common import logformat
 
-from .config import FIELDS, ConfigError, TerminalConfig, load
+from .config import FIELDS, NO_FLAG, ConfigError, TerminalConfig, Unpaired, load_for_service
+from .pairing import check_writable
 
 log = logging.getLogger("terminal")
 
@@ -22,6 +24,10 @@ EXIT_CONFIG = 2
 EXIT_DISPLAY = 3
 
 
+# `scan2pay-terminal pair --psp-url URL`: pair (again) on purpose. The file
+# the settings go to when no --config is given.
+PAIR = "pair"
+DEFAULT_CONFIG = "/etc/scan2pay/terminal.toml"
 # scan2pay-terminal COMMAND ...: each in a module of its own, imported when run.
 COMMANDS = {
     "doctor": "checks this terminal's setup, one line a check (terminal/doctor/)",
@@ -29,25 +35,43 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, pair: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scan2pay-terminal",
-        description="Shows the checkout's QR code and its outcome on this terminal's display.",
-        epilog="commands (each takes the settings below too): "
+        prog="scan2pay-terminal pair" if pair else "scan2pay-terminal",
+        description=(
+            "Pairs this terminal with the PSP at --psp-url: shows a code for the merchant to"
+            " approve, writes the settings the PSP hands over to --config, and goes into"
+            " service (docs/pairing.md)."
+            if pair
+            else "Shows the checkout's QR code and its outcome on this terminal's display."
+            " Without credentials it pairs itself (also: scan2pay-terminal pair --help)."
+        ),
+        epilog=None
+        if pair
+        else "commands (each takes the settings below too): "
         + "; ".join(f"scan2pay-terminal {name}: {what}" for name, what in COMMANDS.items()),
     )
-    add_settings(parser)
+    add_settings(parser, default_config=DEFAULT_CONFIG if pair else None)
     return parser
 
 
-def add_settings(parser: argparse.ArgumentParser) -> None:
+def add_settings(parser: argparse.ArgumentParser, *, default_config: str | None = None) -> None:
     """The settings' flags, which the daemon and each command take alike."""
-    parser.add_argument("--config", help="a TOML file with the settings below as keys")
+    parser.add_argument(
+        "--config",
+        default=default_config,
+        help="a TOML file with the settings below as keys"
+        + (f"; pairing writes to it (default {default_config})" if default_config else ""),
+    )
     luma = parser.add_argument_group(
         "luma.examples' display flags",
         "instead of a compact --display: --display ssd1306 --interface i2c --i2c-port 1 ...",
     )
+    # Pairing writes these into the file; they get no flag, only their name.
+    parser.set_defaults(**dict.fromkeys(NO_FLAG))
     for key, (flag, var, hint) in FIELDS.items():
+        if key in NO_FLAG:
+            continue
         # A rotation has two keys: the flag may be given more than once.
         action = "append" if key == "psp_public_key" else "store"
         group = luma if key in luma_form.KEYS else parser
@@ -58,23 +82,38 @@ def settings_given(args: argparse.Namespace) -> dict[str, object]:
     return {key: getattr(args, key) for key in FIELDS}
 
 
-def report_config_error(error: ConfigError) -> int:
-    print("scan2pay-terminal: bad configuration:", file=sys.stderr)
+def report_config_error(error: ConfigError, *, after_pairing: bool = False) -> int:
+    what = "bad configuration after pairing" if after_pairing else "bad configuration"
+    print(f"scan2pay-terminal: {what}:", file=sys.stderr)
     for problem in error.problems:
         print(f"  - {problem}", file=sys.stderr)
     return EXIT_CONFIG
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments and arguments[0] in COMMANDS:
-        return _command(arguments[0], arguments[1:])
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in COMMANDS:
+        return _command(words[0], words[1:])
     from hardware.registry import open_display, parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
-    args = build_parser().parse_args(arguments)
+    pair = words[:1] == [PAIR]
+    args = build_parser(pair=pair).parse_args(words[1:] if pair else words)
+    flags = settings_given(args)
+
+    def reload() -> TerminalConfig | Unpaired:
+        """The settings as the file now says (after pairing wrote it)."""
+        return load_for_service(flags, config_file=args.config, check_display=parse_spec)
+
     try:
-        config = load(settings_given(args), config_file=args.config, check_display=parse_spec)
+        config = load_for_service(
+            flags, config_file=args.config, check_display=parse_spec, pair=pair
+        )
+        unwritable = None
+        if isinstance(config, Unpaired) and args.config is not None:
+            unwritable = check_writable(Path(args.config))
+        if unwritable:
+            raise ConfigError([f"--config: {unwritable}"])
     except ConfigError as exc:
         return report_config_error(exc)
     logformat.configure(config.log_level)
@@ -83,7 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HardwareError as exc:
         print(f"scan2pay-terminal: cannot open the display: {exc}", file=sys.stderr)
         return EXIT_DISPLAY
-    asyncio.run(_run(config, display))
+    try:
+        asyncio.run(_run(config, display, args.config, reload))
+    except ConfigError as exc:
+        # The file pairing wrote does not load: its other keys are wrong.
+        return report_config_error(exc, after_pairing=True)
     return 0
 
 
@@ -121,24 +164,18 @@ def one_malloc_arena() -> bool:
     return bool(mallopt(M_ARENA_MAX, 1))
 
 
-async def _run(config: TerminalConfig, display: Display) -> None:
-    from .daemon import TerminalDaemon
+async def _run(
+    config: TerminalConfig | Unpaired,
+    display: Display,
+    config_file: str | None,
+    reload: Callable[[], TerminalConfig | Unpaired],
+) -> None:
+    from .service import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "terminal %s of merchant %s on %s, broker %s",
-        config.terminal_id,
-        config.merchant_id,
-        config.display,
-        config.mqtt,
-    )
-    if not config.psp_public_keys:
-        log.warning(
-            "no --psp-public-key: display commands and events are believed unchecked;"
-            " production terminals must have the PSP's key (docs/signing.md)"
-        )
-    await TerminalDaemon(config, display).run(stop)
+    path = None if config_file is None else Path(config_file)
+    await serve(config, display, path, reload, stop)
     log.info("stopped")

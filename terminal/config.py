@@ -4,8 +4,9 @@ defaults, with every problem reported at once, each with a hint."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +39,23 @@ class TerminalConfig:
     # terminal believes its display topic and events unchecked, as before
     # signing; production terminals must have them (docs/signing.md).
     psp_public_keys: tuple[PublicKey, ...] = ()
+    # The PEM file of the broker's CA (else SCAN2PAY_MQTT_CA, else the system's).
+    mqtt_ca: str | None = None
+    # Written by pairing (docs/pairing.md): with them the terminal asks the
+    # PSP, when the broker refuses its account, whether it was unpaired.
+    pairing_id: str | None = None
+    device_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unpaired:
+    """A terminal without credentials: it pairs itself with the PSP at
+    ``psp_url`` (docs/pairing.md), then runs as a ``TerminalConfig``."""
+
+    psp_url: str
+    display: str = "console"
+    name: str = "scan2pay"
+    log_level: str = "INFO"
 
 
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
@@ -64,7 +82,33 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     # luma.examples' display keys (--interface, --i2c-port, ...), beside the
     # compact display value: hardware/luma_form.py.
     **luma_form.FIELDS,
+    "mqtt_ca": (
+        "--mqtt-ca",
+        "SCAN2PAY_MQTT_CA",
+        "the PEM file of the CA that signed the broker's certificate",
+    ),
+    "pairing_id": ("--pairing-id", "SCAN2PAY_PAIRING_ID", "what scan2pay-terminal pair wrote"),
+    "device_secret": (
+        "--device-secret",
+        "SCAN2PAY_DEVICE_SECRET",
+        "what scan2pay-terminal pair wrote",
+    ),
 }
+# Written by pairing into the config file, never typed: no flags for them
+# (a secret on a command line shows in the process list).
+NO_FLAG = frozenset({"pairing_id", "device_secret"})
+# What pairing writes, and unpairing takes out of the config file.
+PAIRING_KEYS = (
+    "mqtt",
+    "merchant",
+    "terminal",
+    "psp_public_key",
+    "mqtt_ca",
+    "pairing_id",
+    "device_secret",
+)
+_DEVICE_SECRET = re.compile(r"[A-Za-z0-9_-]{43,128}")
+_PAIRING_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +128,61 @@ def load(
 ) -> TerminalConfig:
     """``flags`` maps field names to what the command line gave (None: not
     given). ``check_display`` validates a display spec without opening it."""
-    layers = _gather(flags, config_file, env)
+    loaded = _load(flags, config_file, env, check_display, pairing=False, force=False)
+    if not isinstance(loaded, TerminalConfig):  # pragma: no cover - pairing=False never says so
+        raise ConfigError(["merchant, terminal: missing"])
+    return loaded
+
+
+def load_for_service(
+    flags: Mapping[str, Any],
+    *,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    check_display: Any = None,
+    pair: bool = False,
+) -> TerminalConfig | Unpaired:
+    """``load``, except that a terminal with neither merchant nor terminal
+    but with the PSP's URL is ``Unpaired``: it pairs itself. ``pair``: it
+    pairs again, whatever credentials it has (``scan2pay-terminal pair``)."""
+    return _load(flags, config_file, env, check_display, pairing=True, force=pair)
+
+
+def _load(
+    flags: Mapping[str, Any],
+    config_file: str | None,
+    env: Mapping[str, str] | None,
+    check_display: Any,
+    *,
+    pairing: bool,
+    force: bool,
+) -> TerminalConfig | Unpaired:
+    # A terminal about to pair may have no file yet: pairing makes it.
+    missing = pairing and config_file is not None and not os.path.exists(config_file)
+    layers = _gather(flags, None if missing else config_file, env)
     raw, values = layers.raw, layers.values
 
+    layers.take("psp_url", setting_values.http_url)
+    unpaired = pairing and (force or not ({"merchant", "terminal"} & set(raw)))
+    if unpaired:
+        return _unpaired(layers, check_display, config_file)
     layers.take("mqtt", lambda url: MqttTarget.parse(str(url)))
     if "mqtt" not in raw:
         values["mqtt"] = MqttTarget.parse(DEFAULT_MQTT)
     for key in ("merchant", "terminal"):
         if key not in raw:
-            layers.problem(key, "missing")
+            how = " (or give psp_url and the terminal pairs itself)" if pairing else ""
+            layers.problem(key, "missing" + how)
     layers.take("merchant", check_merchant_id, to="merchant_id")
     layers.take("terminal", check_terminal_id, to="terminal_id")
     _take_display(layers, check_display)
     layers.take("name", _name)
-    layers.take("psp_url", setting_values.http_url)
     layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
     layers.take("log_level", setting_values.log_level)
     layers.take("psp_public_key", parse_public_keys, to="psp_public_keys")
+    layers.take("mqtt_ca", _readable_file)
+    layers.take("pairing_id", _pairing_id)
+    layers.take("device_secret", _device_secret)
     if layers.problems:
         raise ConfigError(layers.problems)
     return TerminalConfig(**values)
@@ -144,6 +226,43 @@ def _take_display(layers: Layers, check: Any) -> None:
     if composed.spec is not None and not composed.problems:
         layers.raw["display"] = composed.spec
         layers.take("display", lambda spec: _display(spec, check))
+
+
+def _unpaired(layers: Layers, check_display: Any, config_file: str | None) -> Unpaired:
+    """Only what the pairing screen needs; the rest is read once paired."""
+    values = layers.values
+    if "psp_url" not in layers.raw:
+        layers.problem("psp_url", "missing: the terminal pairs itself with the PSP at this URL")
+    if config_file is None:
+        layers.problems.append(
+            "--config: missing: pairing writes the terminal's settings to this file"
+        )
+    _take_display(layers, check_display)
+    layers.take("name", _name)
+    layers.take("log_level", setting_values.log_level)
+    if layers.problems:
+        raise ConfigError(layers.problems)
+    shown = {key: values[key] for key in ("display", "name", "log_level") if key in values}
+    return Unpaired(psp_url=values["psp_url"], **shown)
+
+
+def _readable_file(raw: object) -> str:
+    path = str(raw)
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise InvalidValue("invalid_setting", f"{path!r} is not a readable file")
+    return path
+
+
+def _pairing_id(raw: object) -> str:
+    if not isinstance(raw, str) or not _PAIRING_ID.fullmatch(raw):
+        raise InvalidValue("invalid_setting", "is not a pairing id that pairing wrote")
+    return raw
+
+
+def _device_secret(raw: object) -> str:
+    if not isinstance(raw, str) or not _DEVICE_SECRET.fullmatch(raw):
+        raise InvalidValue("invalid_setting", "is not a device secret that pairing wrote")
+    return raw
 
 
 def _display(spec: object, check: Any) -> str:

@@ -63,6 +63,7 @@ from . import sdnotify
 from .config import TerminalConfig, is_bare_qr_url
 from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind
 from .psp_lookup import lookup
+from .revocation import refused_login, was_unpaired
 from .screens import OutcomeScreen, View, content
 from .trust import Identity, SignedEvent, outcome_problem, qr_problem
 
@@ -96,9 +97,20 @@ def _checkout_of(payload: bytes) -> str:
 
 
 class TerminalDaemon:
-    def __init__(self, config: TerminalConfig, display: Display) -> None:
+    def __init__(
+        self, config: TerminalConfig, display: Display, *, painter: ThreadPoolExecutor | None = None
+    ) -> None:
+        """``painter``: the thread that draws, when the caller owns it and the
+        display (``terminal.service``, which draws the pairing screen too);
+        the daemon then leaves both open when it ends."""
         self.config = config
         self.display = display
+        self._own_painter = painter is None
+        if painter is not None:
+            self._painter = painter
+        # Set when the broker refuses this terminal's account and the PSP
+        # says it was unpaired (docs/pairing.md): the daemon ends.
+        self.unpaired = asyncio.Event()
         self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
         self.identity = Identity(config.merchant_id, config.terminal_id, config.psp_public_keys)
         for key in self.identity.keys:
@@ -118,15 +130,18 @@ class TerminalDaemon:
         self._client: aiomqtt.Client | None = None
         self._lookups: set[asyncio.Task[None]] = set()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> bool:
+        """Runs until ``stop`` is set (False) or the terminal was unpaired (True)."""
+        if not self._own_painter:
+            return await self._run(stop)
         # The one thread that touches the display: every frame, then close.
         self._painter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="painter")
         try:
-            await self._run(stop)
+            return await self._run(stop)
         finally:
             self._painter.shutdown(wait=False)
 
-    async def _run(self, stop: asyncio.Event) -> None:
+    async def _run(self, stop: asyncio.Event) -> bool:
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(self._paint_forever(), name="painter"),
@@ -134,13 +149,20 @@ class TerminalDaemon:
                 group.create_task(self._mqtt_forever(), name="mqtt"),
                 group.create_task(self._watchdog_forever(), name="watchdog"),
             ]
-            await stop.wait()
-            sdnotify.notify("STOPPING=1")
-            for task in tasks:
+            ends = [
+                group.create_task(stop.wait(), name="stop"),
+                group.create_task(self.unpaired.wait(), name="unpaired"),
+            ]
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                sdnotify.notify("STOPPING=1")
+            for task in tasks + ends:
                 task.cancel()
         for task in list(self._lookups):
             task.cancel()
-        await self._off_loop(self.display.close)
+        if self._own_painter:
+            await self._off_loop(self.display.close)
+        return not stop.is_set()
 
     # Inputs -> the controller.
 
@@ -268,6 +290,7 @@ class TerminalDaemon:
                 async with mqtt_client(
                     target,
                     identifier=client_id(self.config),
+                    ca_file=self.config.mqtt_ca,
                     will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
                     keepalive=15,
                     timeout=5,
@@ -281,6 +304,10 @@ class TerminalDaemon:
                         await self._say_offline(client)
             except aiomqtt.MqttError as exc:
                 self._apply(self.controller.on_connection(False))
+                if refused_login(exc) and await was_unpaired(self.config):
+                    log.warning("the broker refuses this terminal and the PSP unpaired it")
+                    self.unpaired.set()
+                    return
                 delay = backoff.next_delay()
                 log.warning("broker %s: %s; reconnecting in %.2fs", target, exc, delay)
                 await asyncio.sleep(delay)

@@ -59,8 +59,10 @@ class LivePsp:
 @pytest.fixture(scope="module")
 def live_psp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePsp]:
     """A PSP serving from a thread of its own, with a merchant, a wallet and a
-    checkout or two to find; no rate limits (they would answer 429)."""
+    checkout or two to find, that pairs terminals (its broker folder a
+    temporary one); no rate limits (they would answer 429)."""
     db = tmp_path_factory.mktemp("fuzz") / "psp.db"
+    broker_folder = tmp_path_factory.mktemp("fuzz-mosquitto")
     loop = asyncio.new_event_loop()
     started: Future[tuple[Psp, Merchant, Wallet]] = Future()
 
@@ -72,6 +74,9 @@ def live_psp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePsp]:
             rate_qr_per_token=None,
             rate_pay_per_ip=None,
             rate_pay_per_token=None,
+            rate_pair_per_ip=None,
+            terminal_mqtt=MqttTarget.parse("mqtts://127.0.0.1:8883"),
+            mosquitto_dir=broker_folder,
         )
         merchant, wallet = await psp.merchant(), await psp.wallet(balance=10**9)
         for n in range(2):

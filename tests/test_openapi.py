@@ -828,6 +828,64 @@ async def test_rate_limits_and_the_body_timeout(tmp_path: Any) -> None:
         await stop_psp(tight)
 
 
+async def test_pairing(tmp_path: Any) -> None:
+    """A terminal's pairing, from its start to its settings, on a PSP that
+    pairs terminals (its broker folder a temporary one), and one that does not."""
+    import hashlib
+
+    from psp_server.config import Rate
+    from psp_server.pairing.api import PAIRING, PAIRING_CLOCK
+    from psp_server.pairing.service import PAIRING_TTL_MS
+    from scan2pay_common.mqtt_url import MqttTarget
+    from tests.support.psp import start_psp, stop_psp
+
+    folder = tmp_path / "mosquitto"
+    folder.mkdir()
+    psp = await start_psp(
+        str(tmp_path / "pairing.db"),
+        terminal_mqtt=MqttTarget.parse("mqtts://127.0.0.1:8883"),
+        mosquitto_dir=folder,
+        rate_pair_per_ip=Rate(4, 600.0),
+    )
+    secret = "s" * 43
+    start = {"device_secret_hash": hashlib.sha256(secret.encode()).hexdigest()}
+    try:
+        started = conforms(await call(psp, "POST", "/v1/pairings", json=start), 201)
+        expiring = conforms(await call(psp, "POST", "/v1/pairings", json=start), 201)
+        conforms(await call(psp, "POST", "/v1/pairings", data=b"[1"), 400, "invalid_json")
+        conforms(await call(psp, "POST", "/v1/pairings", json={"device_secret_hash": "x"}),
+                 422, "invalid_device_secret_hash")  # fmt: skip
+        conforms(await call(psp, "POST", "/v1/pairings", json=start), 429, "rate_limited")
+        poll = f"/v1/pairings/{started['pairing_id']}/poll"
+        mine = {"device_secret": secret}
+        assert conforms(await call(psp, "POST", poll, json=mine), 200)["status"] == "pending"
+        conforms(await call(psp, "POST", poll, data=b"{"), 400, "invalid_json")
+        conforms(await call(psp, "POST", poll, json={"device_secret": "x"}), 422,
+                 "invalid_device_secret")  # fmt: skip
+        conforms(await call(psp, "POST", poll, json={"device_secret": "t" * 43}), 403,
+                 "wrong_device_secret")  # fmt: skip
+        conforms(await call(psp, "POST", "/v1/pairings/pair_0/poll", json=mine), 404,
+                 "not_found")  # fmt: skip
+        merchant = await psp.merchant()
+        await psp.server.app[PAIRING].approve(started["code"], merchant.id, "lane-1")
+        handed = conforms(await call(psp, "POST", poll, json=mine), 200)
+        assert handed["status"] == "approved"
+        assert conforms(await call(psp, "POST", poll, json=mine), 200)["status"] == "paired"
+        await psp.server.app[PAIRING].unpair(merchant.id, "lane-1")
+        assert conforms(await call(psp, "POST", poll, json=mine), 200) == {"status": "revoked"}
+        psp.server.app[PAIRING_CLOCK].offset_ms = PAIRING_TTL_MS
+        late = f"/v1/pairings/{expiring['pairing_id']}/poll"
+        conforms(await call(psp, "POST", late, json=mine), 410, "pairing_expired")
+    finally:
+        await stop_psp(psp)
+    plain = await start_psp(str(tmp_path / "plain.db"))
+    try:
+        conforms(await call(plain, "POST", "/v1/pairings", json=start), 503,
+                 "pairing_unavailable")  # fmt: skip
+    finally:
+        await stop_psp(plain)
+
+
 async def _slow_body(psp: Psp, other_wallet_auth: dict[str, str]) -> Reply:
     """A payment whose body never finishes arriving."""
     from urllib.parse import urlsplit

@@ -43,7 +43,7 @@ class Running:
     daemon: TerminalDaemon
     display: DummyDisplay
     stop: asyncio.Event
-    task: asyncio.Task[None]
+    task: asyncio.Task[bool]
     states: Subscriber
     broker: Mosquitto
 

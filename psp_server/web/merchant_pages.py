@@ -10,18 +10,22 @@ from html import escape
 from .layout import page
 
 
-def sign_in(*, root: str, form_token: str, error: str = "", notice: str = "") -> str:
+def sign_in(
+    *, root: str, form_token: str, error: str = "", notice: str = "", then: str = ""
+) -> str:
+    """``then``: a pairing code to go on to (``merchant_routes.pairing_code``)."""
     invalid = ' aria-invalid="true" aria-errormessage="signin-error"' if error else ""
     said = f'<p id="notice" class="message" role="status">{escape(notice)}</p>\n' if notice else ""
     if error:
         said += f'<p id="signin-error" class="message error" role="alert">{escape(error)}</p>\n'
     described = "key-hint signin-error" if error else "key-hint"
+    hidden_then = f'<input type="hidden" name="then" value="{escape(then)}">\n' if then else ""
     body = f"""<main>
 <h1>Merchant sign-in</h1>
 <p>Sign in with your merchant key to watch today's checkouts as they happen.</p>
 {said}<form method="post" action="{root}merchant/sign-in" class="card">
 <input type="hidden" name="csrf" value="{escape(form_token)}">
-<label for="key">Merchant key</label>
+{hidden_then}<label for="key">Merchant key</label>
 <input id="key" name="key" type="password" autocomplete="current-password" spellcheck="false"
  required aria-describedby="{described}"{invalid}>
 <p id="key-hint" class="muted">It starts with <code>mk_</code>: the API key that
@@ -38,6 +42,7 @@ def board(*, root: str, merchant: str, csrf: str) -> str:
 <div class="bar">
 <h1>{name}</h1>
 <p id="live" class="live" role="status" data-state="connecting">Connecting…</p>
+<a href="{root}merchant/pair" class="button small">Pair a terminal</a>
 <form method="post" action="{root}merchant/sign-out" class="sign-out">
 <input type="hidden" name="csrf" value="{escape(csrf)}">
 <button type="submit" class="small">Sign out</button>

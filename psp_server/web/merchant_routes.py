@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from scan2pay_common import pairing_codes
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
 from scan2pay_common.timefmt import now_ms
@@ -58,11 +59,20 @@ def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _to_board(request: web.Request) -> web.Response:
-    """303 to /merchant, by a relative URL (see ``_root``)."""
-    return web.Response(
-        status=303, headers={"Location": _root(request) + "merchant", **_PAGE_HEADERS}
-    )
+def _to_board(request: web.Request, pairing: str = "") -> web.Response:
+    """303 to /merchant, or to its pairing page with ``pairing``'s code, by a
+    relative URL (see ``_root``)."""
+    target = f"merchant/pair?code={pairing}" if pairing else "merchant"
+    return web.Response(status=303, headers={"Location": _root(request) + target, **_PAGE_HEADERS})
+
+
+def pairing_code(raw: str | None) -> str:
+    """A pairing code to go on to after signing in, ungrouped; "" for
+    anything else, so that the redirect can only ever name a code."""
+    try:
+        return pairing_codes.parse_code(raw) if raw else ""
+    except InvalidValue:
+        return ""
 
 
 async def _signed_in(request: web.Request) -> tuple[Session, Merchant] | None:
@@ -80,13 +90,16 @@ async def _signed_in(request: web.Request) -> tuple[Session, Merchant] | None:
 
 
 def _sign_in_page(
-    request: web.Request, *, status: int = 200, error: str = "", notice: str = ""
+    request: web.Request, *, status: int = 200, error: str = "", notice: str = "", then: str = ""
 ) -> web.Response:
-    """The form with a fresh double-submit secret in its cookie and field."""
+    """The form with a fresh double-submit secret in its cookie and field;
+    ``then``, a pairing code, sends the merchant on to pair it."""
     cookie = merchant_session.new_form_cookie()
     field = merchant_session.keys(request.app).form_field(cookie)
     response = _html(
-        merchant_pages.sign_in(root=_root(request), form_token=field, error=error, notice=notice),
+        merchant_pages.sign_in(
+            root=_root(request), form_token=field, error=error, notice=notice, then=then
+        ),
         status,
     )
     merchant_session.set_cookie(
@@ -126,6 +139,7 @@ async def sign_in(request: web.Request) -> web.Response:
         )
     raw_key = form.get("key")
     key = raw_key.strip() if isinstance(raw_key, str) else ""
+    then = pairing_code(form.get("then"))
     merchant = await request.app[STORAGE].merchant_by_key(key) if key else None
     current = await request.app[STORAGE].merchant_with_key_hash(merchant.id) if merchant else None
     if merchant is None or current is None:
@@ -134,12 +148,13 @@ async def sign_in(request: web.Request) -> web.Response:
             root=_root(request),
             form_token=field or "",
             error="That merchant key was not accepted. Check it and try again.",
+            then=then,
         )
         return _html(page, 401)
     session_cookie = merchant_session.keys(request.app).issue(
         merchant.id, credentials.hash_secret(key), current[2], now=now_ms()
     )
-    response = _to_board(request)
+    response = _to_board(request, then)
     merchant_session.set_cookie(
         request,
         response,

@@ -7,7 +7,7 @@ from functools import cache
 
 from aiohttp import web
 
-from . import merchant_routes
+from . import merchant_routes, pairing_routes
 from .layout import STATIC_DIR, asset_version
 
 _TYPES = {
@@ -57,3 +57,4 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/static/{name}", static_file)
     merchant_routes.add_routes(app)
+    pairing_routes.add_routes(app)
