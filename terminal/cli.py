@@ -7,18 +7,18 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hardware.base import Display
-from hardware.errors import HardwareError
 from scan2pay_common import logformat
 
 from .config import FIELDS, ConfigError, TerminalConfig, load
 
 log = logging.getLogger("terminal")
 
+# A bad configuration does not mend itself: the unit does not restart on it
+# (RestartPreventExitStatus=2). A display that fails is no exit at all.
 EXIT_CONFIG = 2
-EXIT_DISPLAY = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hardware.registry import open_display, parse_spec
+    from hardware.registry import parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
     args = build_parser().parse_args(argv)
@@ -48,12 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
     logformat.configure(config.log_level)
-    try:
-        display = open_display(config.display)
-    except HardwareError as exc:
-        print(f"scan2pay-terminal: cannot open the display: {exc}", file=sys.stderr)
-        return EXIT_DISPLAY
-    asyncio.run(_run(config, display))
+    # Opened by the daemon, which rides out a display that is not there yet.
+    open_display = parse_spec(config.display).open
+    asyncio.run(_run(config, open_display))
     return 0
 
 
@@ -81,7 +78,7 @@ def one_malloc_arena() -> bool:
     return bool(mallopt(M_ARENA_MAX, 1))
 
 
-async def _run(config: TerminalConfig, display: Display) -> None:
+async def _run(config: TerminalConfig, open_display: Callable[[], Display]) -> None:
     from .daemon import TerminalDaemon
 
     stop = asyncio.Event()
@@ -100,5 +97,5 @@ async def _run(config: TerminalConfig, display: Display) -> None:
             "no --psp-public-key: display commands and events are believed unchecked;"
             " production terminals must have the PSP's key (docs/signing.md)"
         )
-    await TerminalDaemon(config, display).run(stop)
+    await TerminalDaemon(config, open_display).run(stop)
     log.info("stopped")

@@ -14,13 +14,20 @@
   controller ignores.
 - The painter draws the controller's current view off the event loop (the
   display's I/O blocks) and, once the frame is on the display, publishes the
-  terminal's state. A failing display is retried with backoff; the daemon
-  stays up. It draws in one thread of its own, always the same, which also
+  terminal's state. A display that cannot be opened or fails (a panel
+  missing, miswired or unplugged) is reported on the state topic as
+  ``display_error`` and opened again with capped, jittered backoff
+  (``terminal.panel``); the daemon stays up and serves MQTT meanwhile. It
+  draws in one thread of its own, always the same, which also opens and
   closes the display: frames are drawn one at a time anyway, a close never
   runs beside a frame, and no pool grows threads (up to cores + 4 for
   ``asyncio.to_thread``), each with its stack and its malloc arena, on a Pi
   Zero with 512 MB in all.
 - The clock moves the countdown and the timeouts.
+- systemd hears READY=1 as soon as the event loop runs (not after the
+  first frame: a missing panel must not keep the service from starting),
+  WATCHDOG=1 from a task of the event loop, so that a loop that hangs stops
+  them, and STATUS= lines about the display.
 """
 
 from __future__ import annotations
@@ -37,8 +44,8 @@ from dataclasses import replace
 import aiomqtt
 import orjson
 
-from hardware.base import Display, Frame
-from hardware.errors import DisplayError
+from hardware.base import Display
+from hardware.errors import HardwareError
 from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
@@ -50,6 +57,7 @@ from scan2pay_common.messages import (
     TerminalState,
     parse_display_command,
 )
+from scan2pay_common.messages import Screen as ScreenKind
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import (
@@ -62,24 +70,14 @@ from scan2pay_common.topics import (
 from . import sdnotify
 from .config import TerminalConfig, is_bare_qr_url
 from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind
+from .panel import Panel
 from .psp_lookup import lookup
-from .screens import OutcomeScreen, View, content
+from .screens import OutcomeScreen
 from .trust import Identity, SignedEvent, outcome_problem, qr_problem
 
 log = logging.getLogger(__name__)
 
 OFFLINE = TerminalState(online=False, screen="offline", checkout_id=None, displayed_at=None)
-
-
-def draw(display: Display, view: View, now: int) -> None:
-    """Renders (for pixel displays) and shows one frame. Blocking."""
-    geometry = display.geometry
-    image = None
-    if geometry is not None:
-        from .render import render
-
-        image = render(view, geometry, now)
-    display.show(Frame(content(view, now), image))
 
 
 def _checkout_of(payload: bytes) -> str:
@@ -96,9 +94,12 @@ def _checkout_of(payload: bytes) -> str:
 
 
 class TerminalDaemon:
-    def __init__(self, config: TerminalConfig, display: Display) -> None:
+    """``display``: an open display, or what opens one (then opened in the
+    painter's thread, and opened again after a failure)."""
+
+    def __init__(self, config: TerminalConfig, display: Display | Callable[[], Display]) -> None:
         self.config = config
-        self.display = display
+        self.panel = Panel(display)
         self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
         self.identity = Identity(config.merchant_id, config.terminal_id, config.psp_public_keys)
         self.display_topic = display_topic(config.merchant_id, config.terminal_id)
@@ -107,6 +108,7 @@ class TerminalDaemon:
         self.state_topic = state_topic(config.merchant_id, config.terminal_id)
         self.state: TerminalState | None = None  # what is really on the display
         self.frames = 0
+        self.display_fault: str | None = None  # why the display takes no frame now
         self.events_heard = 0  # event messages handled, from either events topic
         # Whether this session's broker holds the merchant events subscription.
         self.merchant_events = False
@@ -132,13 +134,14 @@ class TerminalDaemon:
                 group.create_task(self._mqtt_forever(), name="mqtt"),
                 group.create_task(self._watchdog_forever(), name="watchdog"),
             ]
+            sdnotify.notify("READY=1")
             await stop.wait()
             sdnotify.notify("STOPPING=1")
             for task in tasks:
                 task.cancel()
         for task in list(self._lookups):
             task.cancel()
-        await self._off_loop(self.display.close)
+        await self._off_loop(self.panel.close)
 
     # Inputs -> the controller.
 
@@ -349,36 +352,55 @@ class TerminalDaemon:
     # The painter and the clock.
 
     async def _paint_forever(self) -> None:
+        # Capped: a panel plugged in (or I2C enabled) shows within seconds.
         backoff = Backoff(initial=0.2, maximum=10.0)
         while True:
             honour_cancellation()
             await self._dirty.wait()
             self._dirty.clear()
             view = self.controller.view
+            checkout_id = screen_checkout(view.screen)
             try:
-                await self._off_loop(draw, self.display, view, now_ms())
-            except DisplayError as exc:
+                await self._off_loop(self.panel.show, view, now_ms())
+            except HardwareError as exc:
                 delay = backoff.next_delay()
-                log.warning("display failed: %s; retrying in %.2fs", exc, delay)
+                self._display_failed(str(exc), delay)
+                await self._note_state("display_error", checkout_id)
                 self._dirty.set()
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            if self.display_fault is not None:
+                log.info("the display takes frames again")
+                sdnotify.notify("STATUS=display working")
+                self.display_fault = None
             self.frames += 1
-            if self.frames == 1:
-                sdnotify.notify("READY=1")
-            kind, checkout_id = screen_kind(view.screen), screen_checkout(view.screen)
-            if self.state is None or (self.state.screen, self.state.checkout_id) != (
-                kind,
-                checkout_id,
-            ):
-                self.state = TerminalState(
-                    online=True,
-                    screen=kind,
-                    checkout_id=checkout_id,
-                    displayed_at=to_rfc3339(now_ms()),
-                )
-                await self._publish_state(self.state)
+            await self._note_state(screen_kind(view.screen), checkout_id)
+
+    def _display_failed(self, fault: str, delay: float) -> None:
+        """Logs a fault once, and again only when it changes: a panel left
+        unplugged would otherwise fill the journal every few seconds."""
+        if fault != self.display_fault:
+            log.warning("display failed: %s; retrying with backoff", loggable(fault))
+            sdnotify.notify(f"STATUS=display failing: {loggable(fault, 200)}")
+        else:
+            log.debug("display still failing; next try in %.2fs", delay)
+        self.display_fault = fault
+
+    async def _note_state(self, kind: ScreenKind, checkout_id: str | None) -> None:
+        """Publishes the terminal's state when it changed."""
+        if self.state is not None and (self.state.screen, self.state.checkout_id) == (
+            kind,
+            checkout_id,
+        ):
+            return
+        self.state = TerminalState(
+            online=True,
+            screen=kind,
+            checkout_id=checkout_id,
+            displayed_at=to_rfc3339(now_ms()),
+        )
+        await self._publish_state(self.state)
 
     async def _off_loop(self, call: Callable[..., None], *args: object) -> None:
         """Runs a blocking display call in the painter's thread."""
