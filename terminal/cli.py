@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from hardware.base import Display
 from scan2pay_common import logformat
 
+from .clock import Clock
 from .config import FIELDS, ConfigError, TerminalConfig, load
 
 log = logging.getLogger("terminal")
@@ -34,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """``clock``: the daemon's idea of now; the system's clock, corrected by
+    the PSP's while it is not synchronised, unless a test hands one in."""
     from hardware.registry import parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
@@ -50,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logformat.configure(config.log_level)
     # Opened by the daemon, which rides out a display that is not there yet.
     open_display = parse_spec(config.display).open
-    asyncio.run(_run(config, open_display))
+    asyncio.run(_run(config, open_display, clock))
     return 0
 
 
@@ -78,7 +81,9 @@ def one_malloc_arena() -> bool:
     return bool(mallopt(M_ARENA_MAX, 1))
 
 
-async def _run(config: TerminalConfig, open_display: Callable[[], Display]) -> None:
+async def _run(
+    config: TerminalConfig, open_display: Callable[[], Display], clock: Clock | None
+) -> None:
     from .daemon import TerminalDaemon
 
     stop = asyncio.Event()
@@ -97,5 +102,5 @@ async def _run(config: TerminalConfig, open_display: Callable[[], Display]) -> N
             "no --psp-public-key: display commands and events are believed unchecked;"
             " production terminals must have the PSP's key (docs/signing.md)"
         )
-    await TerminalDaemon(config, open_display).run(stop)
+    await TerminalDaemon(config, open_display, clock=clock).run(stop)
     log.info("stopped")

@@ -23,7 +23,10 @@
   runs beside a frame, and no pool grows threads (up to cores + 4 for
   ``asyncio.to_thread``), each with its stack and its malloc arena, on a Pi
   Zero with 512 MB in all.
-- The clock moves the countdown and the timeouts.
+- The ticker moves the countdown and the timeouts.
+- The clock keeper asks the system now and then whether its clock is
+  synchronised and, while it is not, the PSP for its time
+  (``terminal.clock``): every ``now`` of the daemon is that clock's.
 - systemd hears READY=1 as soon as the event loop runs (not after the
   first frame: a missing panel must not keep the service from starting),
   WATCHDOG=1 from a task of the event loop, so that a loop that hangs stops
@@ -59,7 +62,7 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.messages import Screen as ScreenKind
 from scan2pay_common.mqtt_client import mqtt_client
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import to_rfc3339
 from scan2pay_common.topics import (
     display_topic,
     events_topic,
@@ -68,16 +71,23 @@ from scan2pay_common.topics import (
 )
 
 from . import sdnotify
+from .clock import Clock
 from .config import TerminalConfig, is_bare_qr_url
 from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind
 from .panel import Panel
 from .psp_lookup import lookup
+from .psp_time import learn_psp_time
 from .screens import OutcomeScreen
 from .trust import Identity, SignedEvent, outcome_problem, qr_problem
 
 log = logging.getLogger(__name__)
 
 OFFLINE = TerminalState(online=False, screen="offline", checkout_id=None, displayed_at=None)
+
+# How often the clock keeper asks the system whether its clock is
+# synchronised, and (while it is not) the PSP for its time.
+SYNC_CHECK_SECONDS = 60.0
+PSP_TIME_SECONDS = 300.0
 
 
 def _checkout_of(payload: bytes) -> str:
@@ -95,11 +105,19 @@ def _checkout_of(payload: bytes) -> str:
 
 class TerminalDaemon:
     """``display``: an open display, or what opens one (then opened in the
-    painter's thread, and opened again after a failure)."""
+    painter's thread, and opened again after a failure). ``clock``: the
+    daemon's idea of now (``terminal.clock``)."""
 
-    def __init__(self, config: TerminalConfig, display: Display | Callable[[], Display]) -> None:
+    def __init__(
+        self,
+        config: TerminalConfig,
+        display: Display | Callable[[], Display],
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self.config = config
         self.panel = Panel(display)
+        self.clock = clock or Clock()
         self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
         self.identity = Identity(config.merchant_id, config.terminal_id, config.psp_public_keys)
         self.display_topic = display_topic(config.merchant_id, config.terminal_id)
@@ -130,7 +148,8 @@ class TerminalDaemon:
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(self._paint_forever(), name="painter"),
-                group.create_task(self._tick_forever(), name="clock"),
+                group.create_task(self._tick_forever(), name="ticker"),
+                group.create_task(self._keep_time_forever(), name="clock"),
                 group.create_task(self._mqtt_forever(), name="mqtt"),
                 group.create_task(self._watchdog_forever(), name="watchdog"),
             ]
@@ -165,7 +184,7 @@ class TerminalDaemon:
             log.warning("ignored the PSP's answer about %s: %s", info.checkout_id, problem)
             return
         log.info("the PSP says %s is %s", info.checkout_id, info.status)
-        self._apply(self.controller.on_lookup(info, now_ms()))
+        self._apply(self.controller.on_lookup(info, self.clock.now()))
 
     def _lookup_url(self, qr_url: str) -> str:
         """Where to ask about a QR URL: {psp_url}/Q/{CODE} when the PSP's
@@ -178,7 +197,7 @@ class TerminalDaemon:
     def handle_message(self, topic: str, payload: bytes) -> None:
         """Anything malformed, or not to be believed (``terminal.trust``),
         is logged and ignored: the screen stays."""
-        now = now_ms()
+        now = self.clock.now()
         if topic == self.display_topic:
             if not payload:
                 return  # a cleared retained message
@@ -349,7 +368,7 @@ class TerminalDaemon:
         except aiomqtt.MqttError as exc:
             log.info("state not published (%s); it goes out on reconnect", exc)
 
-    # The painter and the clock.
+    # The painter, the ticker and the clock keeper.
 
     async def _paint_forever(self) -> None:
         # Capped: a panel plugged in (or I2C enabled) shows within seconds.
@@ -361,7 +380,7 @@ class TerminalDaemon:
             view = self.controller.view
             checkout_id = screen_checkout(view.screen)
             try:
-                await self._off_loop(self.panel.show, view, now_ms())
+                await self._off_loop(self.panel.show, view, self.clock.now())
             except HardwareError as exc:
                 delay = backoff.next_delay()
                 self._display_failed(str(exc), delay)
@@ -398,7 +417,7 @@ class TerminalDaemon:
             online=True,
             screen=kind,
             checkout_id=checkout_id,
-            displayed_at=to_rfc3339(now_ms()),
+            displayed_at=to_rfc3339(self.clock.now()),
         )
         await self._publish_state(self.state)
 
@@ -408,10 +427,30 @@ class TerminalDaemon:
 
     async def _tick_forever(self) -> None:
         while True:
-            now = now_ms()
+            now = self.clock.now()
             # Wake on the second boundary so the countdown steps evenly.
             await asyncio.sleep((1000 - now % 1000) / 1000)
-            self._apply(self.controller.on_tick(now_ms()))
+            self._apply(self.controller.on_tick(self.clock.now()))
+
+    async def _keep_time_forever(self) -> None:
+        """While the system clock is not known to be synchronised, asks the
+        PSP for its time: at once, then every few minutes, and sooner again
+        while the PSP cannot be reached."""
+        psp_url = self.config.psp_url
+        backoff = Backoff(initial=5.0, maximum=PSP_TIME_SECONDS)
+        asked_at: float | None = None  # loop time of the last answer that told the time
+        loop = asyncio.get_running_loop()
+        while True:
+            synced = await asyncio.to_thread(self.clock.check_sync)
+            wait = SYNC_CHECK_SECONDS
+            due = asked_at is None or loop.time() - asked_at >= PSP_TIME_SECONDS
+            if not synced and psp_url is not None and due:
+                if await learn_psp_time(psp_url, self.clock):
+                    asked_at = loop.time()
+                    backoff.reset()
+                else:
+                    wait = min(wait, backoff.next_delay())
+            await asyncio.sleep(wait)
 
     async def _watchdog_forever(self) -> None:
         interval = sdnotify.watchdog_interval()

@@ -17,6 +17,7 @@ from scan2pay_common.messages import ShowStatus, display_command_to_json
 from tests.support.broker import Mosquitto
 from tests.support.terminal_process import (
     BIN,
+    RUNNER,
     URL,
     States,
     TerminalProcess,
@@ -190,6 +191,47 @@ def test_systemd_hears_ready_watchdog_and_stopping(
             assert terminal.stop() == 0
         while "STOPPING=1" not in heard:
             heard.add(listener.recv(256).decode())
+
+
+def test_a_hung_event_loop_stops_the_watchdog_pings(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    """The pings come from a task of the event loop, not from a thread of
+    their own: a loop that hangs stops them, and systemd (WatchdogSec) kills
+    and restarts the daemon."""
+    hang = 3.0
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(10)
+        terminal = TerminalProcess(
+            broker,
+            tmp_path / "frames",
+            program=(*RUNNER, "--hang-on-usr1", str(hang), "--"),
+            # A ping every 0.1 s.
+            env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"},
+        )
+        try:
+            heard: set[bytes] = set()
+            while not {b"READY=1", b"WATCHDOG=1"} <= heard:
+                heard.add(listener.recv(256))
+            states.until("idle")
+            terminal.process.send_signal(signal.SIGUSR1)
+            # Datagrams keep their order: whatever came before this was sent
+            # before the loop hung.
+            while listener.recv(256) != b"X-HUNG=1":
+                pass
+            hung_at = time.monotonic()
+            listener.settimeout(hang - 0.5)
+            with pytest.raises(TimeoutError):
+                print("heard while hung:", listener.recv(256))
+            # The loop runs again, and so do the pings.
+            listener.settimeout(5)
+            while listener.recv(256) != b"WATCHDOG=1":
+                pass
+            assert time.monotonic() - hung_at >= hang - 0.5
+        finally:
+            assert terminal.stop() == 0, terminal.log.read_text()
 
 
 def test_a_terminal_killed_mid_checkout_comes_back_on_the_right_screen(

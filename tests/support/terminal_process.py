@@ -22,6 +22,8 @@ from tests.support.mqtt import Subscriber, publish
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
+# The daemon's own main() with test seams (tests/support/terminal_runner.py).
+RUNNER = (sys.executable, "-m", "tests.support.terminal_runner")
 MERCHANT, TERMINAL = "mer_proc", "lane-7"
 URL = "HTTP://127.0.0.1:8080/Q/" + "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
 
