@@ -4,6 +4,7 @@ defaults, with every problem reported at once, each with a hint."""
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +38,22 @@ class TerminalConfig:
     # terminal believes its display topic and events unchecked, as before
     # signing; production terminals must have them (docs/signing.md).
     psp_public_keys: tuple[PublicKey, ...] = ()
+    # A PEM file of the CA that signed the broker's certificate (a private
+    # CA, as examples/mosquitto makes); None: the system's trust store.
+    mqtt_ca: str | None = None
 
 
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 
 # key -> (flag, environment variable, hint)
 FIELDS: dict[str, tuple[str, str, str]] = {
-    "mqtt": ("--mqtt", "SCAN2PAY_MQTT", "mqtt://[user:password@]host:port"),
+    "mqtt": ("--mqtt", "SCAN2PAY_MQTT", "mqtts://[user:password@]host[:port], or mqtt://"),
+    # The same variable every part reads (scan2pay_common.mqtt_client).
+    "mqtt_ca": (
+        "--mqtt-ca",
+        "SCAN2PAY_MQTT_CA",
+        "a PEM file of the CA that signed the broker's certificate, like /etc/scan2pay/mqtt-ca.crt",
+    ),
     "merchant": ("--merchant", "SCAN2PAY_MERCHANT", "the merchant id the PSP gave, like mer_…"),
     "terminal": ("--terminal", "SCAN2PAY_TERMINAL", "this terminal's id, like lane-1"),
     "display": ("--display", "SCAN2PAY_DISPLAY", "ssd1306:i2c:1:0x3C, png:DIR, console, …"),
@@ -90,6 +100,7 @@ def load(
     layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
     layers.take("log_level", setting_values.log_level)
     layers.take("psp_public_key", parse_public_keys, to="psp_public_keys")
+    layers.take("mqtt_ca", _ca_file)
     if layers.problems:
         raise ConfigError(layers.problems)
     return TerminalConfig(**values)
@@ -102,6 +113,20 @@ def _display(spec: object, check: Any) -> str:
         except Exception as exc:  # the hardware layer's own message says what is wrong
             raise InvalidValue("invalid_setting", str(exc)) from exc
     return str(spec)
+
+
+def _ca_file(raw: object) -> str:
+    """A CA file that loads, checked now rather than at each connection."""
+    path = str(raw)
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise InvalidValue("invalid_setting", f"{path}: no such file") from None
+    except PermissionError:
+        raise InvalidValue("invalid_setting", f"{path}: not readable by this user") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise InvalidValue("invalid_setting", f"{path}: not a PEM certificate ({exc})") from None
+    return path
 
 
 def _name(raw: object) -> str:

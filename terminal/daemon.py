@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -61,7 +62,7 @@ from scan2pay_common.messages import (
     parse_display_command,
 )
 from scan2pay_common.messages import Screen as ScreenKind
-from scan2pay_common.mqtt_client import mqtt_client
+from scan2pay_common.mqtt_client import CA_ENV, mqtt_client, tls_context
 from scan2pay_common.timefmt import to_rfc3339
 from scan2pay_common.topics import (
     display_topic,
@@ -291,6 +292,7 @@ class TerminalDaemon:
                     will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
                     keepalive=15,
                     timeout=5,
+                    **self._tls_options(),
                 ) as client:
                     log.info("connected to %s", target)
                     backoff.reset()
@@ -304,6 +306,14 @@ class TerminalDaemon:
                 delay = backoff.next_delay()
                 log.warning("broker %s: %s; reconnecting in %.2fs", target, exc, delay)
                 await asyncio.sleep(delay)
+
+    def _tls_options(self) -> dict[str, ssl.SSLContext]:
+        """The configured CA's context for mqtts://; without one the
+        client's default (the system's CAs, or SCAN2PAY_MQTT_CA)."""
+        ca = self.config.mqtt_ca
+        if not self.config.mqtt.tls or ca is None:
+            return {}
+        return {"tls_context": tls_context({CA_ENV: ca})}
 
     async def _session(self, client: aiomqtt.Client) -> None:
         merchant_events = self.controller.needs_merchant_events
