@@ -182,6 +182,19 @@ def until_state(
     raise AssertionError(f"no such state; saw {seen}")
 
 
+def test_no_doc_copies_the_terminal_s_settings_readable_by_all() -> None:
+    """The settings hold the broker password: the docs install them 0600,
+    owned by the service user, never with a plain cp."""
+    install_line = (
+        "install -m 0600 -o scan2pay -g scan2pay terminal.toml /etc/scan2pay/terminal.toml"
+    )
+    assert install_line in EXAMPLE.read_text()
+    assert install_line in (REPO / "docs" / "pi.md").read_text()
+    for path in [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md", EXAMPLE]:
+        for line in path.read_text().splitlines():
+            assert not re.search(r"\bcp\b.*terminal\.toml", line), (path.name, line)
+
+
 def test_a_ca_file_that_does_not_load_is_a_configuration_error(tmp_path: Path) -> None:
     from terminal.config import ConfigError, load
 
