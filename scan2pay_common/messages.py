@@ -408,7 +408,11 @@ def parse_display_command(raw: bytes | str) -> DisplayCommand:
 
 # Terminal state: terminal -> cashier, retained, QoS 1; the last will sets online false.
 
-Screen = Literal["idle", "qr", "paid", "cancelled", "expired", "refunded", "offline", "error"]
+# display_error came after the rest: a reader older than it refuses such a
+# state as off-contract and keeps the terminal's previous one (docs/mqtt.md).
+Screen = Literal[
+    "idle", "qr", "paid", "cancelled", "expired", "refunded", "offline", "error", "display_error"
+]
 SCREENS: tuple[str, ...] = get_args(Screen)
 
 

@@ -12,14 +12,17 @@ from pathlib import Path
 
 from hardware import luma_form
 from hardware.base import Display
-from hardware.errors import HardwareError
 from scan2pay_common import logformat
 
+from .clock import Clock
 from .config import FIELDS, NO_FLAG, ConfigError, TerminalConfig, Unpaired, load_for_service
 from .pairing import check_writable
 
 log = logging.getLogger("terminal")
 
+# A bad configuration does not mend itself: the unit does not restart on it
+# (RestartPreventExitStatus=2). A display that fails is no exit of the
+# daemon's; test-pattern, which has nothing else to do, exits with it.
 EXIT_CONFIG = 2
 EXIT_DISPLAY = 3
 
@@ -90,11 +93,13 @@ def report_config_error(error: ConfigError, *, after_pairing: bool = False) -> i
     return EXIT_CONFIG
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """``clock``: the daemon's idea of now; the system's clock, corrected by
+    the PSP's while it is not synchronised, unless a test hands one in."""
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] in COMMANDS:
         return _command(words[0], words[1:])
-    from hardware.registry import open_display, parse_spec
+    from hardware.registry import parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
     pair = words[:1] == [PAIR]
@@ -117,13 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return report_config_error(exc)
     logformat.configure(config.log_level)
+    # Opened by the daemon, which rides out a display that is not there yet.
+    open_display = parse_spec(config.display).open
     try:
-        display = open_display(config.display)
-    except HardwareError as exc:
-        print(f"scan2pay-terminal: cannot open the display: {exc}", file=sys.stderr)
-        return EXIT_DISPLAY
-    try:
-        asyncio.run(_run(config, display, args.config, reload))
+        asyncio.run(_run(config, open_display, args.config, reload, clock))
     except ConfigError as exc:
         # The file pairing wrote does not load: its other keys are wrong.
         return report_config_error(exc, after_pairing=True)
@@ -166,9 +168,10 @@ def one_malloc_arena() -> bool:
 
 async def _run(
     config: TerminalConfig | Unpaired,
-    display: Display,
+    open_display: Callable[[], Display],
     config_file: str | None,
     reload: Callable[[], TerminalConfig | Unpaired],
+    clock: Clock | None,
 ) -> None:
     from .service import serve
 
@@ -177,5 +180,5 @@ async def _run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     path = None if config_file is None else Path(config_file)
-    await serve(config, display, path, reload, stop)
+    await serve(config, open_display, path, reload, stop, clock)
     log.info("stopped")

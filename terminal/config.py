@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,8 @@ class TerminalConfig:
     # terminal believes its display topic and events unchecked, as before
     # signing; production terminals must have them (docs/signing.md).
     psp_public_keys: tuple[PublicKey, ...] = ()
-    # The PEM file of the broker's CA (else SCAN2PAY_MQTT_CA, else the system's).
+    # A PEM file of the CA that signed the broker's certificate (a private
+    # CA, as examples/mosquitto makes); None: the system's trust store.
     mqtt_ca: str | None = None
     # Written by pairing (docs/pairing.md): with them the terminal asks the
     # PSP, when the broker refuses its account, whether it was unpaired.
@@ -62,7 +64,13 @@ DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 
 # key -> (flag, environment variable, hint)
 FIELDS: dict[str, tuple[str, str, str]] = {
-    "mqtt": ("--mqtt", "SCAN2PAY_MQTT", "mqtt://[user:password@]host:port"),
+    "mqtt": ("--mqtt", "SCAN2PAY_MQTT", "mqtts://[user:password@]host[:port], or mqtt://"),
+    # The same variable every part reads (scan2pay_common.mqtt_client).
+    "mqtt_ca": (
+        "--mqtt-ca",
+        "SCAN2PAY_MQTT_CA",
+        "a PEM file of the CA that signed the broker's certificate, like /etc/scan2pay/mqtt-ca.crt",
+    ),
     "merchant": ("--merchant", "SCAN2PAY_MERCHANT", "the merchant id the PSP gave, like mer_…"),
     "terminal": ("--terminal", "SCAN2PAY_TERMINAL", "this terminal's id, like lane-1"),
     "display": (
@@ -82,11 +90,6 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     # luma.examples' display keys (--interface, --i2c-port, ...), beside the
     # compact display value: hardware/luma_form.py.
     **luma_form.FIELDS,
-    "mqtt_ca": (
-        "--mqtt-ca",
-        "SCAN2PAY_MQTT_CA",
-        "the PEM file of the CA that signed the broker's certificate",
-    ),
     "pairing_id": ("--pairing-id", "SCAN2PAY_PAIRING_ID", "what scan2pay-terminal pair wrote"),
     "device_secret": (
         "--device-secret",
@@ -180,7 +183,7 @@ def _load(
     layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
     layers.take("log_level", setting_values.log_level)
     layers.take("psp_public_key", parse_public_keys, to="psp_public_keys")
-    layers.take("mqtt_ca", _readable_file)
+    layers.take("mqtt_ca", _ca_file)
     layers.take("pairing_id", _pairing_id)
     layers.take("device_secret", _device_secret)
     if layers.problems:
@@ -246,13 +249,6 @@ def _unpaired(layers: Layers, check_display: Any, config_file: str | None) -> Un
     return Unpaired(psp_url=values["psp_url"], **shown)
 
 
-def _readable_file(raw: object) -> str:
-    path = str(raw)
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise InvalidValue("invalid_setting", f"{path!r} is not a readable file")
-    return path
-
-
 def _pairing_id(raw: object) -> str:
     if not isinstance(raw, str) or not _PAIRING_ID.fullmatch(raw):
         raise InvalidValue("invalid_setting", "is not a pairing id that pairing wrote")
@@ -272,6 +268,20 @@ def _display(spec: object, check: Any) -> str:
         except Exception as exc:  # the hardware layer's own message says what is wrong
             raise InvalidValue("invalid_setting", str(exc)) from exc
     return str(spec)
+
+
+def _ca_file(raw: object) -> str:
+    """A CA file that loads, checked now rather than at each connection."""
+    path = str(raw)
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise InvalidValue("invalid_setting", f"{path}: no such file") from None
+    except PermissionError:
+        raise InvalidValue("invalid_setting", f"{path}: not readable by this user") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise InvalidValue("invalid_setting", f"{path}: not a PEM certificate ({exc})") from None
+    return path
 
 
 def _name(raw: object) -> str:

@@ -14,13 +14,23 @@
   controller ignores.
 - The painter draws the controller's current view off the event loop (the
   display's I/O blocks) and, once the frame is on the display, publishes the
-  terminal's state. A failing display is retried with backoff; the daemon
-  stays up. It draws in one thread of its own, always the same, which also
+  terminal's state. A display that cannot be opened or fails (a panel
+  missing, miswired or unplugged) is reported on the state topic as
+  ``display_error`` and opened again with capped, jittered backoff
+  (``terminal.panel``); the daemon stays up and serves MQTT meanwhile. It
+  draws in one thread of its own, always the same, which also opens and
   closes the display: frames are drawn one at a time anyway, a close never
   runs beside a frame, and no pool grows threads (up to cores + 4 for
   ``asyncio.to_thread``), each with its stack and its malloc arena, on a Pi
   Zero with 512 MB in all.
-- The clock moves the countdown and the timeouts.
+- The ticker moves the countdown and the timeouts.
+- The clock keeper asks the system now and then whether its clock is
+  synchronised and, while it is not, the PSP for its time
+  (``terminal.clock``): every ``now`` of the daemon is that clock's.
+- systemd hears READY=1 as soon as the event loop runs (not after the
+  first frame: a missing panel must not keep the service from starting),
+  WATCHDOG=1 from a task of the event loop, so that a loop that hangs stops
+  them, and STATUS= lines about the display.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -37,8 +48,8 @@ from dataclasses import replace
 import aiomqtt
 import orjson
 
-from hardware.base import Display, Frame
-from hardware.errors import DisplayError
+from hardware.base import Display
+from hardware.errors import HardwareError
 from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
@@ -50,8 +61,9 @@ from scan2pay_common.messages import (
     TerminalState,
     parse_display_command,
 )
-from scan2pay_common.mqtt_client import mqtt_client
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.messages import Screen as ScreenKind
+from scan2pay_common.mqtt_client import CA_ENV, mqtt_client, tls_context
+from scan2pay_common.timefmt import to_rfc3339
 from scan2pay_common.topics import (
     display_topic,
     events_topic,
@@ -60,27 +72,24 @@ from scan2pay_common.topics import (
 )
 
 from . import sdnotify
+from .clock import Clock
 from .config import TerminalConfig, is_bare_qr_url
 from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind
+from .panel import Panel
 from .psp_lookup import lookup
+from .psp_time import learn_psp_time
 from .revocation import refused_login, was_unpaired
-from .screens import OutcomeScreen, View, content
+from .screens import OutcomeScreen
 from .trust import Identity, SignedEvent, outcome_problem, qr_problem
 
 log = logging.getLogger(__name__)
 
 OFFLINE = TerminalState(online=False, screen="offline", checkout_id=None, displayed_at=None)
 
-
-def draw(display: Display, view: View, now: int) -> None:
-    """Renders (for pixel displays) and shows one frame. Blocking."""
-    geometry = display.geometry
-    image = None
-    if geometry is not None:
-        from .render import render
-
-        image = render(view, geometry, now)
-    display.show(Frame(content(view, now), image))
+# How often the clock keeper asks the system whether its clock is
+# synchronised, and (while it is not) the PSP for its time.
+SYNC_CHECK_SECONDS = 60.0
+PSP_TIME_SECONDS = 300.0
 
 
 def _checkout_of(payload: bytes) -> str:
@@ -97,14 +106,24 @@ def _checkout_of(payload: bytes) -> str:
 
 
 class TerminalDaemon:
+    """``display``: an open display, what opens one (then opened in the
+    painter's thread, and opened again after a failure), or a ``Panel`` the
+    caller holds. ``painter``: the thread that draws, when the caller owns
+    it and the panel (``terminal.service``, which draws the pairing screen
+    too); the daemon then leaves both open when it ends. ``clock``: the
+    daemon's idea of now (``terminal.clock``)."""
+
     def __init__(
-        self, config: TerminalConfig, display: Display, *, painter: ThreadPoolExecutor | None = None
+        self,
+        config: TerminalConfig,
+        display: Display | Callable[[], Display] | Panel,
+        *,
+        clock: Clock | None = None,
+        painter: ThreadPoolExecutor | None = None,
     ) -> None:
-        """``painter``: the thread that draws, when the caller owns it and the
-        display (``terminal.service``, which draws the pairing screen too);
-        the daemon then leaves both open when it ends."""
         self.config = config
-        self.display = display
+        self.panel = display if isinstance(display, Panel) else Panel(display)
+        self.clock = clock or Clock()
         self._own_painter = painter is None
         if painter is not None:
             self._painter = painter
@@ -121,6 +140,7 @@ class TerminalDaemon:
         self.state_topic = state_topic(config.merchant_id, config.terminal_id)
         self.state: TerminalState | None = None  # what is really on the display
         self.frames = 0
+        self.display_fault: str | None = None  # why the display takes no frame now
         self.events_heard = 0  # event messages handled, from either events topic
         # Whether this session's broker holds the merchant events subscription.
         self.merchant_events = False
@@ -145,10 +165,12 @@ class TerminalDaemon:
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(self._paint_forever(), name="painter"),
-                group.create_task(self._tick_forever(), name="clock"),
+                group.create_task(self._tick_forever(), name="ticker"),
+                group.create_task(self._keep_time_forever(), name="clock"),
                 group.create_task(self._mqtt_forever(), name="mqtt"),
                 group.create_task(self._watchdog_forever(), name="watchdog"),
             ]
+            sdnotify.notify("READY=1")
             ends = [
                 group.create_task(stop.wait(), name="stop"),
                 group.create_task(self.unpaired.wait(), name="unpaired"),
@@ -161,7 +183,7 @@ class TerminalDaemon:
         for task in list(self._lookups):
             task.cancel()
         if self._own_painter:
-            await self._off_loop(self.display.close)
+            await self._off_loop(self.panel.close)
         return not stop.is_set()
 
     # Inputs -> the controller.
@@ -186,7 +208,7 @@ class TerminalDaemon:
             log.warning("ignored the PSP's answer about %s: %s", info.checkout_id, problem)
             return
         log.info("the PSP says %s is %s", info.checkout_id, info.status)
-        self._apply(self.controller.on_lookup(info, now_ms()))
+        self._apply(self.controller.on_lookup(info, self.clock.now()))
 
     def _lookup_url(self, qr_url: str) -> str:
         """Where to ask about a QR URL: {psp_url}/Q/{CODE} when the PSP's
@@ -199,7 +221,7 @@ class TerminalDaemon:
     def handle_message(self, topic: str, payload: bytes) -> None:
         """Anything malformed, or not to be believed (``terminal.trust``),
         is logged and ignored: the screen stays."""
-        now = now_ms()
+        now = self.clock.now()
         if topic == self.display_topic:
             if not payload:
                 return  # a cleared retained message
@@ -294,6 +316,7 @@ class TerminalDaemon:
                     will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
                     keepalive=15,
                     timeout=5,
+                    **self._tls_options(),
                 ) as client:
                     log.info("connected to %s", target)
                     backoff.reset()
@@ -311,6 +334,14 @@ class TerminalDaemon:
                 delay = backoff.next_delay()
                 log.warning("broker %s: %s; reconnecting in %.2fs", target, exc, delay)
                 await asyncio.sleep(delay)
+
+    def _tls_options(self) -> dict[str, ssl.SSLContext]:
+        """The configured CA's context for mqtts://; without one the
+        client's default (the system's CAs, or SCAN2PAY_MQTT_CA)."""
+        ca = self.config.mqtt_ca
+        if not self.config.mqtt.tls or ca is None:
+            return {}
+        return {"tls_context": tls_context({CA_ENV: ca})}
 
     async def _session(self, client: aiomqtt.Client) -> None:
         merchant_events = self.controller.needs_merchant_events
@@ -375,39 +406,58 @@ class TerminalDaemon:
         except aiomqtt.MqttError as exc:
             log.info("state not published (%s); it goes out on reconnect", exc)
 
-    # The painter and the clock.
+    # The painter, the ticker and the clock keeper.
 
     async def _paint_forever(self) -> None:
+        # Capped: a panel plugged in (or I2C enabled) shows within seconds.
         backoff = Backoff(initial=0.2, maximum=10.0)
         while True:
             honour_cancellation()
             await self._dirty.wait()
             self._dirty.clear()
             view = self.controller.view
+            checkout_id = screen_checkout(view.screen)
             try:
-                await self._off_loop(draw, self.display, view, now_ms())
-            except DisplayError as exc:
+                await self._off_loop(self.panel.show, view, self.clock.now())
+            except HardwareError as exc:
                 delay = backoff.next_delay()
-                log.warning("display failed: %s; retrying in %.2fs", exc, delay)
+                self._display_failed(str(exc), delay)
+                await self._note_state("display_error", checkout_id)
                 self._dirty.set()
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            if self.display_fault is not None:
+                log.info("the display takes frames again")
+                sdnotify.notify("STATUS=display working")
+                self.display_fault = None
             self.frames += 1
-            if self.frames == 1:
-                sdnotify.notify("READY=1")
-            kind, checkout_id = screen_kind(view.screen), screen_checkout(view.screen)
-            if self.state is None or (self.state.screen, self.state.checkout_id) != (
-                kind,
-                checkout_id,
-            ):
-                self.state = TerminalState(
-                    online=True,
-                    screen=kind,
-                    checkout_id=checkout_id,
-                    displayed_at=to_rfc3339(now_ms()),
-                )
-                await self._publish_state(self.state)
+            await self._note_state(screen_kind(view.screen), checkout_id)
+
+    def _display_failed(self, fault: str, delay: float) -> None:
+        """Logs a fault once, and again only when it changes: a panel left
+        unplugged would otherwise fill the journal every few seconds."""
+        if fault != self.display_fault:
+            log.warning("display failed: %s; retrying with backoff", loggable(fault))
+            sdnotify.notify(f"STATUS=display failing: {loggable(fault, 200)}")
+        else:
+            log.debug("display still failing; next try in %.2fs", delay)
+        self.display_fault = fault
+
+    async def _note_state(self, kind: ScreenKind, checkout_id: str | None) -> None:
+        """Publishes the terminal's state when it changed."""
+        if self.state is not None and (self.state.screen, self.state.checkout_id) == (
+            kind,
+            checkout_id,
+        ):
+            return
+        self.state = TerminalState(
+            online=True,
+            screen=kind,
+            checkout_id=checkout_id,
+            displayed_at=to_rfc3339(self.clock.now()),
+        )
+        await self._publish_state(self.state)
 
     async def _off_loop(self, call: Callable[..., None], *args: object) -> None:
         """Runs a blocking display call in the painter's thread."""
@@ -415,10 +465,30 @@ class TerminalDaemon:
 
     async def _tick_forever(self) -> None:
         while True:
-            now = now_ms()
+            now = self.clock.now()
             # Wake on the second boundary so the countdown steps evenly.
             await asyncio.sleep((1000 - now % 1000) / 1000)
-            self._apply(self.controller.on_tick(now_ms()))
+            self._apply(self.controller.on_tick(self.clock.now()))
+
+    async def _keep_time_forever(self) -> None:
+        """While the system clock is not known to be synchronised, asks the
+        PSP for its time: at once, then every few minutes, and sooner again
+        while the PSP cannot be reached."""
+        psp_url = self.config.psp_url
+        backoff = Backoff(initial=5.0, maximum=PSP_TIME_SECONDS)
+        asked_at: float | None = None  # loop time of the last answer that told the time
+        loop = asyncio.get_running_loop()
+        while True:
+            synced = await asyncio.to_thread(self.clock.check_sync)
+            wait = SYNC_CHECK_SECONDS
+            due = asked_at is None or loop.time() - asked_at >= PSP_TIME_SECONDS
+            if not synced and psp_url is not None and due:
+                if await learn_psp_time(psp_url, self.clock):
+                    asked_at = loop.time()
+                    backoff.reset()
+                else:
+                    wait = min(wait, backoff.next_delay())
+            await asyncio.sleep(wait)
 
     async def _watchdog_forever(self) -> None:
         interval = sdnotify.watchdog_interval()

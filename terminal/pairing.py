@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.base import Display, Frame
-from hardware.errors import DisplayError
+from hardware.errors import HardwareError
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.logtext import loggable
@@ -32,6 +32,7 @@ from . import config_file, pairing_client, sdnotify
 from .config import PAIRING_KEYS, Unpaired
 from .pairing_client import PspError, Settings, Started
 from .pairing_screen import PairingScreen, content, render
+from .panel import Panel
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,11 @@ def draw(display: Display, screen: PairingScreen, now: int) -> None:
 
 class PairingFlow:
     def __init__(
-        self, unpaired: Unpaired, config_path: Path, display: Display, painter: Executor
+        self, unpaired: Unpaired, config_path: Path, panel: Panel, painter: Executor
     ) -> None:
         self.psp_url = unpaired.psp_url
         self.config_path = config_path
-        self.display = display
+        self.panel = panel
         self.painter = painter
         self.screen = PairingScreen()
         self._changed = asyncio.Event()
@@ -89,6 +90,10 @@ class PairingFlow:
             ]
             pairing = group.create_task(self._pair(), name="pairing")
             stopping = group.create_task(stop.wait(), name="stop")
+            # Ready with or without a panel: a daemon that waited for its
+            # first frame would be restarted forever by systemd on a
+            # miswired one (the painter keeps trying meanwhile).
+            sdnotify.notify("READY=1")
             await asyncio.wait({pairing, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():
                 sdnotify.notify("STOPPING=1")
@@ -204,8 +209,10 @@ class PairingFlow:
                 await asyncio.wait_for(self._changed.wait(), timeout=1.0)
             self._changed.clear()
             try:
-                await loop.run_in_executor(self.painter, draw, self.display, self.screen, now_ms())
-            except DisplayError as exc:
+                await loop.run_in_executor(
+                    self.painter, self.panel.paint, draw, self.screen, now_ms()
+                )
+            except HardwareError as exc:
                 delay = backoff.next_delay()
                 log.warning("display failed: %s; retrying in %.2fs", exc, delay)
                 self._changed.set()
@@ -213,8 +220,6 @@ class PairingFlow:
                 continue
             backoff.reset()
             self.frames += 1
-            if self.frames == 1:
-                sdnotify.notify("READY=1")
 
     async def _watchdog_forever(self) -> None:
         interval = sdnotify.watchdog_interval()

@@ -38,7 +38,14 @@ from tests.support.hostile import (
 )
 from tests.support.mqtt import Publisher
 from tests.support.process import PspProcess, create_merchant
-from tests.test_terminal_process import MERCHANT, TERMINAL, States, TerminalProcess, send, show_qr
+from tests.support.terminal_process import (
+    MERCHANT,
+    TERMINAL,
+    States,
+    TerminalProcess,
+    send,
+    show_qr,
+)
 
 pytestmark = pytest.mark.broker
 

@@ -21,7 +21,7 @@ from hardware.registry import parse_spec
 from terminal.cli import build_parser
 from terminal.config import FIELDS, ConfigError, TerminalConfig, load
 from tests.support.broker import Mosquitto
-from tests.test_terminal_process import URL, States, TerminalProcess, decode, send, show_qr
+from tests.support.terminal_process import URL, States, TerminalProcess, decode, send, show_qr
 
 # luma 3.16 calls Image.getdata, which Pillow 13 deprecates (removed in Pillow
 # 14, due 2027-10): luma's to fix, as tests/test_hw_luma.py notes.

@@ -97,7 +97,10 @@ def test_vocabulary() -> None:
         "checkout.expired": "expired",
         "checkout.refunded": "paid",
     }
-    assert SCREENS == ("idle", "qr", "paid", "cancelled", "expired", "refunded", "offline", "error")
+    assert (
+        *("idle", "qr", "paid", "cancelled", "expired", "refunded", "offline", "error"),
+        "display_error",
+    ) == SCREENS
 
 
 # CheckoutEvent.

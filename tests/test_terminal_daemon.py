@@ -397,6 +397,10 @@ class FlakyDisplay(DummyDisplay):
 async def test_a_failing_display_is_retried_and_recovers(broker: Mosquitto) -> None:
     running = await start(broker, FlakyDisplay(failures=3))
     try:
+        # The fault is told first, on the state topic; then the screen it
+        # could not show, once the display takes it.
+        state = await running.state(20)
+        assert (state.online, state.screen, state.checkout_id) == (True, "display_error", None)
         state = await running.state(20)
         assert state.screen == "idle"
         assert not running.task.done()

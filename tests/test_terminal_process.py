@@ -5,93 +5,26 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import zxingcpp
-from PIL import Image
 
-from scan2pay_common.messages import ShowQr, ShowStatus, TerminalState, display_command_to_json
-from scan2pay_common.timefmt import now_ms, to_rfc3339
-from scan2pay_common.topics import display_topic, state_topic
+from scan2pay_common.messages import ShowStatus, display_command_to_json
 from tests.support.broker import Mosquitto
-from tests.support.mqtt import Subscriber, publish
-
-BIN = Path(sys.executable).parent
-MERCHANT, TERMINAL = "mer_proc", "lane-7"
-URL = "HTTP://127.0.0.1:8080/Q/" + "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
-
-
-class TerminalProcess:
-    def __init__(
-        self, broker: Mosquitto, frames: Path, *extra: str, merchant: str = MERCHANT
-    ) -> None:
-        self.frames = frames
-        self.log = frames.parent / "terminal.log"
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(BIN / "scan2pay-terminal"),
-                    "--mqtt",
-                    broker.url,
-                    "--merchant",
-                    merchant,
-                    "--terminal",
-                    TERMINAL,
-                    "--name",
-                    "Test Shop",
-                    "--display",
-                    f"png:{frames}",
-                    "--idle-after",
-                    "30",
-                    *extra,
-                ],
-                stdout=log,
-                stderr=log,
-            )
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def latest(self) -> Image.Image:
-        return Image.open(self.frames / "latest.png")
-
-
-def decode(image: Image.Image) -> list[str]:
-    canvas = Image.new("L", (image.width + 40, image.height + 40), 0)
-    canvas.paste(image.convert("L"), (20, 20))
-    canvas = canvas.resize((canvas.width * 4, canvas.height * 4), Image.Resampling.NEAREST)
-    return [result.text for result in zxingcpp.read_barcodes(canvas)]
-
-
-class States:
-    def __init__(self, broker: Mosquitto, merchant: str = MERCHANT) -> None:
-        self.subscriber = Subscriber(broker.port, state_topic(merchant, TERMINAL))
-
-    def until(self, screen: str, timeout: float = 15.0) -> TerminalState:
-        deadline = time.monotonic() + timeout
-        seen = []
-        while time.monotonic() < deadline:
-            try:
-                (message,) = self.subscriber.wait_for(1, deadline - time.monotonic())
-            except TimeoutError:
-                break
-            state = TerminalState.from_json(message.payload)
-            seen.append(state)
-            if state.screen == screen:
-                return state
-        raise AssertionError(f"no {screen!r} state; saw {seen}")
+from tests.support.terminal_process import (
+    BIN,
+    RUNNER,
+    URL,
+    States,
+    TerminalProcess,
+    decode,
+    send,
+    show_qr,
+)
 
 
 @pytest.fixture
@@ -99,22 +32,6 @@ def states(broker: Mosquitto) -> Iterator[States]:
     watcher = States(broker)
     yield watcher
     watcher.subscriber.close()
-
-
-def send(broker: Mosquitto, payload: bytes | str, merchant: str = MERCHANT) -> None:
-    publish(broker.port, display_topic(merchant, TERMINAL), payload)
-
-
-def show_qr(checkout_id: str) -> bytes:
-    return display_command_to_json(
-        ShowQr(
-            checkout_id=checkout_id,
-            qr_url=URL,
-            amount=1234,
-            currency="EUR",
-            expires_at=to_rfc3339(now_ms() + 300_000),
-        )
-    )
 
 
 def test_each_command_gives_its_frame_and_state(
@@ -259,20 +176,12 @@ def test_a_bare_url_gives_the_qr_frame_and_the_checkout_from_the_psp(
 def test_systemd_hears_ready_watchdog_and_stopping(
     broker: Mosquitto, states: States, tmp_path: Path
 ) -> None:
-    import os
-    import socket
-
     address = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(address)
         listener.settimeout(10)
         env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
-        os.environ.update(env)
-        try:
-            terminal = TerminalProcess(broker, tmp_path / "frames")
-        finally:
-            for key in env:
-                del os.environ[key]
+        terminal = TerminalProcess(broker, tmp_path / "frames", env=env)
         try:
             heard: set[str] = set()
             while not {"READY=1", "WATCHDOG=1"} <= heard:
@@ -282,6 +191,47 @@ def test_systemd_hears_ready_watchdog_and_stopping(
             assert terminal.stop() == 0
         while "STOPPING=1" not in heard:
             heard.add(listener.recv(256).decode())
+
+
+def test_a_hung_event_loop_stops_the_watchdog_pings(
+    broker: Mosquitto, states: States, tmp_path: Path
+) -> None:
+    """The pings come from a task of the event loop, not from a thread of
+    their own: a loop that hangs stops them, and systemd (WatchdogSec) kills
+    and restarts the daemon."""
+    hang = 3.0
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(10)
+        terminal = TerminalProcess(
+            broker,
+            tmp_path / "frames",
+            program=(*RUNNER, "--hang-on-usr1", str(hang), "--"),
+            # A ping every 0.1 s.
+            env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"},
+        )
+        try:
+            heard: set[bytes] = set()
+            while not {b"READY=1", b"WATCHDOG=1"} <= heard:
+                heard.add(listener.recv(256))
+            states.until("idle")
+            terminal.process.send_signal(signal.SIGUSR1)
+            # Datagrams keep their order: whatever came before this was sent
+            # before the loop hung.
+            while listener.recv(256) != b"X-HUNG=1":
+                pass
+            hung_at = time.monotonic()
+            listener.settimeout(hang - 0.5)
+            with pytest.raises(TimeoutError):
+                print("heard while hung:", listener.recv(256))
+            # The loop runs again, and so do the pings.
+            listener.settimeout(5)
+            while listener.recv(256) != b"WATCHDOG=1":
+                pass
+            assert time.monotonic() - hung_at >= hang - 0.5
+        finally:
+            assert terminal.stop() == 0, terminal.log.read_text()
 
 
 def test_a_terminal_killed_mid_checkout_comes_back_on_the_right_screen(

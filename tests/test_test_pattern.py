@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from terminal.test_pattern import DEFAULT_PSP_URL, SAMPLE_CODE
-from tests.test_terminal_process import decode
+from tests.support.terminal_process import decode
 
 BIN = Path(sys.executable).parent
 SAMPLE = f"{DEFAULT_PSP_URL}/Q/{SAMPLE_CODE}"

@@ -23,6 +23,7 @@
     refunded: "showing “Refunded”",
     offline: "offline",
     error: "showing an error",
+    display_error: "online, its display failing",
   };
   const shown = new Map(); // checkout id -> the row as last drawn
   const lines = new Map(); // checkout id -> its <tr>
