@@ -14,6 +14,7 @@ looks unpaired and still works.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -28,10 +29,18 @@ from scan2pay_common.signing import ALG
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from .. import credentials
+from ..errors import StorageError
 from ..mqtt_accounts import AccountError, terminal_username
 from ..storage import Storage
 from .broker import Broker
-from .store import Collected, PairingRefused, PairingStore, Polled, terminal_taken
+from .store import (
+    Collected,
+    PairingRefused,
+    PairingStore,
+    Polled,
+    code_used,
+    terminal_taken,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,24 +171,43 @@ class Pairing:
         code = pairing_codes.parse_code(code_text)
         merchant_id = check_merchant_id(merchant_id)
         terminal_id = check_terminal_id(terminal_text)
-        username = terminal_username(merchant_id, terminal_id)
         pairing_id = await self.store.claim(
             hash_code(code), merchant_id, terminal_id, now=self.clock()
         )
-        if broker.has_account(username):
-            # Made by hand (psp-server terminal create), or left by a crash.
-            await self.store.release(pairing_id)
-            raise PairingRefused(
-                "terminal_taken",
-                f"the broker already has an account for terminal {terminal_id};"
-                " revoke it first (psp-server terminal revoke) or choose another id",
-                409,
-            )
         try:
-            password = await broker.create_terminal(merchant_id, terminal_id)
-        except AccountError as exc:
+            password = await self._make_account(broker, merchant_id, terminal_id)
+        except BaseException:
+            # Whatever went wrong (the broker's files, a cancelled request),
+            # the code and the terminal id are free again: nothing changed.
             await self.store.release(pairing_id)
+            raise
+        try:
+            completed = await self.store.complete(
+                pairing_id, password, collect_by=self.clock() + PAIRING_TTL_MS
+            )
+        except BaseException:
+            await self._undo_account(broker, merchant_id, terminal_id, pairing_id)
+            raise
+        if not completed:  # unpaired or expired between the claim and now
+            await self._undo_account(broker, merchant_id, terminal_id, pairing_id)
+            raise code_used()
+        log.info("terminal %s of merchant %s paired", terminal_id, merchant_id)
+        return Approval(merchant_id, terminal_id, await broker.reload())
+
+    async def _make_account(self, broker: Broker, merchant_id: str, terminal_id: str) -> str:
+        username = terminal_username(merchant_id, terminal_id)
+        try:
             if broker.has_account(username):
+                # Made by hand (psp-server terminal create), or left by a crash.
+                raise PairingRefused(
+                    "terminal_taken",
+                    f"the broker already has an account for terminal {terminal_id};"
+                    " revoke it first (psp-server terminal revoke) or choose another id",
+                    409,
+                )
+            return await broker.create_terminal(merchant_id, terminal_id)
+        except (AccountError, OSError, ValueError) as exc:
+            if isinstance(exc, AccountError) and _has_account(broker, username):
                 raise terminal_taken(terminal_id) from exc
             log.error("terminal account not made: %s", loggable(exc))
             raise PairingRefused(
@@ -187,19 +215,32 @@ class Pairing:
                 f"the broker account could not be made ({exc}); nothing was changed",
                 503,
             ) from exc
-        await self.store.complete(pairing_id, password, collect_by=self.clock() + PAIRING_TTL_MS)
-        log.info("terminal %s of merchant %s paired", terminal_id, merchant_id)
-        return Approval(merchant_id, terminal_id, await broker.reload())
+
+    async def _undo_account(
+        self, broker: Broker, merchant_id: str, terminal_id: str, pairing_id: str
+    ) -> None:
+        """The account was made but the pairing could not be marked approved:
+        an account nobody will ever collect must not stay on the broker."""
+        with contextlib.suppress(AccountError, OSError, ValueError):
+            await broker.drop_terminal(merchant_id, terminal_id)
+        with contextlib.suppress(StorageError):
+            await self.store.release(pairing_id)
 
     async def poll(self, pairing_id: str, device_secret: str) -> Polled | Handover:
+        # Everything the handover needs is at hand before the pairing is
+        # marked delivered (and its password forgotten): a failure after
+        # that commit would leave a paired terminal without its settings.
+        broker = self._broker()
+        keys = await self.storage.signing_keys()
         polled = await self.store.poll(
             pairing_id, hash_device_secret(device_secret), now=self.clock()
         )
         if not isinstance(polled, Collected):
             return polled
-        broker = self._broker()
-        merchant = await self.storage.merchant_with_key_hash(polled.merchant_id)
-        keys = await self.storage.signing_keys()
+        try:
+            merchant = await self.storage.merchant_with_key_hash(polled.merchant_id)
+        except StorageError:
+            merchant = None  # its name is a nicety; the settings must go out
         username = terminal_username(polled.merchant_id, polled.terminal_id)
         return Handover(
             {
@@ -248,3 +289,10 @@ class Pairing:
             await self.store.unpair(merchant_id, terminal_id, now=self.clock())
         log.info("terminal %s of merchant %s unpaired", terminal_id, merchant_id)
         return Unpairing(merchant_id, terminal_id, paired, await broker.reload())
+
+
+def _has_account(broker: Broker, username: str) -> bool:
+    try:
+        return broker.has_account(username)
+    except (OSError, ValueError):
+        return False

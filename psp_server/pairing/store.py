@@ -187,17 +187,20 @@ class PairingStore:
 
         await self._worker.run(op)
 
-    async def complete(self, pairing_id: str, password: str, *, collect_by: int) -> None:
-        """The account exists: its password waits for the device until ``collect_by``."""
+    async def complete(self, pairing_id: str, password: str, *, collect_by: int) -> bool:
+        """The account exists: its password waits for the device until
+        ``collect_by``. False when the pairing is no longer being approved
+        (unpaired meanwhile)."""
 
-        def op(conn: Connection) -> None:
-            conn.execute(
+        def op(conn: Connection) -> bool:
+            changed = conn.execute(
                 "UPDATE pairings SET status = 'approved', mqtt_password = ?, expires_at = ?"
                 " WHERE id = ? AND status = 'approving'",
                 (password, collect_by, pairing_id),
-            )
+            ).rowcount
+            return bool(changed)
 
-        await self._worker.run(op)
+        return await self._worker.run(op)
 
     async def poll(self, pairing_id: str, secret_hash: str, *, now: int) -> Polled:
         """Where the pairing stands, for the device that started it. An
