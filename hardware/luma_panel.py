@@ -290,3 +290,5 @@ def _luma_errors(config: LumaConfig, action: str) -> Iterator[None]:
         raise DisplaySpecError(f"{name}: {bus} needs the Python module {top}: {hint}") from error
     except OSError as error:
         raise DisplayError(name, f"{action} failed: {error}") from error
+    except RuntimeError as error:  # rpi-lgpio: "GPIO busy" (another process holds a line)
+        raise DisplayError(name, f"{action} failed: {error}") from error

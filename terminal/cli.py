@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -102,6 +104,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     from hardware.registry import parse_spec
 
     one_malloc_arena()  # before a luma panel's driver starts its threads
+    lgpio_work_folder()
     pair = words[:1] == [PAIR]
     args = build_parser(pair=pair).parse_args(words[1:] if pair else words)
     flags = settings_given(args)
@@ -132,7 +135,16 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     return 0
 
 
+def lgpio_work_folder() -> None:
+    """rpi-lgpio, which luma's GPIO uses for SPI panels, makes a pipe in
+    its working folder when imported (or in ``LG_WD``); run from a folder
+    the terminal's user cannot write (``/``, another user's home), no SPI
+    panel would ever open. The system's temporary folder is writable."""
+    os.environ.setdefault("LG_WD", tempfile.gettempdir())
+
+
 def _command(name: str, argv: list[str]) -> int:
+    lgpio_work_folder()
     if name == "doctor":
         from .doctor import main as doctor
 

@@ -419,9 +419,12 @@ class TerminalDaemon:
             checkout_id = screen_checkout(view.screen)
             try:
                 await self._off_loop(self.panel.show, view, self.clock.now())
-            except HardwareError as exc:
+            # Not HardwareError alone: a driver's own error (rpi-lgpio's
+            # "GPIO busy") ending the daemon would have systemd restart it
+            # onto the same screen and the same error, for ever.
+            except Exception as exc:  # noqa: BLE001 - every display fault is ridden out, reported
                 delay = backoff.next_delay()
-                self._display_failed(str(exc), delay)
+                self._display_failed(_fault(exc), delay)
                 await self._note_state("display_error", checkout_id)
                 self._dirty.set()
                 await asyncio.sleep(delay)
@@ -512,3 +515,9 @@ def client_id(config: TerminalConfig) -> str:
         return base  # a broker without passwords protects nothing anyway
     tag = hmac.new(password.encode(), base.encode(), hashlib.sha256).hexdigest()[:20]
     return f"{base}-{tag}"
+
+
+def _fault(exc: Exception) -> str:
+    """What a display fault says: the hardware layer's own words, or the
+    kind of error for anything else."""
+    return str(exc) if isinstance(exc, HardwareError) else f"{type(exc).__name__}: {exc}"

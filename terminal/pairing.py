@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from hardware.base import Display, Frame
-from hardware.errors import HardwareError
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.logtext import loggable
@@ -212,7 +211,7 @@ class PairingFlow:
                 await loop.run_in_executor(
                     self.painter, self.panel.paint, draw, self.screen, now_ms()
                 )
-            except HardwareError as exc:
+            except Exception as exc:  # noqa: BLE001 - as the daemon's painter: ridden out, logged
                 delay = backoff.next_delay()
                 log.warning("display failed: %s; retrying in %.2fs", exc, delay)
                 self._changed.set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import json
 import secrets
 import ssl
@@ -186,7 +187,8 @@ def _post(url: str, payload: dict[str, Any]) -> dict[str, Any]:
             return jf.load_object(response.read(MAX_ANSWER), what="the PSP's answer")
     except urllib.error.HTTPError as exc:
         raise _refusal(exc) from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+        # HTTPException: a port that does not speak HTTP, a body cut short.
         raise PspError("unreachable", f"the PSP cannot be reached: {exc}") from exc
     except InvalidValue as exc:
         raise PspError("invalid_answer", exc.message) from exc
@@ -195,7 +197,7 @@ def _post(url: str, payload: dict[str, Any]) -> dict[str, Any]:
 def _refusal(exc: urllib.error.HTTPError) -> PspError:
     try:
         error = jf.load_object(exc.read(MAX_ANSWER)).get("error")
-    except (InvalidValue, OSError):
+    except (InvalidValue, OSError, http.client.HTTPException):
         error = None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         return PspError(error["code"], str(error.get("message", "")), exc.code)

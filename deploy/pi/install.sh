@@ -52,8 +52,10 @@ GROUPS_WANTED=(i2c spi gpio dialout)
 # python3-venv for the venv; i2c-tools for i2cdetect; the rest are the
 # libraries Pillow's builds on the Pi's own wheel index (piwheels) link to.
 # The compiler is not among them: every compiled dependency comes as a wheel.
+# python3-spidev: spidev has no wheel for Python 3.11 on PyPI (and piwheels
+# serves 32-bit only); the venv sees Debian's through --system-site-packages.
 APT_PACKAGES=(
-    python3 python3-venv i2c-tools ca-certificates
+    python3 python3-venv python3-spidev i2c-tools ca-certificates
     libopenjp2-7 libjpeg62-turbo libtiff6 libfreetype6 liblcms2-2 libwebp7 libxcb1
 )
 # How long boot waits for NTP before the terminal starts anyway (it then
@@ -259,7 +261,7 @@ install_venv() {
     if [ -x "$python" ]; then
         note "the venv $VENV exists"
     else
-        run python3 -m venv "$ROOT$VENV"
+        run python3 -m venv --system-site-packages "$ROOT$VENV"
     fi
     # The terminal's role and the Pi's panels (luma's SPI and GPIO, luma.lcd),
     # none of the PSP's stack.
@@ -318,21 +320,23 @@ paired() {
 
 pair_and_start() {
     step "Pairing"
-    local terminal=$ROOT$VENV/bin/scan2pay-terminal
     if paired; then
         note "$CONFIG names its merchant already: not pairing again"
     elif [ -z "$PSP_URL" ]; then
-        note "no --psp-url given: pair later with"
-        note "sudo runuser -u $SERVICE_USER -- $VENV/bin/scan2pay-terminal pair --psp-url URL --config $CONFIG"
+        # Unpaired and no PSP to pair with: the service would only exit on
+        # its settings. It is enabled; it starts once it has them.
+        note "no --psp-url given: not starting the terminal. Pair it later with"
+        note "sudo $0 --psp-url URL   (or add psp_url to $CONFIG and start $SERVICE)"
+        return
     else
-        # The daemon must not drive the display while pairing does.
-        run systemctl stop "$SERVICE"
-        note "the display and this console show a code: approve it on the merchant board"
-        run runuser -u "$SERVICE_USER" -- "$terminal" pair --psp-url "$PSP_URL" --config "$ROOT$CONFIG"
+        # The service pairs by itself (its settings name the PSP and no
+        # merchant): the code is on the display, and in the journal.
+        note "the display shows a code: approve it on the merchant board"
+        note "(journalctl -u $SERVICE -f shows it too)"
     fi
     step "Starting the terminal"
     run systemctl restart "$SERVICE"
-    note "check it with: $VENV/bin/scan2pay-terminal doctor --config $CONFIG"
+    note "check it with: sudo -u $SERVICE_USER $VENV/bin/scan2pay-terminal doctor --config $CONFIG"
     note "and: journalctl -u $SERVICE -f"
 }
 

@@ -64,6 +64,7 @@ async def checks(config: TerminalConfig) -> list[Check]:
             async with mqtt_client(
                 target,
                 identifier=f"scan2pay-doctor-{uuid.uuid4().hex[:16]}",
+                ca_file=config.mqtt_ca,  # as the daemon connects
                 keepalive=int(BROKER_SECONDS),
                 timeout=BROKER_SECONDS,
             ) as client:
