@@ -8,6 +8,7 @@ terminal then judges by the PSP's time where it differs (``terminal.clock``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,6 +34,7 @@ def system_clock_synced(flag: Path = TIMESYNCD_FLAG) -> bool | None:
             text=True,
             timeout=TIMEDATECTL_SECONDS,
             check=False,
+            env=child_environment(),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -40,3 +42,10 @@ def system_clock_synced(flag: Path = TIMESYNCD_FLAG) -> bool | None:
     if answer.returncode != 0 or value not in ("yes", "no"):
         return None  # no systemd as init, or no D-Bus: it cannot tell
     return value == "yes"
+
+
+def child_environment() -> dict[str, str]:
+    """The daemon's environment without ``NOTIFY_SOCKET``: systemd's tools
+    report their own failures there ("ERRNO=112" from a timedatectl without
+    D-Bus), and a child must never speak to systemd for the service."""
+    return {key: value for key, value in os.environ.items() if key != "NOTIFY_SOCKET"}

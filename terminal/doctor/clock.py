@@ -17,6 +17,7 @@ import subprocess
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from ..timesync import child_environment
 from .report import Check
 
 TIMEDATECTL = ("show", "-p", "NTPSynchronized", "--value")
@@ -45,6 +46,7 @@ def system_synced() -> tuple[bool | None, str]:
                 text=True,
                 timeout=TIMEDATECTL_SECONDS,
                 check=False,
+                env=child_environment(),
             )
         except (OSError, subprocess.TimeoutExpired):
             done = None
