@@ -168,7 +168,7 @@ class TerminalDaemon:
                 group.create_task(self._tick_forever(), name="ticker"),
                 group.create_task(self._keep_time_forever(), name="clock"),
                 group.create_task(self._mqtt_forever(), name="mqtt"),
-                group.create_task(self._watchdog_forever(), name="watchdog"),
+                group.create_task(sdnotify.watchdog_forever(), name="watchdog"),
             ]
             sdnotify.notify("READY=1")
             ends = [
@@ -492,14 +492,6 @@ class TerminalDaemon:
                 else:
                     wait = min(wait, backoff.next_delay())
             await asyncio.sleep(wait)
-
-    async def _watchdog_forever(self) -> None:
-        interval = sdnotify.watchdog_interval()
-        if interval is None:
-            return
-        while True:
-            sdnotify.notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
 
 
 def client_id(config: TerminalConfig) -> str:

@@ -85,7 +85,7 @@ class PairingFlow:
         async with asyncio.TaskGroup() as group:
             helpers = [
                 group.create_task(self._paint_forever(), name="pairing painter"),
-                group.create_task(self._watchdog_forever(), name="watchdog"),
+                group.create_task(sdnotify.watchdog_forever(), name="watchdog"),
             ]
             pairing = group.create_task(self._pair(), name="pairing")
             stopping = group.create_task(stop.wait(), name="stop")
@@ -219,14 +219,6 @@ class PairingFlow:
                 continue
             backoff.reset()
             self.frames += 1
-
-    async def _watchdog_forever(self) -> None:
-        interval = sdnotify.watchdog_interval()
-        if interval is None:
-            return
-        while True:
-            sdnotify.notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
 
 
 def _say(exc: PspError) -> str:

@@ -6,6 +6,7 @@ socket, and the small packages that wrap it are unmaintained.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 
@@ -32,3 +33,15 @@ def watchdog_interval() -> float | None:
     if not usec or not usec.isdigit() or int(usec) == 0:
         return None
     return int(usec) / 2_000_000
+
+
+async def watchdog_forever() -> None:
+    """Pets systemd's watchdog from the event loop, for as long as the task
+    runs: a loop that hangs stops the pings, and systemd restarts it. Not
+    run by systemd, or without WatchdogSec: returns at once."""
+    interval = watchdog_interval()
+    if interval is None:
+        return
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(interval)

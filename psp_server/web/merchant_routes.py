@@ -205,14 +205,21 @@ async def sign_out(request: web.Request) -> web.Response:
     return response
 
 
-async def cancel(request: web.Request) -> web.Response:
+async def _allowed_change(request: web.Request) -> tuple[Session, Merchant] | web.Response:
+    """The session and merchant of a state-changing request from the board,
+    or the answer that refuses it (signed out, another site, no token)."""
     found = await _signed_in(request)
     if found is None:
         return _not_signed_in(request)
-    session, merchant = found
-    refused = await _csrf_refusal(request, session)
-    if refused is not None:
-        return refused
+    refused = await _csrf_refusal(request, found[0])
+    return found if refused is None else refused
+
+
+async def cancel(request: web.Request) -> web.Response:
+    allowed = await _allowed_change(request)
+    if isinstance(allowed, web.Response):
+        return allowed
+    _, merchant = allowed
     now = now_ms()
     try:
         checkout_id = check_checkout_id(request.match_info["checkout_id"])

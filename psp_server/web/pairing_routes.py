@@ -21,9 +21,8 @@ from ..storage.records import Merchant
 from . import merchant_session
 from .forms import read_form
 from .merchant_routes import (
-    _csrf_refusal,
+    _allowed_change,
     _html,
-    _not_signed_in,
     _root,
     _sign_in_page,
     _signed_in,
@@ -87,13 +86,10 @@ def _waited(limiter_wait: float) -> str:
 
 
 async def approve(request: web.Request) -> web.Response:
-    found = await _signed_in(request)
-    if found is None:
-        return _not_signed_in(request)
-    session, merchant = found
-    refused = await _csrf_refusal(request, session)
-    if refused is not None:
-        return refused
+    allowed = await _allowed_change(request)
+    if isinstance(allowed, web.Response):
+        return allowed
+    session, merchant = allowed
     form = await read_form(request)
     code_text = form.get("code", "")
     terminal_text = form.get("terminal_id", "").strip()
@@ -134,13 +130,10 @@ async def approve(request: web.Request) -> web.Response:
 
 
 async def unpair(request: web.Request) -> web.Response:
-    found = await _signed_in(request)
-    if found is None:
-        return _not_signed_in(request)
-    session, merchant = found
-    refused = await _csrf_refusal(request, session)
-    if refused is not None:
-        return refused
+    allowed = await _allowed_change(request)
+    if isinstance(allowed, web.Response):
+        return allowed
+    session, merchant = allowed
     terminal_text = (await read_form(request)).get("terminal_id", "")
     try:
         done = await request.app[PAIRING].unpair(merchant.id, terminal_text)
