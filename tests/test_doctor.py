@@ -33,7 +33,7 @@ from scan2pay_common.topics import display_topic, events_topic, terminal_events_
 from terminal.doctor.broker import account_mismatch
 from terminal.doctor.clock import SYNCED_FLAG
 from tests.support.broker import free_port, mosquitto_binary, wait_for_port
-from tests.support.process import PspProcess, create_merchant, run_cli
+from tests.support.process import PspProcess, create_merchant, end_process, run_cli
 from tests.support.secure_broker import Certs, Client, SecureMosquitto, make_certs
 
 pytestmark = pytest.mark.broker
@@ -465,10 +465,5 @@ class DynsecMosquitto:
         return password
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process)
         self.log.close()

@@ -19,20 +19,11 @@ from scan2pay_common import pairing_codes
 from scan2pay_common.errors import InvalidValue
 from terminal import config_file
 from terminal.pairing_screen import PairingScreen, content, layout, render
+from tests.support.panels import GEOMETRIES
 
 NOW = 1_764_000_000_000
 CODE = "K7QM-3XWD-9T"
 URL = "HTTPS://PAY.EXAMPLE.COM/merchant/pair?code=K7QM3XWD9T"
-GEOMETRIES = {
-    "128x64": Geometry(128, 64, "1"),
-    "128x32": Geometry(128, 32, "1"),
-    "128x128": Geometry(128, 128, "RGB"),
-    "240x240": Geometry(240, 240, "RGB"),
-    "320x240": Geometry(320, 240, "RGB"),
-    "64x128": Geometry(64, 128, "1"),
-    "240x320": Geometry(240, 320, "RGB"),
-    "200x96": Geometry(200, 96, "L"),
-}
 
 
 # The code.

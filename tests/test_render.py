@@ -31,6 +31,7 @@ from terminal.render import (
     render,
 )
 from terminal.screens import IdleScreen, OutcomeScreen, QrScreen, View
+from tests.support.panels import GEOMETRIES
 
 FONTS = Path(render_module.__file__).parent / "fonts"
 BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -47,16 +48,6 @@ DEFAULT_URL = "HTTP://127.0.0.1:8080/Q/" + checkout_code(1)
 LONG_URL = "HTTPS://PAY.EXAMPLE-MERCHANT.COM/Q/" + checkout_code(2)
 URLS = {"default": DEFAULT_URL, "long": LONG_URL}
 
-GEOMETRIES = {
-    "128x64": Geometry(128, 64, "1"),
-    "128x32": Geometry(128, 32, "1"),
-    "128x128": Geometry(128, 128, "RGB"),
-    "240x240": Geometry(240, 240, "RGB"),
-    "320x240": Geometry(320, 240, "RGB"),
-    "64x128": Geometry(64, 128, "1"),
-    "240x320": Geometry(240, 320, "RGB"),
-    "200x96": Geometry(200, 96, "L"),
-}
 
 # What each layout gives the default URL: (pixels per module, level, quiet
 # zone in modules). 128x32 is the documented reduced quiet zone; 240x240 pays

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.process import end_process
+
 INSTALL_HINT = (
     "mosquitto is not installed; the tests start a real broker. "
     "Install it with `sudo apt-get install mosquitto` (make test does this when run as root)."
@@ -90,12 +92,7 @@ class Mosquitto:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()  # SIGTERM: mosquitto saves its persistence file
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process)  # SIGTERM: mosquitto saves its persistence file
         self.process = None
 
     def restart(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from psp_server import mqtt_accounts
-from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
+from tests.support.process import PspProcess, create_merchant, create_wallet, end_process, run_cli
 from tests.support.secure_broker import Certs, Client, SecureMosquitto
 from tests.support.secure_shops import decode_qr
 
@@ -146,14 +146,7 @@ class Terminal:
         raise AssertionError(f"no pairing QR on screen; log:\n{self.log()}")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return end_process(self.process)
 
 
 def tables(db: Path) -> dict[str, list[Any]]:

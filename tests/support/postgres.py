@@ -27,6 +27,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.support.process import end_process
+
 DSN_ENV = "SCAN2PAY_TEST_PG_DSN"
 BINDIR_ENV = "SCAN2PAY_PG_BINDIR"
 START_TIMEOUT = 20.0
@@ -249,13 +251,7 @@ class PgCluster:
 def _shut_down(process: subprocess.Popen[bytes]) -> None:
     # SIGINT is postgres's fast shutdown: it ends open sessions instead of
     # waiting for them, which a test that leaked a connection would make us do.
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    end_process(process, signal.SIGINT, timeout=20)
 
 
 @dataclass(frozen=True)

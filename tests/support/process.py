@@ -23,6 +23,21 @@ NO_RATE_LIMITS = (
 )
 
 
+def end_process(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> int:
+    """Sends ``sig`` to a process still running, waits ``timeout`` seconds
+    for it to end, kills it if it did not, and returns its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def psp_command(*args: str) -> list[str]:
     return [str(BIN / "psp-server"), *args]
 
@@ -76,15 +91,9 @@ class PspProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = end_process(self.process, sig, timeout=15)
         self._log.close()
-        return self.process.returncode
+        return code
 
     def wait_exit(self, timeout: float = 15.0) -> int:
         deadline = time.monotonic() + timeout

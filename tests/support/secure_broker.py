@@ -22,6 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.support.broker import free_port, mosquitto_binary, wait_for_port
 from tests.support.mqtt import Received, _no_delay
+from tests.support.process import end_process
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mosquitto"
 DEPLOYED_DIR = "/etc/mosquitto/scan2pay/"
@@ -121,12 +122,7 @@ class SecureMosquitto:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process)
         self.process = None
 
 

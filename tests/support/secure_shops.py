@@ -38,7 +38,7 @@ from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_client import CA_ENV
 from scan2pay_common.topics import display_topic, state_topic
 from tests.support.commands import show_qr_of
-from tests.support.process import PspProcess, create_merchant, create_wallet
+from tests.support.process import PspProcess, create_merchant, create_wallet, end_process
 from tests.support.secure_broker import Certs, Client, SecureMosquitto
 
 BIN = Path(sys.executable).parent
@@ -154,13 +154,7 @@ class TerminalProcess:
         return decode_qr(self.frames / "latest.png")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import display_topic, state_topic
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber, publish
+from tests.support.process import end_process
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -69,14 +70,7 @@ class TerminalProcess:
             )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return end_process(self.process, sig)
 
     def latest(self) -> Image.Image:
         return Image.open(self.frames / "latest.png")
