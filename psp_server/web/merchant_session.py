@@ -1,6 +1,8 @@
 """The merchant's web session: a signed cookie, and nothing kept on the server.
 
-The cookie holds the merchant's id, when it was issued, and a fingerprint
+The cookie holds the merchant's id, when it was issued, a random nonce
+(two sign-ins in the same millisecond are two sessions, with two CSRF
+tokens), and a fingerprint
 of the merchant's API key hash as it was then, MACed with HMAC-SHA256 under
 a key derived (HKDF) from the PSP's signing key. Every worker of a
 multi-process PSP loads the same signing key from the database, so any of
@@ -37,11 +39,12 @@ from ..appkeys import SETTINGS, STORAGE
 from ..credentials import secret_bytes
 
 INFO = b"scan2pay merchant session v1"
-VERSION = "s1"
+VERSION = "s2"
 SESSION_MS = 12 * 3600 * 1000
 # A cookie issued by a worker whose clock runs a little ahead is still good.
 CLOCK_SLACK_MS = 60_000
 _FINGERPRINT_BYTES = 12
+_NONCE_BYTES = 12
 
 
 def _b64(raw: bytes) -> str:
@@ -85,7 +88,8 @@ class SessionKeys:
         return _b64(digest[:_FINGERPRINT_BYTES])
 
     def issue(self, merchant_id: str, key_hash: str, epoch: int, *, now: int) -> str:
-        body = f"{VERSION}.{merchant_id}.{now}.{self.fingerprint(key_hash, epoch)}"
+        nonce = _b64(secrets.token_bytes(_NONCE_BYTES))
+        body = f"{VERSION}.{merchant_id}.{now}.{nonce}.{self.fingerprint(key_hash, epoch)}"
         return f"{body}.{self._mac(b'session', body)}"
 
     def verify(self, cookie: str, *, now: int) -> Session | None:
@@ -95,9 +99,9 @@ class SessionKeys:
         if not hmac.compare_digest(secret_bytes(mac), self._mac(b"session", body).encode()):
             return None
         parts = body.split(".")
-        if len(parts) != 4 or parts[0] != VERSION or not parts[2].isdigit():
+        if len(parts) != 5 or parts[0] != VERSION or not parts[2].isdigit():
             return None
-        _, merchant_id, issued, fingerprint = parts
+        _, merchant_id, issued, _nonce, fingerprint = parts
         try:
             check_merchant_id(merchant_id)
         except InvalidValue:
