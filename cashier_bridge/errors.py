@@ -29,6 +29,10 @@ class BadInput(BridgeError):
     code = "bad_input"
 
 
+class KeyRejected(BadInput):
+    """The PSP answered 401: the merchant key is unknown, revoked or replaced."""
+
+
 class PspUnreachable(BridgeError):
     exit_code = EXIT_PSP_UNREACHABLE
     code = "psp_unreachable"

@@ -1,6 +1,7 @@
 """``run_checkout``: one checkout, from the cashier's order to its confirmed outcome.
 
-    merchant (PSP) -> MQTT subscribed -> created -> sent -> shown
+    merchant (PSP, once a session) -> MQTT subscribed (once a session)
+        -> created -> sent -> shown
         not shown in time, or the terminal is offline:
             terminal_offline -> cancel at the PSP -> idle -> TerminalOffline
     shown -> event (or a poll) -> GET confirms -> paid / cancelled / expired
@@ -13,9 +14,10 @@ before the CancelledError goes on.
 Nothing is announced on the word of an MQTT event alone: an event only makes
 the flow ask the PSP at once, and the outcome is what ``GET
 /v1/checkouts/{id}`` says. An event whose signature does not verify against
-the PSP's keys (``GET /v1/keys``) is dropped before that. The PSP is also
-asked every ``poll_interval`` and just after the checkout expires, so that a
-lost event or a broker that went away cannot leave the cashier waiting.
+the PSP's keys (``GET /v1/keys``, fetched again once should it not: the PSP
+may have rotated its key) is dropped before that. The PSP is also asked
+every ``poll_interval`` and just after the checkout expires, so that a lost
+event or a broker that went away cannot leave the cashier waiting.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot, ShowIdle, 
 from scan2pay_common.money import format_major
 from scan2pay_common.timefmt import from_rfc3339, now_ms
 
-from .errors import BridgeError, PspRefused, PspUnreachable, TerminalOffline
+from .errors import BridgeError, KeyRejected, PspRefused, PspUnreachable, TerminalOffline
 from .model import BridgeConfig, CheckoutOrder, CheckoutResult, Outcome, Step
 from .orders import check_order
 from .psp_client import Created, PspClient, RetryNotice
+from .session import BridgeSession
 from .terminal_link import TerminalLink
 
 log = logging.getLogger(__name__)
@@ -53,11 +56,26 @@ Verdict = Literal["shown", "offline", "event"]
 async def run_checkout(
     config: BridgeConfig, order: CheckoutOrder, on_step: Callable[[Step], None]
 ) -> CheckoutResult:
-    """Runs one checkout to its outcome; ``on_step`` hears each step as it
-    happens. Raises BadInput before contacting anything if the order breaks
-    the PSP's rules, and the other BridgeErrors as docs/cashier.md says."""
+    """Runs one checkout to its outcome in a session of its own; ``on_step``
+    hears each step as it happens. Raises BadInput before contacting anything
+    if the order breaks the PSP's rules, and the other BridgeErrors as
+    docs/cashier.md says."""
     check_order(order)
-    return await _Checkout(config, order, on_step).run()
+    async with BridgeSession(config) as session:
+        return await checkout_in(session, order, on_step)
+
+
+async def checkout_in(
+    session: BridgeSession, order: CheckoutOrder, on_step: Callable[[Step], None]
+) -> CheckoutResult:
+    """Runs one checkout to its outcome on the session's PSP client, broker
+    link, merchant and keys, as ``run_checkout`` does."""
+    check_order(order)
+    try:
+        return await _Checkout(session, order, on_step).run()
+    except KeyRejected:
+        session.forget_merchant()
+        raise
 
 
 def _ms(seconds: float) -> float:
@@ -66,9 +84,10 @@ def _ms(seconds: float) -> float:
 
 class _Checkout:
     def __init__(
-        self, config: BridgeConfig, order: CheckoutOrder, on_step: Callable[[Step], None]
+        self, session: BridgeSession, order: CheckoutOrder, on_step: Callable[[Step], None]
     ) -> None:
-        self.config = config
+        self.session = session
+        self.config = session.config
         self.order = order
         self.on_step = on_step
         self.steps: list[Step] = []
@@ -116,42 +135,27 @@ class _Checkout:
 
     async def _connected_run(self) -> CheckoutResult:
         config, order = self.config, self.order
-        async with PspClient(
-            config.psp_url,
-            config.merchant_key,
-            timeout=config.psp_timeout,
-            attempts=config.psp_retries,
-            on_retry=self._retried,
-        ) as psp:
-            merchant = await psp.merchant()
-            public_keys = await psp.public_keys()
-            if public_keys is None:
-                log.warning("the PSP at %s lists no signing keys (GET /v1/keys)", config.psp_url)
-            async with TerminalLink(
-                config.mqtt,
-                merchant.id,
-                order.terminal_id,
-                timeout=config.mqtt_timeout,
-                public_keys=public_keys,
-            ) as link:
-                self.emit(
-                    "connected",
-                    f"connected to the PSP at {config.psp_url} as {merchant.name} "
-                    f"({merchant.id}) and to the broker at {config.mqtt}",
-                    merchant_id=merchant.id,
-                    merchant_name=merchant.name,
-                    psp_url=config.psp_url,
-                    mqtt=str(config.mqtt),
-                    terminal_id=order.terminal_id,
-                    latency_ms=_ms(time.monotonic() - self.started),
-                )
-                try:
-                    return await self._checkout(psp, link)
-                except asyncio.CancelledError:
-                    # A fresh task: this one is being cancelled, and its
-                    # pending cancellation would cut the clean-up short.
-                    await asyncio.create_task(self._undo(psp, link))
-                    raise
+        psp = self.session.psp.notifying(self._retried)
+        merchant, broker = await self.session.connected(psp)
+        link = TerminalLink(broker, order.terminal_id)
+        self.emit(
+            "connected",
+            f"connected to the PSP at {config.psp_url} as {merchant.name} "
+            f"({merchant.id}) and to the broker at {config.mqtt}",
+            merchant_id=merchant.id,
+            merchant_name=merchant.name,
+            psp_url=config.psp_url,
+            mqtt=str(config.mqtt),
+            terminal_id=order.terminal_id,
+            latency_ms=_ms(time.monotonic() - self.started),
+        )
+        try:
+            return await self._checkout(psp, link)
+        except asyncio.CancelledError:
+            # A fresh task: this one is being cancelled, and its pending
+            # cancellation would cut the clean-up short.
+            await asyncio.create_task(self._undo(psp, link))
+            raise
 
     async def _checkout(self, psp: PspClient, link: TerminalLink) -> CheckoutResult:
         created = await self._create(psp)

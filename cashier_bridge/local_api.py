@@ -29,14 +29,14 @@ from .errors import BridgeError, PspRefused, PspUnreachable
 from .model import BridgeConfig
 from .orders import InvalidOrder, build_order
 from .output import dumps
-from .psp_client import PspClient
+from .session import BridgeSession
 from .tracker import LocalCheckout, Registry
 
 log = logging.getLogger(__name__)
 
 CONFIG = web.AppKey("config", BridgeConfig)
 REGISTRY = web.AppKey("registry", Registry)
-PSP = web.AppKey("psp", PspClient)
+SESSION = web.AppKey("session", BridgeSession)
 
 MAX_BODY = 16 * 1024
 # A comment line this often keeps proxies and idle timers from closing a
@@ -172,7 +172,7 @@ async def cancel_checkout(request: web.Request) -> web.Response:
         # Cancelled at the PSP, the flow hears the event, confirms it, and
         # puts "cancelled" on the terminal like any other outcome.
         try:
-            await request.app[PSP].cancel_checkout(checkout_id)
+            await request.app[SESSION].psp.cancel_checkout(checkout_id)
         except PspRefused as exc:
             code = exc.psp_code or "psp_refused"
             if code in ("already_paid", "expired"):
@@ -230,15 +230,11 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _resources_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    async with PspClient(
-        config.psp_url,
-        config.merchant_key,
-        timeout=config.psp_timeout,
-        attempts=config.psp_retries,
-    ) as psp:
-        app[PSP] = psp
-        app[REGISTRY] = Registry(config)
+    # One session for every checkout: one PSP client, one MQTT connection,
+    # the merchant and keys fetched once (session.py).
+    async with BridgeSession(app[CONFIG]) as session:
+        app[SESSION] = session
+        app[REGISTRY] = Registry(session)
         yield
         await app[REGISTRY].cancel_all()  # nothing left by now, normally; see _stop_flows
 

@@ -1,23 +1,20 @@
 """What a checkout asks for, checked before anything is contacted.
 
-The rules are the PSP's (docs/api.md), so that a typo ends as bad input
-(exit 2) with every problem listed, instead of a round trip and a 422.
+The rules are the PSP's own (scan2pay_common/checkout_rules.py), so that a
+typo ends as bad input (exit 2) with every problem listed, in the words the
+PSP would answer with, instead of a round trip and a 422.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from scan2pay_common.checkout_rules import checkout_problems
 from scan2pay_common.errors import InvalidValue
-from scan2pay_common.free_text import DESCRIPTION_MAX, text_problem
-from scan2pay_common.identifiers import check_order_id, check_terminal_id
-from scan2pay_common.money import check_currency, check_minor_amount, parse_major
+from scan2pay_common.money import check_currency, parse_major
 
 from .errors import BadInput
 from .model import CheckoutOrder
-
-MAX_EXPIRES_IN = 86_400
 
 
 @dataclass(frozen=True)
@@ -36,44 +33,29 @@ class InvalidOrder(BadInput):
         self.problems = problems
 
 
-def _collect(problems: list[Problem], field: str, check: Callable[[], object]) -> None:
-    try:
-        check()
-    except InvalidValue as exc:
-        problems.append(Problem(field, exc.code, exc.message))
+# The order a cashier reads the problems in: the command line's, which the
+# local API's first problem (its error code) also follows.
+_FIELD_ORDER = ("order_id", "currency", "amount", "terminal_id", "expires_in", "description")
 
 
 def _order_problems(order: CheckoutOrder) -> list[Problem]:
-    problems: list[Problem] = []
-    _collect(problems, "order_id", lambda: check_order_id(order.order_id))
-    _collect(problems, "currency", lambda: check_currency(order.currency))
-    _collect(problems, "amount", lambda: check_minor_amount(order.amount))
-    _collect(problems, "terminal_id", lambda: check_terminal_id(order.terminal_id))
-    expires_in = order.expires_in
-    if expires_in is not None and (
-        isinstance(expires_in, bool)
-        or not isinstance(expires_in, int)
-        or not 1 <= expires_in <= MAX_EXPIRES_IN
-    ):
-        problems.append(
-            Problem(
-                "expires_in",
-                "invalid_expires_in",
-                f"{expires_in!r} is not a whole number of seconds from 1 to {MAX_EXPIRES_IN}",
-            )
-        )
-    description = order.description
-    if description is not None:
-        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
-            problems.append(
-                Problem(
-                    "description",
-                    "invalid_description",
-                    f"must be text of at most {DESCRIPTION_MAX} characters",
-                )
-            )
-        elif (problem := text_problem(description)) is not None:
-            problems.append(Problem("description", "invalid_description", problem))
+    values: dict[str, object] = {
+        "order_id": order.order_id,
+        "currency": order.currency,
+        "amount": order.amount,
+        "terminal_id": order.terminal_id,
+        "description": order.description,
+    }
+    # The bridge leaves expires_in out when none is given: the PSP's default.
+    if order.expires_in is not None:
+        values["expires_in"] = order.expires_in
+    problems = sorted(
+        (Problem(field, exc.code, exc.message) for field, exc in checkout_problems(values)),
+        key=lambda problem: _FIELD_ORDER.index(problem.field),
+    )
+    # The PSP takes a checkout shown nowhere; the bridge's order always names a terminal.
+    if order.terminal_id is None:
+        problems.append(Problem("terminal_id", "invalid_terminal_id", "missing"))
     return problems
 
 

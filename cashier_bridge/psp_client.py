@@ -10,6 +10,7 @@ attempt is it PspUnreachable.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import CheckoutSnapshot
 from scan2pay_common.signing import PublicKey
 
-from .errors import BadInput, PspRefused, PspUnreachable
+from .errors import KeyRejected, PspRefused, PspUnreachable
 from .model import CheckoutOrder
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,16 @@ class PspClient:
         self._attempts = max(1, attempts)
         self._on_retry = on_retry
         self._session: aiohttp.ClientSession | None = None
+        self._owner = True
+
+    def notifying(self, on_retry: Callable[[RetryNotice], None] | None) -> PspClient:
+        """This client, on the same connections, telling its retries to
+        ``on_retry``: each checkout of a session hears its own. Closing it
+        closes nothing; the client it came from owns the connections."""
+        view = copy.copy(self)
+        view._on_retry = on_retry
+        view._owner = False
+        return view
 
     async def __aenter__(self) -> PspClient:
         self._session = aiohttp.ClientSession(
@@ -104,9 +115,9 @@ class PspClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
+        if self._session is not None and self._owner:
             await self._session.close()
-            self._session = None
+        self._session = None
 
     # The calls.
 
@@ -237,7 +248,7 @@ def _answer(status: int, raw: bytes, request: str) -> dict[str, Any]:
     code = error.get("code") if isinstance(error, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     if status == 401:
-        raise BadInput(f"merchant key rejected by the PSP ({message or 'HTTP 401'})")
+        raise KeyRejected(f"merchant key rejected by the PSP ({message or 'HTTP 401'})")
     raise PspRefused(
         f"the PSP refused {request}: {message or 'no reason given'} ({code or 'no code'}, "
         f"HTTP {status})",

@@ -1,10 +1,12 @@
-"""One MQTT session for one checkout, and what it has heard.
+"""The session's one MQTT connection (BrokerLink), and each checkout's view
+of one terminal through it (TerminalLink).
 
-It subscribes to the merchant's events and the terminal's state before the
-checkout exists, so that nothing is missed. Should the broker go away
-mid-checkout it reconnects by itself with backoff; the terminal's state is
-retained, so it is back at once, and an event published during the gap is
-what the flow's polling of the PSP is for (this session is not persistent).
+The connection subscribes to the merchant's events and to every terminal's
+state when it is made, so that nothing a checkout needs is missed, and stays
+up for the session's life. Should the broker go away it reconnects by itself
+with backoff; the terminals' states are retained, so they are back at once,
+and an event published during the gap is what the flow's polling of the PSP
+is for (the MQTT session is not persistent).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiomqtt
 
@@ -33,10 +35,16 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
-from scan2pay_common.signing import PublicKey, verify_json
-from scan2pay_common.topics import display_topic, events_topic, state_topic
+from scan2pay_common.topics import (
+    TerminalTopic,
+    all_state_topics,
+    display_topic,
+    events_topic,
+    state_topic,
+)
 
 from .errors import BrokerUnreachable
+from .psp_keys import PspKeys
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +55,24 @@ T = TypeVar("T")
 EVENTS_KEPT = 256
 
 
-class TerminalLink:
+class BrokerLink:
     def __init__(
         self,
         target: MqttTarget,
         merchant_id: str,
-        terminal_id: str,
         *,
         timeout: float = 5.0,
-        public_keys: tuple[PublicKey, ...] | None = None,
+        keys: PspKeys | None = None,
     ) -> None:
         self.target = target
-        # The PSP's keys: an event that does not verify against one of them
-        # is dropped (None: a PSP that signs nothing; events are only hints).
-        self.public_keys = public_keys
+        # The PSP's keys: an event that does not verify against them is
+        # dropped (None: a PSP that signs nothing; events are only hints).
+        self.keys = keys
         self.merchant_id = merchant_id
-        self.terminal_id = terminal_id
-        self.display_topic = display_topic(merchant_id, terminal_id)
-        self.state_topic = state_topic(merchant_id, terminal_id)
         self.events_topic = events_topic(merchant_id)
-        self.state: TerminalState | None = None  # the terminal's latest state
-        self.state_at: float | None = None  # time.monotonic() when it arrived
+        self.connections = 0  # made so far, the first one included
+        # Each terminal's latest state, and time.monotonic() when it came.
+        self.states: dict[str, tuple[TerminalState, float]] = {}
         self._timeout = timeout
         # Each checkout's distinct events (by event_id), in arrival order.
         self._events: OrderedDict[str, list[CheckoutEvent]] = OrderedDict()
@@ -76,13 +81,14 @@ class TerminalLink:
         self._client: aiomqtt.Client | None = None
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._rechecks: set[asyncio.Task[None]] = set()
 
     # Lifetime.
 
-    async def __aenter__(self) -> TerminalLink:
+    async def __aenter__(self) -> BrokerLink:
         """Connected and subscribed; BrokerUnreachable if the first attempt fails."""
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(first), name=f"mqtt-{self.terminal_id}")
+        self._task = asyncio.create_task(self._run(first), name=f"mqtt-{self.merchant_id}")
         try:
             await asyncio.wait({first, self._task}, return_when=asyncio.FIRST_COMPLETED)
             if not first.done():
@@ -90,7 +96,7 @@ class TerminalLink:
                 raise BrokerUnreachable(f"the broker at {self.target} closed the session")
             first.result()
         except BaseException:
-            await self._stop()
+            await self.close()
             raise
         return self
 
@@ -100,17 +106,32 @@ class TerminalLink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stop()
+        await self.close()
 
-    async def _stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+    @property
+    def alive(self) -> bool:
+        """Connected, or reconnecting: the session's task still runs."""
+        return self._task is not None and not self._task.done()
+
+    async def wait_up(self, deadline: float) -> bool:
+        """Whether the connection is up, or comes back before
+        time.monotonic() reaches ``deadline``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await self._up.wait()
+        return self._up.is_set()
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._task, *self._rechecks) if t is not None]
+        self._task = None
+        self._rechecks.clear()
+        for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, first: asyncio.Future[None]) -> None:
-        """The session, kept up; ``first`` tells how the first attempt went."""
+        """The connection, kept up; ``first`` tells how the first attempt
+        went. The one place that reconnects."""
         backoff = Backoff(initial=0.1, maximum=2.0)
         target = self.target
         while True:
@@ -122,8 +143,11 @@ class TerminalLink:
                     keepalive=15,
                     timeout=self._timeout,
                 ) as client:
-                    # One SUBSCRIBE for both: one round trip before the create.
-                    await client.subscribe([(self.events_topic, 1), (self.state_topic, 1)])
+                    self.connections += 1
+                    # One SUBSCRIBE for both: one round trip before the first create.
+                    await client.subscribe(
+                        [(self.events_topic, 1), (all_state_topics(self.merchant_id), 1)]
+                    )
                     self._client = client
                     self._up.set()
                     backoff.reset()
@@ -155,41 +179,76 @@ class TerminalLink:
 
     # What arrives.
 
+    def state_topic_of(self, terminal_id: str) -> str:
+        return state_topic(self.merchant_id, terminal_id)
+
     def _handle(self, topic: str, payload: bytes) -> None:
-        if topic == self.state_topic:
-            if not payload:
-                return  # a cleared retained message
-            try:
-                self.state = TerminalState.from_json(payload)
-            except InvalidValue as exc:
-                log.warning(
-                    "ignored a state payload of %s: %s", self.terminal_id, loggable(exc.message)
-                )
-                return
-            self.state_at = time.monotonic()
-            log.debug("state of %s: %s", self.terminal_id, self.state)
-        elif topic == self.events_topic:
-            try:
-                event = CheckoutEvent.from_json(payload)
-            except InvalidValue as exc:
-                log.warning("ignored an event payload: %s", loggable(exc.message))
-                return
-            if self.public_keys is not None and not verify_json(payload, self.public_keys):
-                log.warning(
-                    "ignored a %s event for %s: its signature is missing or not the PSP's",
-                    event.type,
-                    event.checkout.id,
-                )
-                return
-            if event.merchant_id != self.merchant_id or event.event_id in self._event_ids:
-                return  # not ours, or a repeat delivery (events come at least once)
-            self._event_ids[event.event_id] = None
-            self._events.setdefault(event.checkout.id, []).append(event)
-            for kept in (self._event_ids, self._events):
-                while len(kept) > EVENTS_KEPT:
-                    kept.popitem(last=False)
-        else:
+        if topic == self.events_topic:
+            self._handle_event(payload)
             return
+        try:
+            where = TerminalTopic.parse(topic)
+        except InvalidValue:
+            return  # nothing this link subscribed to
+        if where.channel != "state" or where.merchant_id != self.merchant_id:
+            return
+        if not payload:
+            return  # a cleared retained message
+        try:
+            state = TerminalState.from_json(payload)
+        except InvalidValue as exc:
+            log.warning(
+                "ignored a state payload of %s: %s", where.terminal_id, loggable(exc.message)
+            )
+            return
+        self.states[where.terminal_id] = (state, time.monotonic())
+        log.debug("state of %s: %s", where.terminal_id, state)
+        self._pulse()
+
+    def _handle_event(self, payload: bytes) -> None:
+        try:
+            event = CheckoutEvent.from_json(payload)
+        except InvalidValue as exc:
+            log.warning("ignored an event payload: %s", loggable(exc.message))
+            return
+        if event.merchant_id != self.merchant_id:
+            return
+        verdict = "verified" if self.keys is None else self.keys.verdict(payload)
+        if verdict == "verified":
+            self._keep(event)
+        elif verdict == "refetch":
+            self._spawn(self._recheck(payload, event))
+        else:
+            self._drop(event)
+
+    async def _recheck(self, payload: bytes, event: CheckoutEvent) -> None:
+        """An event that may be signed with a key the PSP made since its
+        keys were fetched: kept if it verifies once they are fetched anew."""
+        if self.keys is not None and await self.keys.verified_after_refetch(payload):
+            self._keep(event)
+        else:
+            self._drop(event)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="mqtt-event-recheck")
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
+
+    def _drop(self, event: CheckoutEvent) -> None:
+        log.warning(
+            "ignored a %s event for %s: its signature is missing or not the PSP's",
+            event.type,
+            event.checkout.id,
+        )
+
+    def _keep(self, event: CheckoutEvent) -> None:
+        if event.event_id in self._event_ids:
+            return  # a repeat delivery (events come at least once)
+        self._event_ids[event.event_id] = None
+        self._events.setdefault(event.checkout.id, []).append(event)
+        for kept in (self._event_ids, self._events):
+            while len(kept) > EVENTS_KEPT:
+                kept.popitem(last=False)
         self._pulse()
 
     def _pulse(self) -> None:
@@ -219,7 +278,9 @@ class TerminalLink:
 
     # What goes out.
 
-    async def publish_display(self, command: DisplayCommand, *, deadline: float) -> bool:
+    async def publish_display(
+        self, topic: str, command: DisplayCommand, *, deadline: float
+    ) -> bool:
         """Publishes ``command`` retained with QoS 1, waiting through a
         reconnect if need be; False if it was not acknowledged before
         time.monotonic() reaches ``deadline``."""
@@ -235,9 +296,7 @@ class TerminalLink:
                         await self._up.wait()
                 continue
             try:
-                await client.publish(
-                    self.display_topic, payload, qos=1, retain=True, timeout=remaining
-                )
+                await client.publish(topic, payload, qos=1, retain=True, timeout=remaining)
             except aiomqtt.MqttError as exc:
                 log.info("display command not acknowledged (%s); trying again", exc)
                 await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
@@ -246,3 +305,33 @@ class TerminalLink:
             # a cancellation that lands as the PUBACK does.
             honour_cancellation()
             return True
+
+
+class TerminalLink:
+    """One checkout's terminal, seen through the session's BrokerLink."""
+
+    def __init__(self, broker: BrokerLink, terminal_id: str) -> None:
+        self.broker = broker
+        self.terminal_id = terminal_id
+        self.display_topic = display_topic(broker.merchant_id, terminal_id)
+
+    @property
+    def state(self) -> TerminalState | None:
+        """The terminal's latest state."""
+        found = self.broker.states.get(self.terminal_id)
+        return None if found is None else found[0]
+
+    @property
+    def state_at(self) -> float | None:
+        """time.monotonic() when the latest state arrived."""
+        found = self.broker.states.get(self.terminal_id)
+        return None if found is None else found[1]
+
+    def events_for(self, checkout_id: str) -> list[CheckoutEvent]:
+        return self.broker.events_for(checkout_id)
+
+    async def until(self, check: Callable[[], T | None], deadline: float) -> T | None:
+        return await self.broker.until(check, deadline)
+
+    async def publish_display(self, command: DisplayCommand, *, deadline: float) -> bool:
+        return await self.broker.publish_display(self.display_topic, command, deadline=deadline)

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from .errors import BridgeError
-from .flow import FINAL, run_checkout
+from .flow import FINAL, checkout_in
 from .model import BridgeConfig, CheckoutOrder, CheckoutResult, Step
 from .output import error_json, step_json
+from .session import BridgeSession
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,15 @@ class LocalCheckout:
 
 
 class Registry:
-    def __init__(self, config: BridgeConfig) -> None:
-        self.config = config
+    """The checkouts of one local API, all run on its one session."""
+
+    def __init__(self, session: BridgeSession) -> None:
+        self.session = session
         self._items: OrderedDict[str, LocalCheckout] = OrderedDict()
+
+    @property
+    def config(self) -> BridgeConfig:
+        return self.session.config
 
     def __iter__(self) -> Iterator[LocalCheckout]:
         return iter(list(self._items.values()))
@@ -144,7 +151,7 @@ class Registry:
     def start(self, order: CheckoutOrder) -> LocalCheckout:
         tracked = LocalCheckout(order)
         tracked.task = asyncio.create_task(
-            run_checkout(self.config, order, tracked.on_step), name=f"checkout-{tracked.id}"
+            checkout_in(self.session, order, tracked.on_step), name=f"checkout-{tracked.id}"
         )
         tracked.task.add_done_callback(tracked.on_done)
         self._items[tracked.id] = tracked

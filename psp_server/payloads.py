@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from scan2pay_common import jsonfields as jf
+from scan2pay_common.checkout_rules import check_checkout
 from scan2pay_common.errors import InvalidValue
-from scan2pay_common.free_text import DESCRIPTION_MAX, check_free_text
-from scan2pay_common.identifiers import check_order_id, check_terminal_id
-from scan2pay_common.money import check_currency, check_minor_amount
+from scan2pay_common.money import check_minor_amount
 
-DEFAULT_EXPIRES_IN = 300
-MAX_EXPIRES_IN = 86_400
 _CODE = re.compile(r"[A-Z2-7]{16,64}")
 # Printable ASCII, as Stripe takes it; a UUID fits with room to spare.
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
@@ -41,29 +38,14 @@ class CheckoutRequest:
     @classmethod
     def parse(cls, obj: dict[str, Any], *, max_amount: int) -> CheckoutRequest:
         jf.check_fields(obj, required=cls._REQUIRED, optional=cls._OPTIONAL)
-        terminal_id = obj.get("terminal_id")
-        expires_in = obj.get("expires_in", DEFAULT_EXPIRES_IN)
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int):
-            raise InvalidValue("invalid_expires_in", "expires_in must be an integer (seconds)")
-        if not 1 <= expires_in <= MAX_EXPIRES_IN:
-            raise InvalidValue(
-                "invalid_expires_in", f"expires_in must be from 1 to {MAX_EXPIRES_IN} seconds"
-            )
-        description = obj.get("description")
-        if description is not None:
-            description = check_free_text(
-                description,
-                field="description",
-                code="invalid_description",
-                maximum=DESCRIPTION_MAX,
-            )
+        fields = check_checkout(obj, max_amount=max_amount)
         return cls(
-            order_id=check_order_id(obj["order_id"]),
-            amount=check_minor_amount(obj["amount"], maximum=max_amount),
-            currency=check_currency(obj["currency"]),
-            terminal_id=None if terminal_id is None else check_terminal_id(terminal_id),
-            expires_in=expires_in,
-            description=description,
+            order_id=fields.order_id,
+            amount=fields.amount,
+            currency=fields.currency,
+            terminal_id=fields.terminal_id,
+            expires_in=fields.expires_in,
+            description=fields.description,
         )
 
     def fingerprint(self) -> str:

@@ -20,7 +20,8 @@ from cashier_bridge import local_api
 from cashier_bridge.flow import _Checkout
 from cashier_bridge.model import BridgeConfig, CheckoutOrder
 from cashier_bridge.psp_client import PspClient
-from cashier_bridge.terminal_link import TerminalLink
+from cashier_bridge.session import BridgeSession
+from cashier_bridge.terminal_link import BrokerLink
 from hardware.base import DummyDisplay
 from psp_server import app as psp_app
 from psp_server.presence import Presence
@@ -212,9 +213,9 @@ async def _unhandled_errors_are_escaped(
 
 def test_the_bridge_escapes_state_and_event_payloads(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="cashier_bridge")
-    link = TerminalLink(NOWHERE, MERCHANT, TERMINAL, timeout=1.0)
+    link = BrokerLink(NOWHERE, MERCHANT, timeout=1.0)
     for topic, payloads in (
-        (link.state_topic, quoting(STATE, field="displayed_at")),
+        (link.state_topic_of(TERMINAL), quoting(STATE, field="displayed_at")),
         (link.events_topic, quoting({"checkout": 1})),
     ):
         for payload in payloads:
@@ -225,7 +226,8 @@ def test_the_bridge_escapes_state_and_event_payloads(caplog: pytest.LogCaptureFi
 
 def _checkout(psp_url: str) -> _Checkout:
     config = BridgeConfig(psp_url=psp_url, merchant_key="k", mqtt=NOWHERE, terminal_id=TERMINAL)
-    return _Checkout(config, CheckoutOrder("A-1", 100, "EUR", TERMINAL), lambda step: None)
+    order = CheckoutOrder("A-1", 100, "EUR", TERMINAL)
+    return _Checkout(BridgeSession(config), order, lambda step: None)
 
 
 async def test_the_bridge_escapes_what_the_psp_answers(

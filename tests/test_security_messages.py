@@ -15,7 +15,8 @@ import pytest
 
 from cashier_bridge.flow import run_checkout
 from cashier_bridge.model import CheckoutOrder
-from cashier_bridge.terminal_link import TerminalLink
+from cashier_bridge.psp_keys import PspKeys
+from cashier_bridge.terminal_link import BrokerLink
 from scan2pay_common.messages import CheckoutEvent, parse_display_command
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.signing import PublicKey, SigningKey, parse_public_keys, verify_json
@@ -288,7 +289,7 @@ async def test_the_bridge_drops_events_that_do_not_verify(
     _, snapshot = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     keys = await psp_keys(psp)
     target = MqttTarget.parse(broker.url)
-    async with TerminalLink(target, shop.id, TERMINAL, public_keys=keys) as link:
+    async with BrokerLink(target, shop.id, keys=PspKeys(keys, lambda: psp_keys(psp))) as link:
         forged = SigningKey.generate().sign(forged_event(snapshot, shop.id))
         for payload in (forged_event(snapshot, shop.id), forged):
             await asyncio.to_thread(
