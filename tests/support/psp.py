@@ -14,6 +14,7 @@ from psp_server.config import Settings
 from psp_server.server import RunningServer, start_server
 from psp_server.storage import Storage
 from scan2pay_common.mqtt_url import MqttTarget
+from tests.support.db import connect as db_connect
 from tests.support.db import is_postgresql, migrated_sqlite
 
 
@@ -96,6 +97,12 @@ class Psp:
 
 def code_of(checkout: dict[str, Any]) -> str:
     return str(checkout["qr_url"]).rsplit("/Q/", 1)[1]
+
+
+def count_rows(psp: Psp, table: str) -> int:
+    """The rows of ``table``, read behind the server's back."""
+    with db_connect(psp.server.settings.db) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - a table the test names
 
 
 def _with_schema(db: str) -> None:
