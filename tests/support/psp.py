@@ -91,6 +91,15 @@ class Psp:
             raise LookupError(f"no wallet {wallet.id}")
         return found.balance
 
+    async def relay_connected(self) -> bool:
+        """Whether the PSP says its event relay is connected to the broker."""
+        _, health = await self.call("GET", "/healthz")
+        return bool(health["mqtt"] == "connected")
+
+    async def outbox_drained(self) -> bool:
+        """Whether every event written has been published."""
+        return not await self.storage.unpublished_events()
+
     async def pay(self, wallet: Wallet, code: str) -> tuple[int, Any]:
         return await self.call("POST", "/v1/payments", json={"code": code}, headers=wallet.auth)
 
