@@ -12,28 +12,9 @@ import pytest
 
 from psp_server.storage.sql_storage import SqlStorage
 from tests.support.db import connect as db_connect
-from tests.support.psp import Merchant, Psp, code_of
-
-
-def count(psp: Psp, table: str) -> int:
-    db = psp.server.settings.db
-    with db_connect(db) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - a table the test names
-
-
-def assert_error(answer: tuple[int, Any], status: int, code: str) -> None:
-    got_status, body = answer
-    assert (got_status, body) == (
-        status,
-        {"error": {"code": code, "message": body["error"]["message"]}},
-    ), body
-    assert body["error"]["message"]
-
-
-@pytest.fixture
-async def shop(psp: Psp) -> Merchant:
-    return await psp.merchant("Café Lumière")
-
+from tests.support.errors import assert_error
+from tests.support.psp import Merchant, Psp, code_of, count_rows
+from tests.support.shops import SHOP_NAME
 
 # Creating checkouts
 
@@ -100,7 +81,7 @@ async def test_same_order_and_body_is_the_same_checkout(psp: Psp, shop: Merchant
         "POST", "/v1/checkouts", json={**body, "expires_in": 300}, headers=shop.auth
     )
     assert (status3, third) == (200, first)
-    assert count(psp, "checkouts") == 1
+    assert count_rows(psp, "checkouts") == 1
 
 
 async def test_same_order_with_another_body_conflicts(psp: Psp, shop: Merchant) -> None:
@@ -115,7 +96,7 @@ async def test_same_order_with_another_body_conflicts(psp: Psp, shop: Merchant) 
         body = {"order_id": "R-2", "amount": 500, "currency": "EUR", **change}
         answer = await psp.call("POST", "/v1/checkouts", json=body, headers=shop.auth)
         assert_error(answer, 409, "order_conflict")
-    assert count(psp, "checkouts") == 1
+    assert count_rows(psp, "checkouts") == 1
 
 
 async def test_order_ids_belong_to_their_merchant(psp: Psp, shop: Merchant) -> None:
@@ -197,7 +178,7 @@ async def test_bad_checkout_is_refused_and_stores_nothing(
     assert_error(
         await psp.call("POST", "/v1/checkouts", json=body, headers=shop.auth), status, code
     )
-    assert count(psp, "checkouts") == 0
+    assert count_rows(psp, "checkouts") == 0
 
 
 @pytest.mark.parametrize(
@@ -208,7 +189,7 @@ async def test_malformed_json_is_400(psp: Psp, shop: Merchant, raw: bytes) -> No
         "POST", "/v1/checkouts", data=raw, headers={**shop.auth, "Content-Type": "application/json"}
     )
     assert_error(answer, 400, "invalid_json")
-    assert count(psp, "checkouts") == 0
+    assert count_rows(psp, "checkouts") == 0
 
 
 async def test_amounts_take_each_currencys_minor_unit(psp: Psp, shop: Merchant) -> None:
@@ -225,7 +206,7 @@ async def test_body_over_16_kib_is_413(psp: Psp, shop: Merchant) -> None:
         "POST", "/v1/checkouts", data=raw, headers={**shop.auth, "Content-Type": "application/json"}
     )
     assert_error(answer, 413, "payload_too_large")
-    assert count(psp, "checkouts") == 0
+    assert count_rows(psp, "checkouts") == 0
 
 
 # Authentication
@@ -254,7 +235,7 @@ async def test_merchant_endpoints_need_a_valid_key(psp: Psp, headers: dict[str, 
     )
     assert_error(refund, 401, "unauthorized")
     assert_error(await psp.call("GET", "/v1/events", headers=headers), 401, "unauthorized")
-    assert count(psp, "checkouts") == 0
+    assert count_rows(psp, "checkouts") == 0
 
 
 async def test_a_wallet_token_is_not_a_merchant_key(psp: Psp) -> None:
@@ -266,7 +247,7 @@ async def test_a_wallet_token_is_not_a_merchant_key(psp: Psp) -> None:
 async def test_merchant_endpoint_names_the_merchant(psp: Psp, shop: Merchant) -> None:
     assert await psp.call("GET", "/v1/merchant", headers=shop.auth) == (
         200,
-        {"id": shop.id, "name": "Café Lumière"},
+        {"id": shop.id, "name": SHOP_NAME},
     )
 
 
@@ -372,7 +353,7 @@ async def test_second_payment_is_409_and_debits_nothing(psp: Psp, shop: Merchant
     assert_error(await psp.pay(first, code_of(checkout)), 409, "already_paid")
     assert await psp.balance(second) == 1000
     assert await psp.balance(first) == 900
-    assert count(psp, "payments") == 1
+    assert count_rows(psp, "payments") == 1
 
 
 async def test_insufficient_funds_is_402_and_changes_nothing(psp: Psp, shop: Merchant) -> None:
@@ -382,14 +363,14 @@ async def test_insufficient_funds_is_402_and_changes_nothing(psp: Psp, shop: Mer
     assert await psp.balance(wallet) == 999
     _, still = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     assert still["status"] == "pending"
-    assert count(psp, "payments") == 0
+    assert count_rows(psp, "payments") == 0
 
 
 async def test_currency_mismatch_is_422(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop, amount=100, currency="EUR")
     wallet = await psp.wallet(currency="JPY", balance=100_000)
     assert_error(await psp.pay(wallet, code_of(checkout)), 422, "currency_mismatch")
-    assert count(psp, "payments") == 0
+    assert count_rows(psp, "payments") == 0
 
 
 async def test_unknown_code_is_404(psp: Psp) -> None:
@@ -432,7 +413,7 @@ async def test_bad_payment_bodies(psp: Psp, body: Any, status: int, code: str) -
     assert_error(
         await psp.call("POST", "/v1/payments", json=body, headers=wallet.auth), status, code
     )
-    assert count(psp, "payments") == 0
+    assert count_rows(psp, "payments") == 0
 
 
 async def test_expired_checkout_cannot_be_paid_even_before_the_sweep(tmp_path: Any) -> None:
@@ -478,7 +459,7 @@ async def test_code_lookup_as_json(psp: Psp, shop: Merchant) -> None:
         200,
         {
             "checkout_id": checkout["id"],
-            "merchant": {"id": shop.id, "name": "Café Lumière"},
+            "merchant": {"id": shop.id, "name": SHOP_NAME},
             "amount": 1500,
             "currency": "KWD",
             "status": "pending",

@@ -173,10 +173,7 @@ async def test_ctrl_c_cancels_the_checkout_clears_the_terminal_and_exits_130(
             *[arg for arg in checkout_args(psp.url, broker.url) if arg != "--json"],
             env=bridge_env(SCAN2PAY_MERCHANT_KEY=merchant.key),
         )
-        async with asyncio.timeout(15):
-            while not any(line.startswith("on screen at") for line in bridge.lines):
-                assert bridge.process.returncode is None, bridge.output()
-                await asyncio.sleep(0.02)
+        await bridge.until_line("on screen at", timeout=15)
         checkout_id = bridge.lines[1].split()[1]
         assert checkout_id.startswith("co_"), bridge.lines
         bridge.process.send_signal(signal.SIGINT)

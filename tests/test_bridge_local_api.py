@@ -25,6 +25,7 @@ from tests.support.bridge import (
     running_terminal,
 )
 from tests.support.broker import Mosquitto
+from tests.support.polling import until
 from tests.support.psp import Psp
 
 ORDER = {"order_id": "A-1001", "amount_major": "12.34", "currency": "EUR"}
@@ -69,13 +70,13 @@ async def read_stream(
 
 
 async def until_status(http: aiohttp.ClientSession, url: str, status: str) -> dict[str, Any]:
-    async with asyncio.timeout(10):
-        while True:
-            _, progress = await call(http, "GET", url)
-            if progress["status"] == status:
-                found: dict[str, Any] = progress
-                return found
-            await asyncio.sleep(0.02)
+    async def progress() -> dict[str, Any] | None:
+        _, body = await call(http, "GET", url)
+        found: dict[str, Any] = body
+        return found if found["status"] == status else None
+
+    reached: dict[str, Any] = await until(progress, what=f"checkout {status}", every=0.02)
+    return reached
 
 
 @pytest.fixture
@@ -278,10 +279,7 @@ async def test_serve_as_a_process_listens_on_loopback_and_stops_on_sigterm(
         broker.url,
         env=bridge_env(SCAN2PAY_MERCHANT_KEY=merchant.key),
     )
-    async with asyncio.timeout(10):
-        while not bridge.lines:
-            assert bridge.process.returncode is None, bridge.output()
-            await asyncio.sleep(0.02)
+    await bridge.until_line()
     (line,) = bridge.lines
     assert line.startswith("listening on http://127.0.0.1:")
     url = line.removeprefix("listening on ")

@@ -5,31 +5,15 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
 from tests.support.broker import Mosquitto
 from tests.support.db import connect as db_connect
 from tests.support.mqtt import Subscriber
+from tests.support.plain_http import http
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
-
-
-def http(
-    method: str, url: str, body: object = None, token: str | None = None
-) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(  # noqa: S310 - the test's own server on loopback
-        url, method=method, data=None if body is None else json.dumps(body).encode()
-    )
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server on loopback
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_merchant_create_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:

@@ -10,15 +10,12 @@ and goes online, and the broker refuses its login another terminal's topics."""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
 import stat
 import subprocess
 import sys
-import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -131,7 +128,7 @@ def test_a_terminal_set_up_from_the_example_connects_and_keeps_to_its_own_topics
                 stderr=log,
                 env=env,
             )
-        state = until_state(cashier, lambda s: s.online and s.screen == "idle")
+        state = cashier.until_state(lambda s: s.online and s.screen == "idle", "online idle")
         assert state.checkout_id is None
         assert f"connected to mqtts://{made['username']}@127.0.0.1" in log_path.read_text()
 
@@ -161,25 +158,6 @@ def test_a_terminal_set_up_from_the_example_connects_and_keeps_to_its_own_topics
             assert terminal.wait(15) == 0
         cashier.close()
         broker.stop()
-
-
-def until_state(
-    client: Client, check: Callable[[TerminalState], bool], timeout: float = 20.0
-) -> TerminalState:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            message = client.next(timeout=remaining)
-        except queue.Empty:
-            break
-        if not message.payload:
-            continue
-        state = TerminalState.from_json(message.payload)
-        seen.append(state)
-        if check(state):
-            return state
-    raise AssertionError(f"no such state; saw {seen}")
 
 
 def test_no_doc_copies_the_terminal_s_settings_readable_by_all() -> None:

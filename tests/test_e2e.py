@@ -8,45 +8,22 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-import zxingcpp
 from paho.mqtt.enums import CallbackAPIVersion
-from PIL import Image
 
 from tests.support.broker import Mosquitto
+from tests.support.plain_http import http
 from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant, create_wallet
+from tests.support.secure_shops import decode_qr
 
 BIN = Path(sys.executable).parent
 TERMINAL = "lane-1"
-
-
-def decode(path: Path) -> list[str]:
-    image = Image.open(path).convert("L")
-    canvas = Image.new("L", (image.width + 32, image.height + 32), 0)
-    canvas.paste(image, (16, 16))
-    canvas = canvas.resize((canvas.width * 4, canvas.height * 4), Image.Resampling.NEAREST)
-    return [result.text for result in zxingcpp.read_barcodes(canvas)]
-
-
-def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 - the test's own server on loopback
-        url, method=method, data=None if body is None else json.dumps(body).encode()
-    )
-    request.add_header("Accept", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server on loopback
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 class Shop:
@@ -73,7 +50,7 @@ class Shop:
 
     def wallet_pays_what_the_terminal_shows(self) -> tuple[str, dict[str, Any]]:
         urls = wait_until(
-            lambda: decode(self.frames / "latest.png"), "a QR on the terminal", timeout=20.0
+            lambda: decode_qr(self.frames / "latest.png"), "a QR on the terminal", timeout=20.0
         )
         (qr_url,) = urls
         status, info = http("GET", qr_url.replace("HTTP://", "http://"))
@@ -129,7 +106,7 @@ def test_cashier_bridge_terminal_and_wallet_as_processes(shop: Shop, broker: Mos
     assert (status, checkout["status"], checkout["qr_url"]) == (200, "paid", qr_url)
     assert checkout["order_id"] == "E2E-1"
     # The terminal's last frame is the paid screen: no QR on it any more.
-    wait_until(lambda: decode(shop.frames / "latest.png") == [], "the paid screen", timeout=20.0)
+    wait_until(lambda: decode_qr(shop.frames / "latest.png") == [], "the paid screen", timeout=20.0)
     assert shop.merchant["api_key"] not in out + err
 
 
@@ -180,7 +157,7 @@ def test_a_cashier_that_is_not_ours_needs_only_mqtt(shop: Shop, broker: Mosquitt
         assert paid[0]["checkout"]["status"] == "paid"
         # The PSP's event alone brings the paid screen: the cashier sent no status.
         wait_until(
-            lambda: decode(shop.frames / "latest.png") == [], "the paid screen", timeout=20.0
+            lambda: decode_qr(shop.frames / "latest.png") == [], "the paid screen", timeout=20.0
         )
     finally:
         for client in (listener, cashier):

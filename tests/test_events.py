@@ -17,18 +17,10 @@ from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic, terminal_events_topic
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
+from tests.support.polling import until
 from tests.support.psp import Psp, code_of
 
 Subscribe = Callable[..., Subscriber]
-
-
-async def wait_connected(psp: Psp) -> None:
-    for _ in range(500):
-        _, health = await psp.call("GET", "/healthz")
-        if health["mqtt"] == "connected":
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("the PSP's relay never connected")
 
 
 def events(subscriber: Subscriber, count: int, timeout: float = 10.0) -> list[CheckoutEvent]:
@@ -98,7 +90,7 @@ async def test_events_made_while_the_broker_is_down_arrive_after_in_order(
 ) -> None:
     psp = psp_with_broker
     shop = await psp.merchant()
-    await wait_connected(psp)
+    await until(psp.relay_connected, what="the PSP's relay connected", every=0.02)
     # A persistent session: the broker keeps the subscription and queues for
     # it across its own restart, as a merchant's back office would set it up.
     subscriber = subscribe(events_topic(shop.id), client_id="backoffice", persistent=True)
@@ -140,11 +132,7 @@ async def test_a_psp_started_while_the_broker_is_down_loses_nothing(
         await asyncio.to_thread(broker.start)
         (event,) = await asyncio.to_thread(events, subscriber, 1, 20.0)
         assert (event.type, event.checkout.id) == ("checkout.paid", checkout["id"])
-        for _ in range(100):
-            if not await psp.storage.unpublished_events():
-                break
-            await asyncio.sleep(0.02)
-        assert await psp.storage.unpublished_events() == []
+        await until(psp.outbox_drained, what="every event published", timeout=2, every=0.02)
     finally:
         await stop_psp(psp)
 
@@ -189,10 +177,7 @@ async def test_events_a_broker_refuses_stay_in_the_outbox(tmp_path: Path, caplog
         shop = await psp.merchant()
         checkout = await psp.checkout(shop)
         assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 201
-        for _ in range(200):
-            if "refused" in caplog.text:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: "refused" in caplog.text, what="a refusal logged", timeout=4)
         assert "refused 1 event publish" in caplog.text
         assert len(await psp.storage.unpublished_events()) == 1  # not marked sent
     finally:
@@ -266,10 +251,7 @@ async def test_a_refused_terminal_copy_keeps_the_event_in_the_outbox(
         shop = await psp.merchant()
         checkout = await psp.checkout(shop, terminal_id="lane-1")
         assert (await psp.pay(await psp.wallet(), code_of(checkout)))[0] == 201
-        for _ in range(200):
-            if "refused" in caplog.text:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: "refused" in caplog.text, what="a refusal logged", timeout=4)
         assert "refused 1 event publish" in caplog.text
         assert len(await psp.storage.unpublished_events()) == 1
     finally:

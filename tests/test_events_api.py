@@ -19,11 +19,6 @@ from tests.support.psp import Merchant, Psp, code_of
 Subscribe = Callable[..., Subscriber]
 
 
-@pytest.fixture
-async def shop(psp: Psp) -> Merchant:
-    return await psp.merchant()
-
-
 async def page(psp: Psp, shop: Merchant, query: str = "") -> dict[str, Any]:
     status, body = await psp.call("GET", f"/v1/events{query}", headers=shop.auth)
     assert status == 200, body

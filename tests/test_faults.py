@@ -33,7 +33,7 @@ from tests.support.broker import Mosquitto
 from tests.support.db import is_postgresql
 from tests.support.ledger import assert_ledger_holds, rows
 from tests.support.mqtt import Subscriber
-from tests.support.polling import wait_until
+from tests.support.polling import until, wait_until
 from tests.support.process import NO_RATE_LIMITS, PspProcess
 from tests.support.psp import code_of
 from tests.support.workers import WorkerLog, kill_whole_psp
@@ -160,10 +160,12 @@ async def cashiers(
 
 
 async def outbox_drained(db: str) -> None:
-    for _ in range(1000):
-        if rows(db, "SELECT COUNT(*) FROM events WHERE published_at IS NULL")[0][0] == 0:
-            return
-        await asyncio.sleep(0.02)
+    await until(
+        lambda: rows(db, "SELECT COUNT(*) FROM events WHERE published_at IS NULL")[0][0] == 0,
+        what="every event published",
+        timeout=20,
+        every=0.02,
+    )
 
 
 def events_of(subscriber: Subscriber, quiet: float = 1.0) -> list[CheckoutEvent]:

@@ -14,7 +14,7 @@ import json
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from tests.support.hostile import (
     quoting_payloads,
 )
 from tests.support.mqtt import Publisher
+from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant
 from tests.support.terminal_process import (
     MERCHANT,
@@ -50,13 +51,6 @@ from tests.support.terminal_process import (
 pytestmark = pytest.mark.broker
 
 STATE = {"online": True, "screen": "idle", "checkout_id": None, "displayed_at": None}
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"no {what} after {timeout}s"
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -114,7 +108,9 @@ def test_the_terminal_process_ignores_hostile_payloads_and_logs_them_safely(
                 client.publish(display_topic(MERCHANT, TERMINAL), payload, retain=False)
             for payload in events:
                 client.publish(terminal_events_topic(MERCHANT, TERMINAL), payload, retain=False)
-        wait_until(lambda: ignored() == len(display) + len(events), "warning for each payload")
+        wait_until(
+            lambda: ignored() == len(display) + len(events), "warning for each payload", timeout=30
+        )
         assert terminal.process.poll() is None
         assert states.subscriber.drain() == []  # the same screen, so no new state
         assert frames_of(frames) == shown
@@ -297,10 +293,7 @@ async def test_the_bridge_process_logs_hostile_requests_safely(broker: Mosquitto
         env=bridge_env(SCAN2PAY_MERCHANT_KEY="mk_x", SCAN2PAY_TERMINAL="lane-1"),
     )
     try:
-        async with asyncio.timeout(10):
-            while not bridge.lines:
-                assert bridge.process.returncode is None, bridge.output()
-                await asyncio.sleep(0.02)
+        await bridge.until_line()
         url = bridge.lines[0].removeprefix("listening on ")
         evil = (ANSI + BIDI).encode() + INVALID_UTF8
         requests = [

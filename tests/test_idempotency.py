@@ -22,7 +22,7 @@ from tests.support.db import connect as db_connect
 from tests.support.gate import gated
 from tests.support.ledger import assert_ledger_holds
 from tests.support.process import PspProcess, create_merchant, create_wallet
-from tests.support.psp import Merchant, Psp, Wallet, code_of
+from tests.support.psp import Merchant, Psp, Wallet, code_of, count_rows
 
 
 @dataclass
@@ -58,17 +58,7 @@ async def send(
         return Raw(response.status, dict(response.headers), await response.read())
 
 
-def count(psp: Psp, table: str) -> int:
-    with db_connect(psp.server.settings.db) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - a table the test names
-
-
 CHECKOUT = {"order_id": "I-1", "amount": 1234, "currency": "EUR"}
-
-
-@pytest.fixture
-async def shop(psp: Psp) -> Merchant:
-    return await psp.merchant()
 
 
 async def create(psp: Psp, shop: Merchant, key: str | None, body: Any = None) -> Raw:
@@ -98,7 +88,7 @@ async def test_a_retry_replays_the_first_answer_byte_for_byte(psp: Psp, shop: Me
     assert (again.status, again.body) == (first.status, first.body)
     assert again.replayed
     assert again.headers["Content-Type"].startswith("application/json")
-    assert count(psp, "checkouts") == 1
+    assert count_rows(psp, "checkouts") == 1
 
 
 async def test_the_replay_is_the_first_answer_not_the_current_state(
@@ -131,7 +121,7 @@ async def test_a_key_reused_for_another_request_is_422_and_changes_nothing(
         answer = await create(psp, shop, "k", other)
         assert answer.status == 422
         assert answer.json["error"]["code"] == "idempotency_mismatch"
-    assert count(psp, "checkouts") == 1
+    assert count_rows(psp, "checkouts") == 1
 
 
 async def test_keys_are_scoped_to_their_caller_and_endpoint(psp: Psp, shop: Merchant) -> None:
@@ -165,7 +155,7 @@ async def test_a_refusal_by_the_rules_is_stored_and_replayed(psp: Psp, shop: Mer
     assert refund.status == 201  # the wallet holds 1234 again
     again = await pay(psp, wallet, "pay-1", code_of(wanted))
     assert (again.status, again.body, again.replayed) == (402, refused.body, True)
-    assert count(psp, "payments") == 1
+    assert count_rows(psp, "payments") == 1
     fresh = await pay(psp, wallet, "pay-2", code_of(wanted))
     assert fresh.status == 201
     assert_ledger_holds(psp.server.settings.db)
@@ -186,7 +176,7 @@ async def test_bad_input_stores_nothing_not_even_the_key(psp: Psp, shop: Merchan
     assert bad.json["error"]["code"] == "invalid_amount"
     broken = await send(psp.http, psp.url + "/v1/checkouts", auth=shop.auth, key="k", data=b"{")
     assert broken.status == 400
-    assert count(psp, "idempotency_keys") == 0
+    assert count_rows(psp, "idempotency_keys") == 0
     good = await create(psp, shop, "k")
     assert (good.status, good.replayed) == (201, False)
 
@@ -206,14 +196,14 @@ async def test_a_server_error_is_not_stored_and_its_work_is_undone(
     monkeypatch.setattr(routes, "_payment_json", broken)
     failed = await pay(psp, wallet, "k", code_of(checkout))
     assert failed.status == 500
-    assert count(psp, "payments") == 0
-    assert count(psp, "idempotency_keys") == 0
+    assert count_rows(psp, "payments") == 0
+    assert count_rows(psp, "idempotency_keys") == 0
     assert await psp.balance(wallet) == 5000
 
     monkeypatch.setattr(routes, "_payment_json", shape)
     retried = await pay(psp, wallet, "k", code_of(checkout))
     assert (retried.status, retried.replayed) == (201, False)
-    assert count(psp, "payments") == 1
+    assert count_rows(psp, "payments") == 1
     assert_ledger_holds(psp.server.settings.db)
 
 
@@ -255,8 +245,8 @@ async def test_a_malformed_key_is_400_and_changes_nothing(
     else:
         # The HTTP parser itself refused the request before any handler ran.
         assert key in ("del\x7fhere", "nul\x00"), answer
-    assert count(psp, "checkouts") == 0
-    assert count(psp, "idempotency_keys") == 0
+    assert count_rows(psp, "checkouts") == 0
+    assert count_rows(psp, "idempotency_keys") == 0
 
 
 async def test_the_longest_key_and_odd_printable_characters_are_fine(
@@ -275,7 +265,7 @@ async def test_a_key_given_twice_is_400(psp: Psp, shop: Merchant) -> None:
     async with psp.http.post(psp.url + "/v1/checkouts", json=CHECKOUT, headers=headers) as r:
         assert r.status == 400
         assert (await r.json())["error"]["code"] == "invalid_idempotency_key"
-    assert count(psp, "checkouts") == 0
+    assert count_rows(psp, "checkouts") == 0
 
 
 async def test_who_is_asking_comes_before_a_bad_key(psp: Psp) -> None:
@@ -309,7 +299,7 @@ async def test_a_key_in_flight_is_409_and_the_first_request_finishes(
     assert (shop.id, "POST /v1/checkouts", "slow") not in psp.server.app[IN_FLIGHT]
     third = await create(psp, shop, "slow")
     assert (third.status, third.body, third.replayed) == (201, done.body, True)
-    assert count(psp, "checkouts") == 1
+    assert count_rows(psp, "checkouts") == 1
 
 
 async def test_concurrent_payments_with_one_key_pay_once(psp: Psp, shop: Merchant) -> None:
@@ -326,7 +316,7 @@ async def test_concurrent_payments_with_one_key_pay_once(psp: Psp, shop: Merchan
         else:
             assert answer.status == 409
             assert answer.json["error"]["code"] == "request_in_progress"
-    assert count(psp, "payments") == 1
+    assert count_rows(psp, "payments") == 1
     assert await psp.balance(wallet) == 9_900
     assert_ledger_holds(psp.server.settings.db)
 
@@ -387,11 +377,11 @@ async def test_purge_removes_only_keys_older_than_asked(psp: Psp, shop: Merchant
     assert await psp.storage.purge_idempotency_keys(stamps[0]) == 0
     assert await psp.storage.purge_idempotency_keys(stamps[-1] + 1, limit=2) == 2
     assert await psp.storage.purge_idempotency_keys(stamps[-1] + 1) == 1
-    assert count(psp, "idempotency_keys") == 0
+    assert count_rows(psp, "idempotency_keys") == 0
     # A purged key runs again; the order_id rule still keeps it from making a second checkout.
     again = await create(psp, shop, "k0", {**CHECKOUT, "order_id": "P-0"})
     assert (again.status, again.replayed) == (200, False)
-    assert count(psp, "checkouts") == 3
+    assert count_rows(psp, "checkouts") == 3
 
 
 def test_keys_are_kept_at_least_a_day() -> None:

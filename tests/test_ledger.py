@@ -18,11 +18,6 @@ from tests.support.ledger import assert_ledger_holds, rows
 from tests.support.psp import Merchant, Psp, code_of
 
 
-@pytest.fixture
-async def shop(psp: Psp) -> Merchant:
-    return await psp.merchant()
-
-
 def db_of(psp: Psp) -> str:
     return psp.server.settings.db
 

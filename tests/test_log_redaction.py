@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from scan2pay_common.logredact import MASK, redact
+from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant
 
 
@@ -85,14 +86,19 @@ def test_a_malformed_request_line_logs_no_payment_code(psp: tuple[PspProcess, st
 def wait_for_log(server: PspProcess, before: int) -> str:
     """What the server logged after ``before`` characters, once it has
     logged the refusal (its lines come a loop iteration at a time)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def refused() -> bool:
         logged = server.log()[before:]
-        if '"status":400' in logged or "Error handling request" in logged:
-            time.sleep(0.1)  # the traceback's lines come with it, but be sure
-            return server.log()[before:]
-        time.sleep(0.02)
-    raise AssertionError(f"nothing logged for the refused request: {server.log()[before:]!r}")
+        return '"status":400' in logged or "Error handling request" in logged
+
+    wait_until(
+        refused,
+        lambda: f"the refused request logged: {server.log()[before:]!r}",
+        timeout=5,
+        every=0.02,
+    )
+    time.sleep(0.1)  # the traceback's lines come with it, but be sure
+    return server.log()[before:]
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from psp_server.credentials import hash_secret
 from tests.support.bridge import TERMINAL, Steps, bridge_config, code_of_url, running_terminal
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
+from tests.support.polling import until
 from tests.support.psp import Psp, start_psp, stop_psp
 
 pytestmark = pytest.mark.broker
@@ -161,11 +162,7 @@ async def test_no_secret_appears_in_any_log_record(
     published = await asyncio.to_thread(events.wait_for, 3)
     events.close()
     assert len(published) >= 3
-    for _ in range(200):
-        if len(receiver.bodies) >= 3:
-            break
-        await asyncio.sleep(0.05)
-    assert len(receiver.bodies) >= 3
+    await until(lambda: len(receiver.bodies) >= 3, what="three webhook deliveries", every=0.05)
     status, deliveries = await psp.call(
         "GET", f"/v1/webhooks/{webhook['id']}/deliveries", headers=merchant.auth
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import ssl
 import stat
 import subprocess
@@ -28,7 +27,6 @@ import pytest
 
 from psp_server import cli, mqtt_accounts
 from psp_server.presence import Presence
-from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import CheckoutEvent, TerminalState
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.topics import (
@@ -38,6 +36,7 @@ from scan2pay_common.topics import (
     terminal_events_topic,
 )
 from tests.support.mqtt import Received
+from tests.support.polling import until
 from tests.support.process import run_cli
 from tests.support.psp import start_psp, stop_psp
 from tests.support.secure_broker import (
@@ -487,11 +486,7 @@ async def test_the_psp_relay_publishes_over_tls_to_a_cashier(
             event = CheckoutEvent.from_json(got.payload)
             assert (event.type, event.checkout.id) == ("checkout.cancelled", checkout["id"])
             # Marked sent: the broker let the relay write the terminal's copy too.
-            for _ in range(500):
-                if not await psp.storage.unpublished_events():
-                    break
-                await asyncio.sleep(0.02)
-            assert await psp.storage.unpublished_events() == []
+            await until(psp.outbox_drained, what="every event published", every=0.02)
         finally:
             cashier.close()
     finally:
@@ -525,36 +520,17 @@ def test_another_account_cannot_throw_a_terminal_off_the_broker(
             env={**os.environ, "SCAN2PAY_MQTT_CA": str(broker.ca)},
         )
     try:
-        up = states_until(watcher, lambda state: state.online and state.screen == "idle", 15)
+        up = watcher.states_until(
+            lambda state: state.online and state.screen == "idle", 15, skip_invalid=True
+        )
         assert up, "the terminal never said it was up"
         assert up[-1].screen == "idle", up
         for guessed in (f"scan2pay-terminal-{A}-till-1", f"scan2pay-terminal-{A}-till-1-"):
             Client(broker, B, accounts[B], client_id=guessed).close()
-        seen = states_until(watcher, lambda state: False, 3)
+        seen = watcher.states_until(lambda state: False, 3, skip_invalid=True)
         assert all(state.online for state in seen), seen
         assert terminal.poll() is None
         assert "reconnecting" not in log.read_text()
     finally:
         terminal.terminate()
         terminal.wait(10)
-
-
-def states_until(
-    client: Client, wanted: Callable[[TerminalState], bool], timeout: float
-) -> list[TerminalState]:
-    """The terminal states the client heard until one was ``wanted``, or
-    until ``timeout`` seconds passed (then every state heard)."""
-    seen: list[TerminalState] = []
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            payload = client.next(timeout=left).payload
-        except queue.Empty:
-            break
-        try:
-            seen.append(TerminalState.from_json(payload))
-        except InvalidValue:
-            continue  # what an earlier test left retained on the topic
-        if wanted(seen[-1]):
-            return seen
-    return seen

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import stat
 import time
 import tomllib
@@ -20,15 +19,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.topics import display_topic, state_topic
 from tests.support.board import Signed, csrf_field, request, sign_in
 from tests.support.commands import show_qr_of
 from tests.support.pairing import PairingWorld, Terminal, pairing_world, tables
+from tests.support.plain_http import http
 from tests.support.polling import wait_until
 from tests.support.secure_broker import Certs, Client, make_certs
-from tests.support.secure_shops import http
 
 pytestmark = pytest.mark.broker
 
@@ -48,23 +46,6 @@ def world(tmp_path: Path, certs: Certs) -> Iterator[PairingWorld]:
 
 def _states(client: Client, merchant_id: str, terminal_id: str = LANE) -> None:
     assert client.subscribe(state_topic(merchant_id, terminal_id)) == 1
-
-
-def _until_state(client: Client, wanted: str, timeout: float = 20.0) -> TerminalState:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            payload = client.next(timeout=left).payload
-        except queue.Empty:
-            break
-        if not payload:
-            continue
-        state = TerminalState.from_json(payload)
-        seen.append(state)
-        if state.online and state.screen == wanted:
-            return state
-    raise AssertionError(f"no {wanted!r} state; saw {seen}")
 
 
 def _checkout_on_screen(world: PairingWorld, terminal: Terminal, cashier: Client) -> str:
@@ -101,7 +82,7 @@ def test_pair_approved_with_the_cli_then_a_real_checkout_shows(
         assert result.returncode == 0, result.stderr
         assert f"terminal {LANE} of merchant {merchant['merchant_id']} is paired" in result.stdout
         approved = time.monotonic()
-        _until_state(cashier, "idle")
+        cashier.until_state(lambda s: s.online and s.screen == "idle", "online idle")
         online = time.monotonic()
         _checkout_on_screen(world, terminal, cashier)
         done = time.monotonic()
@@ -157,7 +138,7 @@ def test_a_terminal_without_credentials_pairs_by_itself_on_the_board_and_unpairi
         code = terminal.pairing_code()
         notice = asyncio.run(_board_pairs(world, merchant["api_key"], code))
         assert f"Terminal {LANE} is paired" in notice
-        _until_state(cashier, "idle")
+        cashier.until_state(lambda s: s.online and s.screen == "idle", "online idle")
         _checkout_on_screen(world, terminal, cashier)
         assert tomllib.loads(config.read_text())["idle_after"] == 30  # kept
 

@@ -15,22 +15,12 @@ import pytest
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic
 from tests.support.broker import Mosquitto
-from tests.support.db import connect as db_connect
+from tests.support.errors import assert_error
 from tests.support.ledger import assert_ledger_holds
 from tests.support.mqtt import Subscriber
-from tests.support.psp import Merchant, Psp, Wallet, code_of
+from tests.support.psp import Merchant, Psp, Wallet, code_of, count_rows
 
 Subscribe = Callable[..., Subscriber]
-
-
-def count(psp: Psp, table: str) -> int:
-    with db_connect(psp.server.settings.db) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - a table the test names
-
-
-def assert_error(answer: tuple[int, Any], status: int, code: str) -> None:
-    got, body = answer
-    assert (got, body["error"]["code"]) == (status, code), body
 
 
 async def refund(
@@ -42,17 +32,6 @@ async def refund(
     return await psp.call(
         "POST", f"/v1/checkouts/{checkout_id}/refunds", json={"amount": amount}, headers=headers
     )
-
-
-async def balance(psp: Psp, wallet: Wallet) -> int:
-    found = await psp.storage.get_wallet(wallet.id)
-    assert found is not None
-    return found.balance
-
-
-@pytest.fixture
-async def shop(psp: Psp) -> Merchant:
-    return await psp.merchant()
 
 
 async def paid_checkout(psp: Psp, shop: Merchant, wallet: Wallet, **fields: Any) -> dict[str, Any]:
@@ -77,7 +56,7 @@ async def test_partial_then_full_then_one_more_is_refused(psp: Psp, shop: Mercha
     )
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["created_at"])
     assert set(first) == {"id", "checkout_id", "amount", "currency", "created_at"}
-    assert await balance(psp, wallet) == 5000 - 1234 + 200
+    assert await psp.balance(wallet) == 5000 - 1234 + 200
     assert await psp.storage.merchant_balances(shop.id) == {"EUR": 1034}
     _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     assert (now["status"], now["refunded_amount"]) == ("paid", 200)
@@ -89,13 +68,13 @@ async def test_partial_then_full_then_one_more_is_refused(psp: Psp, shop: Mercha
     _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     # Wholly refunded, and still paid.
     assert (now["status"], now["refunded_amount"]) == ("paid", 1234)
-    assert await balance(psp, wallet) == 5000
+    assert await psp.balance(wallet) == 5000
     assert await psp.storage.merchant_balances(shop.id) == {"EUR": 0}
     assert_ledger_holds(db)
 
     assert_error(await refund(psp, shop, checkout["id"], 1), 422, "refund_exceeds_payment")
-    assert count(psp, "refunds") == 2
-    assert await balance(psp, wallet) == 5000
+    assert count_rows(psp, "refunds") == 2
+    assert await psp.balance(wallet) == 5000
     assert_ledger_holds(db)
 
 
@@ -106,7 +85,7 @@ async def test_more_than_was_paid_is_refused_and_changes_nothing(psp: Psp, shop:
     assert (await refund(psp, shop, checkout["id"], 1000))[0] == 201
     assert_error(await refund(psp, shop, checkout["id"], 235), 422, "refund_exceeds_payment")
     assert (await refund(psp, shop, checkout["id"], 234))[0] == 201
-    assert count(psp, "refunds") == 2
+    assert count_rows(psp, "refunds") == 2
     assert_ledger_holds(psp.server.settings.db)
 
 
@@ -118,7 +97,7 @@ async def test_only_paid_checkouts_are_refunded(psp: Psp, shop: Merchant) -> Non
     await asyncio.sleep(1.05)
     for checkout in (pending, cancelled, expired):
         assert_error(await refund(psp, shop, checkout["id"], 1), 409, "not_paid")
-    assert count(psp, "refunds") == 0
+    assert count_rows(psp, "refunds") == 0
 
 
 async def test_another_merchants_checkout_is_not_found(psp: Psp, shop: Merchant) -> None:
@@ -128,7 +107,7 @@ async def test_another_merchants_checkout_is_not_found(psp: Psp, shop: Merchant)
     assert_error(await refund(psp, other, checkout["id"], 1), 404, "not_found")
     for unknown in ("co_00000000000000000000", "x" * 65, "no%20such"):
         assert_error(await refund(psp, shop, unknown, 1), 404, "not_found")
-    assert count(psp, "refunds") == 0
+    assert count_rows(psp, "refunds") == 0
     assert await psp.storage.merchant_balances(shop.id) == {"EUR": 1234}
 
 
@@ -156,7 +135,7 @@ async def test_bad_bodies_are_refused_and_change_nothing(
         "POST", f"/v1/checkouts/{checkout['id']}/refunds", json=body, headers=shop.auth
     )
     assert_error(answer, status, code)
-    assert count(psp, "refunds") == 0
+    assert count_rows(psp, "refunds") == 0
 
 
 async def test_malformed_and_huge_bodies(psp: Psp, shop: Merchant) -> None:
@@ -166,7 +145,7 @@ async def test_malformed_and_huge_bodies(psp: Psp, shop: Merchant) -> None:
     assert_error(await psp.call("POST", path, data=b"{", headers=headers), 400, "invalid_json")
     huge = b'{"amount": 1, "pad": "' + b"x" * 20_000 + b'"}'
     assert_error(await psp.call("POST", path, data=huge, headers=headers), 413, "payload_too_large")
-    assert count(psp, "refunds") == 0
+    assert count_rows(psp, "refunds") == 0
 
 
 async def test_refunds_need_the_merchants_key(psp: Psp, shop: Merchant) -> None:
@@ -176,7 +155,7 @@ async def test_refunds_need_the_merchants_key(psp: Psp, shop: Merchant) -> None:
     for headers in (None, {"Authorization": "Bearer mk_nope"}, wallet.auth):
         answer = await psp.call("POST", path, json={"amount": 1}, headers=headers)
         assert_error(answer, 401, "unauthorized")
-    assert count(psp, "refunds") == 0
+    assert count_rows(psp, "refunds") == 0
 
 
 async def test_refunds_are_in_the_checkouts_currency(psp: Psp, shop: Merchant) -> None:
@@ -184,7 +163,7 @@ async def test_refunds_are_in_the_checkouts_currency(psp: Psp, shop: Merchant) -
     checkout = await paid_checkout(psp, shop, wallet, currency="KWD", amount=1500)
     status, body = await refund(psp, shop, checkout["id"], 500)
     assert (status, body["currency"]) == (201, "KWD")
-    assert await balance(psp, wallet) == 10_000 - 1000
+    assert await psp.balance(wallet) == 10_000 - 1000
     assert await psp.storage.merchant_balances(shop.id) == {"KWD": 1000}
     assert_ledger_holds(psp.server.settings.db)
 
@@ -199,7 +178,7 @@ async def test_a_keyed_refund_is_made_once(psp: Psp, shop: Merchant) -> None:
     again = await refund(psp, shop, checkout["id"], 100, key="r-1")
     assert first == again
     assert first[0] == 201
-    assert count(psp, "refunds") == 1
+    assert count_rows(psp, "refunds") == 1
     assert_error(
         await refund(psp, shop, checkout["id"], 101, key="r-1"), 422, "idempotency_mismatch"
     )
@@ -208,7 +187,7 @@ async def test_a_keyed_refund_is_made_once(psp: Psp, shop: Merchant) -> None:
     assert_error(await refund(psp, shop, other["id"], 100, key="r-1"), 422, "idempotency_mismatch")
     # Without a key, the same request is a new refund: partial refunds may repeat.
     assert (await refund(psp, shop, checkout["id"], 100))[0] == 201
-    assert count(psp, "refunds") == 2
+    assert count_rows(psp, "refunds") == 2
     assert_ledger_holds(psp.server.settings.db)
 
 
@@ -231,8 +210,8 @@ async def test_concurrent_refunds_with_one_key_refund_once(psp: Psp, shop: Merch
     assert len(made) == 1
     for status, body in answers:
         assert status == 201 or (status, body["error"]["code"]) == (409, "request_in_progress")
-    assert count(psp, "refunds") == 1
-    assert await balance(psp, wallet) == 5000 - 1234 + 100
+    assert count_rows(psp, "refunds") == 1
+    assert await psp.balance(wallet) == 5000 - 1234 + 100
     assert_ledger_holds(psp.server.settings.db)
 
 
@@ -244,7 +223,7 @@ async def test_racing_refunds_never_add_up_to_more_than_was_paid(psp: Psp, shop:
     assert statuses == [201] * 6 + [422] * 4
     _, now = await psp.call("GET", f"/v1/checkouts/{checkout['id']}", headers=shop.auth)
     assert now["refunded_amount"] == 1200
-    assert await balance(psp, wallet) == 5000 - 1234 + 1200
+    assert await psp.balance(wallet) == 5000 - 1234 + 1200
     assert_ledger_holds(psp.server.settings.db)
 
 

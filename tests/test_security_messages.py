@@ -37,6 +37,7 @@ from tests.support.bridge import (
 from tests.support.broker import Mosquitto
 from tests.support.commands import show_qr_of
 from tests.support.mqtt import Subscriber, publish
+from tests.support.polling import until
 from tests.support.process import run_cli
 from tests.support.psp import Merchant, Psp, code_of, start_psp, stop_psp
 
@@ -68,12 +69,11 @@ def warnings_with(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
 async def until_logged(
     caplog: pytest.LogCaptureFixture, text: str, count: int, timeout: float = 10.0
 ) -> list[str]:
-    async with asyncio.timeout(timeout):
-        while True:
-            found = warnings_with(caplog, text)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.01)
+    def logged() -> list[str] | None:
+        found = warnings_with(caplog, text)
+        return found if len(found) >= count else None
+
+    return await until(logged, what=f"{count} warnings with {text!r}", timeout=timeout)
 
 
 def assert_showing(terminal: Terminal, checkout: dict[str, Any]) -> None:
@@ -208,11 +208,7 @@ async def test_a_forged_paid_does_not_show_paid(
         # The cashier's unsigned "paid" only makes the terminal ask the PSP.
         status_paid = {"type": "status", "checkout_id": checkout["id"], "status": "paid"}
         await asyncio.to_thread(publish, broker.port, topic, json.dumps(status_paid))
-        async with asyncio.timeout(10):
-            while True:
-                if answers:
-                    break
-                await asyncio.sleep(0.01)
+        await until(lambda: answers, what="the terminal to ask the PSP")
         assert answers[0] is not None
         assert answers[0].status == "pending"
         await asyncio.sleep(0.1)

@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from terminal.clock import NEGLIGIBLE_MS, Clock
 from terminal.timesync import system_clock_synced
 from tests.support.broker import Mosquitto
 from tests.support.commands import show_qr_of
+from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant
 from tests.support.terminal_process import RUNNER, TERMINAL, States, TerminalProcess, send
 
@@ -151,16 +151,6 @@ def http_json(url: str, *, body: Any = None, token: str | None = None) -> Any:
         return json.loads(response.read())
 
 
-def wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"never saw {what}")
-
-
 def seconds_of(countdown: str) -> int:
     minutes, seconds = countdown.split(":")
     return int(minutes) * 60 + int(seconds)
@@ -188,7 +178,12 @@ def test_a_terminal_with_a_wrong_clock_shows_a_fresh_ticket_with_the_right_count
             display=f"nextion:socket://127.0.0.1:{nextion.port}",
         )
         states.until("idle")
-        wait_for(lambda: "using the PSP's time" in terminal.log.read_text(), "the PSP's time")
+        wait_until(
+            lambda: "using the PSP's time" in terminal.log.read_text(),
+            "the PSP's time",
+            timeout=20,
+            every=0.05,
+        )
         created = http_json(
             f"{psp.url}/v1/checkouts",
             body={"order_id": "SKEW-1", "amount": 1234, "currency": "EUR", "terminal_id": TERMINAL},
@@ -203,7 +198,7 @@ def test_a_terminal_with_a_wrong_clock_shows_a_fresh_ticket_with_the_right_count
             shown = nextion.texts().get("t2", "")
             return shown if re.fullmatch(r"\d+:\d\d", shown) else None
 
-        shown = seconds_of(wait_for(countdown, "a countdown"))
+        shown = seconds_of(wait_until(countdown, "a countdown", timeout=20, every=0.05))
         left = (from_rfc3339(created["expires_at"]) - now_ms()) / 1000
         assert abs(shown - left) <= 3, (shown, left, nextion.texts())
     finally:

@@ -32,6 +32,7 @@ from terminal.daemon import TerminalDaemon
 from terminal.screens import QrScreen
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Publisher, Subscriber, publish
+from tests.support.polling import until
 from tests.support.psp import Psp
 
 MERCHANT, TERMINAL = "mer_test", "lane-1"
@@ -55,12 +56,14 @@ class Running:
         return TerminalState.from_json(message.payload)
 
     async def until(self, check: Callable[[Frame], bool], timeout: float = 10.0) -> Frame:
-        for _ in range(int(timeout / 0.01)):
+        def drawn() -> Frame | None:
             frame = self.display.last
-            if frame is not None and check(frame):
-                return frame
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"no such frame; last was {self.display.last}")
+            return frame if frame is not None and check(frame) else None
+
+        found: Frame = await until(
+            drawn, what=lambda: f"such a frame; last was {self.display.last}", timeout=timeout
+        )
+        return found
 
 
 async def start(
@@ -206,14 +209,6 @@ async def test_paid_event_shows_paid_without_the_cashier(terminal: Running) -> N
     assert (state.screen, state.checkout_id) == ("paid", "co_ev")
 
 
-async def until_true(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not so after {timeout} s")
-
-
 async def test_a_ticketed_qr_hears_its_own_events_topic_and_not_the_merchants(
     broker: Mosquitto,
 ) -> None:
@@ -248,20 +243,20 @@ async def test_a_terminal_without_keys_hears_the_merchants_topic_while_its_qr_is
         # A display ticket proves nothing to a terminal without the PSP's key.
         running.send(ticketed_show_qr(SigningKey.generate(), "co_untied"))
         assert (await running.state()).checkout_id == "co_untied"
-        await until_true(lambda: running.daemon.merchant_events)
+        await until(lambda: running.daemon.merchant_events, what="merchant events heard")
         psp.publish(events_topic(MERCHANT), paid_event("co_untied"), retain=False)
         state = await running.state()
         assert (state.screen, state.checkout_id) == ("paid", "co_untied")
 
         running.send(b'{"type": "idle"}')
         assert (await running.state()).screen == "idle"
-        await until_true(lambda: not running.daemon.merchant_events)
+        await until(lambda: not running.daemon.merchant_events, what="merchant events unheard")
         heard = running.daemon.events_heard
         psp.publish(events_topic(MERCHANT), paid_event("co_next"), retain=False)
         # The marker: its own topic, after the other on the same connection.
         marker = paid_event("co_marker")
         psp.publish(terminal_events_topic(MERCHANT, TERMINAL), marker, retain=False)
-        await until_true(lambda: running.daemon.events_heard > heard)
+        await until(lambda: running.daemon.events_heard > heard, what="one more event heard")
         await asyncio.sleep(0.2)  # the merchant's event, had it come, came first
         assert running.daemon.events_heard == heard + 1
     finally:
@@ -487,11 +482,11 @@ async def test_a_blocking_display_does_not_block_the_event_loop(broker: Mosquitt
         await asyncio.to_thread(display.entered.wait, 10)  # the idle frame is stuck on the bus
         running.send(show_qr("co_gate"))
         # The loop still takes messages in while the display thread blocks.
-        for _ in range(500):
-            if isinstance(running.daemon.controller.view.screen, QrScreen):
-                break
-            await asyncio.sleep(0.01)
-        assert isinstance(running.daemon.controller.view.screen, QrScreen)
+        await until(
+            lambda: isinstance(running.daemon.controller.view.screen, QrScreen),
+            what="the QR screen in the view",
+            timeout=5,
+        )
         assert display.frames == []
         display.gate.set()
         frame = await running.until(lambda f: f.content.qr_url == URL)

@@ -28,6 +28,7 @@ from scan2pay_common.messages import DisplayTicket, ShowQr, ShowStatus, display_
 from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from tests.support.broker import Mosquitto
+from tests.support.polling import wait_until
 from tests.support.terminal_process import (
     BIN,
     MERCHANT,
@@ -186,10 +187,11 @@ def test_a_missing_panel_still_says_ready_reports_display_error_and_serves_mqtt(
         assert terminal.process.poll() is None
         # Retried again and again, logged once: a journal line every few
         # seconds for a panel left unplugged would bury everything else.
-        deadline = time.monotonic() + 10
-        while terminal.log.read_text().count("display still failing") < 3:
-            assert time.monotonic() < deadline, terminal.log.read_text()
-            time.sleep(0.1)
+        wait_until(
+            lambda: terminal.log.read_text().count("display still failing") >= 3,
+            lambda: f"three 'display still failing' lines: {terminal.log.read_text()}",
+            every=0.1,
+        )
         log = terminal.log.read_text()
         assert log.count("display failed") == 1, log
         assert "enable I2C with raspi-config" in log

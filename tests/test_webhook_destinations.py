@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from psp_server.errors import ConfigError
 from psp_server.webhooks.store import WebhookStore
 from scan2pay_common.timefmt import now_ms
 from tests.support.dns import StaticResolver
+from tests.support.polling import until
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
 from tests.support.psp import Merchant, Psp, code_of, start_psp, stop_psp
 from tests.support.webhooks import log_until
@@ -584,10 +584,12 @@ async def test_a_psp_server_reaches_loopback_only_when_its_operator_says_so(
                 assert "not a public address (loopback)" in body["error"]["message"]
             else:
                 delivered += 1
-                deadline = time.monotonic() + 10
-                while len(hook.requests) < delivered:
-                    assert time.monotonic() < deadline, process.log()
-                    await asyncio.sleep(0.02)
+                # Awaited here, so the loop's variables cannot move on meanwhile.
+                await until(
+                    lambda: len(hook.requests) >= delivered,  # noqa: B023
+                    what=lambda: f"delivery {delivered}; {process.log()}",  # noqa: B023
+                    every=0.02,
+                )
             if flags:
                 assert "webhooks may go to public addresses and to 127.0.0.0/8" in process.log()
         finally:

@@ -24,23 +24,7 @@ from psp_server import config
 from psp_server.errors import ConfigError
 from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant, run_cli
-from tests.support.workers import READY, alive, served, workers_of
-
-
-def wait_for_workers(
-    server: PspProcess, count: int, timeout: float = 10.0, gone: int | None = None
-) -> set[int]:
-    """The pids of ``count`` workers, once each is running and says it is
-    ready (and the worker ``gone`` is no longer among them: SIGKILL takes
-    a moment)."""
-
-    def found() -> set[int] | None:
-        pids = workers_of(server.process.pid)
-        ready = {int(pid) for pid in READY.findall(server.log())}
-        return pids if len(pids) == count and pids <= ready and gone not in pids else None
-
-    pids: set[int] = wait_until(found, timeout=timeout)
-    return pids
+from tests.support.workers import WorkerLog, alive, served, workers_of
 
 
 class Client:
@@ -118,7 +102,7 @@ def test_two_workers_share_the_port_and_both_serve(
 ) -> None:
     server = start(pg_dsn, tmp_path)
     try:
-        pids = wait_for_workers(server, 2)
+        pids = WorkerLog(server).wait_for_workers(2)
         # The supervisor forks with no thread but its own, and starts none.
         assert os.listdir(f"/proc/{server.process.pid}/task") == [str(server.process.pid)]
         client = Client(server.url, shop["api_key"])
@@ -145,7 +129,7 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(
     replaced: set[int] = set()
     by_survivor: list[int] = []  # its requests answered, at the kill and at the end
     try:
-        victim, survivor = sorted(wait_for_workers(server, 2))
+        victim, survivor = sorted(WorkerLog(server).wait_for_workers(2))
         client = Client(server.url, shop["api_key"])
         client.run(threads=4, each=5)  # both workers warm
 
@@ -163,7 +147,9 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(
                 time.sleep(0.3)
                 os.kill(victim, signal.SIGKILL)
                 by_survivor.append(answered_by(survivor))
-                replaced.update(wait_for_workers(server, 2, timeout=5, gone=victim) - {survivor})
+                replaced.update(
+                    WorkerLog(server).wait_for_workers(2, timeout=5, gone=victim) - {survivor}
+                )
                 # The load goes on until the replacement has answered too.
                 wait_until(lambda: any(answered_by(pid) for pid in replaced))
                 by_survivor.append(answered_by(survivor))
@@ -192,7 +178,7 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(
 
 def test_sigterm_stops_every_worker_and_the_supervisor_exits_0(pg_dsn: str, tmp_path: Path) -> None:
     server = start(pg_dsn, tmp_path, workers=3)
-    pids = wait_for_workers(server, 3)
+    pids = WorkerLog(server).wait_for_workers(3)
     server.process.send_signal(signal.SIGTERM)
     assert server.wait_exit() == 0, server.log()
     assert not any(alive(pid) for pid in pids)
@@ -205,7 +191,7 @@ def test_sigterm_stops_every_worker_and_the_supervisor_exits_0(pg_dsn: str, tmp_
 
 def test_workers_stop_when_the_supervisor_is_killed(pg_dsn: str, tmp_path: Path) -> None:
     server = start(pg_dsn, tmp_path)
-    pids = wait_for_workers(server, 2)
+    pids = WorkerLog(server).wait_for_workers(2)
     server.stop(signal.SIGKILL)
     # Nobody would stop them otherwise, and they would hold the port.
     wait_until(lambda: not any(alive(pid) for pid in pids))

@@ -24,6 +24,7 @@ from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
+from tests.support.polling import until
 from tests.support.psp import Merchant, Psp
 
 BIN = Path(sys.executable).parent
@@ -96,16 +97,17 @@ class Terminal:
         self, screen: str, checkout_id: str | None = None, timeout: float = 10.0
     ) -> TerminalState:
         """What the terminal has really drawn (its own state), not what was asked."""
-        async with asyncio.timeout(timeout):
-            while True:
-                state = self.daemon.state
-                if (
-                    state is not None
-                    and state.screen == screen
-                    and checkout_id in (None, state.checkout_id)
-                ):
-                    return state
-                await asyncio.sleep(0.01)
+
+        def drawn() -> TerminalState | None:
+            state = self.daemon.state
+            if state is None or state.screen != screen:
+                return None
+            return state if checkout_id in (None, state.checkout_id) else None
+
+        shown: TerminalState = await until(
+            drawn, what=f"{screen} for {checkout_id or 'any checkout'}", timeout=timeout
+        )
+        return shown
 
 
 @contextlib.asynccontextmanager
@@ -218,6 +220,19 @@ class BridgeProcess:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.2):
                         await self._new_line.wait()
+
+    async def until_line(self, prefix: str = "", timeout: float = 10.0) -> str:
+        """The first line of output that starts with ``prefix``; fails with
+        all the output if the process ends first."""
+
+        def printed() -> str | None:
+            line = next((line for line in self.lines if line.startswith(prefix)), None)
+            if line is None and self.process.returncode is not None:
+                raise AssertionError(f"exited without a line {prefix!r}: {self.output()}")
+            return line
+
+        found: str = await until(printed, what=f"a line {prefix!r}", timeout=timeout, every=0.02)
+        return found
 
     async def finish(self, timeout: float = 20.0) -> int:
         try:

@@ -11,11 +11,11 @@ tests/test_openapi.py's ``conforms``. Wire it in there with::
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tests.support.polling import until
 from tests.support.psp import Psp, code_of
 
 Call = Callable[..., Awaitable[Any]]
@@ -75,11 +75,12 @@ async def exercise(psp: Psp, call: Call, conforms: Conforms) -> None:
     status, _ = await psp.pay(await psp.wallet(), code_of(checkout))
     assert status == 201
     base = f"/v1/webhooks/{created['id']}"
-    for _ in range(500):
+
+    async def attempted() -> Any:
         log = conforms(await call(psp, "GET", f"{base}/deliveries?limit=5", headers=auth), 200)
-        if log["deliveries"] and log["deliveries"][0]["attempts"]:
-            break
-        await asyncio.sleep(0.01)
+        return log if log["deliveries"] and log["deliveries"][0]["attempts"] else None
+
+    log = await until(attempted, what="a delivery attempted", timeout=5)
     (delivery,) = log["deliveries"]
     assert delivery["last_error"]
     assert delivery["status"] == "pending"

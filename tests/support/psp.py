@@ -14,6 +14,7 @@ from psp_server.config import Settings
 from psp_server.server import RunningServer, start_server
 from psp_server.storage import Storage
 from scan2pay_common.mqtt_url import MqttTarget
+from tests.support.db import connect as db_connect
 from tests.support.db import is_postgresql, migrated_sqlite
 
 
@@ -90,12 +91,27 @@ class Psp:
             raise LookupError(f"no wallet {wallet.id}")
         return found.balance
 
+    async def relay_connected(self) -> bool:
+        """Whether the PSP says its event relay is connected to the broker."""
+        _, health = await self.call("GET", "/healthz")
+        return bool(health["mqtt"] == "connected")
+
+    async def outbox_drained(self) -> bool:
+        """Whether every event written has been published."""
+        return not await self.storage.unpublished_events()
+
     async def pay(self, wallet: Wallet, code: str) -> tuple[int, Any]:
         return await self.call("POST", "/v1/payments", json={"code": code}, headers=wallet.auth)
 
 
 def code_of(checkout: dict[str, Any]) -> str:
     return str(checkout["qr_url"]).rsplit("/Q/", 1)[1]
+
+
+def count_rows(psp: Psp, table: str) -> int:
+    """The rows of ``table``, read behind the server's back."""
+    with db_connect(psp.server.settings.db) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - a table the test names
 
 
 def _with_schema(db: str) -> None:

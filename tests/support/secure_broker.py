@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.messages import TerminalState
 from tests.support.broker import free_port, mosquitto_binary, wait_for_port
 from tests.support.mqtt import Received, _no_delay
 from tests.support.process import end_process
@@ -220,6 +223,41 @@ class Client:
 
     def next(self, timeout: float = 5.0) -> Received:
         return self.messages.get(timeout=timeout)
+
+    def states_until(
+        self, wanted: Callable[[TerminalState], bool], timeout: float, *, skip_invalid: bool = False
+    ) -> list[TerminalState]:
+        """The terminal states heard until one was ``wanted``, or until
+        ``timeout`` seconds passed (then every state heard). An empty payload
+        (a retained state cleared) is skipped; so is one that is no terminal
+        state, with ``skip_invalid`` (what an earlier test left retained)."""
+        seen: list[TerminalState] = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                payload = self.next(timeout=left).payload
+            except queue.Empty:
+                break
+            if not payload:
+                continue
+            try:
+                seen.append(TerminalState.from_json(payload))
+            except InvalidValue:
+                if skip_invalid:
+                    continue
+                raise
+            if wanted(seen[-1]):
+                return seen
+        return seen
+
+    def until_state(
+        self, wanted: Callable[[TerminalState], bool], what: str, timeout: float = 20.0
+    ) -> TerminalState:
+        """The first terminal state heard that is ``wanted``."""
+        seen = self.states_until(wanted, timeout)
+        if not seen or not wanted(seen[-1]):
+            raise AssertionError(f"no {what} state; saw {seen}")
+        return seen[-1]
 
     def until(self, payload: str, timeout: float = 5.0) -> list[Received]:
         """Every message up to and including the first with ``payload``."""

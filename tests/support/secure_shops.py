@@ -16,14 +16,11 @@ stderr."""
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -38,25 +35,12 @@ from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_client import CA_ENV
 from scan2pay_common.topics import display_topic, state_topic
 from tests.support.commands import show_qr_of
+from tests.support.plain_http import http
 from tests.support.process import PspProcess, create_merchant, create_wallet, end_process
 from tests.support.secure_broker import Certs, Client, SecureMosquitto
 
 BIN = Path(sys.executable).parent
 LANE = "lane-1"
-
-
-def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 - the test's own servers on loopback
-        url, method=method, data=None if body is None else json.dumps(body).encode()
-    )
-    request.add_header("Accept", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own servers on loopback
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def decode_qr(path: Path) -> list[str]:

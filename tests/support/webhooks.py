@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.support.polling import until
 from tests.support.psp import Merchant, Psp
 
 
@@ -26,12 +25,14 @@ async def log_until(
     check: Callable[[list[dict[str, Any]]], bool],
     timeout: float = 10.0,
 ) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def reached() -> list[dict[str, Any]] | None:
         log = await log_of(psp, merchant, webhook_id)
         # Empty until the dispatcher's scan has committed, which on
         # PostgreSQL runs beside the request that wrote the event.
-        if log and check(log):
-            return log
-        assert time.monotonic() < deadline, f"the delivery log never got there: {log}"
-        await asyncio.sleep(0.01)
+        return log if log and check(log) else None
+
+    found: list[dict[str, Any]] = await until(
+        reached, what="the delivery log to get there", timeout=timeout
+    )
+    return found
