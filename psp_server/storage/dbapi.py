@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .availability import Availability
@@ -48,24 +49,23 @@ class Worker(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
 class Dialect(abc.ABC):
     """The few words in which the databases differ, fixed per backend
     (``SqliteDialect``, ``PostgresDialect``): the storage's SQL is the same
     on each but for them."""
 
-    __slots__ = ()
-
-    name: ClassVar[str]
+    name: str
     # Appended to a SELECT whose rows the transaction goes on to change.
     # With one writer at a time nothing can change them meanwhile; where
     # transactions run side by side they must be locked.
-    for_update: ClassVar[str]
+    for_update: str
     # The same, for work that any one of several processes may take: rows
     # another transaction holds are left to it.
-    skip_locked: ClassVar[str]
+    skip_locked: str
     # Several PSP processes may work on the database at once: it has the
     # locks and the hash that split the work (psp_server/partitions.py).
-    shared: ClassVar[bool]
+    shared: bool
 
     @abc.abstractmethod
     def indexed_by(self, index: str) -> str:

@@ -77,12 +77,6 @@ class PostgresBackend(Backend):
 class PostgresDialect(Dialect):
     __slots__ = ()
 
-    name = "postgresql"
-    # Transactions run side by side: a row read to be changed is locked.
-    for_update = " FOR UPDATE"
-    skip_locked = " FOR UPDATE SKIP LOCKED"
-    shared = True
-
     def indexed_by(self, index: str) -> str:
         return ""  # the planner takes no hints
 
@@ -95,7 +89,10 @@ class PostgresDialect(Dialect):
         return f"(hashtext({column}) & 2147483647) % ? = ANY(?)"
 
 
-POSTGRESQL = PostgresDialect()
+# Transactions run side by side: a row read to be changed is locked.
+POSTGRESQL = PostgresDialect(
+    "postgresql", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED", shared=True
+)
 
 
 class PostgresStorage(SqlStorage):

@@ -62,11 +62,6 @@ class SqliteBackend(Backend):
 class SqliteDialect(Dialect):
     __slots__ = ()
 
-    name = "sqlite"
-    for_update = ""
-    skip_locked = ""
-    shared = False
-
     def indexed_by(self, index: str) -> str:
         return f" INDEXED BY {index}"
 
@@ -77,7 +72,8 @@ class SqliteDialect(Dialect):
         raise StorageError("merchant partitions need a database that several processes share")
 
 
-SQLITE = SqliteDialect()
+# One writer at a time: nothing changes the rows a transaction read meanwhile.
+SQLITE = SqliteDialect("sqlite", for_update="", skip_locked="", shared=False)
 
 
 class SqliteStorage(SqlStorage):
