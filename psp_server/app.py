@@ -18,6 +18,7 @@ from scan2pay_common.logtext import loggable
 from . import abuse
 from . import routes as api_routes
 from .appkeys import (
+    BACKEND,
     PARTITION_LEASES,
     PRESENCE,
     RELAY,
@@ -34,10 +35,9 @@ from .config import Settings, with_default_public_url
 from .errors import APIError, StorageUnavailable
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
 from .pairing import api as pairing_api
-from .partitions import LeasedPartitions, partitions_for, wake_on_new_events
 from .presence import Presence
 from .relay import OutboxRelay
-from .storage import Storage, open_storage
+from .storage import Storage, choose
 from .sweeper import sweep_forever
 from .wake import WakeEvent
 from .web import routes as web_routes
@@ -103,13 +103,13 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     if STORAGE not in app:
-        app[STORAGE] = await asyncio.to_thread(open_storage, app[SETTINGS].db)
+        app[STORAGE] = await asyncio.to_thread(app[BACKEND].open_storage)
     yield
     await app[STORAGE].close()
 
 
 async def _partitions_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[PARTITION_LEASES] = partitions_for(app[SETTINGS].db)
+    app[PARTITION_LEASES] = app[BACKEND].partitions()
     yield
     await app[PARTITION_LEASES].close()
 
@@ -123,13 +123,10 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     ]
     partitions = app[PARTITION_LEASES]
-    if isinstance(partitions, LeasedPartitions):
+    other_writers = app[BACKEND].wake_source(app[RELAY_WAKE])
+    if other_writers is not None:
         # Other processes write events too; their commits wake this one.
-        tasks.append(
-            asyncio.create_task(
-                wake_on_new_events(settings.db, app[RELAY_WAKE]), name="event-notifications"
-            )
-        )
+        tasks.append(asyncio.create_task(other_writers, name="event-notifications"))
     if settings.mqtt is not None:
         relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
         app[RELAY] = relay
@@ -195,6 +192,7 @@ def make_app(
     )
     app[DEADLINES] = HeaderDeadlines(settings.header_timeout)
     app[SETTINGS] = settings
+    app[BACKEND] = choose(settings.db)  # the one place the database is told apart
     app[WEBHOOK_DESTINATIONS] = DestinationPolicy(settings.webhook_allow_networks)
     if webhook_resolver is not None:
         app[WEBHOOK_RESOLVER] = webhook_resolver

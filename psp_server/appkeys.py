@@ -9,13 +9,16 @@ from .config import Settings
 from .partitions import Partitions
 from .presence import Presence
 from .relay import OutboxRelay
-from .storage import Storage
+from .storage import Backend, Storage
 from .wake import WakeEvent
 from .webhooks.destinations import DestinationPolicy
 from .webhooks.dispatcher import WebhookDispatcher
 from .webhooks.store import WebhookStore
 
 SETTINGS = web.AppKey("settings", Settings)
+# The database, chosen once from settings.db: it opens the storage, leases
+# the partitions and wakes the relay when another process wrote events.
+BACKEND = web.AppKey("backend", Backend)
 STORAGE = web.AppKey("storage", Storage)
 # Set whenever events were written; the relay and the webhook dispatcher hear it.
 RELAY_WAKE = web.AppKey("relay_wake", WakeEvent)

@@ -1,9 +1,8 @@
 """The checkout's life as a table of transitions, with no I/O.
 
 In the manner of h11's ``_state.py``: the storage layers read a checkout,
-ask ``decide`` what an action does to it, and write what it says. Both the
-SQLite and a future PostgreSQL backend call the same rules, so they cannot
-drift apart.
+ask ``decide`` what an action does to it, and write what it says. Every
+database backend calls the same rules, so they cannot drift apart.
 
     pending --pay-----> paid
     pending --cancel--> cancelled

@@ -22,7 +22,7 @@ from . import config, logs, mqtt_accounts, workers
 from .errors import ConfigError, PSPError, Refused
 from .pairing import cli as pairing_cli
 from .server import listen, local_url, start_server
-from .storage import Storage, open_storage
+from .storage import Storage, backends, open_storage
 
 log = logging.getLogger("psp_server")
 
@@ -33,8 +33,7 @@ EXIT_STORAGE = 3
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        help="SQLite file path or postgresql://user@host:port/dbname"
-        " (env SCAN2PAY_DB; default scan2pay.db)",
+        help=f"{backends.forms()} (env SCAN2PAY_DB; default scan2pay.db)",
     )
 
 
@@ -72,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--header-timeout", help="seconds a connection has for a request's headers (10)"
     )
     serve.add_argument(
-        "--workers", help="server processes on the one port; over 1 needs PostgreSQL (1)"
+        "--workers",
+        help=f"server processes on the one port; over 1 needs {backends.shared_names()} (1)",
     )
     pairing = "pairing terminals (docs/pairing.md)"
     serve.add_argument(

@@ -17,6 +17,7 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.mqtt_url import MqttTarget
 
 from .errors import ConfigError
+from .storage import backends
 
 ENV_PREFIX = "SCAN2PAY_"
 
@@ -114,7 +115,7 @@ class Settings:
     body_timeout: float = 10.0
     header_timeout: float = 10.0
     # Server processes sharing the port (psp_server/workers.py); more than
-    # one needs PostgreSQL.
+    # one needs a database they can share (Backend.shared).
     workers: int = 1
     # Pairing terminals (docs/pairing.md): the broker as terminals reach it
     # (no credentials in it), the CA file that signed its certificate (None
@@ -145,7 +146,7 @@ _RATE_HINT = "requests per period with that many at once, like 30/10s or 300/min
 FIELDS: dict[str, tuple[str, str]] = {
     "host": ("SCAN2PAY_HOST", "an address to listen on, like 127.0.0.1"),
     "port": ("SCAN2PAY_PORT", "a TCP port from 0 to 65535 (0 picks a free one)"),
-    "db": ("SCAN2PAY_DB", "a SQLite file path, like /var/lib/scan2pay/psp.db"),
+    "db": ("SCAN2PAY_DB", backends.forms()),
     "mqtt": ("SCAN2PAY_MQTT", "mqtt://host:port, or 'none' to publish no events"),
     "public_url": ("SCAN2PAY_PUBLIC_URL", "the URL wallets reach, like HTTPS://PAY.EXAMPLE.COM"),
     "max_amount": ("SCAN2PAY_MAX_AMOUNT", "the largest amount in minor units, a positive integer"),
@@ -183,7 +184,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     ),
     "workers": (
         "SCAN2PAY_WORKERS",
-        f"a number of server processes from 1 to {MAX_WORKERS}; more than 1 needs PostgreSQL",
+        f"a number of server processes from 1 to {MAX_WORKERS};"
+        f" more than 1 needs {backends.shared_names()}",
     ),
     "terminal_mqtt": (
         "SCAN2PAY_TERMINAL_MQTT",
@@ -243,11 +245,9 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
             problem("port", f"{raw['port']!r} is not a port")
         else:
             values["port"] = port
-    if "db" in raw:
-        if not raw["db"]:
-            problem("db", "empty")
-        else:
-            values["db"] = raw["db"]
+    database = _database(raw.get("db", Settings().db), problem)
+    if "db" in raw and database is not None:
+        values["db"] = raw["db"]
     mqtt = raw.get("mqtt", "mqtt://127.0.0.1:1883")
     if mqtt.lower() not in ("", "none", "off"):
         try:
@@ -284,11 +284,10 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         workers = _int(raw["workers"])
         if workers is None or not 1 <= workers <= MAX_WORKERS:
             problem("workers", f"{raw['workers']!r} is not a number of processes")
-        elif workers > 1 and not is_postgresql(values.get("db", Settings().db)):
+        elif workers > 1 and database is not None and not database.shared:
             problem(
                 "workers",
-                "SQLite has one writer; use PostgreSQL (a postgresql:// --db)"
-                " to run several workers",
+                f"{database.why_one_process}; use {backends.shared_urls()} to run several workers",
             )
         else:
             values["workers"] = workers
@@ -358,8 +357,16 @@ def pem_certificate_file(raw: str) -> Path:
     return path
 
 
-def is_postgresql(db: str) -> bool:
-    return db.startswith(("postgresql://", "postgres://"))
+def _database(url: str, problem: Problem) -> backends.Backend | None:
+    """The backend ``url`` names, or None once its problem is reported."""
+    if not url:
+        problem("db", "empty")
+        return None
+    try:
+        return backends.choose(url)
+    except backends.BadDatabaseURL as exc:
+        problem("db", str(exc))
+        return None
 
 
 def with_default_public_url(settings: Settings, port: int) -> Settings:

@@ -5,7 +5,7 @@ published only after the broker's PUBACK, so an event is delivered at least
 once; a consumer drops a repeat by ``event_id``. While the broker is away the
 events wait in the database and go out in order when it is back.
 
-With several processes on one PostgreSQL database, each relay publishes
+With several processes sharing one database, each relay publishes
 the events of the merchants whose partitions its process holds
 (``partitions.py``), so that a merchant's events leave from one relay, in
 order, and each once per attempt.

@@ -26,8 +26,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from psp_server.partitions import LOCK_SPACE, PARTITIONS
+from psp_server.partitions import PARTITIONS
 from psp_server.storage import open_storage
+from psp_server.storage.postgres_processes import LOCK_SPACE
 from scan2pay_common.messages import CheckoutEvent
 from tests.support.broker import Mosquitto
 from tests.support.db import is_postgresql
@@ -315,7 +316,7 @@ async def kill_workers(server: PspProcess, kills: int, rng: random.Random) -> li
 
 def partition_holders(db: str) -> dict[int, int]:
     """Each partition of merchants, by the backend pid of the worker
-    connection that holds it (psp_server/partitions.py)."""
+    connection that holds it (psp_server/storage/postgres_processes.py)."""
     return dict(
         rows(
             db,

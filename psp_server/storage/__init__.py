@@ -1,25 +1,16 @@
-"""Storage backends, chosen by the form of ``--db``."""
+"""Storage backends, chosen once by the form of ``--db`` (backends.py)."""
 
 from __future__ import annotations
 
 from ..errors import StorageError
+from .backends import Backend, BadDatabaseURL, choose
 from .base import Storage
 
 
 def open_storage(db: str) -> Storage:
-    """Opens (and migrates) the database that ``db`` names: a SQLite path,
-    ``sqlite:///path``, or ``postgresql://user@host:port/dbname``. Blocking:
-    call it off the event loop."""
-    if db.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStorage
-
-        return PostgresStorage(db)
-    path = db.removeprefix("sqlite:///") if db.startswith("sqlite:///") else db
-    if "://" in path:
-        raise StorageError(f"{db!r}: --db takes a SQLite file path or a postgresql:// URL")
-    from .sqlite import SqliteStorage
-
-    return SqliteStorage(path)
+    """Opens (and migrates) the database that ``db`` names (``choose``).
+    Blocking: call it off the event loop."""
+    return choose(db).open_storage()
 
 
-__all__ = ["Storage", "StorageError", "open_storage"]
+__all__ = ["Backend", "BadDatabaseURL", "Storage", "StorageError", "choose", "open_storage"]

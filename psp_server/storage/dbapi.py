@@ -1,6 +1,6 @@
 """What the storage's SQL needs of a database: a connection to run
 statements on, a worker that runs a function of it in one transaction, and
-the few words in which SQLite and PostgreSQL differ.
+the few words in which the databases differ.
 
 Statements use ``?`` placeholders (the sqlite3 module's); the PostgreSQL
 connection rewrites them.
@@ -8,6 +8,7 @@ connection rewrites them.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -49,26 +50,36 @@ class Worker(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Dialect:
+class Dialect(abc.ABC):
+    """The few words in which the databases differ, fixed per backend
+    (``SqliteDialect``, ``PostgresDialect``): the storage's SQL is the same
+    on each but for them."""
+
     name: str
     # Appended to a SELECT whose rows the transaction goes on to change.
-    # SQLite has one writer at a time, so nothing can change them meanwhile;
-    # PostgreSQL runs transactions side by side and must lock them.
+    # With one writer at a time nothing can change them meanwhile; where
+    # transactions run side by side they must be locked.
     for_update: str
     # The same, for work that any one of several processes may take: rows
     # another transaction holds are left to it.
     skip_locked: str
     # Several PSP processes may work on the database at once: it has the
-    # advisory locks and the hash that split the work (partitions.py).
+    # locks and the hash that split the work (psp_server/partitions.py).
     shared: bool
 
+    @abc.abstractmethod
     def indexed_by(self, index: str) -> str:
-        """Tells SQLite's planner which index to use where it would choose
-        worse; PostgreSQL's planner takes no hints."""
-        return f" INDEXED BY {index}" if self.name == "sqlite" else ""
+        """Tells the planner which index to use where it would choose
+        worse; nothing for a planner that takes no hints."""
 
+    @abc.abstractmethod
+    def try_transaction_lock(self, conn: Connection, key: tuple[int, int]) -> bool:
+        """Takes the lock ``key`` until the transaction ends; False if
+        another transaction holds it."""
 
-SQLITE = Dialect("sqlite", for_update="", skip_locked="", shared=False)
-POSTGRESQL = Dialect(
-    "postgresql", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED", shared=True
-)
+    @abc.abstractmethod
+    def in_partitions(self, column: str) -> str:
+        """A condition: the merchant whose id ``column`` holds is in the
+        partitions given. Its parameters are the number of partitions and
+        the list of those given (psp_server/partitions.py); only where the
+        dialect is ``shared``."""

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -31,8 +31,11 @@ from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms
 
 from ..errors import StorageError, StorageUnavailable
+from ..partitions import Partitions
 from .availability import Availability
-from .dbapi import POSTGRESQL
+from .backends import Backend
+from .dbapi import Connection, Dialect
+from .postgres_processes import LeasedPartitions, first_line, wake_on_new_events
 from .schema_migrate import apply_migrations
 from .sql_storage import SqlStorage, active_key, new_active_key
 from .sync_bridge import await_only, run_sync
@@ -53,6 +56,43 @@ IDEMPOTENCY_KEY = "idempotency_keys_pkey"
 _SERVER_GOING = (pg_errors.AdminShutdown, pg_errors.CrashShutdown, pg_errors.CannotConnectNow)
 # An application-wide advisory lock key: "s2p" "keys".
 _SIGNING_KEY_LOCK = 0x73327000_6B657973
+
+
+class PostgresBackend(Backend):
+    name = "PostgreSQL"
+    schemes = ("postgresql", "postgres")
+    form = "a postgresql://user@host:port/dbname URL"
+    shared = True
+
+    def open_storage(self) -> PostgresStorage:
+        return PostgresStorage(self.url)
+
+    def partitions(self) -> Partitions:
+        return LeasedPartitions(self.url)
+
+    def wake_source(self, wake: asyncio.Event) -> Coroutine[Any, Any, None] | None:
+        return wake_on_new_events(self.url, wake)
+
+
+class PostgresDialect(Dialect):
+    __slots__ = ()
+
+    def indexed_by(self, index: str) -> str:
+        return ""  # the planner takes no hints
+
+    def try_transaction_lock(self, conn: Connection, key: tuple[int, int]) -> bool:
+        (taken,) = conn.execute("SELECT pg_try_advisory_xact_lock(?, ?)", key).fetchone()
+        return bool(taken)
+
+    def in_partitions(self, column: str) -> str:
+        # hashtext is the same in every process on the server.
+        return f"(hashtext({column}) & 2147483647) % ? = ANY(?)"
+
+
+# Transactions run side by side: a row read to be changed is locked.
+POSTGRESQL = PostgresDialect(
+    "postgresql", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED", shared=True
+)
 
 
 class PostgresStorage(SqlStorage):
@@ -157,7 +197,7 @@ class PostgresWorker:
                     # than each find a dead one.
                     await self._discard_idle()
                     raise self._unavailable(
-                        f"the database connection failed: {_first_line(exc)}"
+                        f"the database connection failed: {first_line(exc)}"
                     ) from exc
                 except psycopg.Error as exc:
                     raise StorageError(f"transaction failed: {exc}") from exc
@@ -185,7 +225,7 @@ class PostgresWorker:
         except psycopg.Error as exc:
             await self._discard(None)
             raise self._unavailable(
-                f"cannot connect to PostgreSQL {_safe(self._dsn)}: {_first_line(exc)}"
+                f"cannot connect to PostgreSQL {_safe(self._dsn)}: {first_line(exc)}"
             ) from exc
 
     def _unavailable(self, reason: str) -> StorageUnavailable:
@@ -221,11 +261,6 @@ class PostgresWorker:
         async with freed:
             self._opened -= 1
             freed.notify()
-
-
-def _first_line(exc: BaseException) -> str:
-    """libpq's messages go on with a hint line; the log keeps one line."""
-    return str(exc).strip().split("\n", 1)[0]
 
 
 def _to_the_end(operation: Callable[[Any], T], conn: PgConnection) -> T:

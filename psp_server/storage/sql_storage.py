@@ -612,14 +612,10 @@ class SqlStorage(Storage):
         key = self._signing_key
 
         def op(conn: Connection) -> int:
-            if self._dialect.shared:
-                # One sweeper at a time across processes; the others find
-                # the lock taken and leave this round to it.
-                (ours,) = conn.execute(
-                    "SELECT pg_try_advisory_xact_lock(?, ?)", SWEEPER_LOCK
-                ).fetchone()
-                if not ours:
-                    return 0
+            # One sweeper at a time across processes; the others find the
+            # lock taken and leave this round to it.
+            if not self._dialect.try_transaction_lock(conn, SWEEPER_LOCK):
+                return 0
             rows = conn.execute(
                 f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts"
                 " WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at"
@@ -706,11 +702,10 @@ class SqlStorage(Storage):
                     (after, limit),
                 ).fetchall()
             else:
-                # PostgreSQL's hashtext, the same in every process on the server.
                 rows = conn.execute(
                     "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
                     " WHERE published_at IS NULL AND position > ?"
-                    " AND (hashtext(merchant_id) & 2147483647) % ? = ANY(?)"
+                    f" AND {self._dialect.in_partitions('merchant_id')}"
                     " ORDER BY position LIMIT ?",
                     (after, PARTITIONS, list(partitions), limit),
                 ).fetchall()

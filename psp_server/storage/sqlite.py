@@ -1,18 +1,24 @@
-"""The SQLite backend: WAL, durable commits, one writer connection (sqlite_worker.py)."""
+"""The SQLite backend: WAL, durable commits, one writer connection
+(sqlite_worker.py), and so one process serving every merchant."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
 import stat
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms
 
 from ..errors import StorageError
-from .dbapi import SQLITE
+from ..partitions import AllPartitions, Partitions
+from .backends import Backend, BadDatabaseURL
+from .dbapi import Connection, Dialect
 from .schema_migrate import apply_migrations
 from .sql_storage import SqlStorage, active_key, new_active_key
 from .sqlite_worker import SqliteWorker, connect
@@ -21,6 +27,53 @@ log = logging.getLogger(__name__)
 
 # The file holds the PSP's signing key and the webhooks' secrets.
 PRIVATE = 0o600
+
+
+URL_PREFIX = "sqlite:///"
+
+
+class SqliteBackend(Backend):
+    name = "SQLite"
+    schemes = ("sqlite",)
+    takes_file_paths = True
+    form = "a SQLite file path, like /var/lib/scan2pay/psp.db"
+    shared = False
+    why_one_process = "SQLite has one writer"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = url.removeprefix(URL_PREFIX)
+        if "://" in path:
+            raise BadDatabaseURL(f"a SQLite database is a file path or {URL_PREFIX}path")
+        self.path = path
+
+    def open_storage(self) -> SqliteStorage:
+        return SqliteStorage(self.path)
+
+    def partitions(self) -> Partitions:
+        return AllPartitions()
+
+    def wake_source(self, wake: asyncio.Event) -> Coroutine[Any, Any, None] | None:
+        # One process writes: it sets the wake-up itself. The CLI's writes
+        # are found by the relay's poll.
+        return None
+
+
+class SqliteDialect(Dialect):
+    __slots__ = ()
+
+    def indexed_by(self, index: str) -> str:
+        return f" INDEXED BY {index}"
+
+    def try_transaction_lock(self, conn: Connection, key: tuple[int, int]) -> bool:
+        return True  # a write transaction holds the database's one write lock already
+
+    def in_partitions(self, column: str) -> str:
+        raise StorageError("merchant partitions need a database that several processes share")
+
+
+# One writer at a time: nothing changes the rows a transaction read meanwhile.
+SQLITE = SqliteDialect("sqlite", for_update="", skip_locked="", shared=False)
 
 
 class SqliteStorage(SqlStorage):
@@ -36,7 +89,7 @@ class SqliteStorage(SqlStorage):
 def migrate(path: str) -> None:
     """Brings the schema at ``path`` up to date (yoyo keeps the applied list)."""
     try:
-        apply_migrations(f"sqlite:///{path}")
+        apply_migrations(f"{URL_PREFIX}{path}")
     except sqlite3.Error as exc:
         raise StorageError(f"cannot migrate SQLite database {path!r}: {exc}") from exc
 

@@ -11,10 +11,11 @@ shows a gone client.
 
 Where changes come from: a status change writes an event (its seq, per
 merchant, is the cursor) and sets the app's wake-up (or, from another
-process, PostgreSQL's NOTIFY does); a new checkout writes no event, so the
-checkouts created in the last ``WINDOW_MS`` are read at each wake-up, a
-poke from this process's ``POST /v1/checkouts`` and at least once a
-``POLL_SECONDS`` (another process's new checkouts make no noise at all).
+process, the database backend's wake source does); a new checkout writes
+no event, so the checkouts created in the last ``WINDOW_MS`` are read at
+each wake-up, a poke from this process's ``POST /v1/checkouts`` and at
+least once a ``POLL_SECONDS`` (another process's new checkouts make no
+noise at all).
 The window overlaps on purpose; what a stream sent is remembered, so an
 unchanged row is not sent again, and the browser merges rows by id with a
 rule under which a resend is harmless anyway.

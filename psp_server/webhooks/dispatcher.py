@@ -14,7 +14,7 @@ delivery whose outcome was not recorded (the server died mid-request) is
 still due and goes out again, which the receiver's dedupe by ``event_id``
 absorbs.
 
-With several processes on one PostgreSQL database, each dispatcher serves
+With several processes sharing one database, each dispatcher serves
 the endpoints of the merchants whose partitions its process holds
 (``psp_server/partitions.py``), as its relay does, so that a delivery goes
 out from one process. One in flight when its partition passes to another

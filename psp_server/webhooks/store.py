@@ -139,10 +139,10 @@ _DUE_DELIVERIES = (
     " WHERE d.endpoint_id = ? AND d.next_attempt_at <= ? AND e.enabled = 1"
 )
 _OLDEST_SCHEDULE_FIRST = " ORDER BY d.next_attempt_at, d.event_position LIMIT ?"
-# Endpoints (e) of merchants in the partitions given: the partition count
-# and the list are its parameters. PostgreSQL's hashtext, as the relay's
-# (SqlStorage.unpublished_events), so one process serves both for a merchant.
-_HELD = " AND (hashtext(e.merchant_id) & 2147483647) % ? = ANY(?)"
+# With partitions given, the endpoints (e) of merchants in them are served,
+# by the dialect's ``in_partitions``, as the relay's events are
+# (SqlStorage.unpublished_events), so that one process serves both for a
+# merchant.
 
 
 def worker_of(storage: Storage) -> tuple[Worker, Dialect]:
@@ -310,15 +310,18 @@ class WebhookStore:
     async def scan(self, *, now: int, partitions: Sequence[int] | None = None) -> Scan:
         """Turns new events into deliveries, and says what is due; with
         ``partitions``, for the endpoints of merchants in them alone
-        (``psp_server/partitions.py``; PostgreSQL only)."""
+        (``psp_server/partitions.py``; on a shared database only)."""
         self._check(partitions)
         held = None if partitions is None else (PARTITIONS, list(partitions))
+        dialect = self._dialect
 
         def op(conn: Connection) -> Scan:
             if held is None:
                 behind = conn.execute(_ENDPOINTS_BEHIND).fetchall()
             else:
-                behind = conn.execute(f"{_ENDPOINTS_BEHIND}{_HELD}", held).fetchall()
+                behind = conn.execute(
+                    f"{_ENDPOINTS_BEHIND} AND {dialect.in_partitions('e.merchant_id')}", held
+                ).fetchall()
             more = False
             for endpoint_id, merchant_id, last_seq in behind:
                 more |= _discover(conn, endpoint_id, merchant_id, last_seq, now)
@@ -338,13 +341,15 @@ class WebhookStore:
             else:
                 due = conn.execute(
                     "SELECT d.endpoint_id FROM webhook_deliveries d"
-                    f"{_DUE_ENDPOINTS}{_HELD}{_MOST_OVERDUE_FIRST}",
+                    f"{_DUE_ENDPOINTS} AND {dialect.in_partitions('e.merchant_id')}"
+                    f"{_MOST_OVERDUE_FIRST}",
                     (now, *held),
                 ).fetchall()
                 (next_due,) = conn.execute(
                     "SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d"
                     " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-                    f" WHERE d.next_attempt_at > ?{_HELD}",
+                    " WHERE d.next_attempt_at > ?"
+                    f" AND {dialect.in_partitions('e.merchant_id')}",
                     (now, *held),
                 ).fetchone()
             return Scan([row[0] for row in due], next_due, more)
@@ -363,6 +368,7 @@ class WebhookStore:
         the order the events were written; none when ``partitions`` is
         given and the endpoint's merchant is not in them."""
         self._check(partitions)
+        dialect = self._dialect
 
         def op(conn: Connection) -> list[DueDelivery]:
             if partitions is None:
@@ -371,7 +377,8 @@ class WebhookStore:
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    f"{_DUE_DELIVERIES}{_HELD}{_OLDEST_SCHEDULE_FIRST}",
+                    f"{_DUE_DELIVERIES} AND {dialect.in_partitions('e.merchant_id')}"
+                    f"{_OLDEST_SCHEDULE_FIRST}",
                     (endpoint_id, now, PARTITIONS, list(partitions), limit),
                 ).fetchall()
             return [
@@ -383,7 +390,7 @@ class WebhookStore:
 
     def _check(self, partitions: Sequence[int] | None) -> None:
         if partitions is not None and not self._dialect.shared:
-            raise StorageError("merchant partitions need PostgreSQL")
+            raise StorageError("merchant partitions need a database that several processes share")
 
     async def record(
         self, due: DueDelivery, outcome: Outcome, policy: RetryPolicy, rng: random.Random
