@@ -31,14 +31,15 @@ SYSTEM_CLOCK: Final = SystemClock()
 
 
 class MovableClock:
-    """``base`` moved by ``offset_ms``, which only goes forward: what has
-    been judged past stays past."""
+    """``base`` moved by ``offset_ms``: set wrong from the start (ahead or
+    behind, as a machine's clock can be), it then only goes forward, so
+    that what has been judged past stays past."""
 
     __slots__ = ("_base", "offset_ms")
 
-    def __init__(self, base: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, base: Clock = SYSTEM_CLOCK, *, offset_ms: int = 0) -> None:
         self._base = base
-        self.offset_ms = 0
+        self.offset_ms = offset_ms
 
     def now_ms(self) -> int:
         return self._base.now_ms() + self.offset_ms
