@@ -13,12 +13,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.logtext import loggable
 
 from . import abuse
 from . import routes as api_routes
 from .appkeys import (
     BACKEND,
+    CLOCK,
     PARTITION_LEASES,
     PRESENCE,
     RELAY,
@@ -118,7 +120,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     tasks = [
         asyncio.create_task(
-            sweep_forever(app[STORAGE], app[RELAY_WAKE], settings.sweep_interval),
+            sweep_forever(app[STORAGE], app[RELAY_WAKE], settings.sweep_interval, app[CLOCK]),
             name="expiry-sweeper",
         )
     ]
@@ -179,11 +181,13 @@ def make_app(
     storage: Storage | None = None,
     routes: Callable[[web.Application], None] | None = None,
     webhook_resolver: AbstractResolver | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> web.Application:
     """``routes``, when given, adds to the app last (``scan2pay demo``'s pages).
     ``webhook_resolver`` resolves the names of webhook endpoints instead of
     the system's resolver; the destination policy still checks every address
-    it gives (tests use it to make a name resolve where they want)."""
+    it gives (tests use it to make a name resolve where they want). ``clock``
+    is the app's now (``CLOCK``): tests hand in one they move."""
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
     app = web.Application(
@@ -193,6 +197,7 @@ def make_app(
     app[DEADLINES] = HeaderDeadlines(settings.header_timeout)
     app[SETTINGS] = settings
     app[BACKEND] = choose(settings.db)  # the one place the database is told apart
+    app[CLOCK] = clock
     app[WEBHOOK_DESTINATIONS] = DestinationPolicy(settings.webhook_allow_networks)
     if webhook_resolver is not None:
         app[WEBHOOK_RESOLVER] = webhook_resolver

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
+from scan2pay_common.clock import Clock
+
 from .config import Settings
 from .partitions import Partitions
 from .presence import Presence
@@ -20,6 +22,8 @@ SETTINGS = web.AppKey("settings", Settings)
 # the partitions and wakes the relay when another process wrote events.
 BACKEND = web.AppKey("backend", Backend)
 STORAGE = web.AppKey("storage", Storage)
+# What every handler and background task takes as now; tests give a MovableClock.
+CLOCK = web.AppKey("clock", Clock)
 # Set whenever events were written; the relay and the webhook dispatcher hear it.
 RELAY_WAKE = web.AppKey("relay_wake", WakeEvent)
 RELAY = web.AppKey("relay", OutboxRelay)

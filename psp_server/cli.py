@@ -13,6 +13,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.free_text import check_free_text
 from scan2pay_common.money import check_currency, parse_major
@@ -145,7 +146,9 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> int:
+    """``clock``: the server's now; the system's, unless a test runs this
+    ``main`` itself with one it moves (tests/support/psp_runner.py)."""
     args = build_parser().parse_args(argv)
     if args.command in mqtt_accounts.COMMANDS and args.action == "create":
         return mqtt_accounts.run(args)  # the broker's files; no database, no settings
@@ -160,9 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level)
     try:
         if args.command == "serve" and settings.workers > 1:
-            return _serve_workers(settings)
+            return _serve_workers(settings, clock)
         if args.command == "serve":
-            _run_loop(_serve(settings))
+            _run_loop(_serve(settings, clock=clock))
             return 0
         if args.command == "migrate":
             asyncio.run(_with_storage(settings, _noop))
@@ -306,10 +309,12 @@ def _announce(settings: config.Settings) -> None:
     print(f"psp-server listening on {url} public_url={settings.public_url}", flush=True)
 
 
-async def _serve(settings: config.Settings, sock: socket.socket | None = None) -> None:
+async def _serve(
+    settings: config.Settings, sock: socket.socket | None = None, *, clock: Clock
+) -> None:
     """Serves until SIGTERM or SIGINT: on a socket of its own, or as a
     worker on its supervisor's ``sock``."""
-    server = await start_server(settings, sock=sock)
+    server = await start_server(settings, sock=sock, clock=clock)
     _tune_collector()
     if sock is None:
         _announce(server.settings)
@@ -326,7 +331,7 @@ async def _serve(settings: config.Settings, sock: socket.socket | None = None) -
         await server.stop()
 
 
-def _serve_workers(settings: config.Settings) -> int:
+def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     """``serve --workers N``: this process binds the port and migrates the
     database once, then supervises N worker processes that serve on the port."""
     sock, settings = listen(settings)
@@ -342,7 +347,7 @@ def _serve_workers(settings: config.Settings) -> int:
     def work(number: int) -> int:
         logs.name_worker(number)
         try:
-            _run_loop(_serve(settings, sock))
+            _run_loop(_serve(settings, sock, clock=clock))
         except PSPError as exc:
             log.error("worker %d cannot serve: %s", number, exc)
             return EXIT_STORAGE

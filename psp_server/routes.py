@@ -15,9 +15,9 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
 from scan2pay_common.messages import DisplayTicket
 from scan2pay_common.signing import ALG, SigningKey
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import to_rfc3339
 
-from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
+from .appkeys import CLOCK, RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .bearer import bearer_token
 from .checkout_machine import effective_status
 from .errors import APIError, Refused, refusal
@@ -173,8 +173,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise APIError.from_invalid(exc) from None
 
 
-def _checkout_json(checkout: Checkout, now: int | None = None) -> dict[str, Any]:
-    now = now_ms() if now is None else now
+def _checkout_json(checkout: Checkout, now: int) -> dict[str, Any]:
     status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now)
     return checkout.snapshot(status).to_dict()
 
@@ -206,7 +205,7 @@ def _checkout_id(request: web.Request) -> str:
 async def healthz(request: web.Request) -> web.Response:
     relay = request.app.get(RELAY)
     mqtt = "disabled" if relay is None else ("connected" if relay.connected else "disconnected")
-    return _json({"status": "ok", "mqtt": mqtt, "time": to_rfc3339(now_ms())})
+    return _json({"status": "ok", "mqtt": mqtt, "time": to_rfc3339(request.app[CLOCK].now_ms())})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -248,7 +247,7 @@ async def create_checkout(request: web.Request) -> web.Response:
     except InvalidValue as exc:
         raise APIError.from_invalid(exc) from None
     scoped = _scoped(key, merchant.id, CREATE_CHECKOUT, parsed.fingerprint())
-    now = now_ms()
+    now = request.app[CLOCK].now_ms()
     storage = request.app[STORAGE]
     signing_key = storage.signing_key
     public_url = settings.require_public_url()
@@ -295,7 +294,7 @@ async def get_checkout(request: web.Request) -> web.Response:
     checkout = await request.app[STORAGE].get_checkout(merchant.id, _checkout_id(request))
     if checkout is None:
         raise refusal("not_found")
-    return _json(_checkout_json(checkout))
+    return _json(_checkout_json(checkout, request.app[CLOCK].now_ms()))
 
 
 async def cancel_checkout(request: web.Request) -> web.Response:
@@ -303,13 +302,13 @@ async def cancel_checkout(request: web.Request) -> web.Response:
     checkout_id = _checkout_id(request)
     try:
         checkout = await request.app[STORAGE].cancel_checkout(
-            merchant.id, checkout_id, now=now_ms()
+            merchant.id, checkout_id, now=request.app[CLOCK].now_ms()
         )
     except Refused as exc:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
         raise refusal(exc.code) from None
     request.app[RELAY_WAKE].set()
-    return _json(_checkout_json(checkout))
+    return _json(_checkout_json(checkout, request.app[CLOCK].now_ms()))
 
 
 async def lookup_code(request: web.Request) -> web.Response:
@@ -326,7 +325,7 @@ async def lookup_code(request: web.Request) -> web.Response:
             return web.Response(status=404, text=qr_page.render_unknown(), content_type="text/html")
         raise refusal("unknown_code")
     checkout, merchant = found
-    now = now_ms()
+    now = request.app[CLOCK].now_ms()
     status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now)
     expires_at = to_rfc3339(checkout.expires_at)
     if wants_html:
@@ -386,8 +385,9 @@ async def pay(request: web.Request) -> web.Response:
     scoped = None if wallet is None else _scoped(key, wallet.id, PAY, parsed.fingerprint())
     try:
         with request.app[IN_FLIGHT].hold(scoped):
+            now = request.app[CLOCK].now_ms()
             reply = await _storage_call(
-                storage.pay_reply(_answer(scoped, _payment_json), token, parsed.code, now=now_ms())
+                storage.pay_reply(_answer(scoped, _payment_json), token, parsed.code, now=now)
             )
     finally:
         request.app[RELAY_WAKE].set()  # a payment, or a refusal that recorded an expiry
@@ -425,9 +425,10 @@ async def refund(request: web.Request) -> web.Response:
         raise APIError.from_invalid(exc) from None
     scoped = _scoped(key, merchant.id, REFUND, parsed.fingerprint(checkout_id))
     with request.app[IN_FLIGHT].hold(scoped):
+        now = request.app[CLOCK].now_ms()
         reply = await _storage_call(
             request.app[STORAGE].refund_reply(
-                _answer(scoped, _refund_json), merchant.id, checkout_id, parsed.amount, now=now_ms()
+                _answer(scoped, _refund_json), merchant.id, checkout_id, parsed.amount, now=now
             )
         )
     request.app[RELAY_WAKE].set()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
+
 from . import config
 from .access_log import JsonAccessLogger
 from .app import make_app
@@ -66,14 +68,18 @@ async def start_server(
     sock: socket.socket | None = None,
     routes: Callable[[web.Application], None] | None = None,
     webhook_resolver: AbstractResolver | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RunningServer:
     """Serves on ``sock`` when given (a worker of ``serve --workers N``, on
     the socket its supervisor bound, with the settings ``listen`` returned),
     else on a socket of its own. ``routes`` adds to the app, and
-    ``webhook_resolver`` resolves webhook endpoints' names (see make_app)."""
+    ``webhook_resolver`` resolves webhook endpoints' names and ``clock`` is
+    the app's now (see make_app)."""
     if sock is None:
         sock, settings = listen(settings)
-    app = make_app(settings, storage=storage, routes=routes, webhook_resolver=webhook_resolver)
+    app = make_app(
+        settings, storage=storage, routes=routes, webhook_resolver=webhook_resolver, clock=clock
+    )
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger)
     await runner.setup()
     await GuardedSockSite(runner, sock, app[DEADLINES]).start()

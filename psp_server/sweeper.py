@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from scan2pay_common.backoff import Backoff
-from scan2pay_common.timefmt import now_ms
+from scan2pay_common.clock import Clock
 
 from .errors import StorageUnavailable
 from .storage import Storage
@@ -22,17 +22,19 @@ BATCH = 500
 OUTAGE_PAUSE_MAX = 5.0
 
 
-async def sweep_forever(storage: Storage, wake_relay: asyncio.Event, interval: float) -> None:
+async def sweep_forever(
+    storage: Storage, wake_relay: asyncio.Event, interval: float, clock: Clock
+) -> None:
     # While the database is away each round fails at once: without a growing
     # pause a short interval (tests use 0.05 s) becomes a busy loop.
     backoff = Backoff(initial=interval, maximum=max(interval, OUTAGE_PAUSE_MAX))
     while True:
         try:
-            expired = await storage.expire_due(now=now_ms(), limit=BATCH)
+            expired = await storage.expire_due(now=clock.now_ms(), limit=BATCH)
             if expired:
                 log.info("expired %d checkout(s)", expired)
                 wake_relay.set()
-            purged = await storage.purge_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS)
+            purged = await storage.purge_idempotency_keys(clock.now_ms() - IDEMPOTENCY_KEY_TTL_MS)
         except StorageUnavailable:  # the storage logs the outage, once
             await asyncio.sleep(backoff.next_delay())
             continue

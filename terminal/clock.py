@@ -14,7 +14,9 @@ not applied, so that a clock that is right but not known to be synchronised
 (a container, a system without timesyncd) is not made less right.
 
 The controller, the trust checks and the renderer all take ``now`` as an
-argument; the daemon reads it here, and a test hands in a clock of its own.
+argument; the daemon reads it here (the countdown's tick too). It is a
+``scan2pay_common.clock.Clock`` built on another, the system's: a test hands
+in a wall clock of its own (a ``MovableClock``) and moves it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-from scan2pay_common.timefmt import now_ms
+from scan2pay_common import clock as shared
 
 from .timesync import system_clock_synced
 
@@ -46,7 +48,7 @@ class Clock:
 
     def __init__(
         self,
-        wall: Callable[[], int] = now_ms,
+        wall: shared.Clock = shared.SYSTEM_CLOCK,
         sync_state: Callable[[], bool | None] = system_clock_synced,
     ) -> None:
         self._wall = wall
@@ -54,11 +56,11 @@ class Clock:
         self.synced: bool | None = None
         self.psp_offset_ms: int | None = None  # the PSP's clock minus the wall clock
 
-    def now(self) -> int:
-        return self._wall() + self.offset_ms
+    def now_ms(self) -> int:
+        return self._wall.now_ms() + self.offset_ms
 
     def wall(self) -> int:
-        return self._wall()
+        return self._wall.now_ms()
 
     @property
     def offset_ms(self) -> int:

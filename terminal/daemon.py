@@ -208,7 +208,7 @@ class TerminalDaemon:
             log.warning("ignored the PSP's answer about %s: %s", info.checkout_id, problem)
             return
         log.info("the PSP says %s is %s", info.checkout_id, info.status)
-        self._apply(self.controller.on_lookup(info, self.clock.now()))
+        self._apply(self.controller.on_lookup(info, self.clock.now_ms()))
 
     def _lookup_url(self, qr_url: str) -> str:
         """Where to ask about a QR URL: {psp_url}/Q/{CODE} when the PSP's
@@ -221,7 +221,7 @@ class TerminalDaemon:
     def handle_message(self, topic: str, payload: bytes) -> None:
         """Anything malformed, or not to be believed (``terminal.trust``),
         is logged and ignored: the screen stays."""
-        now = self.clock.now()
+        now = self.clock.now_ms()
         if topic == self.display_topic:
             if not payload:
                 return  # a cleared retained message
@@ -418,7 +418,7 @@ class TerminalDaemon:
             view = self.controller.view
             checkout_id = screen_checkout(view.screen)
             try:
-                await self._off_loop(self.panel.show, view, self.clock.now())
+                await self._off_loop(self.panel.show, view, self.clock.now_ms())
             # Not HardwareError alone: a driver's own error (rpi-lgpio's
             # "GPIO busy") ending the daemon would have systemd restart it
             # onto the same screen and the same error, for ever.
@@ -458,7 +458,7 @@ class TerminalDaemon:
             online=True,
             screen=kind,
             checkout_id=checkout_id,
-            displayed_at=to_rfc3339(self.clock.now()),
+            displayed_at=to_rfc3339(self.clock.now_ms()),
         )
         await self._publish_state(self.state)
 
@@ -468,10 +468,10 @@ class TerminalDaemon:
 
     async def _tick_forever(self) -> None:
         while True:
-            now = self.clock.now()
+            now = self.clock.now_ms()
             # Wake on the second boundary so the countdown steps evenly.
             await asyncio.sleep((1000 - now % 1000) / 1000)
-            self._apply(self.controller.on_tick(self.clock.now()))
+            self._apply(self.controller.on_tick(self.clock.now_ms()))
 
     async def _keep_time_forever(self) -> None:
         """While the system clock is not known to be synchronised, asks the

@@ -13,6 +13,7 @@ import pytest
 from psp_server.storage.sql_storage import SqlStorage
 from tests.support.db import connect as db_connect
 from tests.support.errors import assert_error
+from tests.support.polling import wait_until
 from tests.support.psp import Merchant, Psp, code_of, count_rows
 from tests.support.shops import SHOP_NAME
 
@@ -424,7 +425,7 @@ async def test_expired_checkout_cannot_be_paid_even_before_the_sweep(tmp_path: A
     try:
         shop = await psp.merchant()
         checkout = await psp.checkout(shop, expires_in=1)
-        await asyncio.sleep(1.05)
+        psp.pass_expiry(checkout)
         wallet = await psp.wallet(balance=5000)
         assert_error(await psp.pay(wallet, code_of(checkout)), 410, "expired")
         assert await psp.balance(wallet) == 5000
@@ -438,13 +439,18 @@ async def test_expired_checkout_cannot_be_paid_even_before_the_sweep(tmp_path: A
 
 async def test_sweeper_marks_expired_checkouts(psp: Psp, shop: Merchant) -> None:
     checkout = await psp.checkout(shop, expires_in=1)
-    await asyncio.sleep(1.3)
+    psp.pass_expiry(checkout)
     db = psp.server.settings.db
-    with db_connect(db) as conn:
-        (stored,) = conn.execute(
-            "SELECT status FROM checkouts WHERE id = ?", (checkout["id"],)
-        ).fetchone()
-    assert stored == "expired"
+
+    def stored_status() -> str:
+        with db_connect(db) as conn:
+            (stored,) = conn.execute(
+                "SELECT status FROM checkouts WHERE id = ?", (checkout["id"],)
+            ).fetchone()
+        return str(stored)
+
+    # The sweeper comes by every 50 ms and writes what it found.
+    await asyncio.to_thread(wait_until, lambda: stored_status() == "expired", "the sweep")
 
 
 # The QR URL

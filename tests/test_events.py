@@ -75,6 +75,7 @@ async def test_each_final_status_has_its_event_and_seq_has_no_gaps(
     cancelled = await psp.checkout(shop, order_id="C")
     await psp.call("POST", f"/v1/checkouts/{cancelled['id']}/cancel", headers=shop.auth)
     expiring = await psp.checkout(shop, order_id="E", expires_in=1)
+    psp.pass_expiry(expiring)
     got = await asyncio.to_thread(events, subscriber, 3, 10.0)
     assert [(e.type, e.checkout.id) for e in got] == [
         ("checkout.paid", paid["id"]),

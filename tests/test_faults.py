@@ -32,6 +32,7 @@ from psp_server.storage.postgres_processes import LOCK_SPACE
 from scan2pay_common.messages import CheckoutEvent
 from tests.support.broker import Mosquitto
 from tests.support.db import is_postgresql
+from tests.support.file_clock import FileClock
 from tests.support.ledger import assert_ledger_holds, rows
 from tests.support.mqtt import Subscriber
 from tests.support.polling import until, wait_until
@@ -53,17 +54,24 @@ def backend(db: str) -> str:
 
 
 def serve(
-    db: str, tmp_path: Path, *, mqtt: str = "none", extra: tuple[str, ...] = ()
+    db: str,
+    tmp_path: Path,
+    *,
+    mqtt: str = "none",
+    extra: tuple[str, ...] = (),
+    clock: FileClock | None = None,
 ) -> PspProcess:
-    """``psp-server serve`` on ``db``, its workers ready to accept. These
-    tests load the PSP on purpose from one address with few tokens; the
-    abuse limits (tested in test_abuse.py) would turn that load away."""
+    """``psp-server serve`` on ``db``, its workers ready to accept, on
+    ``clock`` when given. These tests load the PSP on purpose from one
+    address with few tokens; the abuse limits (tested in test_abuse.py)
+    would turn that load away."""
     server = PspProcess(
         db,
         mqtt=mqtt,
         extra=(*extra, *NO_RATE_LIMITS),
         workers=workers_for(db),
         log_path=tmp_path / "psp.log",
+        clock=clock,
     )
     if workers_for(db) > 1:
         # The supervisor says it listens before its workers can answer: a
@@ -548,7 +556,10 @@ async def test_pay_racing_cancel_and_expiry_ends_in_exactly_one_outcome(
     PostgreSQL, with the requests and the sweeper spread over two workers)."""
     shop = await make_shop(db, wallets=1, balance=1_000_000)
     token = shop.tokens[0]
-    server = await asyncio.to_thread(serve, db, tmp_path, extra=("--sweep-interval", "0.01"))
+    clock = FileClock(tmp_path / "clock")
+    server = await asyncio.to_thread(
+        serve, db, tmp_path, extra=("--sweep-interval", "0.01"), clock=clock
+    )
     try:
         creates = [
             ("/v1/checkouts", {"order_id": f"C-{n}", "amount": 10, "currency": "EUR"}, shop.key)
@@ -592,18 +603,25 @@ async def test_pay_racing_cancel_and_expiry_ends_in_exactly_one_outcome(
         expiries = dict(
             rows(db, "SELECT order_id, expires_at FROM checkouts WHERE order_id LIKE ?", "E-%")
         )
-        await asyncio.sleep(max(0.0, (min(expiries.values()) - time.time() * 1000 - 150) / 1000))
-        # race() waits 0.1 s before it fires; the payments then spread over
-        # 0.1 s centred on the expiry, each on its own checkout's: created
-        # at once over two workers, they may expire tens of ms apart.
-        fired = time.time() * 1000 + 100
+        # The PSP's clock moves on to 150 ms before the first expiry, and
+        # runs from there. race() waits 0.1 s before it fires; the payments
+        # then spread over 0.1 s centred on the expiry, each on its own
+        # checkout's: created at once over two workers, they may expire tens
+        # of ms apart.
+        clock.advance_to(min(expiries.values()) - 150)
+        fired = clock.now_ms() + 100
         expiry_statuses = await race(
             server.url,
             [("/v1/payments", {"code": codes[f"E-{n}"]}, token) for n in range(100)],
             [max(0.0, (expiries[f"E-{n}"] + n - 50 - fired) / 1000) for n in range(100)],
         )
         spread = max(expiries.values()) - min(expiries.values())
-        await asyncio.sleep(1.2)  # let the sweeper finish
+        clock.advance_to(max(expiries.values()))
+        await asyncio.to_thread(
+            wait_until,
+            lambda: rows(db, "SELECT id FROM checkouts WHERE status = 'pending'") == [],
+            "the sweeper expiring what was not paid",
+        )
     finally:
         server.stop()
     statuses = dict(rows(db, "SELECT order_id, status FROM checkouts"))

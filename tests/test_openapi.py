@@ -518,7 +518,7 @@ async def test_expired(psp: Psp) -> None:
     request = {"order_id": "E-1", "amount": 1234, "currency": "EUR", "expires_in": 1}
     to_pay = await psp.checkout(merchant, **request)
     to_cancel = await psp.checkout(merchant, **{**request, "order_id": "E-2"})
-    await asyncio.sleep(1.1)
+    psp.pass_expiry(to_cancel)
 
     reply = await call(
         psp, "POST", "/v1/payments", json={"code": code_of(to_pay)}, headers=wallet.auth
@@ -834,7 +834,7 @@ async def test_pairing(tmp_path: Any) -> None:
     import hashlib
 
     from psp_server.config import Rate
-    from psp_server.pairing.api import PAIRING, PAIRING_CLOCK
+    from psp_server.pairing.api import PAIRING
     from psp_server.pairing.service import PAIRING_TTL_MS
     from scan2pay_common.mqtt_url import MqttTarget
     from tests.support.psp import start_psp, stop_psp
@@ -873,7 +873,7 @@ async def test_pairing(tmp_path: Any) -> None:
         assert conforms(await call(psp, "POST", poll, json=mine), 200)["status"] == "paired"
         await psp.server.app[PAIRING].unpair(merchant.id, "lane-1")
         assert conforms(await call(psp, "POST", poll, json=mine), 200) == {"status": "revoked"}
-        psp.server.app[PAIRING_CLOCK].offset_ms = PAIRING_TTL_MS
+        psp.clock.advance(PAIRING_TTL_MS)
         late = f"/v1/pairings/{expiring['pairing_id']}/poll"
         conforms(await call(psp, "POST", late, json=mine), 410, "pairing_expired")
     finally:

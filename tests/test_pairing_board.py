@@ -15,10 +15,10 @@ import pytest
 
 from psp_server import mqtt_accounts
 from psp_server.config import Rate
-from psp_server.pairing.api import PAIRING, PAIRING_CLOCK
+from psp_server.pairing.api import PAIRING
 from psp_server.pairing.service import PAIRING_TTL_MS
 from scan2pay_common.mqtt_url import MqttTarget
-from scan2pay_common.timefmt import from_rfc3339, now_ms
+from scan2pay_common.timefmt import from_rfc3339
 from tests.support.board import Signed, cookies_of, csrf_field, request, sign_in, sign_in_form
 from tests.support.browser import BrowserSession, assert_accessible
 from tests.support.psp import Merchant, Psp, start_psp, stop_psp
@@ -186,16 +186,16 @@ async def test_a_used_code_an_expired_code_and_a_taken_terminal_id_are_refused(p
     assert (status, "a terminal lane-1 is paired already" in html) == (409, True)
     assert await _state(psp, merchant) == before
 
-    # Ten minutes later, by the PSP's clock.
-    psp.server.app[PAIRING_CLOCK].offset_ms = PAIRING_TTL_MS
+    # A second before its ten minutes are up, by the PSP's clock: still waiting.
+    psp.clock.advance_to(from_rfc3339(second["expires_at"]) - 1000)
+    assert (await _poll(psp, second))[1]["status"] == "pending"
+    # Ten minutes later.
+    psp.clock.advance(PAIRING_TTL_MS)
     status, html = await _approve(psp, signed, second["code"], "lane-2")
     assert (status, "this code has expired" in html) == (410, True)
     assert await _state(psp, merchant) == before
     status, body = await _poll(psp, second)
     assert (status, body["error"]["code"]) == (410, "pairing_expired")
-    # A second before: still waiting.
-    psp.server.app[PAIRING_CLOCK].offset_ms = from_rfc3339(second["expires_at"]) - 1000 - now_ms()
-    assert (await _poll(psp, second))[1]["status"] == "pending"
 
 
 async def test_a_broker_account_made_by_hand_keeps_its_terminal_id(psp: Psp) -> None:

@@ -19,6 +19,7 @@ from psp_server.payloads import CheckoutRequest
 from psp_server.storage.postgres import PostgresStorage
 from psp_server.storage.records import Answer, Checkout, IdempotencyKey, Payment, Reply
 from psp_server.storage.sqlite import SqliteStorage
+from scan2pay_common.clock import MovableClock
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import events_topic
@@ -222,12 +223,17 @@ async def test_a_stopped_processes_merchants_are_taken_over(
 async def test_one_sweeper_at_a_time_expires_each_checkout_once(
     pg_dsn: str, broker: Mosquitto, subscribe: Callable[..., Subscriber]
 ) -> None:
-    psps = [await start_psp(pg_dsn, mqtt_url=broker.url, sweep_interval=0.02) for _ in range(2)]
+    clock = MovableClock()  # one time for both, as NTP gives two machines
+    psps = [
+        await start_psp(pg_dsn, mqtt_url=broker.url, sweep_interval=0.02, clock=clock)
+        for _ in range(2)
+    ]
     try:
         shop = await psps[0].merchant()
         listener = subscribe(events_topic(shop.id))
         for n in range(20):
-            await psps[n % 2].checkout(shop, order_id=f"E-{n}", expires_in=1)
+            last = await psps[n % 2].checkout(shop, order_id=f"E-{n}", expires_in=1)
+        psps[0].pass_expiry(last)
         events = [
             CheckoutEvent.from_json(m.payload)
             for m in await asyncio.to_thread(listener.wait_for, 20, 15)

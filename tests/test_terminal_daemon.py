@@ -13,6 +13,7 @@ import pytest
 
 from hardware.base import DummyDisplay, Frame
 from hardware.errors import DisplayError
+from scan2pay_common.clock import MovableClock
 from scan2pay_common.jsonfields import dumps
 from scan2pay_common.messages import (
     CheckoutEvent,
@@ -27,6 +28,7 @@ from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.signing import PublicKey, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from scan2pay_common.topics import events_topic, state_topic, terminal_events_topic
+from terminal.clock import Clock
 from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
 from terminal.screens import QrScreen
@@ -73,6 +75,7 @@ async def start(
     merchant_id: str = MERCHANT,
     psp_url: str | None = None,
     psp_public_keys: tuple[PublicKey, ...] = (),
+    clock: Clock | None = None,
 ) -> Running:
     display = display or DummyDisplay(geometry=None)
     settings = TerminalConfig(
@@ -84,7 +87,7 @@ async def start(
         psp_public_keys=psp_public_keys,
     )
     states = Subscriber(broker.port, state_topic(merchant_id, TERMINAL))
-    daemon = TerminalDaemon(settings, display)
+    daemon = TerminalDaemon(settings, display, clock=clock)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     return Running(daemon, display, stop, task, states, broker)
@@ -147,6 +150,25 @@ async def test_show_qr_then_paid_with_states_after_each_frame(terminal: Running)
     assert (state.screen, state.checkout_id) == ("paid", "co_1")
     assert terminal.display.last is not None
     assert terminal.display.last.content.lines == ("Paid", "€12.34")
+
+
+async def test_the_countdown_and_the_expiry_are_the_daemons_clocks(broker: Mosquitto) -> None:
+    """Each tick reads the daemon's clock: moved on, the countdown follows
+    at the next tick, and past ``expires_at`` the QR gives way to expired."""
+    wall = MovableClock()
+    running = await start(broker, clock=Clock(wall=wall, sync_state=lambda: True))
+    try:
+        await running.state()
+        running.send(show_qr("co_late", expires_in=300))
+        assert (await running.state()).screen == "qr"
+        await running.until(lambda frame: frame.content.lines[-1] in ("5:00", "4:59"))
+        wall.advance(240_000)
+        await running.until(lambda frame: frame.content.lines[-1] in ("1:00", "0:59"))
+        wall.advance(60_000)
+        state = await running.state()
+        assert (state.screen, state.checkout_id) == ("expired", "co_late")
+    finally:
+        await finish(running)
 
 
 async def test_cancelled_expired_and_idle(terminal: Running) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from scan2pay_common.timefmt import from_rfc3339
 from tests.support.browser import BrowserSession, assert_accessible
 from tests.support.psp import Psp, code_of, start_psp, stop_psp
 
@@ -156,7 +157,9 @@ async def test_a_code_paid_elsewhere_turns_paid_without_a_reload_by_hand(
 
 async def test_an_expired_code_shows_the_expired_page(psp: Psp, browser: BrowserSession) -> None:
     merchant = await psp.merchant()
-    checkout = await psp.checkout(merchant, expires_in=2)
+    checkout = await psp.checkout(merchant, expires_in=60)
+    # A second left by the PSP's clock, which the page counts down from.
+    psp.clock.advance_to(from_rfc3339(checkout["expires_at"]) - 1000)
     page = await browser.page()
     await page.goto(checkout["qr_url"])
     assert await page.get_by_role("status").inner_text() == "Waiting for payment"

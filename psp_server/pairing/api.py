@@ -25,12 +25,11 @@ from scan2pay_common.identifiers import check_checkout_id
 from scan2pay_common.timefmt import to_rfc3339
 
 from ..abuse import RateLimiter
-from ..appkeys import SETTINGS, STORAGE
+from ..appkeys import CLOCK, SETTINGS, STORAGE
 from ..errors import APIError
 from .broker import Broker
 from .service import (
     POLL_INTERVAL_S,
-    Clock,
     Handover,
     Pairing,
     check_device_secret,
@@ -39,7 +38,6 @@ from .service import (
 from .store import Paired, PairingRefused, Pending
 
 PAIRING = web.AppKey("pairing", Pairing)
-PAIRING_CLOCK = web.AppKey("pairing_clock", Clock)
 # Approvals on the board, per client address and per code tried.
 APPROVALS_PER_IP = web.AppKey("pair_approvals_per_ip", RateLimiter)
 APPROVALS_PER_CODE = web.AppKey("pair_approvals_per_code", RateLimiter)
@@ -119,7 +117,7 @@ async def poll(request: web.Request) -> web.Response:
 async def _pairing_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[PAIRING] = Pairing(
-        app[STORAGE], Broker.of(settings), settings.require_public_url(), app[PAIRING_CLOCK]
+        app[STORAGE], Broker.of(settings), settings.require_public_url(), app[CLOCK]
     )
     yield
 
@@ -127,7 +125,6 @@ async def _pairing_ctx(app: web.Application) -> AsyncIterator[None]:
 def add_routes(app: web.Application) -> None:
     """After the storage's cleanup_ctx: the service needs the open storage."""
     settings = app[SETTINGS]
-    app[PAIRING_CLOCK] = Clock()
     if settings.rate_pair_approve_per_ip is not None:
         app[APPROVALS_PER_IP] = RateLimiter(settings.rate_pair_approve_per_ip)
     if settings.rate_pair_approve_per_code is not None:

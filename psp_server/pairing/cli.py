@@ -10,12 +10,13 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from scan2pay_common.clock import SYSTEM_CLOCK
 from scan2pay_common.errors import InvalidValue
 
 from ..config import Settings
 from ..storage import Storage
 from .broker import Broker
-from .service import Clock, Pairing
+from .service import Pairing
 from .store import PairingRefused
 
 ACTIONS = ("approve", "revoke")
@@ -62,7 +63,7 @@ async def run(
     """0, or 2 with what was wrong when nothing was changed."""
     out = out or sys.stdout
     err = err or sys.stderr
-    service = Pairing(storage, Broker.of(settings), settings.public_url or "", Clock())
+    service = Pairing(storage, Broker.of(settings), settings.public_url or "", SYSTEM_CLOCK)
     try:
         if args.action == "approve":
             done = await service.approve(args.code, args.merchant, args.terminal)

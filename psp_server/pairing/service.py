@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scan2pay_common import pairing_codes
+from scan2pay_common.clock import Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
 from scan2pay_common.logtext import loggable
 from scan2pay_common.signing import ALG
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import to_rfc3339
 
 from .. import credentials
 from ..errors import StorageError
@@ -51,17 +52,6 @@ POLL_INTERVAL_S = 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DEVICE_SECRET = re.compile(r"[A-Za-z0-9_-]{43,128}")
 _CODE_ATTEMPTS = 5
-
-
-class Clock:
-    """The time pairings are judged by: the system's, moved by ``offset_ms``
-    when a test needs ten minutes to pass at once."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0
-
-    def __call__(self) -> int:
-        return now_ms() + self.offset_ms
 
 
 def unavailable() -> PairingRefused:
@@ -148,7 +138,7 @@ class Pairing:
 
     async def start(self, secret_hash: str) -> Started:
         self._broker()
-        now = self.clock()
+        now = self.clock.now_ms()
         pairing_id = credentials.new_id("pair")
         for _ in range(_CODE_ATTEMPTS):
             code = pairing_codes.new_code()
@@ -172,7 +162,7 @@ class Pairing:
         merchant_id = check_merchant_id(merchant_id)
         terminal_id = check_terminal_id(terminal_text)
         pairing_id = await self.store.claim(
-            hash_code(code), merchant_id, terminal_id, now=self.clock()
+            hash_code(code), merchant_id, terminal_id, now=self.clock.now_ms()
         )
         try:
             password = await self._make_account(broker, merchant_id, terminal_id)
@@ -183,7 +173,7 @@ class Pairing:
             raise
         try:
             completed = await self.store.complete(
-                pairing_id, password, collect_by=self.clock() + PAIRING_TTL_MS
+                pairing_id, password, collect_by=self.clock.now_ms() + PAIRING_TTL_MS
             )
         except BaseException:
             await self._undo_account(broker, merchant_id, terminal_id, pairing_id)
@@ -233,7 +223,7 @@ class Pairing:
         broker = self._broker()
         keys = await self.storage.signing_keys()
         polled = await self.store.poll(
-            pairing_id, hash_device_secret(device_secret), now=self.clock()
+            pairing_id, hash_device_secret(device_secret), now=self.clock.now_ms()
         )
         if not isinstance(polled, Collected):
             return polled
@@ -286,7 +276,7 @@ class Pairing:
                 503,
             ) from exc
         if paired:
-            await self.store.unpair(merchant_id, terminal_id, now=self.clock())
+            await self.store.unpair(merchant_id, terminal_id, now=self.clock.now_ms())
         log.info("terminal %s of merchant %s unpaired", terminal_id, merchant_id)
         return Unpairing(merchant_id, terminal_id, paired, await broker.reload())
 

@@ -32,9 +32,9 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import to_rfc3339
 
-from ..appkeys import PRESENCE, RELAY_WAKE, STORAGE
+from ..appkeys import CLOCK, PRESENCE, RELAY_WAKE, STORAGE
 from ..errors import StorageError
 from ..presence import TerminalSeen
 from ..storage.records import Checkout
@@ -145,6 +145,7 @@ class BoardStream:
         self.session_holds = session_holds
         self.last_check = 0.0
         self.storage = request.app[STORAGE]
+        self.clock = request.app[CLOCK]
         self.hub = request.app[BOARD_HUB]
         self.poke = asyncio.Event()
         self.cursor = 0
@@ -171,7 +172,7 @@ class BoardStream:
 
     async def _serve(self, terminals: Terminals, *, broker: bool) -> None:
         await self._write(b"retry: %d\n\n" % RETRY_MS)
-        now = now_ms()
+        now = self.clock.now_ms()
         day = await self.storage.merchant_day(
             self.merchant_id, self.since, now=now, limit=SNAPSHOT_ROWS
         )
@@ -238,7 +239,7 @@ class BoardStream:
         return poked
 
     async def _send_changes(self) -> None:
-        now = now_ms()
+        now = self.clock.now_ms()
         rows: dict[str, dict[str, Any]] = {}
         more = True
         while more:

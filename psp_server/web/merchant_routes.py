@@ -18,10 +18,9 @@ from aiohttp import web
 from scan2pay_common import pairing_codes
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
-from scan2pay_common.timefmt import now_ms
 
 from .. import credentials
-from ..appkeys import RELAY_WAKE, STORAGE
+from ..appkeys import CLOCK, RELAY_WAKE, STORAGE
 from ..errors import Refused, refusal
 from ..storage.records import Merchant
 from . import board_hub, board_rows, merchant_pages, merchant_session
@@ -80,7 +79,7 @@ async def _signed_in(request: web.Request) -> tuple[Session, Merchant] | None:
     if not cookie:
         return None
     keys = merchant_session.keys(request.app)
-    session = keys.verify(cookie, now=now_ms())
+    session = keys.verify(cookie, now=request.app[CLOCK].now_ms())
     if session is None:
         return None
     found = await request.app[STORAGE].merchant_with_key_hash(session.merchant_id)
@@ -152,7 +151,7 @@ async def sign_in(request: web.Request) -> web.Response:
         )
         return _html(page, 401)
     session_cookie = merchant_session.keys(request.app).issue(
-        merchant.id, credentials.hash_secret(key), current[2], now=now_ms()
+        merchant.id, credentials.hash_secret(key), current[2], now=request.app[CLOCK].now_ms()
     )
     response = _to_board(request, then)
     merchant_session.set_cookie(
@@ -220,7 +219,7 @@ async def cancel(request: web.Request) -> web.Response:
     if isinstance(allowed, web.Response):
         return allowed
     _, merchant = allowed
-    now = now_ms()
+    now = request.app[CLOCK].now_ms()
     try:
         checkout_id = check_checkout_id(request.match_info["checkout_id"])
         checkout = await request.app[STORAGE].cancel_checkout(merchant.id, checkout_id, now=now)
@@ -253,7 +252,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     found = await _signed_in(request)
     if found is None:
         return _not_signed_in(request, page=False)
-    since = parse_since(request.query.get("since"), now_ms())
+    since = parse_since(request.query.get("since"), request.app[CLOCK].now_ms())
     if since is None:
         message = "since must be the start of your day in ms since the epoch, within 48 hours"
         return _json({"error": {"code": "invalid_since", "message": message}}, 400)

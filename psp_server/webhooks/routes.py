@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from scan2pay_common.errors import InvalidValue
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import to_rfc3339
 
-from ..appkeys import WEBHOOK_DESTINATIONS, WEBHOOK_DISPATCHER, WEBHOOK_STORE
+from ..appkeys import CLOCK, WEBHOOK_DESTINATIONS, WEBHOOK_DISPATCHER, WEBHOOK_STORE
 from ..errors import APIError
 from ..routes import _body, _json, _merchant
 from . import failures
@@ -66,7 +66,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         raise APIError.from_invalid(exc) from None
     try:
         endpoint, secret = await request.app[WEBHOOK_STORE].create_endpoint(
-            merchant.id, url, now=now_ms()
+            merchant.id, url, now=request.app[CLOCK].now_ms()
         )
     except WebhookRefusal as exc:
         raise _refusal(exc) from None
@@ -83,7 +83,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
     merchant = await _merchant(request)
     try:
         endpoint = await request.app[WEBHOOK_STORE].disable_endpoint(
-            merchant.id, request.match_info["webhook_id"], now=now_ms()
+            merchant.id, request.match_info["webhook_id"], now=request.app[CLOCK].now_ms()
         )
     except WebhookRefusal as exc:
         raise _refusal(exc) from None
@@ -112,7 +112,7 @@ async def redeliver(request: web.Request) -> web.Response:
             merchant.id,
             request.match_info["webhook_id"],
             request.match_info["event_id"],
-            now=now_ms(),
+            now=request.app[CLOCK].now_ms(),
         )
     except WebhookRefusal as exc:
         raise _refusal(exc) from None

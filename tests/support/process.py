@@ -12,7 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.file_clock import FileClock
+
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+# psp-server's own main() with a clock the test moves.
+CLOCKED_RUNNER = (sys.executable, "-m", "tests.support.psp_runner")
 
 # For load tests and benchmarks, which load the PSP on purpose from one
 # address with few tokens: the abuse limits (tests/test_abuse.py) would
@@ -55,7 +60,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 class PspProcess:
     """``psp-server serve`` on a free port. Its stderr goes to ``log_path``:
     by default the SQLite file's name with ``.log``; a PostgreSQL ``db``
-    (a DSN) needs one given."""
+    (a DSN) needs one given. With ``clock``, the server's clock is that
+    file's, which the test moves (run through tests/support/psp_runner.py,
+    as ``psp-server`` offers no such thing)."""
 
     def __init__(
         self,
@@ -65,17 +72,21 @@ class PspProcess:
         extra: tuple[str, ...] = (),
         workers: int = 1,
         log_path: Path | None = None,
+        clock: FileClock | None = None,
     ) -> None:
         self.db = db
         self.log_path = log_path or Path(db).with_suffix(".log")
         self._log = self.log_path.open("ab")  # a restarted server adds to the same log
         command = psp_command("serve", "--port", "0", "--db", str(db), "--mqtt", mqtt, *extra)
+        if clock is not None:
+            command[:1] = [*CLOCKED_RUNNER, "--clock-file", str(clock.path), "--"]
         if workers != 1:
             command += ["--workers", str(workers)]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=self._log,
+            cwd=None if clock is None else REPO,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode()

@@ -1,5 +1,7 @@
 """A PSP server running in the test's event loop on a real loopback socket,
-with helpers that make merchants and wallets the way the CLI does."""
+with helpers that make merchants and wallets the way the CLI does. Its clock
+(``Psp.clock``) is the system's until the test moves it on: a test steps over
+an expiry rather than wait for it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from aiohttp.abc import AbstractResolver
 from psp_server.config import Settings
 from psp_server.server import RunningServer, start_server
 from psp_server.storage import Storage
+from scan2pay_common.clock import MovableClock
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.timefmt import from_rfc3339
 from tests.support.db import connect as db_connect
 from tests.support.db import is_postgresql, migrated_sqlite
 
@@ -39,8 +43,11 @@ class Wallet:
 
 
 class Psp:
-    def __init__(self, server: RunningServer, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, server: RunningServer, http: aiohttp.ClientSession, clock: MovableClock
+    ) -> None:
         self.server = server
+        self.clock = clock
         self.http = http
         self.url = server.url
 
@@ -84,6 +91,11 @@ class Psp:
         created: dict[str, Any] = answer
         return created
 
+    def pass_expiry(self, checkout: dict[str, Any]) -> None:
+        """Moves the PSP's clock on to the checkout's ``expires_at``, from
+        which on it is expired."""
+        self.clock.advance_to(from_rfc3339(checkout["expires_at"]))
+
     async def balance(self, wallet: Wallet) -> int:
         """The wallet's balance as the storage has it."""
         found = await self.storage.get_wallet(wallet.id)
@@ -125,19 +137,23 @@ async def start_psp(
     *,
     mqtt_url: str | None = None,
     webhook_resolver: AbstractResolver | None = None,
+    clock: MovableClock | None = None,
     **settings: Any,
 ) -> Psp:
     """``webhook_resolver`` stands in for the system's resolver of webhook
     endpoints' names (tests/support/dns.py); the PSP's destination policy
-    still checks what it answers."""
+    still checks what it answers. ``clock``: one the test shares between
+    PSPs; by default each has its own."""
+    clock = clock or MovableClock()
     _with_schema(db)
     mqtt = MqttTarget.parse(mqtt_url) if mqtt_url else None
     server = await start_server(
         Settings(host="127.0.0.1", port=0, db=db, mqtt=mqtt, **settings),
         webhook_resolver=webhook_resolver,
+        clock=clock,
     )
     http = aiohttp.ClientSession()
-    return Psp(server, http)
+    return Psp(server, http, clock)
 
 
 async def stop_psp(psp: Psp) -> None:

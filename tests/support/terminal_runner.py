@@ -20,7 +20,7 @@ import sys
 import time
 from types import FrameType
 
-from scan2pay_common.timefmt import now_ms
+from scan2pay_common.clock import MovableClock
 from terminal import cli, sdnotify
 from terminal.clock import Clock
 
@@ -34,8 +34,8 @@ def main() -> int:
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
     clock = None
     if options.skew_ms is not None:
-        skew = options.skew_ms
-        clock = Clock(wall=lambda: now_ms() + skew, sync_state=lambda: False)
+        wall = MovableClock(offset_ms=options.skew_ms)
+        clock = Clock(wall=wall, sync_state=lambda: False)
     if options.hang_on_usr1 is not None:
         seconds = options.hang_on_usr1
 

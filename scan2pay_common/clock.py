@@ -1,0 +1,55 @@
+"""Now, in milliseconds since the epoch, as a value handed to whoever judges
+time: expiry, countdowns, cookies and pairings ask the clock they were
+given, so that a test moves time instead of waiting for it.
+
+``SYSTEM_CLOCK`` is the system's. A ``MovableClock`` is the system's moved
+by an offset: it keeps running, so that what times itself in real time
+(timeouts, rate limits, a browser's countdown) still sees time pass, and a
+test steps it over an expiry with ``advance``.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol, final
+
+from .timefmt import now_ms as _system_now_ms
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+@final
+class SystemClock:
+    __slots__ = ()
+
+    def now_ms(self) -> int:
+        return _system_now_ms()
+
+
+SYSTEM_CLOCK: Final = SystemClock()
+
+
+class MovableClock:
+    """``base`` moved by ``offset_ms``: set wrong from the start (ahead or
+    behind, as a machine's clock can be), it then only goes forward, so
+    that what has been judged past stays past."""
+
+    __slots__ = ("_base", "offset_ms")
+
+    def __init__(self, base: Clock = SYSTEM_CLOCK, *, offset_ms: int = 0) -> None:
+        self._base = base
+        self.offset_ms = offset_ms
+
+    def now_ms(self) -> int:
+        return self._base.now_ms() + self.offset_ms
+
+    def advance(self, ms: int) -> None:
+        if ms < 0:
+            raise ValueError(f"a clock moves forward only, not by {ms} ms")
+        self.offset_ms += ms
+
+    def advance_to(self, at_ms: int) -> None:
+        """Moves on until ``now_ms()`` is at least ``at_ms`` (no further
+        when it is already)."""
+        self.advance(max(0, at_ms - self.now_ms()))
