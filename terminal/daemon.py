@@ -63,6 +63,7 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.messages import Screen as ScreenKind
 from scan2pay_common.mqtt_client import CA_ENV, mqtt_client, tls_context
+from scan2pay_common.reconnect import BACK_OFF, STOP, Next, Reconnecting
 from scan2pay_common.timefmt import to_rfc3339
 from scan2pay_common.topics import (
     display_topic,
@@ -304,36 +305,36 @@ class TerminalDaemon:
     # The MQTT session.
 
     async def _mqtt_forever(self) -> None:
-        backoff = Backoff(initial=0.1, maximum=10.0)
-        target = self.config.mqtt
-        while True:
-            honour_cancellation()
-            try:
-                async with mqtt_client(
-                    target,
-                    identifier=client_id(self.config),
-                    ca_file=self.config.mqtt_ca,
-                    will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
-                    keepalive=15,
-                    timeout=5,
-                    **self._tls_options(),
-                ) as client:
-                    log.info("connected to %s", target)
-                    backoff.reset()
-                    try:
-                        await self._session(client)
-                    finally:
-                        self._client = None
-                        await self._say_offline(client)
-            except aiomqtt.MqttError as exc:
-                self._apply(self.controller.on_connection(False))
-                if refused_login(exc) and await was_unpaired(self.config):
-                    log.warning("the broker refuses this terminal and the PSP unpaired it")
-                    self.unpaired.set()
-                    return
-                delay = backoff.next_delay()
-                log.warning("broker %s: %s; reconnecting in %.2fs", target, exc, delay)
-                await asyncio.sleep(delay)
+        link = Reconnecting(
+            self._connect,
+            name="terminal",
+            target=self.config.mqtt,
+            log=log,
+            backoff=Backoff(initial=0.1, maximum=10.0),
+            handles=(aiomqtt.MqttError,),
+            on_drop=self._dropped,
+        )
+        await link.run(self._session)
+
+    def _connect(self) -> aiomqtt.Client:
+        return mqtt_client(
+            self.config.mqtt,
+            identifier=client_id(self.config),
+            ca_file=self.config.mqtt_ca,
+            will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
+            keepalive=15,
+            timeout=5,
+            **self._tls_options(),
+        )
+
+    async def _dropped(self, exc: Exception) -> Next:
+        self._apply(self.controller.on_connection(False))
+        refused = isinstance(exc, aiomqtt.MqttError) and refused_login(exc)
+        if refused and await was_unpaired(self.config):
+            log.warning("the broker refuses this terminal and the PSP unpaired it")
+            self.unpaired.set()
+            return STOP
+        return BACK_OFF
 
     def _tls_options(self) -> dict[str, ssl.SSLContext]:
         """The configured CA's context for mqtts://; without one the
@@ -344,6 +345,13 @@ class TerminalDaemon:
         return {"tls_context": tls_context({CA_ENV: ca})}
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        try:
+            await self._subscribed_session(client)
+        finally:
+            self._client = None
+            await self._say_offline(client)
+
+    async def _subscribed_session(self, client: aiomqtt.Client) -> None:
         merchant_events = self.controller.needs_merchant_events
         topics = [self.display_topic, self.terminal_events_topic]
         topics += [self.events_topic] if merchant_events else []
