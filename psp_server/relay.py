@@ -25,12 +25,12 @@ import uuid
 from typing import Any
 
 import aiomqtt
-import orjson
 from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.logtext import loggable
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.reconnect import AT_ONCE, BACK_OFF, QUIETLY, Next, Reconnecting
@@ -193,18 +193,20 @@ class OutboxRelay:
 
 
 def topics_of(event: OutboxEvent) -> list[str]:
-    """Where an event goes: its merchant's topic, and its checkout's
-    terminal's topic if the checkout names one. The payload is the signed
-    event as the storage wrote it; one that cannot be read still reaches
-    the merchant, who can tell what is wrong with it."""
+    """Where an event goes: its merchant's topic, and the terminal's topic
+    if its checkout was made for one. Read from the row, not the payload,
+    which goes out as the storage wrote it, unread; an id no topic can hold
+    (none the PSP writes) leaves the event to the merchant's topic alone."""
     topics = [events_topic(event.merchant_id)]
-    try:
-        checkout = orjson.loads(event.payload)["checkout"]
-        terminal_id = checkout["terminal_id"] if isinstance(checkout, dict) else None
-        if terminal_id is not None:
-            topics.append(terminal_events_topic(event.merchant_id, terminal_id))
-    except (orjson.JSONDecodeError, KeyError, TypeError, InvalidValue):
-        log.warning("event %s names no terminal it can be sent to", event.event_id)
+    if event.terminal_id is not None:
+        try:
+            topics.append(terminal_events_topic(event.merchant_id, event.terminal_id))
+        except InvalidValue:
+            log.warning(
+                "event %s names a terminal no topic can hold: %s",
+                event.event_id,
+                loggable(event.terminal_id),
+            )
     return topics
 
 
