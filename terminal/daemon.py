@@ -44,15 +44,16 @@ import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import aiomqtt
-import orjson
 
 from hardware.base import Display
 from hardware.errors import HardwareError
 from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.jsonfields import load_object
 from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import (
     CheckoutEvent,
@@ -93,17 +94,14 @@ SYNC_CHECK_SECONDS = 60.0
 PSP_TIME_SECONDS = 300.0
 
 
-def _checkout_of(payload: bytes) -> str:
+def _checkout_of(document: dict[str, Any]) -> str:
     """The checkout id an event names, read without checking the rest: the
-    merchant's events topic carries every lane's events, and reading one in
-    full (and checking its signature) is worth it only for the checkout on
-    this terminal's screen. Unreadable: "" (the full read then says what is
+    merchant's events topic carries every lane's events, and checking one
+    in full (and its signature) is worth it only for the checkout on this
+    terminal's screen. None named: "" (the full check then says what is
     wrong)."""
-    try:
-        checkout = orjson.loads(payload).get("checkout")
-        return str(checkout.get("id", "")) if isinstance(checkout, dict) else ""
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
+    checkout = document.get("checkout")
+    return str(checkout.get("id", "")) if isinstance(checkout, dict) else ""
 
 
 class TerminalDaemon:
@@ -229,11 +227,14 @@ class TerminalDaemon:
             self._handle_display(payload, now)
         elif topic in (self.terminal_events_topic, self.events_topic):
             self.events_heard += 1
-            named = _checkout_of(payload)
-            if named and not self.controller.concerns(named):
-                return  # another lane's checkout: no need to read or check it
+            # Read once: the id to filter on, the event and its signature
+            # (checked over ``payload`` itself) all come from this one parse.
             try:
-                event = CheckoutEvent.from_json(payload)
+                document = load_object(payload, what="event")
+                named = _checkout_of(document)
+                if named and not self.controller.concerns(named):
+                    return  # another lane's checkout: no need to check it
+                event = CheckoutEvent.from_dict(document)
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", loggable(exc.message))
                 return
