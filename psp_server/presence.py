@@ -35,6 +35,7 @@ from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.reconnect import AT_ONCE, BACK_OFF, QUIETLY, Next, Reconnecting
 from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import TerminalTopic, all_state_topics
 
@@ -261,6 +262,15 @@ class Presence:
         # MQTT 5 first, as the relay does; the demo's embedded broker
         # speaks 3.1.1 only.
         self._protocol = aiomqtt.ProtocolVersion.V5
+        self._link = Reconnecting(
+            self._connect,
+            name="presence",
+            target=target,
+            log=log,
+            backoff=Backoff(initial=0.05, maximum=5.0),
+            handles=(Exception,),
+            on_drop=self._dropped,
+        )
 
     def watch(self, merchant_id: str) -> contextlib.AbstractAsyncContextManager[PresenceWatch]:
         """A view of ``merchant_id``'s terminals for as long as the ``async
@@ -299,50 +309,30 @@ class Presence:
     async def run(self) -> None:
         """Keeps a session with the broker until cancelled, reconnecting with
         jittered exponential backoff. Nothing that arrives ends it."""
-        backoff = Backoff(initial=0.05, maximum=5.0)
-        while True:
-            honour_cancellation()
-            had_session = False
-            try:
-                async with mqtt_client(
-                    self._target,
-                    identifier=f"scan2pay-psp-presence-{uuid.uuid4().hex[:12]}",
-                    keepalive=KEEPALIVE_SECONDS,
-                    timeout=10,
-                    protocol=self._protocol,
-                ) as client:
-                    backoff.reset()
-                    had_session = True
-                    log.info("presence connected to %s", self._target)
-                    await self._session(client)
-            except MqttConnectError as exc:
-                if self._protocol is aiomqtt.ProtocolVersion.V5 and speaks_no_mqtt5(exc):
-                    log.info("broker %s does not speak MQTT 5; presence uses 3.1.1", self._target)
-                    self._protocol = aiomqtt.ProtocolVersion.V311
-                    continue
-                delay = backoff.next_delay()
-                log.warning(
-                    "broker %s refused presence's connection (%s); retrying in %.2fs",
-                    self._target,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-            except (aiomqtt.MqttError, OSError) as exc:
-                delay = backoff.next_delay()
-                if had_session:
-                    log.warning("presence lost the broker at %s: %s", self._target, exc)
-                else:
-                    log.info(
-                        "broker %s unreachable for presence (%s); retrying in %.2fs",
-                        self._target,
-                        exc,
-                        delay,
-                    )
-                await asyncio.sleep(delay)
-            except Exception:
-                log.exception("presence failed; starting over")
-                await asyncio.sleep(backoff.next_delay())
+        await self._link.run(self._session)
+
+    def _connect(self) -> aiomqtt.Client:
+        return mqtt_client(
+            self._target,
+            identifier=f"scan2pay-psp-presence-{uuid.uuid4().hex[:12]}",
+            keepalive=KEEPALIVE_SECONDS,
+            timeout=10,
+            protocol=self._protocol,
+        )
+
+    async def _dropped(self, exc: Exception) -> Next:
+        if (
+            isinstance(exc, MqttConnectError)
+            and self._protocol is aiomqtt.ProtocolVersion.V5
+            and speaks_no_mqtt5(exc)
+        ):
+            log.info("broker %s does not speak MQTT 5; presence uses 3.1.1", self._target)
+            self._protocol = aiomqtt.ProtocolVersion.V311
+            return AT_ONCE
+        if isinstance(exc, aiomqtt.MqttError | OSError):
+            return BACK_OFF
+        log.exception("presence failed; starting over")
+        return QUIETLY
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._table.new_session()

@@ -25,14 +25,15 @@ import uuid
 from typing import Any
 
 import aiomqtt
-import orjson
 from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.logtext import loggable
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.reconnect import AT_ONCE, BACK_OFF, QUIETLY, Next, Reconnecting
 from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import events_topic, terminal_events_topic
 
@@ -61,7 +62,6 @@ class OutboxRelay:
         self._target = target
         self._wake = wake
         self._partitions = partitions or AllPartitions()
-        self.connected = False
         # MQTT 5, so that a broker refusing a publish (an ACL without the
         # relay's write rule) says so in its PUBACK; with 3.1.1 it would
         # acknowledge and drop the event, and we would mark it sent.
@@ -69,57 +69,55 @@ class OutboxRelay:
         # Apart from the broker's: the broker session stays up while the
         # database is away, and its reset must not cut the database's pauses.
         self._outage = Backoff(initial=0.05, maximum=5.0)
+        self._link = Reconnecting(
+            self._connect,
+            name="relay",
+            target=target,
+            log=log,
+            backoff=Backoff(initial=0.05, maximum=5.0),
+            handles=(Exception,),
+            on_drop=self._dropped,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._link.up
 
     async def run(self) -> None:
-        backoff = Backoff(initial=0.05, maximum=5.0)
-        while True:
-            honour_cancellation()
-            try:
-                async with mqtt_client(
+        await self._link.run(self._session)
+
+    def _connect(self) -> aiomqtt.Client:
+        return mqtt_client(
+            self._target,
+            identifier=f"scan2pay-psp-{uuid.uuid4().hex[:12]}",
+            timeout=10,
+            protocol=self._protocol,
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await self._drain_forever(client, PublishRefusals.watch(client))
+
+    async def _dropped(self, exc: Exception) -> Next:
+        if isinstance(exc, MqttConnectError):
+            if self._protocol is aiomqtt.ProtocolVersion.V5 and speaks_no_mqtt5(exc):
+                log.warning(
+                    "broker %s does not speak MQTT 5; using 3.1.1, with which a broker "
+                    "that refuses a publish cannot tell the relay so",
                     self._target,
-                    identifier=f"scan2pay-psp-{uuid.uuid4().hex[:12]}",
-                    timeout=10,
-                    protocol=self._protocol,
-                ) as client:
-                    self.connected = True
-                    backoff.reset()
-                    log.info("relay connected to %s", self._target)
-                    await self._drain_forever(client, PublishRefusals.watch(client))
-            except MqttConnectError as exc:
-                if self._protocol is aiomqtt.ProtocolVersion.V5 and speaks_no_mqtt5(exc):
-                    log.warning(
-                        "broker %s does not speak MQTT 5; using 3.1.1, with which a broker "
-                        "that refuses a publish cannot tell the relay so",
-                        self._target,
-                    )
-                    self._protocol = aiomqtt.ProtocolVersion.V311
-                    continue
-                self.connected = False
-                await asyncio.sleep(backoff.next_delay())
-            except PublishRefused as exc:
-                log.error("%s; the events wait in the outbox (check the broker's ACL)", exc)
-                self.connected = False
-                await asyncio.sleep(backoff.next_delay())
-            except aiomqtt.MqttError as exc:
-                delay = backoff.next_delay()
-                if self.connected:
-                    log.warning("relay lost the broker at %s: %s", self._target, exc)
-                else:
-                    log.info(
-                        "broker %s unreachable (%s); retrying in %.2fs", self._target, exc, delay
-                    )
-                self.connected = False
-                await asyncio.sleep(delay)
-            except StorageUnavailable:  # the storage logs the outage, once
-                self.connected = False
-                await asyncio.sleep(self._outage.next_delay())
-            except Exception:
-                # A database hiccup must not end the relay: events wait.
-                log.exception("relay failed; starting over")
-                self.connected = False
-                await asyncio.sleep(backoff.next_delay())
-            finally:
-                self.connected = False
+                )
+                self._protocol = aiomqtt.ProtocolVersion.V311
+                return AT_ONCE
+            return BACK_OFF
+        if isinstance(exc, PublishRefused):
+            log.error("%s; the events wait in the outbox (check the broker's ACL)", exc)
+            return QUIETLY
+        if isinstance(exc, aiomqtt.MqttError):
+            return BACK_OFF
+        if isinstance(exc, StorageUnavailable):  # the storage logs the outage, once
+            return Next.after(self._outage.next_delay())
+        # A database hiccup must not end the relay: events wait.
+        log.exception("relay failed; starting over")
+        return QUIETLY
 
     async def _drain_forever(self, client: aiomqtt.Client, refusals: PublishRefusals) -> None:
         """Publishes what is unsent, in order, and marks each batch sent once
@@ -195,18 +193,20 @@ class OutboxRelay:
 
 
 def topics_of(event: OutboxEvent) -> list[str]:
-    """Where an event goes: its merchant's topic, and its checkout's
-    terminal's topic if the checkout names one. The payload is the signed
-    event as the storage wrote it; one that cannot be read still reaches
-    the merchant, who can tell what is wrong with it."""
+    """Where an event goes: its merchant's topic, and the terminal's topic
+    if its checkout was made for one. Read from the row, not the payload,
+    which goes out as the storage wrote it, unread; an id no topic can hold
+    (none the PSP writes) leaves the event to the merchant's topic alone."""
     topics = [events_topic(event.merchant_id)]
-    try:
-        checkout = orjson.loads(event.payload)["checkout"]
-        terminal_id = checkout["terminal_id"] if isinstance(checkout, dict) else None
-        if terminal_id is not None:
-            topics.append(terminal_events_topic(event.merchant_id, terminal_id))
-    except (orjson.JSONDecodeError, KeyError, TypeError, InvalidValue):
-        log.warning("event %s names no terminal it can be sent to", event.event_id)
+    if event.terminal_id is not None:
+        try:
+            topics.append(terminal_events_topic(event.merchant_id, event.terminal_id))
+        except InvalidValue:
+            log.warning(
+                "event %s names a terminal no topic can hold: %s",
+                event.event_id,
+                loggable(event.terminal_id),
+            )
     return topics
 
 

@@ -6,6 +6,7 @@ Each has ``to_json()`` giving bytes and ``from_json(bytes)`` that raises
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard, get_args
 
@@ -216,7 +217,12 @@ class CheckoutEvent:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> CheckoutEvent:
-        obj = jf.load_object(raw, what="event")
+        return cls.from_dict(jf.load_object(raw, what="event"))
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> CheckoutEvent:
+        """From the JSON object already read (``jsonfields.load_object``):
+        a reader that looked at it first need not parse it again."""
         jf.check_fields(obj, required=cls._FIELDS, optional=frozenset({"signature"}))
         return cls(
             event_id=jf.string(obj, "event_id"),

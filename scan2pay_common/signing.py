@@ -19,7 +19,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -196,17 +196,7 @@ def verify(obj: object, public_keys: Iterable[PublicKey]) -> bool:
     try:
         if not isinstance(obj, Mapping):
             return False
-        signature = obj.get(SIGNATURE_FIELD)
-        if not isinstance(signature, Mapping) or set(signature) != SIGNATURE_FIELDS:
-            return False
-        alg, kid, sig = signature["alg"], signature["kid"], signature["sig"]
-        if alg != ALG or not isinstance(kid, str) or not isinstance(sig, str) or len(sig) != 86:
-            return False
-        raw_sig = unb64url(sig)
-        if len(raw_sig) != 64:
-            return False
-        message = canonical_bytes(obj)
-        return any(key.kid == kid and key.check(raw_sig, message) for key in public_keys)
+        return _checks(obj.get(SIGNATURE_FIELD), lambda: canonical_bytes(obj), public_keys)
     except (InvalidValue, ValueError, TypeError, RecursionError):
         return False
 
@@ -218,3 +208,49 @@ def verify_json(raw: bytes | str, public_keys: Iterable[PublicKey]) -> bool:
     except (ValueError, RecursionError):
         return False
     return verify(obj, public_keys)
+
+
+def verify_received(raw: bytes, signature: object, public_keys: Iterable[PublicKey]) -> bool:
+    """Whether ``signature``, the ``signature`` field of the object read
+    from ``raw``, is valid by one of ``public_keys`` over ``raw`` itself.
+
+    What the PSP publishes is canonical: the signed bytes with the
+    ``"signature":{…}`` member where its sorted key puts it. Cut out (with
+    one of its commas), what is left is exactly what was signed, so the
+    object is neither serialised nor parsed again; ``raw`` in another form
+    (spaces, another key order) does not verify. The member must occur in
+    ``raw`` once, byte for byte as canonical JSON writes it. Never raises."""
+    try:
+        if not isinstance(signature, Mapping):
+            return False
+        member = b'"signature":' + dumps(signature)
+        at = raw.find(member)
+        if at < 0 or raw.find(member, at + 1) >= 0:
+            return False
+        end = at + len(member)
+        if raw[end : end + 1] == b",":
+            signed = raw[:at] + raw[end + 1 :]
+        elif raw[at - 1 : at] == b",":
+            signed = raw[: at - 1] + raw[end:]
+        else:
+            signed = raw[:at] + raw[end:]  # the object's only member
+        return _checks(signature, lambda: signed, public_keys)
+    except (InvalidValue, ValueError, TypeError, RecursionError):
+        return False
+
+
+def _checks(
+    signature: object, message: Callable[[], bytes], public_keys: Iterable[PublicKey]
+) -> bool:
+    """Whether ``signature`` is a well-formed signature field and one of
+    ``public_keys``' on ``message()`` (made only for a well-formed one)."""
+    if not isinstance(signature, Mapping) or set(signature) != SIGNATURE_FIELDS:
+        return False
+    alg, kid, sig = signature["alg"], signature["kid"], signature["sig"]
+    if alg != ALG or not isinstance(kid, str) or not isinstance(sig, str) or len(sig) != 86:
+        return False
+    raw_sig = unb64url(sig)
+    if len(raw_sig) != 64:
+        return False
+    signed = message()
+    return any(key.kid == kid and key.check(raw_sig, signed) for key in public_keys)

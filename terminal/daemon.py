@@ -44,15 +44,16 @@ import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import aiomqtt
-import orjson
 
 from hardware.base import Display
 from hardware.errors import HardwareError
 from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.jsonfields import load_object
 from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import (
     CheckoutEvent,
@@ -63,6 +64,7 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.messages import Screen as ScreenKind
 from scan2pay_common.mqtt_client import CA_ENV, mqtt_client, tls_context
+from scan2pay_common.reconnect import BACK_OFF, STOP, Next, Reconnecting
 from scan2pay_common.timefmt import to_rfc3339
 from scan2pay_common.topics import (
     display_topic,
@@ -92,17 +94,14 @@ SYNC_CHECK_SECONDS = 60.0
 PSP_TIME_SECONDS = 300.0
 
 
-def _checkout_of(payload: bytes) -> str:
+def _checkout_of(document: dict[str, Any]) -> str:
     """The checkout id an event names, read without checking the rest: the
-    merchant's events topic carries every lane's events, and reading one in
-    full (and checking its signature) is worth it only for the checkout on
-    this terminal's screen. Unreadable: "" (the full read then says what is
+    merchant's events topic carries every lane's events, and checking one
+    in full (and its signature) is worth it only for the checkout on this
+    terminal's screen. None named: "" (the full check then says what is
     wrong)."""
-    try:
-        checkout = orjson.loads(payload).get("checkout")
-        return str(checkout.get("id", "")) if isinstance(checkout, dict) else ""
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
+    checkout = document.get("checkout")
+    return str(checkout.get("id", "")) if isinstance(checkout, dict) else ""
 
 
 class TerminalDaemon:
@@ -228,11 +227,14 @@ class TerminalDaemon:
             self._handle_display(payload, now)
         elif topic in (self.terminal_events_topic, self.events_topic):
             self.events_heard += 1
-            named = _checkout_of(payload)
-            if named and not self.controller.concerns(named):
-                return  # another lane's checkout: no need to read or check it
+            # Read once: the id to filter on, the event and its signature
+            # (checked over ``payload`` itself) all come from this one parse.
             try:
-                event = CheckoutEvent.from_json(payload)
+                document = load_object(payload, what="event")
+                named = _checkout_of(document)
+                if named and not self.controller.concerns(named):
+                    return  # another lane's checkout: no need to check it
+                event = CheckoutEvent.from_dict(document)
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", loggable(exc.message))
                 return
@@ -304,36 +306,36 @@ class TerminalDaemon:
     # The MQTT session.
 
     async def _mqtt_forever(self) -> None:
-        backoff = Backoff(initial=0.1, maximum=10.0)
-        target = self.config.mqtt
-        while True:
-            honour_cancellation()
-            try:
-                async with mqtt_client(
-                    target,
-                    identifier=client_id(self.config),
-                    ca_file=self.config.mqtt_ca,
-                    will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
-                    keepalive=15,
-                    timeout=5,
-                    **self._tls_options(),
-                ) as client:
-                    log.info("connected to %s", target)
-                    backoff.reset()
-                    try:
-                        await self._session(client)
-                    finally:
-                        self._client = None
-                        await self._say_offline(client)
-            except aiomqtt.MqttError as exc:
-                self._apply(self.controller.on_connection(False))
-                if refused_login(exc) and await was_unpaired(self.config):
-                    log.warning("the broker refuses this terminal and the PSP unpaired it")
-                    self.unpaired.set()
-                    return
-                delay = backoff.next_delay()
-                log.warning("broker %s: %s; reconnecting in %.2fs", target, exc, delay)
-                await asyncio.sleep(delay)
+        link = Reconnecting(
+            self._connect,
+            name="terminal",
+            target=self.config.mqtt,
+            log=log,
+            backoff=Backoff(initial=0.1, maximum=10.0),
+            handles=(aiomqtt.MqttError,),
+            on_drop=self._dropped,
+        )
+        await link.run(self._session)
+
+    def _connect(self) -> aiomqtt.Client:
+        return mqtt_client(
+            self.config.mqtt,
+            identifier=client_id(self.config),
+            ca_file=self.config.mqtt_ca,
+            will=aiomqtt.Will(self.state_topic, OFFLINE.to_json(), qos=1, retain=True),
+            keepalive=15,
+            timeout=5,
+            **self._tls_options(),
+        )
+
+    async def _dropped(self, exc: Exception) -> Next:
+        self._apply(self.controller.on_connection(False))
+        refused = isinstance(exc, aiomqtt.MqttError) and refused_login(exc)
+        if refused and await was_unpaired(self.config):
+            log.warning("the broker refuses this terminal and the PSP unpaired it")
+            self.unpaired.set()
+            return STOP
+        return BACK_OFF
 
     def _tls_options(self) -> dict[str, ssl.SSLContext]:
         """The configured CA's context for mqtts://; without one the
@@ -344,6 +346,13 @@ class TerminalDaemon:
         return {"tls_context": tls_context({CA_ENV: ca})}
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        try:
+            await self._subscribed_session(client)
+        finally:
+            self._client = None
+            await self._say_offline(client)
+
+    async def _subscribed_session(self, client: aiomqtt.Client) -> None:
         merchant_events = self.controller.needs_merchant_events
         topics = [self.display_topic, self.terminal_events_topic]
         topics += [self.events_topic] if merchant_events else []

@@ -25,7 +25,8 @@ PSP's answers still count only for the checkout on screen and this merchant.
 Each check answers None when all is well, or why not (for the log).
 
 The signed envelope (``alg``, ``kid``, the canonical bytes) and the Ed25519
-check itself are ``scan2pay_common.signing``'s, the same as the PSP's and
+check itself are ``scan2pay_common.signing``'s (an event is checked over the
+bytes received, cut of their signature member), the same as the PSP's and
 the cashier bridge's: libsodium, through PyNaCl.
 """
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import CheckoutEvent, DisplayTicket, ShowQr, ShowStatus
-from scan2pay_common.signing import PublicKey, verify, verify_json
+from scan2pay_common.signing import PublicKey, verify, verify_received
 from scan2pay_common.timefmt import from_rfc3339
 
 from .controller import BareUrl, CodeInfo
@@ -57,7 +58,9 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class SignedEvent:
-    """A PSP event as it arrived: its signature covers the payload's JSON."""
+    """A PSP event as it arrived: ``payload``, the bytes received, and
+    ``event``, read from them once. Its signature is checked over those
+    very bytes (``signing.verify_received``), not over a copy made again."""
 
     payload: bytes
     event: CheckoutEvent
@@ -142,7 +145,7 @@ def _event_problem(evidence: SignedEvent, me: Identity) -> str | None:
         return f"it is merchant {event.merchant_id}'s"
     if not me.keys:
         return None
-    if not verify_json(evidence.payload, me.keys):
+    if not verify_received(evidence.payload, event.signature, me.keys):
         return "its signature is missing or not the PSP's"
     if event.checkout.terminal_id != me.terminal_id:
         return f"its checkout is for terminal {event.checkout.terminal_id!r}"

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from psp_server.relay import topics_of
+from psp_server.storage import postgres, sqlite
 from psp_server.storage.records import OutboxEvent
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.topics import events_topic, terminal_events_topic
 from tests.support.broker import Mosquitto
+from tests.support.db import at_migration, connect, is_postgresql
 from tests.support.mqtt import Subscriber
 from tests.support.polling import until
+from tests.support.postgres import PgServer, create_database, drop_database
 from tests.support.psp import Psp, code_of
 
 Subscribe = Callable[..., Subscriber]
@@ -207,30 +210,29 @@ async def test_an_event_goes_to_its_terminals_topic_too_byte_for_byte(
     assert await asyncio.to_thread(terminals.drain, 0.5) == []  # none for no terminal
 
 
-def outbox_event(payload: bytes) -> OutboxEvent:
-    return OutboxEvent(1, "evt_1", "mer_1", 1, "checkout.paid", payload)
+def outbox_event(terminal_id: str | None, payload: bytes) -> OutboxEvent:
+    return OutboxEvent(1, "evt_1", "mer_1", 1, "checkout.paid", terminal_id, payload)
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        b"not json",
-        b"[1]",
-        b"{}",
-        b'{"checkout": null}',
-        b'{"checkout": {}}',
-        b'{"checkout": {"terminal_id": null}}',
-        b'{"checkout": {"terminal_id": "lane/1"}}',
-        b'{"checkout": {"terminal_id": 7}}',
-    ],
-)
-def test_an_event_without_a_valid_terminal_goes_to_the_merchant_only(payload: bytes) -> None:
-    assert topics_of(outbox_event(payload)) == [events_topic("mer_1")]
+@pytest.mark.parametrize("terminal_id", [None, "lane/1", "lane+", ""])
+def test_an_event_without_a_valid_terminal_goes_to_the_merchant_only(
+    terminal_id: str | None,
+) -> None:
+    event = outbox_event(terminal_id, b'{"checkout": {"terminal_id": "lane-1"}}')
+    assert topics_of(event) == [events_topic("mer_1")]
 
 
 def test_the_merchants_copy_goes_first() -> None:
-    event = outbox_event(b'{"checkout": {"terminal_id": "lane-1"}}')
+    event = outbox_event("lane-1", b'{"checkout": {"terminal_id": "lane-1"}}')
     assert topics_of(event) == [events_topic("mer_1"), terminal_events_topic("mer_1", "lane-1")]
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"{}", b'{"checkout": {"terminal_id": null}}'])
+def test_the_terminal_comes_from_the_row_and_the_payload_is_not_read(payload: bytes) -> None:
+    assert topics_of(outbox_event("lane-2", payload)) == [
+        events_topic("mer_1"),
+        terminal_events_topic("mer_1", "lane-2"),
+    ]
 
 
 async def test_a_refused_terminal_copy_keeps_the_event_in_the_outbox(
@@ -258,3 +260,81 @@ async def test_a_refused_terminal_copy_keeps_the_event_in_the_outbox(
     finally:
         await stop_psp(psp)
         broker.stop()
+
+
+async def test_the_relay_routes_by_the_rows_terminal_and_publishes_the_payload_unread(
+    psp_with_broker: Psp, db: str, subscribe: Subscribe
+) -> None:
+    psp = psp_with_broker
+    shop = await psp.merchant()
+    checkout = await psp.checkout(shop)  # made for no terminal
+    terminals = subscribe(f"scan2pay/v1/m/{shop.id}/t/+/events")
+    payload = b'{"not": "an event the relay could read a terminal from"}'
+    with connect(db) as conn:
+        conn.execute(
+            "INSERT INTO events (event_id, merchant_id, seq, type, checkout_id, terminal_id,"
+            " payload, created_at) VALUES (?, ?, 100, 'checkout.paid', ?, 'lane-7', ?, 1)",
+            ("evt_by_column", shop.id, checkout["id"], payload.decode()),
+        )
+    (copy,) = await asyncio.to_thread(terminals.wait_for, 1)
+    assert copy.topic == terminal_events_topic(shop.id, "lane-7")
+    assert copy.payload == payload
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "old.db")
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    name = create_database(server)
+    try:
+        yield server.dsn(name)
+    finally:
+        drop_database(server, name)
+
+
+def test_the_migration_gives_older_events_the_terminal_their_payload_names(
+    empty_db: str,
+) -> None:
+    at_migration(empty_db, "0009_terminal_pairing")
+    payloads = {
+        "evt_lane": {"checkout": {"id": "co_1", "terminal_id": "lane-1"}},
+        "evt_none": {"checkout": {"id": "co_1", "terminal_id": None}},
+        "evt_absent": {"checkout": {"id": "co_1"}},
+        "evt_number": {"checkout": {"id": "co_1", "terminal_id": 7}},
+        "evt_list": [1],
+        "evt_broken": "not json {",
+    }
+    with connect(empty_db) as conn:
+        conn.execute(
+            "INSERT INTO merchants (id, name, api_key_hash, last_event_seq, created_at)"
+            " VALUES ('mer_a', 'A', 'ha', 6, 1)"
+        )
+        conn.execute(
+            "INSERT INTO checkouts (id, merchant_id, order_id, request_hash, amount, currency,"
+            " terminal_id, code, qr_url, status, created_at, expires_at, updated_at)"
+            " VALUES ('co_1', 'mer_a', 'O-1', 'x', 100, 'EUR', 'lane-1', 'C1', 'HTTP://X/Q/C',"
+            " 'paid', 1, 9, 2)"
+        )
+        for seq, (event_id, body) in enumerate(payloads.items(), start=1):
+            payload = body if isinstance(body, str) else json.dumps(body)
+            conn.execute(
+                "INSERT INTO events (event_id, merchant_id, seq, type, checkout_id, payload,"
+                " created_at) VALUES (?, 'mer_a', ?, 'checkout.paid', 'co_1', ?, 2)",
+                (event_id, seq, payload),
+            )
+    if is_postgresql(empty_db):
+        postgres.migrate(empty_db)
+    else:
+        sqlite.migrate(empty_db)
+    with connect(empty_db) as conn:
+        found = dict(conn.execute("SELECT event_id, terminal_id FROM events").fetchall())
+    assert found == {
+        "evt_lane": "lane-1",
+        "evt_none": None,
+        "evt_absent": None,
+        "evt_number": None,
+        "evt_list": None,
+        "evt_broken": None,
+    }

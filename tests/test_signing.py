@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.jsonfields import dumps
 from scan2pay_common.signing import (
     PublicKey,
     SigningKey,
@@ -19,6 +20,7 @@ from scan2pay_common.signing import (
     unb64url,
     verify,
     verify_json,
+    verify_received,
 )
 
 KEY = SigningKey(bytes(range(32)))
@@ -252,3 +254,97 @@ def test_a_signature_by_a_key_that_is_no_curve_point_fails() -> None:
     message, sig = canonical_bytes(signed), unb64url(signed["signature"]["sig"])
     for raw in (bytes(32), b"\x01" + bytes(31), b"\xff" * 32):
         assert not PublicKey(raw).check(sig, message)
+
+
+# verify_received: over the bytes as they arrived, the signature member cut out.
+
+
+def _received(obj: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """What a reader has: the bytes the PSP published, and the object it read."""
+    raw = dumps(KEY.sign(obj))
+    return raw, json.loads(raw)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        EVENT,  # the signature among the members
+        {"a": 1},  # the signature last
+        {"z": 1},  # the signature first
+        {},  # the signature alone
+    ],
+)
+def test_the_published_bytes_verify_as_received(obj: dict[str, Any]) -> None:
+    raw, read = _received(obj)
+    assert verify_received(raw, read["signature"], [KEY.public])
+    assert verify_received(raw, read["signature"], [OTHER.public, KEY.public])
+    assert not verify_received(raw, read["signature"], [OTHER.public])
+
+
+def test_the_bytes_cut_are_the_signed_ones_and_nothing_is_serialised_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw, read = _received(EVENT)
+    checked: list[bytes] = []
+    check = PublicKey.check
+
+    def spying(self: PublicKey, signature: bytes, message: bytes) -> bool:
+        checked.append(message)
+        return check(self, signature, message)
+
+    monkeypatch.setattr(PublicKey, "check", spying)
+    assert verify_received(raw, read["signature"], [KEY.public])
+    assert checked == [canonical_bytes(EVENT)]
+
+
+def test_bytes_in_another_form_do_not_verify_as_received() -> None:
+    _, read = _received(EVENT)
+    spaced = json.dumps(read, ensure_ascii=False).encode()
+    assert verify_json(spaced, [KEY.public])  # the same object, re-serialised
+    assert not verify_received(spaced, read["signature"], [KEY.public])
+    reordered = json.dumps(dict(reversed(list(read.items()))), separators=(",", ":"))
+    assert not verify_received(reordered.encode(), read["signature"], [KEY.public])
+
+
+def test_changed_bytes_do_not_verify_as_received() -> None:
+    raw, read = _received(EVENT)
+    changed = raw.replace(b'"amount":5', b'"amount":6')
+    assert not verify_received(changed, read["signature"], [KEY.public])
+
+
+def test_a_signature_member_moved_or_copied_does_not_verify() -> None:
+    raw, read = _received(EVENT)
+    member = b'"signature":' + dumps(read["signature"])
+    unsigned = raw.replace(member + b",", b"")
+    into_checkout = b'{"checkout":{' + member + b","
+    # Moved into the checkout: the event itself carries no signature.
+    moved = unsigned.replace(b'{"checkout":{', into_checkout, 1)
+    assert "signature" not in json.loads(moved)
+    assert not verify_received(moved, json.loads(moved).get("signature"), [KEY.public])
+    # Copied there as well: two members to cut.
+    copied = raw.replace(b'{"checkout":{', into_checkout, 1)
+    assert not verify_received(copied, json.loads(copied)["signature"], [KEY.public])
+    # The event's own written with an escape, the exact one inside the
+    # checkout: cutting that one leaves bytes the PSP never signed.
+    escaped = moved.replace(
+        b'"seq":7,', b'"seq":7,"sign\\u0061ture":' + dumps(read["signature"]) + b","
+    )
+    assert json.loads(escaped)["signature"] == read["signature"]
+    assert not verify_received(escaped, read["signature"], [KEY.public])
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "sig",
+        {},
+        {"alg": "Ed25519", "kid": KEY.kid},
+        {"alg": "RS256", "kid": KEY.kid, "sig": "A" * 86},
+        {"alg": "Ed25519", "kid": KEY.kid, "sig": "A" * 86},  # not in the bytes
+        {"alg": "Ed25519", "kid": KEY.kid, "sig": "\ud800"},
+    ],
+)
+def test_a_bad_signature_field_never_raises_as_received(signature: Any) -> None:
+    raw, _ = _received(EVENT)
+    assert verify_received(raw, signature, [KEY.public]) is False

@@ -7,9 +7,11 @@ terminal ids are unique only within a merchant."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 
 from scan2pay_common.jsonfields import dumps
@@ -95,6 +97,12 @@ def paid_event(
     return SignedEvent(payload, CheckoutEvent.from_json(payload))
 
 
+def reserialised(evidence: SignedEvent) -> SignedEvent:
+    """The same event as JSON of another form (spaces after the separators)."""
+    payload = json.dumps(orjson.loads(evidence.payload)).encode()
+    return SignedEvent(payload, CheckoutEvent.from_json(payload))
+
+
 def answer(
     checkout_id: str = X,
     *,
@@ -163,6 +171,12 @@ def test_paid_from_a_signed_event_naming_this_merchant_and_terminal() -> None:
         ),
         "for no terminal": (paid_event(terminal_id=None), "for terminal None"),
         "another checkout's": (paid_event(Y), "not the checkout on screen"),
+        # The PSP's own event, its content intact, but not the bytes it
+        # published: the signature is checked over the bytes received.
+        "re-serialised on its way": (
+            reserialised(paid_event()),
+            "signature is missing or not the PSP's",
+        ),
     }
     for what, (evidence, reason) in refused.items():
         problem = outcome_problem(evidence, ON_SCREEN, KEYED)

@@ -114,13 +114,16 @@ class Payment:
 
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
-    """An event row waiting for the relay, its payload the exact bytes to publish."""
+    """An event row waiting for the relay, its payload the exact bytes to
+    publish; ``terminal_id``, the terminal its checkout was made for, is the
+    payload's own, stored beside it so that routing needs no parse."""
 
     position: int
     event_id: str
     merchant_id: str
     seq: int
     type: str
+    terminal_id: str | None
     payload: bytes
 
 

@@ -697,21 +697,22 @@ class SqlStorage(Storage):
         def op(conn: Connection) -> list[OutboxEvent]:
             if partitions is None:
                 rows = conn.execute(
-                    "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
-                    " WHERE published_at IS NULL AND position > ? ORDER BY position LIMIT ?",
+                    "SELECT position, event_id, merchant_id, seq, type, terminal_id, payload"
+                    " FROM events WHERE published_at IS NULL AND position > ?"
+                    " ORDER BY position LIMIT ?",
                     (after, limit),
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
-                    " WHERE published_at IS NULL AND position > ?"
+                    "SELECT position, event_id, merchant_id, seq, type, terminal_id, payload"
+                    " FROM events WHERE published_at IS NULL AND position > ?"
                     f" AND {self._dialect.in_partitions('merchant_id')}"
                     " ORDER BY position LIMIT ?",
                     (after, PARTITIONS, list(partitions), limit),
                 ).fetchall()
             return [
-                OutboxEvent(pos, eid, mid, seq, typ, payload.encode())
-                for pos, eid, mid, seq, typ, payload in rows
+                OutboxEvent(pos, eid, mid, seq, typ, terminal, payload.encode())
+                for pos, eid, mid, seq, typ, terminal, payload in rows
             ]
 
         if partitions is not None and not self._dialect.shared:
@@ -732,13 +733,13 @@ class SqlStorage(Storage):
     async def events_after(self, merchant_id: str, after: int, *, limit: int) -> list[OutboxEvent]:
         def op(conn: Connection) -> list[OutboxEvent]:
             rows = conn.execute(
-                "SELECT position, event_id, merchant_id, seq, type, payload FROM events"
-                " WHERE merchant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                "SELECT position, event_id, merchant_id, seq, type, terminal_id, payload"
+                " FROM events WHERE merchant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (merchant_id, after, limit),
             ).fetchall()
             return [
-                OutboxEvent(pos, eid, mid, seq, typ, payload.encode())
-                for pos, eid, mid, seq, typ, payload in rows
+                OutboxEvent(pos, eid, mid, seq, typ, terminal, payload.encode())
+                for pos, eid, mid, seq, typ, terminal, payload in rows
             ]
 
         return await self._worker.run(op)
@@ -922,14 +923,15 @@ def _write_event(
         created_at=to_rfc3339(now),
     )
     conn.execute(
-        "INSERT INTO events (event_id, merchant_id, seq, type, checkout_id, payload, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (event_id, merchant_id, seq, type, checkout_id, terminal_id,"
+        " payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.event_id,
             event.merchant_id,
             seq,
             event.type,
             checkout.id,
+            checkout.terminal_id,
             jsonfields.dumps(key.sign(event.to_dict())).decode(),
             now,
         ),

@@ -54,10 +54,20 @@ def connect(db: str) -> Iterator[Any]:
 def sqlite_at_migration(path: Path, last: str) -> None:
     """A SQLite database at ``path`` migrated up to and including the
     migration ``last`` only: a database as an older release left it."""
+    at_migration(str(path), last)
+
+
+def at_migration(db: str, last: str) -> None:
+    """``db`` (a SQLite file or an empty PostgreSQL database) migrated up to
+    and including the migration ``last`` only."""
     from yoyo import get_backend, read_migrations
 
     folder = resources.files("psp_server.storage") / "migrations"
-    backend = get_backend(f"sqlite:///{path}")
+    if is_postgresql(db):
+        url = "postgresql+psycopg://" + db.split("://", 1)[1]
+    else:
+        url = f"sqlite:///{db}"
+    backend = get_backend(url)
     wanted = read_migrations(str(folder)).filter(lambda m: m.id <= last)
     with backend.lock():
         backend.apply_migrations(backend.to_apply(wanted))
