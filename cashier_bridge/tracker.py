@@ -12,8 +12,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Literal
 
+from scan2pay_common.statuses import FINAL_STATUSES
+
 from .errors import BridgeError
-from .flow import FINAL, run_checkout
+from .flow import run_checkout
 from .model import BridgeConfig, CheckoutOrder, CheckoutResult, Step
 from .output import error_json, step_json
 
@@ -167,4 +169,4 @@ class Registry:
 
 
 def is_final(status: str) -> bool:
-    return status in FINAL or status == "failed"
+    return status in FINAL_STATUSES or status == "failed"
