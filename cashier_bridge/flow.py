@@ -32,6 +32,7 @@ from scan2pay_common.backoff import Backoff
 from scan2pay_common.logtext import loggable
 from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot, ShowIdle, ShowQr, ShowStatus
 from scan2pay_common.money import format_major
+from scan2pay_common.statuses import FINAL_STATUSES
 from scan2pay_common.timefmt import from_rfc3339, now_ms
 
 from .errors import BridgeError, KeyRejected, PspRefused, PspUnreachable, TerminalOffline
@@ -43,7 +44,6 @@ from .terminal_link import TerminalLink
 
 log = logging.getLogger(__name__)
 
-FINAL: tuple[Outcome, ...] = ("paid", "cancelled", "expired")
 # The PSP says "expired" from its expires_at on; ask a moment after it.
 EXPIRY_MARGIN = 0.05
 # How long past the checkout's expiry a silent PSP is waited for before the
@@ -248,7 +248,7 @@ class _Checkout:
                 return "offline"
             # An outcome screen of this checkout counts: the QR was shown
             # and the state moved on before we looked.
-            if state.checkout_id == checkout.id and state.screen in ("qr", *FINAL):
+            if state.checkout_id == checkout.id and state.screen in ("qr", *FINAL_STATUSES):
                 return "shown"
             return None
 
@@ -340,7 +340,7 @@ class _Checkout:
                 next_ask = time.monotonic() + delay
                 continue
             backoff.reset()
-            if current.status in FINAL:
+            if current.status in FINAL_STATUSES:
                 return current, "event" if handled else "poll"
             if events:
                 log.warning(
@@ -412,9 +412,10 @@ class _Checkout:
         if checkout is None:
             self.emit("interrupted", "interrupted before a checkout was created")
             return
-        final = (
-            checkout if checkout.status in FINAL else await self._cancel_at_psp(psp, checkout.id)
-        )
+        if checkout.status in FINAL_STATUSES:
+            final: CheckoutSnapshot | None = checkout
+        else:
+            final = await self._cancel_at_psp(psp, checkout.id)
         status = final.status if final is not None else None
         display = None
         if self.qr_sent or status == "paid":

@@ -12,8 +12,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Literal
 
+from scan2pay_common.statuses import FINAL_STATUSES
+
 from .errors import BridgeError
-from .flow import FINAL, checkout_in
+from .flow import checkout_in
 from .model import BridgeConfig, CheckoutOrder, CheckoutResult, Step
 from .output import error_json, step_json
 from .session import BridgeSession
@@ -174,4 +176,4 @@ class Registry:
 
 
 def is_final(status: str) -> bool:
-    return status in FINAL or status == "failed"
+    return status in FINAL_STATUSES or status == "failed"

@@ -1,12 +1,16 @@
-"""The checkout's life as a table of transitions, with no I/O.
+"""The checkout's life as tables, with no I/O: every rule of what an action
+does to a checkout and what that moves and announces.
 
-In the manner of h11's ``_state.py``: the storage layers read a checkout,
-ask ``decide`` what an action does to it, and write what it says. Every
-database backend calls the same rules, so they cannot drift apart.
+In the manner of h11's ``_state.py``: the storage reads a checkout, asks a
+``decide…`` function, and writes what the ``Decision`` lists (the new
+status, the ledger's transfers, the events) in one transaction. Every database
+backend runs the same rules, so they cannot drift apart; the storage's
+SQL only proves to the database that the facts the decision was made on
+still hold.
 
-    pending --pay-----> paid
-    pending --cancel--> cancelled
-    pending --expire--> expired
+    pending --pay-----> paid       wallet -> merchant, checkout.paid
+    pending --cancel--> cancelled  checkout.cancelled
+    pending --expire--> expired    checkout.expired
 
 A pending checkout whose ``expires_at`` has passed is expired whether or not
 the sweeper has marked it yet.
@@ -19,13 +23,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
+from scan2pay_common import statuses
+from scan2pay_common.statuses import EVENT_FOR_STATUS, Status
 
-class Status(StrEnum):
-    PENDING = "pending"
-    PAID = "paid"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
+from .checkout_effects import Account, NewEvent, Transfer
+from .errors import Refusal
+
+__all__ = [
+    "FINAL_STATUSES",
+    "REFUND_REFUSALS",
+    "REFUSALS",
+    "TRANSITIONS",
+    "Action",
+    "CheckoutFacts",
+    "Decision",
+    "Purse",
+    "Status",
+    "decide",
+    "decide_order",
+    "decide_payment",
+    "decide_refund",
+    "effective_status",
+]
 
 
 class Action(StrEnum):
@@ -43,29 +64,71 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
 # Why an action is refused in a final state. A pair in neither table is a
 # harmless repeat (cancelling a cancelled checkout, expiring a paid one) that
 # changes nothing and is not an error.
-REFUSALS: dict[tuple[Status, Action], str] = {
-    (Status.PAID, Action.PAY): "already_paid",
-    (Status.CANCELLED, Action.PAY): "cancelled",
-    (Status.EXPIRED, Action.PAY): "expired",
-    (Status.PAID, Action.CANCEL): "already_paid",
-    (Status.EXPIRED, Action.CANCEL): "expired",
+REFUSALS: dict[tuple[Status, Action], Refusal] = {
+    (Status.PAID, Action.PAY): Refusal.ALREADY_PAID,
+    (Status.CANCELLED, Action.PAY): Refusal.CANCELLED,
+    (Status.EXPIRED, Action.PAY): Refusal.EXPIRED,
+    (Status.PAID, Action.CANCEL): Refusal.ALREADY_PAID,
+    (Status.EXPIRED, Action.CANCEL): Refusal.EXPIRED,
 }
 
-FINAL_STATUSES = frozenset({Status.PAID, Status.CANCELLED, Status.EXPIRED})
+FINAL_STATUSES = frozenset(Status(word) for word in statuses.FINAL_STATUSES)
+
+# Why a refund is refused, by the checkout's status: only money that was paid
+# can go back. Paid is the one status not listed: it may be refunded.
+REFUND_REFUSALS: dict[Status, Refusal] = {
+    Status.PENDING: Refusal.NOT_PAID,
+    Status.CANCELLED: Refusal.NOT_PAID,
+    Status.EXPIRED: Refusal.NOT_PAID,
+}
+
+
+class CheckoutFacts(Protocol):
+    """What the rules read of a checkout (``storage.records.Checkout`` has it)."""
+
+    @property
+    def merchant_id(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def expires_at(self) -> int: ...
+    @property
+    def refunded_amount(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to write: ``new_status`` (None: leave the row as it is) and, when
-    the action is refused, why. Both can be set: paying a checkout that ran
-    out of time refuses the payment and records the expiry."""
+    """What to write. ``new_status``: the checkout's status after (None:
+    leave it); ``refunded_amount``: its refunded total after (None: leave
+    it); ``transfers``: the money moved through the ledger, each a record
+    (a payment, a refund) of its own; ``events``: what is announced.
+    ``refusal``: why the action is refused, if it is. A refusal can still
+    write: paying a checkout that ran out of time refuses the payment and
+    records the expiry. It never moves money."""
 
     new_status: Status | None
-    refusal: str | None = None
+    refusal: Refusal | None = None
+    events: tuple[NewEvent, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
+    refunded_amount: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.refusal is not None and (self.transfers or self.refunded_amount is not None):
+            raise ValueError(f"a refused decision ({self.refusal}) moves no money")
 
     @property
     def accepted(self) -> bool:
-        return self.refusal is None and self.new_status is not None
+        return self.refusal is None and (
+            self.new_status is not None or self.refunded_amount is not None
+        )
+
+    @property
+    def changes_checkout(self) -> bool:
+        return self.new_status is not None or self.refunded_amount is not None
 
 
 def effective_status(status: Status, *, expires_at: int, now: int) -> Status:
@@ -74,56 +137,91 @@ def effective_status(status: Status, *, expires_at: int, now: int) -> Status:
     return status
 
 
+def _moved(status: Status, *, refusal: Refusal | None = None) -> Decision:
+    """A move to ``status``, announced by its event. Only a pending checkout
+    moves, and a pending checkout has had nothing refunded."""
+    return Decision(status, refusal, events=(NewEvent(EVENT_FOR_STATUS[status], status),))
+
+
 def decide(status: Status, action: Action, *, expires_at: int, now: int) -> Decision:
+    """What ``action`` does to a checkout in ``status``, as far as its status
+    goes (``decide_payment`` adds the wallet's side of paying)."""
     current = effective_status(status, expires_at=expires_at, now=now)
-    lapsed = Status.EXPIRED if current is not status else None
     target = TRANSITIONS.get((current, action))
     if target is not None:
-        return Decision(target)
-    return Decision(lapsed, REFUSALS.get((current, action)))
+        return _moved(target)
+    refusal = REFUSALS.get((current, action))
+    if current is not status:
+        return _moved(current, refusal=refusal)  # the lapse is recorded either way
+    return Decision(None, refusal)
 
 
 @dataclass(frozen=True, slots=True)
 class Purse:
     """What the payment rules need to know of the paying wallet."""
 
+    wallet_id: str
     currency: str
     balance: int
 
 
-def decide_payment(
-    status: Status, *, expires_at: int, now: int, amount: int, currency: str, purse: Purse
-) -> Decision:
+def decide_payment(checkout: CheckoutFacts, *, purse: Purse, payment_id: str, now: int) -> Decision:
     """``decide`` for PAY, then the wallet's checks, in the order a wallet
-    user can act on: a code that can't be paid says so before the funds do."""
-    decision = decide(status, Action.PAY, expires_at=expires_at, now=now)
+    user can act on: a code that can't be paid says so before the funds do.
+    Accepted, the payment ``payment_id`` moves the checkout's amount from the
+    wallet to the merchant."""
+    decision = decide(checkout.status, Action.PAY, expires_at=checkout.expires_at, now=now)
     if not decision.accepted:
         return decision
-    if purse.currency != currency:
-        return Decision(None, "currency_mismatch")
-    if purse.balance < amount:
-        return Decision(None, "insufficient_funds")
-    return decision
+    if purse.currency != checkout.currency:
+        return Decision(None, Refusal.CURRENCY_MISMATCH)
+    if purse.balance < checkout.amount:
+        return Decision(None, Refusal.INSUFFICIENT_FUNDS)
+    payment = Transfer(
+        payment_id,
+        checkout.currency,
+        checkout.amount,
+        Account.wallet(purse.wallet_id),
+        Account.merchant(checkout.merchant_id),
+    )
+    return Decision(decision.new_status, events=decision.events, transfers=(payment,))
 
 
-# Why a refund is refused, by the checkout's status: only money that was paid
-# can go back. Paid is the one status not listed: it may be refunded.
-REFUND_REFUSALS: dict[Status, str] = {
-    Status.PENDING: "not_paid",
-    Status.CANCELLED: "not_paid",
-    Status.EXPIRED: "not_paid",
-}
-
-
-def decide_refund(status: Status, *, paid: int, refunded: int, amount: int) -> str | None:
-    """The refusal for refunding ``amount`` of a checkout that was ``paid``
-    and has had ``refunded`` given back already, or None to go ahead. The
-    status speaks first: "not paid" is more useful than "too much"."""
-    refusal = REFUND_REFUSALS.get(status)
+def decide_refund(
+    checkout: CheckoutFacts, *, amount: int, refund_id: str, payer: str | None
+) -> Decision:
+    """Refunding ``amount`` of ``checkout`` to ``payer``, the wallet that
+    paid it (None: no payment was made). The status speaks first: "not paid"
+    is more useful than "too much". Accepted, the refund ``refund_id`` moves
+    ``amount`` from the merchant back to the payer, the checkout's refunded
+    total grows by it and ``checkout.refunded`` announces the new total."""
+    refusal = REFUND_REFUSALS.get(checkout.status)
     if refusal is not None:
-        return refusal
+        return Decision(None, refusal)
     if amount < 1:
-        return "invalid_amount"
-    if amount > paid - refunded:
-        return "refund_exceeds_payment"
-    return None
+        return Decision(None, Refusal.INVALID_AMOUNT)
+    if amount > checkout.amount - checkout.refunded_amount:
+        return Decision(None, Refusal.REFUND_EXCEEDS_PAYMENT)
+    if payer is None:
+        raise ValueError("a paid checkout with no payment cannot be refunded")
+    refunded = checkout.refunded_amount + amount
+    back = Transfer(
+        refund_id,
+        checkout.currency,
+        amount,
+        Account.merchant(checkout.merchant_id),
+        Account.wallet(payer),
+    )
+    return Decision(
+        None,
+        events=(NewEvent("checkout.refunded", Status.PAID, refunded),),
+        transfers=(back,),
+        refunded_amount=refunded,
+    )
+
+
+def decide_order(stored_request: str, request: str) -> Refusal | None:
+    """A checkout for an order id the merchant used before: the same request
+    (its fingerprint) is a retry and gets the existing checkout; another is
+    a conflict."""
+    return None if stored_request == request else Refusal.ORDER_CONFLICT

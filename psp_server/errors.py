@@ -3,6 +3,8 @@ the error middleware turns it into ``{"error": {"code", "message"}}``."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from scan2pay_common.errors import InvalidValue
 
 
@@ -29,36 +31,83 @@ class ConfigError(PSPError):
         self.problems = problems
 
 
-# HTTP status of each refusal the checkout rules can give, and of the
-# validation codes; anything else that is an InvalidValue is a 422. Errors
-# aiohttp raises itself (404, 405, 413) are named in app._HTTP_CODES.
+class Refusal(StrEnum):
+    """Every way the PSP says no to a checkout, a payment or a refund, with
+    the HTTP status and message it is answered with. A member is its code
+    (a ``str``), the ``error.code`` of the JSON answer."""
+
+    # The checkout rules (checkout_machine).
+    ALREADY_PAID = ("already_paid", 409, "this checkout has already been paid")
+    CANCELLED = ("cancelled", 410, "this checkout was cancelled")
+    EXPIRED = ("expired", 410, "this checkout has expired")
+    CURRENCY_MISMATCH = ("currency_mismatch", 422, "the wallet's currency is not the checkout's")
+    INSUFFICIENT_FUNDS = ("insufficient_funds", 402, "the wallet's balance is too low")
+    NOT_PAID = ("not_paid", 409, "only a paid checkout can be refunded")
+    INVALID_AMOUNT = ("invalid_amount", 422, "amount must be greater than zero")
+    REFUND_EXCEEDS_PAYMENT = (
+        "refund_exceeds_payment",
+        422,
+        "the refund is more than what was paid and not yet refunded",
+    )
+    ORDER_CONFLICT = (
+        "order_conflict",
+        409,
+        "this order id already has a checkout with a different amount or details",
+    )
+    # What the request names is not there.
+    NOT_FOUND = ("not_found", 404, "no such checkout")
+    UNKNOWN_CODE = ("unknown_code", 404, "no checkout has this code")
+    # Idempotency keys (routes.InFlight, storage.base).
+    REQUEST_IN_PROGRESS = (
+        "request_in_progress",
+        409,
+        "a request with this Idempotency-Key is still being processed; retry",
+    )
+    IDEMPOTENCY_MISMATCH = (
+        "idempotency_mismatch",
+        422,
+        "this Idempotency-Key was used with a different request",
+    )
+
+    status: int
+    message: str
+
+    def __new__(cls, code: str, status: int, message: str) -> Refusal:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.status = status
+        member.message = message
+        return member
+
+    @property
+    def code(self) -> str:
+        return self.value
+
+    def error(self) -> APIError:
+        return APIError(self.code, self.message, status=self.status)
+
+
+# HTTP status of the codes that are no refusal: validation and who is asking.
+# Anything else that is an InvalidValue is a 422. Errors aiohttp raises
+# itself (404, 405, 413) are named in app._HTTP_CODES.
 STATUS_OF_CODE: dict[str, int] = {
     "invalid_json": 400,
     "invalid_idempotency_key": 400,
     "unauthorized": 401,
-    "insufficient_funds": 402,
-    "not_found": 404,
-    "unknown_code": 404,
-    "already_paid": 409,
-    "order_conflict": 409,
-    "not_paid": 409,
-    "request_in_progress": 409,
-    "cancelled": 410,
-    "expired": 410,
-    "currency_mismatch": 422,
-    "idempotency_mismatch": 422,
-    "refund_exceeds_payment": 422,
+    **{refusal.code: refusal.status for refusal in Refusal},
 }
 
 
 class Refused(PSPError):
-    """The storage layer's answer when the rules say no: ``code`` is one of
-    the refusal codes below, ``not_found``, ``unknown_code``, ``order_conflict``
-    or ``idempotency_mismatch``."""
+    """The storage layer's answer when the rules say no."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.code)
+        self.refusal = refusal
+
+    @property
+    def code(self) -> str:
+        return self.refusal.code
 
 
 class APIError(PSPError):
@@ -71,25 +120,3 @@ class APIError(PSPError):
     @classmethod
     def from_invalid(cls, exc: InvalidValue) -> APIError:
         return cls(exc.code, exc.message)
-
-
-REFUSAL_MESSAGES: dict[str, str] = {
-    "already_paid": "this checkout has already been paid",
-    "cancelled": "this checkout was cancelled",
-    "expired": "this checkout has expired",
-    "currency_mismatch": "the wallet's currency is not the checkout's",
-    "insufficient_funds": "the wallet's balance is too low",
-    "not_found": "no such checkout",
-    "unknown_code": "no checkout has this code",
-    "order_conflict": "this order id already has a checkout with a different amount or details",
-    "invalid_amount": "amount must be greater than zero",
-    "not_paid": "only a paid checkout can be refunded",
-    "refund_exceeds_payment": "the refund is more than what was paid and not yet refunded",
-    "request_in_progress": "a request with this Idempotency-Key is still being processed; retry",
-    "idempotency_mismatch": "this Idempotency-Key was used with a different request",
-    "unauthorized": "missing or invalid bearer token",
-}
-
-
-def refusal(code: str) -> APIError:
-    return APIError(code, REFUSAL_MESSAGES.get(code, code))

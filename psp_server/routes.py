@@ -20,7 +20,7 @@ from scan2pay_common.timefmt import to_rfc3339
 from .appkeys import CLOCK, RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .bearer import bearer_token
 from .checkout_machine import effective_status
-from .errors import APIError, Refused, refusal
+from .errors import APIError, Refusal, Refused
 from .payloads import (
     CheckoutRequest,
     EventsQuery,
@@ -72,7 +72,7 @@ class InFlight:
 
     def hold(self, key: IdempotencyKey | None) -> _Held:
         if key is not None and key.scope in self._scopes:
-            raise refusal("request_in_progress")
+            raise Refusal.REQUEST_IN_PROGRESS.error()
         return _Held(self._scopes, None if key is None else key.scope)
 
 
@@ -126,12 +126,9 @@ def _answer(key: IdempotencyKey | None, ok: Callable[[T], tuple[int, Any]]) -> A
 
     def render(outcome: T | Refused) -> Reply:
         if isinstance(outcome, Refused):
-            if outcome.code == "unauthorized":
-                # Who is asking is not a result of the request: never stored.
-                raise APIError("unauthorized", "unknown or revoked wallet token")
-            error = refusal(outcome.code)
-            body = {"error": {"code": error.code, "message": error.message}}
-            return Reply(error.status, json.dumps(body).encode())
+            refused = outcome.refusal
+            body = {"error": {"code": refused.code, "message": refused.message}}
+            return Reply(refused.status, json.dumps(body).encode())
         status, body = ok(outcome)
         return Reply(status, _dumps(body))
 
@@ -199,7 +196,7 @@ def _checkout_id(request: web.Request) -> str:
     try:
         return check_checkout_id(request.match_info["checkout_id"])
     except InvalidValue:
-        raise refusal("not_found") from None
+        raise Refusal.NOT_FOUND.error() from None
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -286,14 +283,14 @@ async def _storage_call(call: Awaitable[Reply]) -> Reply:
     try:
         return await call
     except Refused as exc:
-        raise refusal(exc.code) from None
+        raise exc.refusal.error() from None
 
 
 async def get_checkout(request: web.Request) -> web.Response:
     merchant = await _merchant(request)
     checkout = await request.app[STORAGE].get_checkout(merchant.id, _checkout_id(request))
     if checkout is None:
-        raise refusal("not_found")
+        raise Refusal.NOT_FOUND.error()
     return _json(_checkout_json(checkout, request.app[CLOCK].now_ms()))
 
 
@@ -306,7 +303,7 @@ async def cancel_checkout(request: web.Request) -> web.Response:
         )
     except Refused as exc:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
-        raise refusal(exc.code) from None
+        raise exc.refusal.error() from None
     request.app[RELAY_WAKE].set()
     return _json(_checkout_json(checkout, request.app[CLOCK].now_ms()))
 
@@ -323,7 +320,7 @@ async def lookup_code(request: web.Request) -> web.Response:
     if found is None:
         if wants_html:
             return web.Response(status=404, text=qr_page.render_unknown(), content_type="text/html")
-        raise refusal("unknown_code")
+        raise Refusal.UNKNOWN_CODE.error()
     checkout, merchant = found
     now = request.app[CLOCK].now_ms()
     status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now)
@@ -362,32 +359,24 @@ def _prefers_html(request: web.Request) -> bool:
 
 
 async def pay(request: web.Request) -> web.Response:
-    token = _bearer(request)
     storage = request.app[STORAGE]
-    try:
-        key = _idempotency_key(request)
-    except APIError:
-        await _wallet(request, token)  # a stranger hears 401, not what else is wrong
-        raise
-    # A key is scoped to its wallet, so a keyed request learns who is asking
-    # first; the happy path without a key pays in one round trip.
-    wallet = await _wallet(request, token) if key is not None else None
+    # Who is asking comes first, as on the merchant endpoints: a stranger
+    # hears 401, not what else is wrong. It is a read, outside the write: a
+    # bad token never joins a commit group (on SQLite a job that raises
+    # there rolls back and replays the whole group), and the write is handed
+    # only a wallet that was found.
+    wallet = await _wallet(request, _bearer(request))
+    key = _idempotency_key(request)
     try:
         parsed = PaymentRequest.parse(await _body(request))
-    except (APIError, InvalidValue, web.HTTPRequestEntityTooLarge) as exc:
-        # Who is asking comes before what is wrong with the body, as on the
-        # merchant endpoints.
-        if wallet is None:
-            await _wallet(request, token)
-        if isinstance(exc, InvalidValue):
-            raise APIError.from_invalid(exc) from None
-        raise
-    scoped = None if wallet is None else _scoped(key, wallet.id, PAY, parsed.fingerprint())
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
+    scoped = _scoped(key, wallet.id, PAY, parsed.fingerprint())
     try:
         with request.app[IN_FLIGHT].hold(scoped):
             now = request.app[CLOCK].now_ms()
             reply = await _storage_call(
-                storage.pay_reply(_answer(scoped, _payment_json), token, parsed.code, now=now)
+                storage.pay_reply(_answer(scoped, _payment_json), wallet.id, parsed.code, now=now)
             )
     finally:
         request.app[RELAY_WAKE].set()  # a payment, or a refusal that recorded an expiry

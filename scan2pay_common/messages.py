@@ -8,41 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeGuard, get_args
+from typing import Any, Literal, get_args
 
 from . import jsonfields as jf
 from .errors import InvalidValue
 from .identifiers import check_checkout_id, check_merchant_id, check_order_id, check_terminal_id
 from .money import check_currency
+
+# The status and event words are statuses'; re-exported where the messages
+# that carry them are.
+from .statuses import CHECKOUT_STATUSES as CHECKOUT_STATUSES
+from .statuses import EVENT_FOR_STATUS as EVENT_FOR_STATUS
+from .statuses import EVENT_TYPES as EVENT_TYPES
+from .statuses import FINAL_STATUSES as FINAL_STATUSES
+from .statuses import STATUS_FOR_EVENT as STATUS_FOR_EVENT
+from .statuses import CheckoutStatus as CheckoutStatus
+from .statuses import EventType as EventType
+from .statuses import FinalStatus as FinalStatus
+from .statuses import is_checkout_status as is_checkout_status
 from .timefmt import from_rfc3339
-
-CheckoutStatus = Literal["pending", "paid", "cancelled", "expired"]
-CHECKOUT_STATUSES: tuple[str, ...] = get_args(CheckoutStatus)
-
-EventType = Literal["checkout.paid", "checkout.cancelled", "checkout.expired", "checkout.refunded"]
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-
-# The event each final status announces.
-EVENT_FOR_STATUS: dict[str, EventType] = {
-    "paid": "checkout.paid",
-    "cancelled": "checkout.cancelled",
-    "expired": "checkout.expired",
-}
-
-# The checkout status each event carries. A refund gives money back without
-# changing the status: a refunded checkout is still paid, partly or wholly
-# refunded as its refunded_amount says.
-STATUS_FOR_EVENT: dict[str, CheckoutStatus] = {
-    "checkout.paid": "paid",
-    "checkout.cancelled": "cancelled",
-    "checkout.expired": "expired",
-    "checkout.refunded": "paid",
-}
-
-
-def is_checkout_status(value: str) -> TypeGuard[CheckoutStatus]:
-    """Whether a status read from outside is one this version knows."""
-    return value in CHECKOUT_STATUSES
 
 
 def _check_timestamp(value: object, field: str) -> str:
@@ -340,9 +324,6 @@ class ShowQr:
         return out
 
 
-FinalStatus = Literal["paid", "cancelled", "expired"]
-
-
 @dataclass(frozen=True, slots=True)
 class ShowStatus:
     checkout_id: str
@@ -353,7 +334,7 @@ class ShowStatus:
     def __post_init__(self) -> None:
         _check_type(self.type, "status")
         check_checkout_id(self.checkout_id)
-        if self.status not in ("paid", "cancelled", "expired"):
+        if self.status not in FINAL_STATUSES:
             raise InvalidValue("invalid_status", f"unknown display status {self.status!r}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,17 +28,12 @@ from scan2pay_common.messages import (
     ShowStatus,
 )
 from scan2pay_common.messages import Screen as ScreenKind
+from scan2pay_common.statuses import STATUS_FOR_EVENT, is_final_status
 from scan2pay_common.timefmt import from_rfc3339
 
 from .screens import IdleScreen, Outcome, OutcomeScreen, QrScreen, Screen, View
 
 NO_CONNECTION = "No connection"
-
-_EVENT_OUTCOME: dict[str, Outcome] = {
-    "checkout.paid": "paid",
-    "checkout.cancelled": "cancelled",
-    "checkout.expired": "expired",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +168,7 @@ class Controller:
             return self._show(refund, now)
         if not isinstance(screen, QrScreen):
             return NOTHING  # the outcome is on screen already
-        return self._outcome(event.checkout.id, _EVENT_OUTCOME[event.type], now)
+        return self._outcome(event.checkout.id, STATUS_FOR_EVENT[event.type], now)
 
     def on_lookup(self, info: CodeInfo, now: int) -> Effects:
         """The PSP's answer about the QR on screen. Whose it is, and whether
@@ -186,7 +181,7 @@ class Controller:
             return NOTHING  # not the checkout on screen
         # The QR on screen, now described: tied or not as it was.
         untied = self._untied
-        if info.status in ("paid", "cancelled", "expired"):
+        if is_final_status(info.status):
             described = OutcomeScreen(info.checkout_id, info.status, info.amount, info.currency)
             return self._show(described, now, untied=untied)
         return self._show(

@@ -38,7 +38,7 @@ def order(
 async def test_a_day_is_its_newest_checkouts_and_the_totals_of_all(storage: Storage) -> None:
     shop, _ = await storage.create_merchant("Shop")
     other, _ = await storage.create_merchant("Other")
-    wallet, token = await storage.create_wallet("w", "EUR", 100_000)
+    wallet, _ = await storage.create_wallet("w", "EUR", 100_000)
     now = MIDNIGHT + 4 * HOUR + 60_000  # A-4 still pending, A-3 past its expiry
     # Yesterday's does not count; another merchant's neither.
     await storage.create_checkout(shop.id, order("Y-1", 999), public_url=URL, now=MIDNIGHT - 1)
@@ -50,8 +50,8 @@ async def test_a_day_is_its_newest_checkouts_and_the_totals_of_all(storage: Stor
         )
         made.append(checkout)
     await storage.create_checkout(shop.id, order("J-1", 500, "JPY"), public_url=URL, now=now)
-    await storage.pay(token, made[0].code, now=MIDNIGHT + 1)
-    await storage.pay(token, made[1].code, now=MIDNIGHT + HOUR + 1)
+    await storage.pay(wallet.id, made[0].code, now=MIDNIGHT + 1)
+    await storage.pay(wallet.id, made[1].code, now=MIDNIGHT + HOUR + 1)
     await storage.refund(shop.id, made[1].id, 50, now=MIDNIGHT + HOUR + 2)
     await storage.cancel_checkout(shop.id, made[2].id, now=MIDNIGHT + 2 * HOUR + 1)
     # made[3] ran out of time without the sweeper marking it: expired all the same.
@@ -77,7 +77,7 @@ async def test_changes_are_the_events_after_the_cursor_and_the_recent_checkouts(
     storage: Storage,
 ) -> None:
     shop, _ = await storage.create_merchant("Shop")
-    _, token = await storage.create_wallet("w", "EUR", 100_000)
+    wallet, _ = await storage.create_wallet("w", "EUR", 100_000)
     old, _ = await storage.create_checkout(shop.id, order("OLD", 100), public_url=URL, now=1000)
     first, _ = await storage.create_checkout(
         shop.id, order("A-1", 200), public_url=URL, now=MIDNIGHT
@@ -91,7 +91,7 @@ async def test_changes_are_the_events_after_the_cursor_and_the_recent_checkouts(
     second, _ = await storage.create_checkout(
         shop.id, order("A-2", 300), public_url=URL, now=MIDNIGHT + 5
     )
-    await storage.pay(token, first.code, now=MIDNIGHT + 10)
+    await storage.pay(wallet.id, first.code, now=MIDNIGHT + 10)
     with pytest.raises(Refused, match="expired"):  # yet it records the expiry: an event
         await storage.cancel_checkout(shop.id, old.id, now=MIDNIGHT + 11)
     changes = await storage.board_changes(shop.id, after_seq=cursor, created_since=MIDNIGHT)

@@ -20,9 +20,17 @@ from psp_server.checkout_machine import (
     decide_refund,
     effective_status,
 )
+from psp_server.errors import Refusal
+from tests.support.checkouts import facts
 
 LATER = 10_000
 NOW = 5_000
+
+
+def outcome(decision: Decision) -> tuple[Status | None, Refusal | None]:
+    """The status and refusal a decision gives (tests/test_checkout_effects.py
+    checks what it writes besides)."""
+    return decision.new_status, decision.refusal
 
 
 def test_only_pending_moves() -> None:
@@ -49,7 +57,7 @@ def test_pending_in_time_accepts_each_action() -> None:
         (Action.CANCEL, Status.CANCELLED),
         (Action.EXPIRE, Status.EXPIRED),
     ]:
-        assert decide(Status.PENDING, action, expires_at=LATER, now=NOW) == Decision(target)
+        assert outcome(decide(Status.PENDING, action, expires_at=LATER, now=NOW)) == (target, None)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +72,7 @@ def test_pending_in_time_accepts_each_action() -> None:
 )
 def test_refusals(status: Status, action: Action, code: str) -> None:
     decision = decide(status, action, expires_at=LATER, now=NOW)
-    assert decision == Decision(None, code)
+    assert outcome(decision) == (None, code)
     assert not decision.accepted
 
 
@@ -79,6 +87,7 @@ def test_refusals(status: Status, action: Action, code: str) -> None:
 )
 def test_harmless_repeats_change_nothing_and_are_not_errors(status: Status, action: Action) -> None:
     assert decide(status, action, expires_at=LATER, now=NOW) == Decision(None, None)
+    assert not decide(status, action, expires_at=LATER, now=NOW).changes_checkout
 
 
 def test_expiry_is_at_expires_at_not_after() -> None:
@@ -89,19 +98,21 @@ def test_expiry_is_at_expires_at_not_after() -> None:
 
 def test_paying_a_lapsed_checkout_is_refused_and_records_the_expiry() -> None:
     decision = decide(Status.PENDING, Action.PAY, expires_at=NOW, now=NOW + 1)
-    assert decision == Decision(Status.EXPIRED, "expired")
+    assert outcome(decision) == (Status.EXPIRED, "expired")
     assert not decision.accepted
 
 
 def test_cancelling_a_lapsed_checkout_records_the_expiry() -> None:
-    assert decide(Status.PENDING, Action.CANCEL, expires_at=NOW, now=NOW) == Decision(
-        Status.EXPIRED, "expired"
+    assert outcome(decide(Status.PENDING, Action.CANCEL, expires_at=NOW, now=NOW)) == (
+        Status.EXPIRED,
+        "expired",
     )
 
 
 def test_sweeper_expires_a_lapsed_checkout() -> None:
-    assert decide(Status.PENDING, Action.EXPIRE, expires_at=NOW, now=NOW) == Decision(
-        Status.EXPIRED
+    assert outcome(decide(Status.PENDING, Action.EXPIRE, expires_at=NOW, now=NOW)) == (
+        Status.EXPIRED,
+        None,
     )
 
 
@@ -112,28 +123,28 @@ def pay(
     balance: int = 5000,
     amount: int = 1234,
     now: int = NOW,
-) -> Decision:
-    return decide_payment(
-        status,
-        expires_at=LATER,
-        now=now,
-        amount=amount,
-        currency="EUR",
-        purse=Purse(currency, balance),
+) -> tuple[Status | None, Refusal | None]:
+    return outcome(
+        decide_payment(
+            facts(status, amount=amount, expires_at=LATER),
+            purse=Purse("wal_1", currency, balance),
+            payment_id="pay_1",
+            now=now,
+        )
     )
 
 
 def test_payment_accepted_with_enough_funds_in_the_right_currency() -> None:
-    assert pay() == Decision(Status.PAID)
-    assert pay(balance=1234) == Decision(Status.PAID)  # exactly enough
+    assert pay() == (Status.PAID, None)
+    assert pay(balance=1234) == (Status.PAID, None)  # exactly enough
 
 
 def test_payment_refusals_in_the_order_a_wallet_user_can_act_on() -> None:
-    assert pay(balance=1233) == Decision(None, "insufficient_funds")
-    assert pay(currency="JPY") == Decision(None, "currency_mismatch")
+    assert pay(balance=1233) == (None, "insufficient_funds")
+    assert pay(currency="JPY") == (None, "currency_mismatch")
     # The checkout's own state speaks before the wallet's problems do.
-    assert pay(Status.PAID, currency="JPY", balance=0) == Decision(None, "already_paid")
-    assert pay(now=LATER, balance=0) == Decision(Status.EXPIRED, "expired")
+    assert pay(Status.PAID, currency="JPY", balance=0) == (None, "already_paid")
+    assert pay(now=LATER, balance=0) == (Status.EXPIRED, "expired")
 
 
 def test_every_status_action_pair_has_one_answer() -> None:
@@ -148,8 +159,9 @@ def test_every_status_action_pair_has_one_answer() -> None:
 # Refunds.
 
 
-def refund(status: Status = Status.PAID, *, refunded: int = 0, amount: int = 100) -> str | None:
-    return decide_refund(status, paid=1234, refunded=refunded, amount=amount)
+def refund(status: Status = Status.PAID, *, refunded: int = 0, amount: int = 100) -> Refusal | None:
+    checkout = facts(status, amount=1234, refunded_amount=refunded)
+    return decide_refund(checkout, amount=amount, refund_id="re_1", payer="wal_1").refusal
 
 
 def test_only_a_paid_checkout_can_be_refunded() -> None:

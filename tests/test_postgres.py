@@ -58,15 +58,15 @@ async def test_two_processes_paying_one_checkout_take_the_money_once(
 ) -> None:
     a, b = two
     shop, _ = await a.create_merchant("Shop")
-    wallets = [(await a.create_wallet(f"w{n}", "EUR", 10_000))[1] for n in range(8)]
+    wallets = [(await a.create_wallet(f"w{n}", "EUR", 10_000))[0].id for n in range(8)]
     for round_ in range(10):
         checkout, _ = await a.create_checkout(
             shop.id, order(f"O-{round_}"), public_url=PUBLIC_URL, now=now_ms()
         )
         results = await asyncio.gather(
             *(
-                (a if n % 2 else b).pay(token, checkout.code, now=now_ms())
-                for n, token in enumerate(wallets)
+                (a if n % 2 else b).pay(wallet_id, checkout.code, now=now_ms())
+                for n, wallet_id in enumerate(wallets)
             ),
             return_exceptions=True,
         )
@@ -83,14 +83,17 @@ async def test_one_idempotency_key_in_two_processes_pays_once_and_replays(
 ) -> None:
     a, b = two
     shop, _ = await a.create_merchant("Shop")
-    wallet, token = await a.create_wallet("w", "EUR", 10_000)
+    wallet, _ = await a.create_wallet("w", "EUR", 10_000)
     checkout, _ = await a.create_checkout(
         shop.id, order("K-1"), public_url=PUBLIC_URL, now=now_ms()
     )
     key = IdempotencyKey(wallet.id, "POST /v1/payments", "k-1", "hash")
     answer: Answer[tuple[Payment, Checkout]] = Answer(key, render)
     replies = await asyncio.gather(
-        *(storage.pay_reply(answer, token, checkout.code, now=now_ms()) for storage in (a, b, a, b))
+        *(
+            storage.pay_reply(answer, wallet.id, checkout.code, now=now_ms())
+            for storage in (a, b, a, b)
+        )
     )
     assert {r.status for r in replies} == {201}
     assert len({r.body for r in replies}) == 1

@@ -53,12 +53,10 @@ class CheckoutLife(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.storage = self.run(self._open())
         self.merchant, _ = self.run(self.storage.create_merchant("Prop Shop"))
-        self.tokens: list[str] = []
         self.wallet_ids: list[str] = []
         self.balances: list[int] = []
         for n in range(WALLETS):
-            wallet, token = self.run(self.storage.create_wallet(f"w{n}", "EUR", OPENING))
-            self.tokens.append(token)
+            wallet, _ = self.run(self.storage.create_wallet(f"w{n}", "EUR", OPENING))
             self.wallet_ids.append(wallet.id)
             self.balances.append(OPENING)
         # (wallet, Idempotency-Key) -> (the code it paid, the answer given)
@@ -143,7 +141,7 @@ class CheckoutLife(RuleBasedStateMachine):
         )
         if expected is None and self.balances[wallet] < checkout.amount:
             expected = "insufficient_funds"
-        paid = self.attempt(self.storage.pay(self.tokens[wallet], checkout.code, now=self.now))
+        paid = self.attempt(self.storage.pay(self.wallet_ids[wallet], checkout.code, now=self.now))
         if isinstance(paid, Refused):
             assert paid.code == expected
             self._lapse(checkout)

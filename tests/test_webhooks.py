@@ -687,7 +687,7 @@ async def test_an_event_committed_after_a_higher_position_is_delivered(pg_dsn: s
         checkout_b, _ = await storage.create_checkout(
             b.id, order("B-1"), public_url="HTTP://X", now=now_ms()
         )
-        _, token = await storage.create_wallet("w", "EUR", 10_000)
+        wallet, _ = await storage.create_wallet("w", "EUR", 10_000)
 
         async with await psycopg.AsyncConnection.connect(pg_dsn) as late:
             # A's event, written as the storage writes one, and not committed yet.
@@ -709,7 +709,7 @@ async def test_an_event_committed_after_a_higher_position_is_delivered(pg_dsn: s
                 )
             ).fetchone()
             assert position_row is not None
-            await storage.pay(token, checkout_b.code, now=now_ms())  # B's event commits first
+            await storage.pay(wallet.id, checkout_b.code, now=now_ms())  # B's event commits first
             await store.scan(now=now_ms())
             (to_b_first,) = await store.deliveries(b.id, to_b.id, limit=10)
             assert await store.deliveries(a.id, to_a.id, limit=10) == []
@@ -753,8 +753,8 @@ async def test_the_store_serves_the_merchants_of_the_partitions_it_is_given(
         checkout, _ = await storage.create_checkout(
             shop.id, order("P-1"), public_url="HTTP://X", now=now_ms()
         )
-        _, token = await storage.create_wallet("w", "EUR", 10_000)
-        await storage.pay(token, checkout.code, now=now_ms())
+        wallet, _ = await storage.create_wallet("w", "EUR", 10_000)
+        await storage.pay(wallet.id, checkout.code, now=now_ms())
         partition = await _partition_of(pg_dsn, shop.id)
         ours, others = [partition], [p for p in range(PARTITIONS) if p != partition]
 

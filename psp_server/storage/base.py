@@ -1,5 +1,8 @@
-"""The storage interface. SQLite implements it today; PostgreSQL can follow
-by implementing the same methods with the same rules (``checkout_machine``).
+"""The storage interface, which SQLite and PostgreSQL implement with the
+same SQL (``sql_storage``). Every rule of what a checkout, payment or refund
+does is ``checkout_machine``'s: the storage reads the rows, asks it, and
+writes the ``Decision`` it returns (status, ledger, events) in one
+transaction.
 
 Money moves only through the ledger: every payment, refund and opening
 balance writes entries that sum to zero per currency, in the transaction
@@ -8,7 +11,7 @@ entries, written in the same transaction.
 
 Idempotency keys: each ``*_reply`` method runs its operation and renders
 its answer (``Answer.render``) in one transaction; under a key it first
-looks for a stored answer (replayed, or ``Refused("idempotency_mismatch")``
+looks for a stored answer (replayed, or ``Refused(Refusal.IDEMPOTENCY_MISMATCH)``
 for another request) and otherwise stores the new one with the work.
 SQLite's single writer serialises two requests with one key, so the second
 always finds the first's committed row. The server's in-memory set of keys
@@ -108,7 +111,7 @@ class Storage(abc.ABC):
         """Rotates (a new secret, returned once) or revokes (None) the API key
         of merchant ``owner_id`` (``kind`` "merchant") or the token of wallet
         ``owner_id`` (``kind`` "wallet"); the old one stops working at once.
-        Raises ``Refused("not_found")`` for an unknown owner."""
+        Raises ``Refused(Refusal.NOT_FOUND)`` for an unknown owner."""
 
     @abc.abstractmethod
     async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str, int] | None:
@@ -148,7 +151,7 @@ class Storage(abc.ABC):
     ) -> tuple[Checkout, bool]:
         """Returns the checkout and whether it is new. The same order id with
         the same request returns the existing one; a different request raises
-        ``Refused("order_conflict")``."""
+        ``Refused(Refusal.ORDER_CONFLICT)``."""
 
     @abc.abstractmethod
     async def create_checkout_reply(
@@ -171,20 +174,27 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def cancel_checkout(self, merchant_id: str, checkout_id: str, *, now: int) -> Checkout:
-        """Raises ``Refused`` when the rules say no, or ``not_found``."""
+        """Raises ``Refused`` when the rules say no, or ``NOT_FOUND``."""
 
     @abc.abstractmethod
     async def lookup_code(self, code: str) -> tuple[Checkout, Merchant] | None: ...
 
     @abc.abstractmethod
-    async def pay(self, wallet_token: str, code: str, *, now: int) -> tuple[Payment, Checkout]:
+    async def pay(self, wallet_id: str, code: str, *, now: int) -> tuple[Payment, Checkout]:
         """Debits the wallet, credits the merchant and marks the checkout paid,
-        in one transaction. Raises ``Refused`` (``unauthorized`` for a bad
-        token, ``unknown_code``, or what the checkout rules say)."""
+        in one transaction. Raises ``Refused`` (``UNKNOWN_CODE``, or what the
+        checkout rules say).
+
+        The wallet is one the caller has already authenticated
+        (``wallet_by_token``, a read): a token is never checked in the write,
+        where a refusal raised would roll back, and on SQLite replay, the
+        commit group it joined. A token revoked while its payment is on its
+        way to the writer does not stop that payment, as a merchant key
+        revoked in the meantime does not stop a request already let in."""
 
     @abc.abstractmethod
     async def pay_reply(
-        self, answer: Answer[tuple[Payment, Checkout]], wallet_token: str, code: str, *, now: int
+        self, answer: Answer[tuple[Payment, Checkout]], wallet_id: str, code: str, *, now: int
     ) -> Reply:
         """``pay``, answered as ``answer`` says (see the module)."""
 
@@ -195,8 +205,8 @@ class Storage(abc.ABC):
         """Gives ``amount`` of a paid checkout back to the wallet that paid it:
         the merchant's debit, the wallet's credit, the checkout's refunded
         total and the ``checkout.refunded`` event in one transaction. The
-        checkout stays paid. Raises ``Refused`` (``not_found``, ``not_paid``,
-        ``refund_exceeds_payment``)."""
+        checkout stays paid. Raises ``Refused`` (``NOT_FOUND``, ``NOT_PAID``,
+        ``REFUND_EXCEEDS_PAYMENT``, ``INVALID_AMOUNT``)."""
 
     @abc.abstractmethod
     async def refund_reply(

@@ -148,25 +148,6 @@ class Refund:
     created_at: int
 
 
-# The ledger's accounts. An entry's amount is signed: positive is money the
-# account holds, so every transaction's entries sum to zero per currency.
-
-
-def wallet_account(wallet_id: str) -> str:
-    return f"wallet:{wallet_id}"
-
-
-def merchant_account(merchant_id: str) -> str:
-    return f"merchant:{merchant_id}"
-
-
-def funding_account(currency: str) -> str:
-    """Where a wallet's opening balance comes from, so that money is
-    conserved from the first entry: this account goes negative by exactly
-    what was put into wallets."""
-    return f"funding:{currency}"
-
-
 # Idempotency keys.
 
 

@@ -9,17 +9,27 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from scan2pay_common import jsonfields
-from scan2pay_common.messages import EVENT_FOR_STATUS, CheckoutEvent, EventType
+from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.signing import PublicKey, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from .. import credentials
-from ..checkout_machine import Action, Purse, Status, decide, decide_payment, decide_refund
-from ..errors import Refused, StorageError
+from ..checkout_effects import AccountKind, NewEvent, Transfer, opening
+from ..checkout_machine import (
+    Action,
+    Decision,
+    Purse,
+    Status,
+    decide,
+    decide_order,
+    decide_payment,
+    decide_refund,
+)
+from ..errors import Refusal, Refused, StorageError
 from ..partitions import PARTITIONS
 from ..payloads import CheckoutRequest
 from .base import Storage, new_checkout
-from .dbapi import Connection, Dialect, Worker
+from .dbapi import Connection, Cursor, Dialect, Worker
 from .records import (
     Answer,
     BoardChanges,
@@ -34,9 +44,6 @@ from .records import (
     Reply,
     StatusTotal,
     Wallet,
-    funding_account,
-    merchant_account,
-    wallet_account,
 )
 
 T = TypeVar("T")
@@ -242,7 +249,7 @@ class SqlStorage(Storage):
 
         try:
             if not await self._worker.run(op):
-                raise Refused("not_found")
+                raise Refused(Refusal.NOT_FOUND)
         finally:
             # After the commit: a request that read the old key while the
             # change was on its way must not keep it believed.
@@ -261,15 +268,8 @@ class SqlStorage(Storage):
                 (wallet.id, name, credentials.hash_secret(token), currency, balance, now),
             )
             if balance > 0:
-                _post(
-                    conn,
-                    credentials.new_id("fund"),
-                    currency,
-                    balance,
-                    source=funding_account(currency),
-                    destination=wallet_account(wallet.id),
-                    now=now,
-                )
+                # The INSERT above wrote the balance this entry caches.
+                _post(conn, opening(credentials.new_id("fund"), wallet.id, currency, balance), now)
 
         await self._worker.run(op)
         return wallet, token
@@ -348,12 +348,12 @@ class SqlStorage(Storage):
         public_url: str,
         now: int,
         fresh: Checkout | None = None,
-    ) -> Callable[[Connection], tuple[Checkout, bool] | _RefusedWith]:
+    ) -> Callable[[Connection], tuple[Checkout, bool] | Refusal]:
         fingerprint = request.fingerprint()
         if fresh is None:
             fresh = new_checkout(merchant_id, request, public_url=public_url, now=now)
 
-        def op(conn: Connection) -> tuple[Checkout, bool] | _RefusedWith:
+        def op(conn: Connection) -> tuple[Checkout, bool] | Refusal:
             # Insert first and look only when the order was there already: a
             # new order, the common case, costs one statement.
             inserted = conn.execute(
@@ -385,8 +385,9 @@ class SqlStorage(Storage):
                 " WHERE merchant_id = ? AND order_id = ?",
                 (merchant_id, request.order_id),
             ).fetchone()
-            if row[0] != fingerprint:
-                return _RefusedWith("order_conflict", None)
+            refusal = decide_order(row[0], fingerprint)
+            if refusal is not None:
+                return refusal
             return _checkout(row[1:]), False
 
         return op
@@ -404,23 +405,17 @@ class SqlStorage(Storage):
     async def cancel_checkout(self, merchant_id: str, checkout_id: str, *, now: int) -> Checkout:
         key = self._signing_key
 
-        def op(conn: Connection) -> Checkout | _RefusedWith:
+        def op(conn: Connection) -> Checkout | Refusal:
             checkout = self._checkout_to_change(conn, merchant_id, checkout_id)
             if checkout is None:
-                return _RefusedWith("not_found", None)
+                return Refusal.NOT_FOUND
             decision = decide(
                 checkout.status, Action.CANCEL, expires_at=checkout.expires_at, now=now
             )
-            if decision.new_status is not None:
-                checkout = _transition(conn, checkout, decision.new_status, now, key)
-            if decision.refusal is not None:
-                return _RefusedWith(decision.refusal, checkout)
-            return checkout
+            checkout = _apply(conn, checkout, decision, now, key)
+            return decision.refusal or checkout
 
-        result = await self._worker.run(op)
-        if isinstance(result, _RefusedWith):
-            raise Refused(result.code)
-        return result
+        return _settle(await self._worker.run(op))
 
     def _checkout_to_change(
         self, conn: Connection, merchant_id: str, checkout_id: str
@@ -447,88 +442,53 @@ class SqlStorage(Storage):
 
         return await self._worker.read(op)
 
-    async def pay(self, wallet_token: str, code: str, *, now: int) -> tuple[Payment, Checkout]:
-        return _settle(await self._worker.run(self._pay_op(wallet_token, code, now=now)))
+    async def pay(self, wallet_id: str, code: str, *, now: int) -> tuple[Payment, Checkout]:
+        return _settle(await self._worker.run(self._pay_op(wallet_id, code, now=now)))
 
     async def pay_reply(
-        self, answer: Answer[tuple[Payment, Checkout]], wallet_token: str, code: str, *, now: int
+        self, answer: Answer[tuple[Payment, Checkout]], wallet_id: str, code: str, *, now: int
     ) -> Reply:
-        op = self._pay_op(wallet_token, code, now=now)
+        op = self._pay_op(wallet_id, code, now=now)
         return await self._worker.run(_replying(op, answer, now))
 
     def _pay_op(
-        self, wallet_token: str, code: str, *, now: int
-    ) -> Callable[[Connection], tuple[Payment, Checkout] | _RefusedWith]:
-        token_hash = credentials.hash_secret(wallet_token)
+        self, wallet_id: str, code: str, *, now: int
+    ) -> Callable[[Connection], tuple[Payment, Checkout] | Refusal]:
         payment_id = credentials.new_id("pay")
-
         key = self._signing_key
+        for_update = self._dialect.for_update
 
-        def op(conn: Connection) -> tuple[Payment, Checkout] | _RefusedWith:
-            wallet = conn.execute(
-                "SELECT id, currency, balance FROM wallets WHERE token_hash = ?", (token_hash,)
-            ).fetchone()
-            if wallet is None:
-                return _RefusedWith("unauthorized", None)
-            wallet_id, wallet_currency, wallet_balance = wallet
+        def op(conn: Connection) -> tuple[Payment, Checkout] | Refusal:
+            # The checkout's row first, then the wallet's: refunds lock in
+            # the same order, so the two never wait on each other in a circle.
             row = conn.execute(
-                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE code = ?"
-                f"{self._dialect.for_update}",
-                (code,),
+                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE code = ?{for_update}", (code,)
             ).fetchone()
             if row is None:
-                return _RefusedWith("unknown_code", None)
+                return Refusal.UNKNOWN_CODE
             checkout = _checkout(row)
+            wallet = conn.execute(
+                f"SELECT currency, balance FROM wallets WHERE id = ?{for_update}", (wallet_id,)
+            ).fetchone()
+            if wallet is None:  # the route found it by its token; wallets are never deleted
+                raise StorageError(f"wallet {wallet_id} is not there")
             decision = decide_payment(
-                checkout.status,
-                expires_at=checkout.expires_at,
-                now=now,
-                amount=checkout.amount,
-                currency=checkout.currency,
-                purse=Purse(wallet_currency, wallet_balance),
+                checkout, purse=Purse(wallet_id, *wallet), payment_id=payment_id, now=now
             )
-            if not decision.accepted:
-                if decision.new_status is not None:
-                    checkout = _transition(conn, checkout, decision.new_status, now, key)
-                return _RefusedWith(decision.refusal or "refused", checkout)
-            # The guard in the WHERE clauses makes the database, not this
-            # code, the judge of "exactly once": a second writer finds no row.
-            debited = conn.execute(
-                "UPDATE wallets SET balance = balance - ? WHERE id = ? AND balance >= ?",
-                (checkout.amount, wallet_id, checkout.amount),
-            ).rowcount
-            if debited != 1:
-                return _RefusedWith("insufficient_funds", checkout)
-            payment = Payment(
-                payment_id, checkout.id, wallet_id, checkout.amount, checkout.currency, now
-            )
-            conn.execute(
-                "INSERT INTO payments (id, checkout_id, wallet_id, amount, currency, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    payment.id,
-                    payment.checkout_id,
-                    payment.wallet_id,
-                    payment.amount,
-                    payment.currency,
-                    payment.created_at,
-                ),
-            )
-            _post(
-                conn,
-                payment.id,
-                payment.currency,
-                payment.amount,
-                source=wallet_account(wallet_id),
-                destination=merchant_account(checkout.merchant_id),
-                now=now,
-            )
-            # The merchant's rows last: every payment to the merchant waits
-            # for these locks (the event's seq, the balance) until this
-            # transaction commits, so they are taken as late as they can be.
-            _add_to_merchant(conn, checkout.merchant_id, checkout.currency, checkout.amount)
-            paid = _transition(conn, checkout, Status.PAID, now, key)
-            return payment, paid
+
+            def record(made: Transfer) -> None:
+                conn.execute(
+                    "INSERT INTO payments"
+                    " (id, checkout_id, wallet_id, amount, currency, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (made.id, checkout.id, wallet_id, made.amount, made.currency, now),
+                )
+
+            paid = _apply(conn, checkout, decision, now, key, record=record)
+            if decision.refusal is not None:
+                return decision.refusal
+            (made,) = decision.transfers
+            return Payment(made.id, checkout.id, wallet_id, made.amount, made.currency, now), paid
 
         return op
 
@@ -552,58 +512,33 @@ class SqlStorage(Storage):
 
     def _refund_op(
         self, merchant_id: str, checkout_id: str, amount: int, *, now: int
-    ) -> Callable[[Connection], tuple[Refund, Checkout] | _RefusedWith]:
+    ) -> Callable[[Connection], tuple[Refund, Checkout] | Refusal]:
         refund_id = credentials.new_id("re")
-
         key = self._signing_key
 
-        def op(conn: Connection) -> tuple[Refund, Checkout] | _RefusedWith:
+        def op(conn: Connection) -> tuple[Refund, Checkout] | Refusal:
             checkout = self._checkout_to_change(conn, merchant_id, checkout_id)
             if checkout is None:
-                return _RefusedWith("not_found", None)
-            refusal = decide_refund(
-                checkout.status,
-                paid=checkout.amount,
-                refunded=checkout.refunded_amount,
-                amount=amount,
-            )
-            if refusal is not None:
-                return _RefusedWith(refusal, checkout)
-            # As with payments, the guard makes the database the judge: two
-            # refunds racing can never add up to more than was paid.
-            changed = conn.execute(
-                "UPDATE checkouts SET refunded_amount = refunded_amount + ?, updated_at = ?"
-                " WHERE id = ? AND status = 'paid' AND refunded_amount + ? <= amount",
-                (amount, now, checkout.id, amount),
-            ).rowcount
-            if changed != 1:
-                return _RefusedWith("refund_exceeds_payment", checkout)
-            payment_id, wallet_id = conn.execute(
+                return Refusal.NOT_FOUND
+            payment = conn.execute(
                 "SELECT id, wallet_id FROM payments WHERE checkout_id = ?", (checkout.id,)
             ).fetchone()
-            refund = Refund(refund_id, checkout.id, payment_id, amount, checkout.currency, now)
-            conn.execute(
-                "INSERT INTO refunds (id, checkout_id, payment_id, amount, currency, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (refund.id, refund.checkout_id, payment_id, amount, refund.currency, now),
-            )
-            _add_to_merchant(conn, merchant_id, refund.currency, -amount)
-            conn.execute(
-                "UPDATE wallets SET balance = balance + ? WHERE id = ?", (amount, wallet_id)
-            )
-            _post(
-                conn,
-                refund.id,
-                refund.currency,
-                amount,
-                source=merchant_account(merchant_id),
-                destination=wallet_account(wallet_id),
-                now=now,
-            )
-            refunded = replace(
-                checkout, refunded_amount=checkout.refunded_amount + amount, updated_at=now
-            )
-            _write_event(conn, refunded, "checkout.refunded", now, key)
+            payer = None if payment is None else payment[1]
+            decision = decide_refund(checkout, amount=amount, refund_id=refund_id, payer=payer)
+
+            def record(made: Transfer) -> None:
+                conn.execute(
+                    "INSERT INTO refunds"
+                    " (id, checkout_id, payment_id, amount, currency, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (made.id, checkout.id, payment[0], made.amount, made.currency, now),
+                )
+
+            refunded = _apply(conn, checkout, decision, now, key, record=record)
+            if decision.refusal is not None:
+                return decision.refusal
+            (made,) = decision.transfers
+            refund = Refund(made.id, checkout.id, payment[0], made.amount, made.currency, now)
             return refund, refunded
 
         return op
@@ -627,8 +562,7 @@ class SqlStorage(Storage):
                 decision = decide(
                     checkout.status, Action.EXPIRE, expires_at=checkout.expires_at, now=now
                 )
-                if decision.new_status is not None:
-                    _transition(conn, checkout, decision.new_status, now, key)
+                _apply(conn, checkout, decision, now, key)
             return len(rows)
 
         return await self._worker.run(op)
@@ -793,25 +727,19 @@ def _day_totals(
     ]
 
 
-class _RefusedWith:
-    """A refusal handed out of the writer as a value, not raised inside
-    it: raising would roll back what the refusal itself records (an expiry)."""
-
-    __slots__ = ("checkout", "code")
-
-    def __init__(self, code: str, checkout: Checkout | None) -> None:
-        self.code = code
-        self.checkout = checkout
+# An operation hands a refusal out of the writer as a value (a Refusal), not
+# raised inside it: raising would roll back what the refusal itself records
+# (an expiry), and on SQLite replay the whole commit group.
 
 
-def _settle(result: T | _RefusedWith) -> T:
-    if isinstance(result, _RefusedWith):
-        raise Refused(result.code)
+def _settle(result: T | Refusal) -> T:
+    if isinstance(result, Refusal):
+        raise Refused(result)
     return result
 
 
 def _replying(
-    op: Callable[[Connection], T | _RefusedWith], answer: Answer[T], now: int
+    op: Callable[[Connection], T | Refusal], answer: Answer[T], now: int
 ) -> Callable[[Connection], Reply]:
     """``op`` with its answer rendered in its transaction and, under an
     idempotency key, stored there too: the key's row and the work it did are
@@ -825,9 +753,7 @@ def _replying(
             if stored is not None:
                 return stored
         outcome = op(conn)
-        reply = answer.render(
-            Refused(outcome.code) if isinstance(outcome, _RefusedWith) else outcome
-        )
+        reply = answer.render(Refused(outcome) if isinstance(outcome, Refusal) else outcome)
         # A 5xx says nothing about the request; the client should retry it.
         if key is not None and reply.status < 500:
             conn.execute(
@@ -850,29 +776,112 @@ def _stored_reply(conn: Connection, key: IdempotencyKey) -> Reply | None:
     if row is None:
         return None
     if row[0] != key.request_hash:
-        raise Refused("idempotency_mismatch")
+        raise Refused(Refusal.IDEMPOTENCY_MISMATCH)
     return Reply(row[1], bytes(row[2]), replayed=True)
 
 
-def _post(
+# Applying a decision. The rules are checkout_machine's; what follows writes
+# what a Decision lists. Where a statement's WHERE clause restates a fact the
+# decision was made on, it is the database's proof of that fact, checked by
+# _proof: the rows were read and locked in this transaction, so the proof
+# fails only through a bug, never as a refusal.
+
+
+class ProofFailed(StorageError):
+    """The database does not hold a fact the checkout rules decided on: the
+    transaction is rolled back and nothing it wrote stays."""
+
+
+def _proof(cursor: Cursor, fact: str) -> None:
+    if cursor.rowcount != 1:
+        raise ProofFailed(f"the database does not prove what was decided: {fact}")
+
+
+def _apply(
     conn: Connection,
-    transaction_id: str,
-    currency: str,
-    amount: int,
-    *,
-    source: str,
-    destination: str,
+    checkout: Checkout,
+    decision: Decision,
     now: int,
-) -> None:
-    """Moves ``amount`` from ``source`` to ``destination`` as two ledger
-    entries that sum to zero: money is never made or lost, only moved."""
+    key: SigningKey,
+    *,
+    record: Callable[[Transfer], None] | None = None,
+) -> Checkout:
+    """Writes ``decision`` about ``checkout`` (as read, locked, in this
+    transaction) and returns the checkout as it leaves it. In this order:
+    the wallets' balances, the record of each transfer (``record``: its
+    payment or refund row), the ledger, the merchants' balances, the
+    checkout's row, its events. The merchant's rows come last: every
+    payment to the merchant waits for those locks (the balance, the event's
+    seq) until this transaction commits, so they are taken as late as they
+    can be."""
+    for transfer in decision.transfers:
+        for posting in transfer.postings:
+            if posting.account.kind is AccountKind.WALLET:
+                _add_to_wallet(conn, posting.account.owner, posting.amount)
+        if record is not None:
+            record(transfer)
+        _post(conn, transfer, now)
+    for transfer in decision.transfers:
+        for posting in transfer.postings:
+            if posting.account.kind is AccountKind.MERCHANT:
+                _add_to_merchant(conn, posting.account.owner, posting.currency, posting.amount)
+    if not decision.changes_checkout:
+        return checkout
+    changed = replace(
+        checkout,
+        status=decision.new_status or checkout.status,
+        refunded_amount=(
+            checkout.refunded_amount
+            if decision.refunded_amount is None
+            else decision.refunded_amount
+        ),
+        updated_at=now,
+    )
+    # The proof that the checkout is as the rules read it: a second writer
+    # (a payment racing a cancellation) would have changed it.
+    _proof(
+        conn.execute(
+            "UPDATE checkouts SET status = ?, refunded_amount = ?, updated_at = ?"
+            " WHERE id = ? AND status = ? AND refunded_amount = ?",
+            (
+                changed.status.value,
+                changed.refunded_amount,
+                now,
+                checkout.id,
+                checkout.status.value,
+                checkout.refunded_amount,
+            ),
+        ),
+        f"checkout {checkout.id} is {checkout.status.value}"
+        f" with {checkout.refunded_amount} refunded",
+    )
+    for event in decision.events:
+        _write_event(conn, changed, event, now, key)
+    return changed
+
+
+def _post(conn: Connection, transfer: Transfer, now: int) -> None:
+    """The transfer's two ledger entries, which sum to zero."""
+    out, into = transfer.postings
     conn.execute(
         "INSERT INTO ledger_entries (transaction_id, account, currency, amount, created_at)"
         " VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)",
         (
-            *(transaction_id, source, currency, -amount, now),
-            *(transaction_id, destination, currency, amount, now),
+            *(transfer.id, out.account.name, out.currency, out.amount, now),
+            *(transfer.id, into.account.name, into.currency, into.amount, now),
         ),
+    )
+
+
+def _add_to_wallet(conn: Connection, wallet_id: str, amount: int) -> None:
+    """The wallet's cached balance, kept with the ledger entries it sums;
+    the proof that the wallet can pay is that it never goes below zero."""
+    _proof(
+        conn.execute(
+            "UPDATE wallets SET balance = balance + ? WHERE id = ? AND balance + ? >= 0",
+            (amount, wallet_id, amount),
+        ),
+        f"wallet {wallet_id} holds at least {-amount}",
     )
 
 
@@ -886,40 +895,25 @@ def _add_to_merchant(conn: Connection, merchant_id: str, currency: str, amount: 
     )
 
 
-def _transition(
-    conn: Connection, checkout: Checkout, status: Status, now: int, key: SigningKey
-) -> Checkout:
-    """Moves a pending checkout to ``status`` and writes the event announcing
-    it, signed with ``key``, in the caller's transaction (the transactional
-    outbox)."""
-    changed = conn.execute(
-        "UPDATE checkouts SET status = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
-        (status.value, now, checkout.id),
-    ).rowcount
-    if changed != 1:
-        raise StorageError(f"checkout {checkout.id} was not pending")
-    moved = replace(checkout, status=status, updated_at=now)
-    _write_event(conn, moved, EVENT_FOR_STATUS[status.value], now, key)
-    return moved
-
-
 def _write_event(
-    conn: Connection, checkout: Checkout, kind: EventType, now: int, key: SigningKey
+    conn: Connection, checkout: Checkout, new: NewEvent, now: int, key: SigningKey
 ) -> None:
-    """The event announcing what just happened to ``checkout``, with the
+    """``new`` about ``checkout`` (as the decision left it), with the
     merchant's next ``seq`` and signed with ``key``, in the caller's
-    transaction. The signed bytes are stored and published as they are."""
+    transaction (the transactional outbox). The signed bytes are stored and
+    published as they are."""
     seq = conn.execute(
         "UPDATE merchants SET last_event_seq = last_event_seq + 1 WHERE id = ?"
         " RETURNING last_event_seq",
         (checkout.merchant_id,),
     ).fetchone()[0]
+    announced = replace(checkout, status=new.status, refunded_amount=new.refunded_amount)
     event = CheckoutEvent(
         event_id=credentials.new_id("evt"),
         seq=seq,
-        type=kind,
+        type=new.type,
         merchant_id=checkout.merchant_id,
-        checkout=checkout.snapshot(),
+        checkout=announced.snapshot(),
         created_at=to_rfc3339(now),
     )
     conn.execute(

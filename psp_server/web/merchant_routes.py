@@ -21,7 +21,7 @@ from scan2pay_common.identifiers import check_checkout_id
 
 from .. import credentials
 from ..appkeys import CLOCK, RELAY_WAKE, STORAGE
-from ..errors import Refused, refusal
+from ..errors import Refusal, Refused
 from ..storage.records import Merchant
 from . import board_hub, board_rows, merchant_pages, merchant_session
 from .board_stream import BoardStream, parse_since
@@ -225,7 +225,7 @@ async def cancel(request: web.Request) -> web.Response:
         checkout = await request.app[STORAGE].cancel_checkout(merchant.id, checkout_id, now=now)
     except (InvalidValue, Refused) as exc:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
-        error = refusal(exc.code if isinstance(exc, Refused) else "not_found")
+        error = (exc.refusal if isinstance(exc, Refused) else Refusal.NOT_FOUND).error()
         if _wants_json(request):
             body = {"error": {"code": error.code, "message": error.message}}
             return _json(body, error.status)
