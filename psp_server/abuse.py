@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 import secrets
@@ -46,6 +45,7 @@ from .appkeys import SETTINGS
 from .bearer import bearer_token
 from .config import Rate, Settings
 from .credentials import secret_bytes
+from .envelope import error_response
 from .errors import APIError
 
 log = logging.getLogger(__name__)
@@ -126,15 +126,6 @@ def _route(request: web.Request) -> str | None:
     return None if resource is None else resource.canonical
 
 
-def _json_error(status: int, code: str, message: str, headers: dict[str, str]) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps({"error": {"code": code, "message": message}}),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
 def rate_limits() -> Middleware:
     """The rate-limit middleware of one application (one ``make_app``)."""
     made: list[Limits] = []
@@ -159,11 +150,11 @@ def rate_limits() -> Middleware:
             if wait:
                 log.info("rate limited %s %s by token", request.method, name)
         if wait:
-            return _json_error(
+            return error_response(
                 429,
                 "rate_limited",
                 "too many requests; retry after the time in Retry-After",
-                {"Retry-After": str(max(1, math.ceil(wait)))},
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         return await handler(request)
 

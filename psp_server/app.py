@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -31,6 +30,7 @@ from .appkeys import (
 )
 from .client_errors import clients_log
 from .config import Settings, with_default_public_url
+from .envelope import error_response
 from .errors import APIError, StorageUnavailable
 from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
 from .pairing import api as pairing_api
@@ -52,20 +52,13 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 
+_INVITE_BEARER = {"WWW-Authenticate": "Bearer"}
+
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
 }
-
-
-def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps({"error": {"code": code, "message": message}}),
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 @web.middleware
@@ -74,14 +67,14 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response: web.StreamResponse = await handler(request)
         return response
     except APIError as exc:
-        extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        return error_response(exc.status, exc.code, exc.message, **extra)
+        extra = _INVITE_BEARER if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, headers=extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return error_response(exc.status, code, exc.reason, **headers)
+        return error_response(exc.status, code, exc.reason, headers=headers)
     except StorageUnavailable:
         # Logged once per outage by the storage, not once per request.
         return error_response(
@@ -89,7 +82,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             "storage_unavailable",
             "the database is unavailable; try again shortly "
             "(a retry with the same Idempotency-Key is safe)",
-            **{"Retry-After": "1"},
+            headers={"Retry-After": "1"},
         )
     except ConnectionError as exc:
         # The client hung up (mid-body, say): nobody will read an answer,

@@ -3,7 +3,6 @@ the answer; the rules live in ``checkout_machine``, the SQL in ``storage``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from scan2pay_common.timefmt import now_ms, to_rfc3339
 from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .bearer import bearer_token
 from .checkout_machine import effective_status
+from .envelope import error_body
 from .errors import APIError, Refused, refusal
 from .payloads import (
     CheckoutRequest,
@@ -130,8 +130,7 @@ def _answer(key: IdempotencyKey | None, ok: Callable[[T], tuple[int, Any]]) -> A
                 # Who is asking is not a result of the request: never stored.
                 raise APIError("unauthorized", "unknown or revoked wallet token")
             error = refusal(outcome.code)
-            body = {"error": {"code": error.code, "message": error.message}}
-            return Reply(error.status, json.dumps(body).encode())
+            return Reply(error.status, error_body(error.code, error.message))
         status, body = ok(outcome)
         return Reply(status, _dumps(body))
 

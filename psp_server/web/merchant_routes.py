@@ -22,6 +22,7 @@ from scan2pay_common.timefmt import now_ms
 
 from .. import credentials
 from ..appkeys import RELAY_WAKE, STORAGE
+from ..envelope import error_response
 from ..errors import Refused, refusal
 from ..storage.records import Merchant
 from . import board_hub, board_rows, merchant_pages, merchant_session
@@ -53,6 +54,13 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, headers=_PAGE_HEADERS)
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    # The charset as web.json_response gives the board's other answers.
+    return error_response(
+        status, code, message, headers=_PAGE_HEADERS, content_type="application/json; charset=utf-8"
+    )
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -179,14 +187,14 @@ async def _csrf_refusal(request: web.Request, session: Session) -> web.Response 
             return None
         why = "This request did not carry the board's security token; nothing was changed."
     if _wants_json(request):
-        return _json({"error": {"code": "forbidden", "message": why}}, 403)
+        return _json_error(403, "forbidden", why)
     return _html(merchant_pages.refused(root=_root(request), title="Refused", message=why), 403)
 
 
 def _not_signed_in(request: web.Request, *, page: bool = True) -> web.Response:
     why = "You are not signed in, or your session has ended. Sign in again."
     if not page or _wants_json(request):
-        return _json({"error": {"code": "unauthorized", "message": why}}, 401)
+        return _json_error(401, "unauthorized", why)
     return _html(merchant_pages.refused(root=_root(request), title="Signed out", message=why), 401)
 
 
@@ -228,8 +236,7 @@ async def cancel(request: web.Request) -> web.Response:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
         error = refusal(exc.code if isinstance(exc, Refused) else "not_found")
         if _wants_json(request):
-            body = {"error": {"code": error.code, "message": error.message}}
-            return _json(body, error.status)
+            return _json_error(error.status, error.code, error.message)
         page = merchant_pages.refused(
             root=_root(request), title="Not cancelled", message=f"Not cancelled: {error.message}."
         )
@@ -256,7 +263,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     since = parse_since(request.query.get("since"), now_ms())
     if since is None:
         message = "since must be the start of your day in ms since the epoch, within 48 hours"
-        return _json({"error": {"code": "invalid_since", "message": message}}, 400)
+        return _json_error(400, "invalid_since", message)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
