@@ -17,6 +17,7 @@ from scan2pay_common.logtext import loggable
 from . import abuse
 from . import routes as api_routes
 from .appkeys import (
+    DEADLINES,
     PARTITION_LEASES,
     PRESENCE,
     RELAY,
@@ -32,7 +33,7 @@ from .client_errors import clients_log
 from .config import Settings, with_default_public_url
 from .envelope import error_response
 from .errors import APIError, StorageUnavailable
-from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
+from .header_deadline import HeaderDeadlines, clear_header_deadline
 from .pairing import api as pairing_api
 from .partitions import LeasedPartitions, partitions_for, wake_on_new_events
 from .presence import Presence
@@ -182,11 +183,12 @@ def make_app(
     it gives (tests use it to make a name resolve where they want)."""
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
+    deadlines = HeaderDeadlines(settings.header_timeout)
     app = web.Application(
-        middlewares=[clear_header_deadline, *abuse.middlewares(), json_errors],
+        middlewares=[clear_header_deadline(deadlines), *abuse.middlewares(), json_errors],
         client_max_size=MAX_BODY,
     )
-    app[DEADLINES] = HeaderDeadlines(settings.header_timeout)
+    app[DEADLINES] = deadlines
     app[SETTINGS] = settings
     app[WEBHOOK_DESTINATIONS] = DestinationPolicy(settings.webhook_allow_networks)
     if webhook_resolver is not None:

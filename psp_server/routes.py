@@ -16,11 +16,12 @@ from scan2pay_common.messages import DisplayTicket
 from scan2pay_common.signing import ALG, SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from .appkeys import RELAY, RELAY_WAKE, SETTINGS, STORAGE
+from .appkeys import BOARD_HUB, IN_FLIGHT, RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .bearer import bearer_token
 from .checkout_machine import effective_status
 from .envelope import error_body
 from .errors import APIError, Refused, refusal
+from .in_flight import InFlight
 from .payloads import (
     CheckoutRequest,
     EventsQuery,
@@ -41,7 +42,6 @@ from .storage.records import (
     Wallet,
 )
 from .web import qr_page
-from .web.board_hub import BOARD_HUB
 
 T = TypeVar("T")
 
@@ -53,49 +53,6 @@ _NO_SUCH_CODE = "0" * 32
 CREATE_CHECKOUT = "POST /v1/checkouts"
 PAY = "POST /v1/payments"
 REFUND = "POST /v1/checkouts/{checkout_id}/refunds"
-
-
-class InFlight:
-    """The idempotency keys whose first request this process is working on.
-
-    A second request with such a key is answered ``request_in_progress``
-    at once rather than queued behind the first. The database stays the
-    judge of what was done: a key whose request finished (here, in another
-    process, or before a restart) is found there and replayed.
-    """
-
-    def __init__(self) -> None:
-        self._scopes: set[tuple[str, str, str]] = set()
-
-    def __contains__(self, scope: object) -> bool:
-        return scope in self._scopes
-
-    def hold(self, key: IdempotencyKey | None) -> _Held:
-        if key is not None and key.scope in self._scopes:
-            raise refusal("request_in_progress")
-        return _Held(self._scopes, None if key is None else key.scope)
-
-
-class _Held:
-    """``InFlight.hold``'s context: a class, as a generator-based context
-    manager costs more than the check it wraps on every request."""
-
-    __slots__ = ("_scope", "_scopes")
-
-    def __init__(self, scopes: set[tuple[str, str, str]], scope: tuple[str, str, str] | None):
-        self._scopes = scopes
-        self._scope = scope
-
-    def __enter__(self) -> None:
-        if self._scope is not None:
-            self._scopes.add(self._scope)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._scope is not None:
-            self._scopes.discard(self._scope)
-
-
-IN_FLIGHT = web.AppKey("idempotency_in_flight", InFlight)
 
 
 def _dumps(body: Any) -> bytes:

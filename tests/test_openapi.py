@@ -833,8 +833,8 @@ async def test_pairing(tmp_path: Any) -> None:
     pairs terminals (its broker folder a temporary one), and one that does not."""
     import hashlib
 
+    from psp_server.appkeys import PAIRING, PAIRING_CLOCK
     from psp_server.config import Rate
-    from psp_server.pairing.api import PAIRING, PAIRING_CLOCK
     from psp_server.pairing.service import PAIRING_TTL_MS
     from scan2pay_common.mqtt_url import MqttTarget
     from tests.support.psp import start_psp, stop_psp

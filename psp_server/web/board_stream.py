@@ -33,12 +33,11 @@ from aiohttp import web
 
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from ..appkeys import PRESENCE, RELAY_WAKE, STORAGE
+from ..appkeys import BOARD_HUB, PRESENCE, RELAY_WAKE, STORAGE
 from ..errors import StorageError
 from ..presence import TerminalSeen
 from ..storage.records import Checkout
 from . import board_rows
-from .board_hub import BOARD_HUB
 
 log = logging.getLogger(__name__)
 

@@ -21,16 +21,17 @@ from scan2pay_common.identifiers import check_checkout_id
 from scan2pay_common.timefmt import now_ms
 
 from .. import credentials
-from ..appkeys import RELAY_WAKE, STORAGE
+from ..appkeys import BOARD_HUB, RELAY_WAKE, STORAGE
 from ..envelope import error_response
 from ..errors import Refused, refusal
 from ..storage.records import Merchant
-from . import board_hub, board_rows, merchant_pages, merchant_session
+from . import board_rows, merchant_pages, merchant_session, session_keys
+from .board_hub import BoardHub
 from .board_stream import BoardStream, parse_since
 from .forms import read_form
-from .merchant_session import Session
+from .session_keys import Session
 
-SESSION_SECONDS = merchant_session.SESSION_MS // 1000
+SESSION_SECONDS = session_keys.SESSION_MS // 1000
 # The sign-in form's token lives as long as a person may take to find the key.
 FORM_SECONDS = 3600
 _PAGE_HEADERS = {
@@ -102,7 +103,7 @@ def _sign_in_page(
 ) -> web.Response:
     """The form with a fresh double-submit secret in its cookie and field;
     ``then``, a pairing code, sends the merchant on to pair it."""
-    cookie = merchant_session.new_form_cookie()
+    cookie = session_keys.new_form_cookie()
     field = merchant_session.keys(request.app).form_field(cookie)
     response = _html(
         merchant_pages.sign_in(
@@ -282,9 +283,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _close_boards(app: web.Application) -> None:
+    app[BOARD_HUB].close_all()
+
+
 def add_routes(app: web.Application) -> None:
     merchant_session.install(app)
-    board_hub.install(app)
+    app[BOARD_HUB] = BoardHub()
+    # on_shutdown runs before aiohttp waits for the handlers still running.
+    app.on_shutdown.append(_close_boards)
     app.router.add_get("/merchant", board_page)
     app.router.add_post("/merchant/sign-in", sign_in)
     app.router.add_post("/merchant/sign-out", sign_out)
