@@ -4,9 +4,8 @@ and its state is typed (web.AppKey)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -109,33 +108,50 @@ async def _partitions_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's background loops, each named, in one TaskGroup that lives
+    as long as the app: at shutdown each is cancelled, and the group ends
+    once all of them have. After the webhooks' context, whose dispatcher
+    it runs, so that the dispatcher stops before that context lets go of
+    the wake-up."""
     settings = app[SETTINGS]
-    tasks = [
-        asyncio.create_task(
+    tasks: list[asyncio.Task[None]] = []
+    async with asyncio.TaskGroup() as group:
+
+        def start(name: str, loop: Coroutine[Any, Any, None]) -> None:
+            tasks.append(group.create_task(_alone(name, loop), name=name))
+
+        start(
+            "expiry-sweeper",
             sweep_forever(app[STORAGE], app[RELAY_WAKE], settings.sweep_interval),
-            name="expiry-sweeper",
         )
-    ]
-    partitions = app[PARTITION_LEASES]
-    if isinstance(partitions, LeasedPartitions):
-        # Other processes write events too; their commits wake this one.
-        tasks.append(
-            asyncio.create_task(
-                wake_on_new_events(settings.db, app[RELAY_WAKE]), name="event-notifications"
-            )
-        )
-    if settings.mqtt is not None:
-        relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
-        app[RELAY] = relay
-        tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        app[PRESENCE] = presence = Presence(settings.mqtt)
-        tasks.append(asyncio.create_task(presence.run(), name="terminal-presence"))
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        partitions = app[PARTITION_LEASES]
+        if isinstance(partitions, LeasedPartitions):
+            # Other processes write events too; their commits wake this one.
+            start("event-notifications", wake_on_new_events(settings.db, app[RELAY_WAKE]))
+        if settings.mqtt is not None:
+            relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
+            app[RELAY] = relay
+            start("outbox-relay", relay.run())
+            app[PRESENCE] = presence = Presence(settings.mqtt)
+            start("terminal-presence", presence.run())
+        start("webhook-dispatcher", app[WEBHOOK_DISPATCHER].run())
+        yield
+        for task in tasks:
+            task.cancel()
+
+
+async def _alone(name: str, loop: Coroutine[Any, Any, None]) -> None:
+    """Runs one background loop so that its failure stays its own, as it
+    was when each loop was a bare task: each loop already survives its own
+    errors (the database or the broker away) and backs off. One that ends
+    with an error anyway is logged at once and ends alone. Let through, the
+    error would make the TaskGroup cancel every other loop and the task
+    that started the app, so that a fault in, say, terminal presence would
+    stop the outbox relay, the webhooks and the server."""
+    try:
+        await loop
+    except Exception:
+        log.exception("background task %s stopped; the others go on", name)
 
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -162,12 +178,8 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WEBHOOK_DISPATCHER] = dispatcher
     wake = app[RELAY_WAKE]
     wake.add_listener(dispatcher.wake_event)
-    task = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
     yield
     wake.remove_listener(dispatcher.wake_event)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def make_app(
@@ -198,8 +210,8 @@ def make_app(
         app[STORAGE] = storage
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_partitions_ctx)  # before the relay and the dispatcher, which use it
-    app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_webhooks_ctx)
+    app.cleanup_ctx.append(_background_ctx)
     api_routes.add_routes(app)
     pairing_api.add_routes(app)
     webhook_routes.add_routes(app)
