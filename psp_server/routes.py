@@ -13,7 +13,7 @@ from scan2pay_common import jsonfields
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
 from scan2pay_common.messages import DisplayTicket
-from scan2pay_common.signing import ALG, SigningKey
+from scan2pay_common.signing import ALG, PublicKey, SigningKey, b64url
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
 from .appkeys import BOARD_HUB, IN_FLIGHT, RELAY, RELAY_WAKE, SETTINGS, STORAGE
@@ -35,6 +35,7 @@ from .storage.records import (
     Answer,
     Checkout,
     IdempotencyKey,
+    KeyInfo,
     Merchant,
     Payment,
     Refund,
@@ -187,6 +188,25 @@ async def list_keys(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """The same keys as a JSON Web Key Set (RFC 7517, with RFC 8037's
+    Ed25519 keys), so that standard JOSE libraries can load them. Each key
+    is its raw 32 bytes, as ``/v1/keys`` lists them, and keeps its kid."""
+    keys = await request.app[STORAGE].signing_keys()
+    return _json({"keys": [_jwk(key) for key in keys]})
+
+
+def _jwk(key: KeyInfo) -> dict[str, str]:
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url(PublicKey.parse(key.public_key).raw),
+        "kid": key.kid,
+        "use": "sig",
+        "alg": "EdDSA",
+    }
 
 
 async def get_merchant(request: web.Request) -> web.Response:
@@ -419,6 +439,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/v1/keys", list_keys)
+    app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_get("/v1/merchant", get_merchant)
     app.router.add_post("/v1/checkouts", create_checkout)
     app.router.add_get("/v1/checkouts/{checkout_id}", get_checkout)

@@ -258,6 +258,12 @@ async def test_keys(psp: Psp) -> None:
     assert verify(checkout["display_ticket"], [PublicKey.parse(key["public_key"])])
 
 
+async def test_jwks(psp: Psp) -> None:
+    body = conforms(await call(psp, "GET", "/.well-known/jwks.json"), 200)
+    (jwk,) = body["keys"]
+    assert jwk["kid"] == psp.storage.signing_key.public.kid
+
+
 async def test_create_checkout(psp: Psp) -> None:
     merchant = await psp.merchant()
     minimal = {"order_id": "A-1", "amount": 1234, "currency": "EUR"}
