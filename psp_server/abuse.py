@@ -31,13 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 import secrets
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -46,50 +42,11 @@ from .appkeys import SETTINGS
 from .bearer import bearer_token
 from .config import Rate, Settings
 from .credentials import secret_bytes
+from .envelope import error_response
 from .errors import APIError
+from .rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
-
-
-MAX_BUCKETS = 10_000
-
-
-class RateLimiter:
-    """Token buckets by key, at most ``max_keys`` of them (least recently used
-    goes first). ``take`` spends one token and returns 0.0, or returns how many
-    seconds until one is there and spends nothing."""
-
-    def __init__(
-        self,
-        rate: Rate,
-        *,
-        max_keys: int = MAX_BUCKETS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.capacity = float(rate.count)
-        self.per_second = rate.count / rate.period
-        self.max_keys = max_keys
-        self._clock = clock
-        # key -> (tokens, when they were counted)
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, key: str) -> float:
-        now = self._clock()
-        held = self._buckets.pop(key, None)
-        if held is None:
-            tokens = self.capacity
-            while len(self._buckets) >= self.max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            tokens = min(self.capacity, held[0] + (now - held[1]) * self.per_second)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.per_second
 
 
 class Limits:
@@ -126,15 +83,6 @@ def _route(request: web.Request) -> str | None:
     return None if resource is None else resource.canonical
 
 
-def _json_error(status: int, code: str, message: str, headers: dict[str, str]) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps({"error": {"code": code, "message": message}}),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
 def rate_limits() -> Middleware:
     """The rate-limit middleware of one application (one ``make_app``)."""
     made: list[Limits] = []
@@ -159,11 +107,11 @@ def rate_limits() -> Middleware:
             if wait:
                 log.info("rate limited %s %s by token", request.method, name)
         if wait:
-            return _json_error(
+            return error_response(
                 429,
                 "rate_limited",
                 "too many requests; retry after the time in Retry-After",
-                {"Retry-After": str(max(1, math.ceil(wait)))},
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         return await handler(request)
 

@@ -4,10 +4,8 @@ and its state is typed (web.AppKey)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +19,7 @@ from . import routes as api_routes
 from .appkeys import (
     BACKEND,
     CLOCK,
+    DEADLINES,
     PARTITION_LEASES,
     PRESENCE,
     RELAY,
@@ -34,8 +33,9 @@ from .appkeys import (
 )
 from .client_errors import clients_log
 from .config import Settings, with_default_public_url
+from .envelope import error_response
 from .errors import APIError, StorageUnavailable
-from .header_deadline import DEADLINES, HeaderDeadlines, clear_header_deadline
+from .header_deadline import HeaderDeadlines, clear_header_deadline
 from .pairing import api as pairing_api
 from .presence import Presence
 from .relay import OutboxRelay
@@ -54,20 +54,13 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 
+_INVITE_BEARER = {"WWW-Authenticate": "Bearer"}
+
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
 }
-
-
-def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps({"error": {"code": code, "message": message}}),
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 @web.middleware
@@ -76,14 +69,14 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response: web.StreamResponse = await handler(request)
         return response
     except APIError as exc:
-        extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        return error_response(exc.status, exc.code, exc.message, **extra)
+        extra = _INVITE_BEARER if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, headers=extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return error_response(exc.status, code, exc.reason, **headers)
+        return error_response(exc.status, code, exc.reason, headers=headers)
     except StorageUnavailable:
         # Logged once per outage by the storage, not once per request.
         return error_response(
@@ -91,7 +84,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             "storage_unavailable",
             "the database is unavailable; try again shortly "
             "(a retry with the same Idempotency-Key is safe)",
-            **{"Retry-After": "1"},
+            headers={"Retry-After": "1"},
         )
     except ConnectionError as exc:
         # The client hung up (mid-body, say): nobody will read an answer,
@@ -117,30 +110,51 @@ async def _partitions_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's background loops, each named, in one TaskGroup that lives
+    as long as the app: at shutdown each is cancelled, and the group ends
+    once all of them have. After the webhooks' context, whose dispatcher
+    it runs, so that the dispatcher stops before that context lets go of
+    the wake-up."""
     settings = app[SETTINGS]
-    tasks = [
-        asyncio.create_task(
+    tasks: list[asyncio.Task[None]] = []
+    async with asyncio.TaskGroup() as group:
+
+        def start(name: str, loop: Coroutine[Any, Any, None]) -> None:
+            tasks.append(group.create_task(_alone(name, loop), name=name))
+
+        start(
+            "expiry-sweeper",
             sweep_forever(app[STORAGE], app[RELAY_WAKE], settings.sweep_interval, app[CLOCK]),
-            name="expiry-sweeper",
         )
-    ]
-    partitions = app[PARTITION_LEASES]
-    other_writers = app[BACKEND].wake_source(app[RELAY_WAKE])
-    if other_writers is not None:
-        # Other processes write events too; their commits wake this one.
-        tasks.append(asyncio.create_task(other_writers, name="event-notifications"))
-    if settings.mqtt is not None:
-        relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
-        app[RELAY] = relay
-        tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        app[PRESENCE] = presence = Presence(settings.mqtt)
-        tasks.append(asyncio.create_task(presence.run(), name="terminal-presence"))
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        partitions = app[PARTITION_LEASES]
+        other_writers = app[BACKEND].wake_source(app[RELAY_WAKE])
+        if other_writers is not None:
+            # Other processes write events too; their commits wake this one.
+            start("event-notifications", other_writers)
+        if settings.mqtt is not None:
+            relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
+            app[RELAY] = relay
+            start("outbox-relay", relay.run())
+            app[PRESENCE] = presence = Presence(settings.mqtt)
+            start("terminal-presence", presence.run())
+        start("webhook-dispatcher", app[WEBHOOK_DISPATCHER].run())
+        yield
+        for task in tasks:
+            task.cancel()
+
+
+async def _alone(name: str, loop: Coroutine[Any, Any, None]) -> None:
+    """Runs one background loop so that its failure stays its own, as it
+    was when each loop was a bare task: each loop already survives its own
+    errors (the database or the broker away) and backs off. One that ends
+    with an error anyway is logged at once and ends alone. Let through, the
+    error would make the TaskGroup cancel every other loop and the task
+    that started the app, so that a fault in, say, terminal presence would
+    stop the outbox relay, the webhooks and the server."""
+    try:
+        await loop
+    except Exception:
+        log.exception("background task %s stopped; the others go on", name)
 
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -167,12 +181,8 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WEBHOOK_DISPATCHER] = dispatcher
     wake = app[RELAY_WAKE]
     wake.add_listener(dispatcher.wake_event)
-    task = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
     yield
     wake.remove_listener(dispatcher.wake_event)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def make_app(
@@ -190,11 +200,12 @@ def make_app(
     is the app's now (``CLOCK``): tests hand in one they move."""
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
+    deadlines = HeaderDeadlines(settings.header_timeout)
     app = web.Application(
-        middlewares=[clear_header_deadline, *abuse.middlewares(), json_errors],
+        middlewares=[clear_header_deadline(deadlines), *abuse.middlewares(), json_errors],
         client_max_size=MAX_BODY,
     )
-    app[DEADLINES] = HeaderDeadlines(settings.header_timeout)
+    app[DEADLINES] = deadlines
     app[SETTINGS] = settings
     app[BACKEND] = choose(settings.db)  # the one place the database is told apart
     app[CLOCK] = clock
@@ -206,8 +217,8 @@ def make_app(
         app[STORAGE] = storage
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_partitions_ctx)  # before the relay and the dispatcher, which use it
-    app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_webhooks_ctx)
+    app.cleanup_ctx.append(_background_ctx)
     api_routes.add_routes(app)
     pairing_api.add_routes(app)
     webhook_routes.add_routes(app)

@@ -1,4 +1,6 @@
-"""The application's typed state."""
+"""The application's typed state: every ``web.AppKey`` of the PSP, here
+and nowhere else. The classes they hold live in modules that do not
+import this one, so that importing it starts no cycle."""
 
 from __future__ import annotations
 
@@ -8,11 +10,17 @@ from aiohttp.abc import AbstractResolver
 from scan2pay_common.clock import Clock
 
 from .config import Settings
+from .header_deadline import HeaderDeadlines
+from .in_flight import InFlight
+from .pairing.service import Pairing
 from .partitions import Partitions
 from .presence import Presence
+from .rate_limiter import RateLimiter
 from .relay import OutboxRelay
 from .storage import Backend, Storage
 from .wake import WakeEvent
+from .web.board_hub import BoardHub
+from .web.session_keys import SessionKeys
 from .webhooks.destinations import DestinationPolicy
 from .webhooks.dispatcher import WebhookDispatcher
 from .webhooks.store import WebhookStore
@@ -38,3 +46,19 @@ WEBHOOK_DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)
 # given one, the resolver of endpoints' names (tests give their own).
 WEBHOOK_DESTINATIONS = web.AppKey("webhook_destinations", DestinationPolicy)
 WEBHOOK_RESOLVER = web.AppKey("webhook_resolver", AbstractResolver)
+
+# The HTTP side: each connection's deadline for its request headers, and
+# the idempotency keys whose first request is still being served here.
+DEADLINES = web.AppKey("header_deadlines", HeaderDeadlines)
+IN_FLIGHT = web.AppKey("idempotency_in_flight", InFlight)
+
+# The merchant's board: the boards open in this process, and the key that
+# makes and checks session cookies and CSRF tokens.
+BOARD_HUB = web.AppKey("board_hub", BoardHub)
+SESSION_KEYS = web.AppKey("merchant_session_keys", SessionKeys)
+
+# Pairing terminals.
+PAIRING = web.AppKey("pairing", Pairing)
+# Approvals on the board, per client address and per code tried.
+APPROVALS_PER_IP = web.AppKey("pair_approvals_per_ip", RateLimiter)
+APPROVALS_PER_CODE = web.AppKey("pair_approvals_per_code", RateLimiter)

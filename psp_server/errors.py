@@ -1,5 +1,5 @@
 """The PSP's exceptions. Each API error carries its HTTP status and a stable code;
-the error middleware turns it into ``{"error": {"code", "message"}}``."""
+the error middleware turns it into the envelope of ``envelope.py``."""
 
 from __future__ import annotations
 

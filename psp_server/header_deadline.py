@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 log = logging.getLogger(__name__)
 
@@ -96,25 +97,25 @@ class _Guarded(asyncio.Protocol):
         self._inner.resume_writing()
 
 
-DEADLINES = web.AppKey("header_deadlines", HeaderDeadlines)
+def clear_header_deadline(deadlines: HeaderDeadlines) -> Middleware:
+    """The middleware that lifts the deadline while a request is served;
+    bound to the app's deadlines, so that no request looks them up."""
 
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        transport = request.transport
+        if transport is None:
+            return await handler(request)
+        deadlines.disarm(transport)  # the headers are here
+        try:
+            return await handler(request)
+        finally:
+            # Until the next request's headers: a fresh deadline. (The body of
+            # this one has its own timeout, abuse.slow_bodies.)
+            if not transport.is_closing():
+                deadlines.arm(transport)
 
-@web.middleware
-async def clear_header_deadline(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    deadlines = request.app.get(DEADLINES)
-    transport = request.transport
-    if deadlines is None or transport is None:
-        return await handler(request)
-    deadlines.disarm(transport)  # the headers are here
-    try:
-        return await handler(request)
-    finally:
-        # Until the next request's headers: a fresh deadline. (The body of
-        # this one has its own timeout, abuse.slow_bodies.)
-        if not transport.is_closing():
-            deadlines.arm(transport)
+    return middleware
 
 
 class GuardedSockSite(web.SockSite):

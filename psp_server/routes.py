@@ -3,7 +3,6 @@ the answer; the rules live in ``checkout_machine``, the SQL in ``storage``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -14,13 +13,15 @@ from scan2pay_common import jsonfields
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
 from scan2pay_common.messages import DisplayTicket
-from scan2pay_common.signing import ALG, SigningKey
+from scan2pay_common.signing import ALG, PublicKey, SigningKey, b64url
 from scan2pay_common.timefmt import to_rfc3339
 
-from .appkeys import CLOCK, RELAY, RELAY_WAKE, SETTINGS, STORAGE
+from .appkeys import BOARD_HUB, CLOCK, IN_FLIGHT, RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .bearer import bearer_token
 from .checkout_machine import effective_status
+from .envelope import error_body
 from .errors import APIError, Refusal, Refused
+from .in_flight import InFlight
 from .payloads import (
     CheckoutRequest,
     EventsQuery,
@@ -34,6 +35,7 @@ from .storage.records import (
     Answer,
     Checkout,
     IdempotencyKey,
+    KeyInfo,
     Merchant,
     Payment,
     Refund,
@@ -41,7 +43,6 @@ from .storage.records import (
     Wallet,
 )
 from .web import qr_page
-from .web.board_hub import BOARD_HUB
 
 T = TypeVar("T")
 
@@ -53,49 +54,6 @@ _NO_SUCH_CODE = "0" * 32
 CREATE_CHECKOUT = "POST /v1/checkouts"
 PAY = "POST /v1/payments"
 REFUND = "POST /v1/checkouts/{checkout_id}/refunds"
-
-
-class InFlight:
-    """The idempotency keys whose first request this process is working on.
-
-    A second request with such a key is answered ``request_in_progress``
-    at once rather than queued behind the first. The database stays the
-    judge of what was done: a key whose request finished (here, in another
-    process, or before a restart) is found there and replayed.
-    """
-
-    def __init__(self) -> None:
-        self._scopes: set[tuple[str, str, str]] = set()
-
-    def __contains__(self, scope: object) -> bool:
-        return scope in self._scopes
-
-    def hold(self, key: IdempotencyKey | None) -> _Held:
-        if key is not None and key.scope in self._scopes:
-            raise Refusal.REQUEST_IN_PROGRESS.error()
-        return _Held(self._scopes, None if key is None else key.scope)
-
-
-class _Held:
-    """``InFlight.hold``'s context: a class, as a generator-based context
-    manager costs more than the check it wraps on every request."""
-
-    __slots__ = ("_scope", "_scopes")
-
-    def __init__(self, scopes: set[tuple[str, str, str]], scope: tuple[str, str, str] | None):
-        self._scopes = scopes
-        self._scope = scope
-
-    def __enter__(self) -> None:
-        if self._scope is not None:
-            self._scopes.add(self._scope)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._scope is not None:
-            self._scopes.discard(self._scope)
-
-
-IN_FLIGHT = web.AppKey("idempotency_in_flight", InFlight)
 
 
 def _dumps(body: Any) -> bytes:
@@ -127,8 +85,7 @@ def _answer(key: IdempotencyKey | None, ok: Callable[[T], tuple[int, Any]]) -> A
     def render(outcome: T | Refused) -> Reply:
         if isinstance(outcome, Refused):
             refused = outcome.refusal
-            body = {"error": {"code": refused.code, "message": refused.message}}
-            return Reply(refused.status, json.dumps(body).encode())
+            return Reply(refused.status, error_body(refused.code, refused.message))
         status, body = ok(outcome)
         return Reply(status, _dumps(body))
 
@@ -227,6 +184,25 @@ async def list_keys(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """The same keys as a JSON Web Key Set (RFC 7517, with RFC 8037's
+    Ed25519 keys), so that standard JOSE libraries can load them. Each key
+    is its raw 32 bytes, as ``/v1/keys`` lists them, and keeps its kid."""
+    keys = await request.app[STORAGE].signing_keys()
+    return _json({"keys": [_jwk(key) for key in keys]})
+
+
+def _jwk(key: KeyInfo) -> dict[str, str]:
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url(PublicKey.parse(key.public_key).raw),
+        "kid": key.kid,
+        "use": "sig",
+        "alg": "EdDSA",
+    }
 
 
 async def get_merchant(request: web.Request) -> web.Response:
@@ -453,6 +429,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/v1/keys", list_keys)
+    app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_get("/v1/merchant", get_merchant)
     app.router.add_post("/v1/checkouts", create_checkout)
     app.router.add_get("/v1/checkouts/{checkout_id}", get_checkout)

@@ -16,8 +16,9 @@ from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from . import config
 from .access_log import JsonAccessLogger
 from .app import make_app
+from .appkeys import DEADLINES
 from .errors import PSPError
-from .header_deadline import DEADLINES, GuardedSockSite
+from .header_deadline import GuardedSockSite
 from .storage import Storage
 
 

@@ -19,9 +19,10 @@ import aiohttp
 import pytest
 
 from psp_server import cli
-from psp_server.abuse import CONTENT_SECURITY_POLICY, Limits, RateLimiter
+from psp_server.abuse import CONTENT_SECURITY_POLICY, Limits
 from psp_server.config import FIELDS, Rate, Settings, load, parse_rate
 from psp_server.errors import ConfigError
+from psp_server.rate_limiter import RateLimiter
 from tests.support.psp import Psp, code_of, start_psp, stop_psp
 
 NO_LIMITS: dict[str, Any] = {

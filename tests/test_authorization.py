@@ -44,6 +44,7 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("GET", "/Q/{code}"),
     ("GET", "/v1/keys"),
+    ("GET", "/.well-known/jwks.json"),
     # A terminal pairing has no credentials yet: it proves itself with the
     # device secret in the body (tests/test_pairing_*.py).
     ("POST", "/v1/pairings"),

@@ -129,6 +129,9 @@ def _auth(case: Case[Any], live: LivePsp) -> dict[str, str]:
 # - an amount or expires_in is a JSON integer literal: 1.0 is an integer to
 #   JSON Schema but refused (invalid_amount, invalid_expires_in); an amount
 #   is at most the server's max_amount setting (amount_too_large);
+# - a description's pattern holds the rule's characters of the first plane;
+#   noncharacters past it and lone surrogates are in words only
+#   (invalid_description);
 # - POST /v1/webhooks: the url's pattern lets through non-ASCII, user@host and
 #   other URLs its description says are refused (invalid_url);
 # - GET /v1/events: ``after`` has no documented maximum, but the server
@@ -139,6 +142,7 @@ SEMANTIC_REFUSALS = {
         "invalid_amount",
         "amount_too_large",
         "invalid_expires_in",
+        "invalid_description",
     },
     "POST /v1/checkouts/{checkout_id}/refunds": {"invalid_amount", "amount_too_large"},
     "POST /v1/webhooks": {"invalid_url"},

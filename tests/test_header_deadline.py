@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from psp_server.header_deadline import DEADLINES
+from psp_server.appkeys import DEADLINES
 from tests.support.psp import Psp, start_psp, stop_psp
 
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from psp_server.routes import IN_FLIGHT
+from psp_server.appkeys import IN_FLIGHT
 from tests.support.db import connect as db_connect
 from tests.support.gate import gated
 from tests.support.ledger import assert_ledger_holds

@@ -12,17 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from psp_server.appkeys import SESSION_KEYS
 from psp_server.config import Rate
 from psp_server.payloads import CheckoutRequest
 from psp_server.storage import Storage, open_storage
 from psp_server.web import board_stream
-from psp_server.web.merchant_session import (
-    INFO,
-    SESSION_KEYS,
-    SESSION_MS,
-    SessionKeys,
-    hkdf_sha256,
-)
+from psp_server.web.session_keys import INFO, SESSION_MS, SessionKeys, hkdf_sha256
 from scan2pay_common.timefmt import now_ms
 from tests.support.board import (
     EventStream,

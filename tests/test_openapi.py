@@ -258,6 +258,12 @@ async def test_keys(psp: Psp) -> None:
     assert verify(checkout["display_ticket"], [PublicKey.parse(key["public_key"])])
 
 
+async def test_jwks(psp: Psp) -> None:
+    body = conforms(await call(psp, "GET", "/.well-known/jwks.json"), 200)
+    (jwk,) = body["keys"]
+    assert jwk["kid"] == psp.storage.signing_key.public.kid
+
+
 async def test_create_checkout(psp: Psp) -> None:
     merchant = await psp.merchant()
     minimal = {"order_id": "A-1", "amount": 1234, "currency": "EUR"}
@@ -833,8 +839,8 @@ async def test_pairing(tmp_path: Any) -> None:
     pairs terminals (its broker folder a temporary one), and one that does not."""
     import hashlib
 
+    from psp_server.appkeys import PAIRING
     from psp_server.config import Rate
-    from psp_server.pairing.api import PAIRING
     from psp_server.pairing.service import PAIRING_TTL_MS
     from scan2pay_common.mqtt_url import MqttTarget
     from tests.support.psp import start_psp, stop_psp

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from psp_server import mqtt_accounts
+from psp_server.appkeys import PAIRING
 from psp_server.config import Rate
-from psp_server.pairing.api import PAIRING
 from psp_server.pairing.service import PAIRING_TTL_MS
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.timefmt import from_rfc3339

@@ -24,9 +24,16 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
 from scan2pay_common.timefmt import to_rfc3339
 
-from ..abuse import RateLimiter
-from ..appkeys import CLOCK, SETTINGS, STORAGE
+from ..appkeys import (
+    APPROVALS_PER_CODE,
+    APPROVALS_PER_IP,
+    CLOCK,
+    PAIRING,
+    SETTINGS,
+    STORAGE,
+)
 from ..errors import APIError
+from ..rate_limiter import RateLimiter
 from .broker import Broker
 from .service import (
     POLL_INTERVAL_S,
@@ -36,11 +43,6 @@ from .service import (
     check_secret_hash,
 )
 from .store import Paired, PairingRefused, Pending
-
-PAIRING = web.AppKey("pairing", Pairing)
-# Approvals on the board, per client address and per code tried.
-APPROVALS_PER_IP = web.AppKey("pair_approvals_per_ip", RateLimiter)
-APPROVALS_PER_CODE = web.AppKey("pair_approvals_per_code", RateLimiter)
 
 
 def refused(exc: PairingRefused) -> APIError:

@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from aiohttp import web
-
 
 class BoardHub:
     def __init__(self) -> None:
@@ -50,16 +48,3 @@ class BoardHub:
         for pokes in self._pokes.values():
             for poke in pokes:
                 poke.set()
-
-
-BOARD_HUB = web.AppKey("board_hub", BoardHub)
-
-
-async def _close_boards(app: web.Application) -> None:
-    app[BOARD_HUB].close_all()
-
-
-def install(app: web.Application) -> None:
-    app[BOARD_HUB] = BoardHub()
-    # on_shutdown runs before aiohttp waits for the handlers still running.
-    app.on_shutdown.append(_close_boards)

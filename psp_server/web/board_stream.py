@@ -34,12 +34,11 @@ from aiohttp import web
 
 from scan2pay_common.timefmt import to_rfc3339
 
-from ..appkeys import CLOCK, PRESENCE, RELAY_WAKE, STORAGE
+from ..appkeys import BOARD_HUB, CLOCK, PRESENCE, RELAY_WAKE, STORAGE
 from ..errors import StorageError
 from ..presence import TerminalSeen
 from ..storage.records import Checkout
 from . import board_rows
-from .board_hub import BOARD_HUB
 
 log = logging.getLogger(__name__)
 

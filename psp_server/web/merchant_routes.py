@@ -20,15 +20,17 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
 
 from .. import credentials
-from ..appkeys import CLOCK, RELAY_WAKE, STORAGE
+from ..appkeys import BOARD_HUB, CLOCK, RELAY_WAKE, STORAGE
+from ..envelope import error_response
 from ..errors import Refusal, Refused
 from ..storage.records import Merchant
-from . import board_hub, board_rows, merchant_pages, merchant_session
+from . import board_rows, merchant_pages, merchant_session, session_keys
+from .board_hub import BoardHub
 from .board_stream import BoardStream, parse_since
 from .forms import read_form
-from .merchant_session import Session
+from .session_keys import Session
 
-SESSION_SECONDS = merchant_session.SESSION_MS // 1000
+SESSION_SECONDS = session_keys.SESSION_MS // 1000
 # The sign-in form's token lives as long as a person may take to find the key.
 FORM_SECONDS = 3600
 _PAGE_HEADERS = {
@@ -52,6 +54,13 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, headers=_PAGE_HEADERS)
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    # The charset as web.json_response gives the board's other answers.
+    return error_response(
+        status, code, message, headers=_PAGE_HEADERS, content_type="application/json; charset=utf-8"
+    )
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -93,7 +102,7 @@ def _sign_in_page(
 ) -> web.Response:
     """The form with a fresh double-submit secret in its cookie and field;
     ``then``, a pairing code, sends the merchant on to pair it."""
-    cookie = merchant_session.new_form_cookie()
+    cookie = session_keys.new_form_cookie()
     field = merchant_session.keys(request.app).form_field(cookie)
     response = _html(
         merchant_pages.sign_in(
@@ -178,14 +187,14 @@ async def _csrf_refusal(request: web.Request, session: Session) -> web.Response 
             return None
         why = "This request did not carry the board's security token; nothing was changed."
     if _wants_json(request):
-        return _json({"error": {"code": "forbidden", "message": why}}, 403)
+        return _json_error(403, "forbidden", why)
     return _html(merchant_pages.refused(root=_root(request), title="Refused", message=why), 403)
 
 
 def _not_signed_in(request: web.Request, *, page: bool = True) -> web.Response:
     why = "You are not signed in, or your session has ended. Sign in again."
     if not page or _wants_json(request):
-        return _json({"error": {"code": "unauthorized", "message": why}}, 401)
+        return _json_error(401, "unauthorized", why)
     return _html(merchant_pages.refused(root=_root(request), title="Signed out", message=why), 401)
 
 
@@ -227,8 +236,7 @@ async def cancel(request: web.Request) -> web.Response:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
         error = (exc.refusal if isinstance(exc, Refused) else Refusal.NOT_FOUND).error()
         if _wants_json(request):
-            body = {"error": {"code": error.code, "message": error.message}}
-            return _json(body, error.status)
+            return _json_error(error.status, error.code, error.message)
         page = merchant_pages.refused(
             root=_root(request), title="Not cancelled", message=f"Not cancelled: {error.message}."
         )
@@ -255,7 +263,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     since = parse_since(request.query.get("since"), request.app[CLOCK].now_ms())
     if since is None:
         message = "since must be the start of your day in ms since the epoch, within 48 hours"
-        return _json({"error": {"code": "invalid_since", "message": message}}, 400)
+        return _json_error(400, "invalid_since", message)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -274,9 +282,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _close_boards(app: web.Application) -> None:
+    app[BOARD_HUB].close_all()
+
+
 def add_routes(app: web.Application) -> None:
     merchant_session.install(app)
-    board_hub.install(app)
+    app[BOARD_HUB] = BoardHub()
+    # on_shutdown runs before aiohttp waits for the handlers still running.
+    app.on_shutdown.append(_close_boards)
     app.router.add_get("/merchant", board_page)
     app.router.add_post("/merchant/sign-in", sign_in)
     app.router.add_post("/merchant/sign-out", sign_out)

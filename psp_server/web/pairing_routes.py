@@ -15,7 +15,7 @@ from aiohttp import web
 from scan2pay_common import pairing_codes
 from scan2pay_common.errors import InvalidValue
 
-from ..pairing.api import APPROVALS_PER_CODE, APPROVALS_PER_IP, PAIRING
+from ..appkeys import APPROVALS_PER_CODE, APPROVALS_PER_IP, PAIRING
 from ..pairing.store import PairingRefused
 from ..storage.records import Merchant
 from . import merchant_session
@@ -27,8 +27,8 @@ from .merchant_routes import (
     _sign_in_page,
     _signed_in,
 )
-from .merchant_session import Session
 from .pairing_pages import Listed, pair
+from .session_keys import Session
 
 # What may come back from a QR's ?code=: the code's own characters, grouped or not.
 _CODE_CHARS = set(pairing_codes.ALPHABET + pairing_codes.ALPHABET.lower() + "-")
