@@ -126,7 +126,7 @@ def test_a_payment_moves_the_amount_from_the_wallet_to_the_merchant() -> None:
     ],
 )
 def test_a_refused_payment_moves_no_money(kwargs: dict[str, object], expected: Decision) -> None:
-    assert pay(**kwargs) == expected  # type: ignore[arg-type]
+    assert pay(**kwargs) == expected  # type: ignore[arg-type]  # the table's rows are untyped dicts
 
 
 def test_no_refused_decision_can_move_money() -> None:

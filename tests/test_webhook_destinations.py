@@ -586,8 +586,8 @@ async def test_a_psp_server_reaches_loopback_only_when_its_operator_says_so(
                 delivered += 1
                 # Awaited here, so the loop's variables cannot move on meanwhile.
                 await until(
-                    lambda: len(hook.requests) >= delivered,  # noqa: B023
-                    what=lambda: f"delivery {delivered}; {process.log()}",  # noqa: B023
+                    lambda: len(hook.requests) >= delivered,  # noqa: B023 - awaited before the loop moves on
+                    what=lambda: f"delivery {delivered}; {process.log()}",  # noqa: B023 - awaited before the loop moves on
                     every=0.02,
                 )
             if flags:

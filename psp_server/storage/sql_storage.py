@@ -456,19 +456,21 @@ class SqlStorage(Storage):
     ) -> Callable[[Connection], tuple[Payment, Checkout] | Refusal]:
         payment_id = credentials.new_id("pay")
         key = self._signing_key
-        for_update = self._dialect.for_update
+        dialect = self._dialect
 
         def op(conn: Connection) -> tuple[Payment, Checkout] | Refusal:
             # The checkout's row first, then the wallet's: refunds lock in
             # the same order, so the two never wait on each other in a circle.
             row = conn.execute(
-                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE code = ?{for_update}", (code,)
+                f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts WHERE code = ?{dialect.for_update}",
+                (code,),
             ).fetchone()
             if row is None:
                 return Refusal.UNKNOWN_CODE
             checkout = _checkout(row)
             wallet = conn.execute(
-                f"SELECT currency, balance FROM wallets WHERE id = ?{for_update}", (wallet_id,)
+                f"SELECT currency, balance FROM wallets WHERE id = ?{dialect.for_update}",
+                (wallet_id,),
             ).fetchone()
             if wallet is None:  # the route found it by its token; wallets are never deleted
                 raise StorageError(f"wallet {wallet_id} is not there")
