@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scan2pay_common import jsonfields as jf
-from scan2pay_common.checkout_rules import check_checkout
+from scan2pay_common.checkout_rules import CheckoutFields, check_checkout
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_minor_amount
 
@@ -24,13 +24,9 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True)
-class CheckoutRequest:
-    order_id: str
-    amount: int
-    currency: str
-    terminal_id: str | None
-    expires_in: int
-    description: str | None
+class CheckoutRequest(CheckoutFields):
+    """A create request's body: the fields the shared rules check, and no
+    other key."""
 
     _REQUIRED = frozenset({"order_id", "amount", "currency"})
     _OPTIONAL = frozenset({"terminal_id", "expires_in", "description"})
@@ -38,15 +34,7 @@ class CheckoutRequest:
     @classmethod
     def parse(cls, obj: dict[str, Any], *, max_amount: int) -> CheckoutRequest:
         jf.check_fields(obj, required=cls._REQUIRED, optional=cls._OPTIONAL)
-        fields = check_checkout(obj, max_amount=max_amount)
-        return cls(
-            order_id=fields.order_id,
-            amount=fields.amount,
-            currency=fields.currency,
-            terminal_id=fields.terminal_id,
-            expires_in=fields.expires_in,
-            description=fields.description,
-        )
+        return check_checkout(obj, max_amount=max_amount, into=cls)
 
     def fingerprint(self) -> str:
         """The same for two requests that ask for the same checkout, so that

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InvalidValue
 from .free_text import DESCRIPTION_MAX, check_free_text
@@ -90,19 +90,26 @@ class CheckoutFields:
     description: str | None
 
 
+Fields = TypeVar("Fields", bound=CheckoutFields)
+
+
 def check_checkout(
-    values: Mapping[str, object], *, max_amount: int | None = None
-) -> CheckoutFields:
+    values: Mapping[str, object],
+    *,
+    max_amount: int | None = None,
+    into: type[Fields] = CheckoutFields,  # type: ignore[assignment]  # the bound's own default
+) -> Fields:
     """The fields of a request whose required ones are present (see
-    ``jsonfields.check_fields``), checked; the first problem, in the PSP's
-    order, raised. An absent expires_in is the default; a null one is not."""
+    ``jsonfields.check_fields``), checked, as an ``into`` (a CheckoutFields
+    or a subclass of it); the first problem, in the PSP's order, raised. An
+    absent expires_in is the default; a null one is not."""
     given = {"expires_in": DEFAULT_EXPIRES_IN, **values}
     checked: dict[str, Any] = {"terminal_id": None, "description": None}
     for field, result in _checked(given, max_amount):
         if isinstance(result, InvalidValue):
             raise result
         checked[field] = result
-    return CheckoutFields(
+    return into(
         order_id=checked["order_id"],
         amount=checked["amount"],
         currency=checked["currency"],
