@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .errors import InvalidValue
 from .free_text import DESCRIPTION_MAX, check_free_text
@@ -93,12 +93,24 @@ class CheckoutFields:
 Fields = TypeVar("Fields", bound=CheckoutFields)
 
 
+@overload
+def check_checkout(
+    values: Mapping[str, object], *, max_amount: int | None = None
+) -> CheckoutFields: ...
+
+
+@overload
+def check_checkout(
+    values: Mapping[str, object], *, max_amount: int | None = None, into: type[Fields]
+) -> Fields: ...
+
+
 def check_checkout(
     values: Mapping[str, object],
     *,
     max_amount: int | None = None,
-    into: type[Fields] = CheckoutFields,  # type: ignore[assignment]  # the bound's own default
-) -> Fields:
+    into: type[CheckoutFields] = CheckoutFields,
+) -> CheckoutFields:
     """The fields of a request whose required ones are present (see
     ``jsonfields.check_fields``), checked, as an ``into`` (a CheckoutFields
     or a subclass of it); the first problem, in the PSP's order, raised. An
