@@ -132,6 +132,11 @@ class Decision:
 
 
 def effective_status(status: Status, *, expires_at: int, now: int) -> Status:
+    """The status a checkout stored as ``status`` is in at ``now``: pending
+    lapses into expired at the millisecond ``expires_at`` comes, not after.
+    The storage states this rule once more in SQL, where it sorts many rows
+    at once (``sql_storage._LAPSED``: the sweeper's choice of what to expire,
+    a day's totals); a test holds the two to the same boundary."""
     if status is Status.PENDING and now >= expires_at:
         return Status.EXPIRED
     return status

@@ -4,6 +4,7 @@ called directly: no server, no database."""
 from __future__ import annotations
 
 import itertools
+from typing import TypedDict
 
 import pytest
 
@@ -110,23 +111,32 @@ def test_a_payment_moves_the_amount_from_the_wallet_to_the_merchant() -> None:
     ]
 
 
+class Asked(TypedDict, total=False):
+    """What a row of a payment table changes of ``pay``'s accepted payment."""
+
+    status: Status
+    currency: str
+    balance: int
+    expires_at: int
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "expected"),
+    ("asked", "expected"),
     [
-        ({"balance": 1233}, Decision(None, Refusal.INSUFFICIENT_FUNDS)),
-        ({"currency": "JPY"}, Decision(None, Refusal.CURRENCY_MISMATCH)),
-        ({"currency": "JPY", "balance": 0}, Decision(None, Refusal.CURRENCY_MISMATCH)),
-        ({"status": Status.PAID, "balance": 0}, Decision(None, Refusal.ALREADY_PAID)),
-        ({"status": Status.CANCELLED}, Decision(None, Refusal.CANCELLED)),
-        ({"status": Status.EXPIRED}, Decision(None, Refusal.EXPIRED)),
+        (Asked(balance=1233), Decision(None, Refusal.INSUFFICIENT_FUNDS)),
+        (Asked(currency="JPY"), Decision(None, Refusal.CURRENCY_MISMATCH)),
+        (Asked(currency="JPY", balance=0), Decision(None, Refusal.CURRENCY_MISMATCH)),
+        (Asked(status=Status.PAID, balance=0), Decision(None, Refusal.ALREADY_PAID)),
+        (Asked(status=Status.CANCELLED), Decision(None, Refusal.CANCELLED)),
+        (Asked(status=Status.EXPIRED), Decision(None, Refusal.EXPIRED)),
         (
-            {"expires_at": NOW, "balance": 0},
+            Asked(expires_at=NOW, balance=0),
             Decision(Status.EXPIRED, Refusal.EXPIRED, events=(EXPIRED_EVENT,)),
         ),
     ],
 )
-def test_a_refused_payment_moves_no_money(kwargs: dict[str, object], expected: Decision) -> None:
-    assert pay(**kwargs) == expected  # type: ignore[arg-type]  # the table's rows are untyped dicts
+def test_a_refused_payment_moves_no_money(asked: Asked, expected: Decision) -> None:
+    assert pay(**asked) == expected
 
 
 def test_no_refused_decision_can_move_money() -> None:

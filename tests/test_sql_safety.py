@@ -1,7 +1,8 @@
 """No SQL is built from runtime values: every statement handed to a
 database is a literal, or an f-string whose only holes are module constants
-(column lists written once) or the backend's dialect words (``Dialect``,
-fixed per backend), and every value travels as a ? parameter."""
+(column lists written once), the backend's dialect words (``Dialect``,
+fixed per backend) or the core's status words (``Status.PENDING``, members
+fixed at import), and every value travels as a ? parameter."""
 
 from __future__ import annotations
 
@@ -50,7 +51,11 @@ def _is_constant(node: ast.AST, names: set[str]) -> bool:
             isinstance(part, ast.Constant)
             or (
                 isinstance(part, ast.FormattedValue)
-                and (_is_constant(part.value, names) or _is_dialect_word(part.value))
+                and (
+                    _is_constant(part.value, names)
+                    or _is_dialect_word(part.value)
+                    or _is_status_word(part.value)
+                )
             )
             for part in node.values
         )
@@ -97,6 +102,17 @@ def _is_dialect_word(node: ast.AST) -> bool:
         and owner.attr == "_dialect"
         and isinstance(owner.value, ast.Name)
         and owner.value.id == "self"
+    )
+
+
+def _is_status_word(node: ast.AST) -> bool:
+    """``Status.PENDING``: a member of the core's Status, a StrEnum whose
+    members format as their words."""
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "Status"
+        and node.attr.isupper()
     )
 
 
@@ -148,3 +164,10 @@ def test_the_check_catches_a_value_in_the_sql() -> None:
     concat = ast.parse('def f(conn, x):\n    conn.execute("SELECT " + x)\n')
     call = next(n for n in ast.walk(concat) if isinstance(n, ast.Call))
     assert not _is_constant(call.args[0], _constant_names(concat))
+
+
+def test_a_status_word_is_a_constant_and_a_status_value_is_not() -> None:
+    word = ast.parse("_PAID = f\"status = '{Status.PAID}'\"\n")
+    assert _constant_names(word) == {"_PAID"}
+    read = ast.parse("_PAID = f\"status = '{status.value}'\"\n")
+    assert _constant_names(read) == set()

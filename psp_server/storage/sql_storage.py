@@ -63,6 +63,17 @@ _CHECKOUT_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"  # one per c
 
 _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
 
+# checkout_machine.effective_status in SQL, for the statements that sort many
+# checkouts at once (the sweeper's choice of what to expire, a day's totals),
+# where asking the core row by row would mean reading every row: a pending
+# checkout is expired from the millisecond its expires_at comes (now >=
+# expires_at; the one parameter is now). The words are the core's Status;
+# 'pending' is written into the statement, not passed, so that the planner
+# can use the partial index checkouts_pending_by_expiry.
+# tests/test_storage_agrees_with_core.py holds the two to the same boundary.
+_LAPSED = f"status = '{Status.PENDING}' AND expires_at <= ?"
+_EFFECTIVE_STATUS = f"CASE WHEN {_LAPSED} THEN '{Status.EXPIRED}' ELSE status END"
+
 
 def _checkout(row: Any) -> Checkout:
     (
@@ -555,7 +566,7 @@ class SqlStorage(Storage):
                 return 0
             rows = conn.execute(
                 f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts"
-                " WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at"
+                f" WHERE {_LAPSED} ORDER BY expires_at"
                 f" LIMIT ?{self._dialect.skip_locked}",
                 (now, limit),
             ).fetchall()
@@ -715,8 +726,7 @@ def _day_totals(
     """Counted by the database over the whole span, not from the rows a
     board shows (at most a few hundred of the day's)."""
     rows = conn.execute(
-        "SELECT currency,"
-        " CASE WHEN status = 'pending' AND expires_at <= ? THEN 'expired' ELSE status END,"
+        f"SELECT currency, {_EFFECTIVE_STATUS},"
         " COUNT(*), CAST(SUM(amount) AS BIGINT), CAST(SUM(refunded_amount) AS BIGINT)"
         f" FROM checkouts{dialect.indexed_by('checkouts_of_merchant_by_time')}"
         " WHERE merchant_id = ? AND created_at >= ?"
