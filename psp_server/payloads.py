@@ -14,6 +14,8 @@ from scan2pay_common.checkout_rules import CheckoutFields, check_checkout
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_minor_amount
 
+from .errors import Refusal
+
 _CODE = re.compile(r"[A-Z2-7]{16,64}")
 # Printable ASCII, as Stripe takes it; a UUID fits with room to spare.
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
@@ -144,5 +146,5 @@ def check_code(value: object) -> str:
     code = value.strip().upper()
     if not _CODE.fullmatch(code):
         # Malformed or merely unknown, the answer is the same: no such code.
-        raise InvalidValue("unknown_code", "no checkout has this code")
+        raise InvalidValue(Refusal.UNKNOWN_CODE.code, Refusal.UNKNOWN_CODE.message)
     return code

@@ -19,6 +19,7 @@ from scan2pay_common.timefmt import to_rfc3339
 from .appkeys import BOARD_HUB, CLOCK, IN_FLIGHT, RELAY, RELAY_WAKE, SETTINGS, STORAGE
 from .bearer import bearer_token
 from .checkout_machine import effective_status
+from .checkout_orders import new_checkout
 from .envelope import error_body
 from .errors import APIError, Refusal, Refused
 from .in_flight import InFlight
@@ -30,7 +31,6 @@ from .payloads import (
     check_code,
     check_idempotency_key,
 )
-from .storage.base import new_checkout
 from .storage.records import (
     Answer,
     Checkout,

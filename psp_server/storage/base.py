@@ -30,8 +30,6 @@ from collections.abc import Sequence
 
 from scan2pay_common.signing import SigningKey
 
-from .. import credentials
-from ..checkout_machine import Status
 from ..payloads import CheckoutRequest
 from .records import (
     Answer,
@@ -51,29 +49,6 @@ from .records import (
 # How long an idempotency key's answer is kept at the least; the sweeper may
 # purge older ones (``purge_idempotency_keys``).
 IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000
-
-
-def new_checkout(
-    merchant_id: str, request: CheckoutRequest, *, public_url: str, now: int
-) -> Checkout:
-    """The checkout a new order becomes: its id and one-time code are drawn
-    here, before any backend stores it."""
-    code = credentials.new_code()
-    return Checkout(
-        id=credentials.new_id("co"),
-        merchant_id=merchant_id,
-        order_id=request.order_id,
-        amount=request.amount,
-        currency=request.currency,
-        description=request.description,
-        terminal_id=request.terminal_id,
-        code=code,
-        qr_url=f"{public_url.rstrip('/')}/Q/{code}",
-        status=Status.PENDING,
-        created_at=now,
-        expires_at=now + request.expires_in * 1000,
-        updated_at=now,
-    )
 
 
 class Storage(abc.ABC):

@@ -25,10 +25,11 @@ from ..checkout_machine import (
     decide_payment,
     decide_refund,
 )
+from ..checkout_orders import new_checkout
 from ..errors import Refusal, Refused, StorageError
 from ..partitions import PARTITIONS
 from ..payloads import CheckoutRequest
-from .base import Storage, new_checkout
+from .base import Storage
 from .dbapi import Connection, Cursor, Dialect, Worker
 from .records import (
     Answer,
