@@ -4,7 +4,8 @@ of one terminal through it (TerminalLink).
 The connection subscribes to the merchant's events and to every terminal's
 state when it is made, so that nothing a checkout needs is missed, and stays
 up for the session's life. Should the broker go away it reconnects by itself
-with backoff; the terminals' states are retained, so they are back at once,
+with backoff and subscribes again (scan2pay_common.reconnect, as every part
+does); the terminals' states are retained, so they are back at once,
 and an event published during the gap is what the flow's polling of the PSP
 is for (the MQTT session is not persistent).
 """
@@ -35,6 +36,7 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
+from scan2pay_common.reconnect import BACK_OFF, STOP, Next, Reconnecting
 from scan2pay_common.topics import (
     TerminalTopic,
     all_state_topics,
@@ -70,7 +72,6 @@ class BrokerLink:
         self.keys = keys
         self.merchant_id = merchant_id
         self.events_topic = events_topic(merchant_id)
-        self.connections = 0  # made so far, the first one included
         # Each terminal's latest state, and time.monotonic() when it came.
         self.states: dict[str, tuple[TerminalState, float]] = {}
         self._timeout = timeout
@@ -78,8 +79,19 @@ class BrokerLink:
         self._events: OrderedDict[str, list[CheckoutEvent]] = OrderedDict()
         self._event_ids: OrderedDict[str, None] = OrderedDict()
         self._changed = asyncio.Event()
-        self._client: aiomqtt.Client | None = None
-        self._up = asyncio.Event()
+        self._link: Reconnecting[aiomqtt.Client] = Reconnecting(
+            self._connect,
+            name="cashier bridge",
+            target=target,
+            log=log,
+            backoff=Backoff(initial=0.1, maximum=2.0),
+            handles=(aiomqtt.MqttError,),
+            on_drop=self._dropped,
+            prepare=self._subscribe,
+        )
+        # Why the first attempt failed: the caller's error, not a retry.
+        self._unreachable: BrokerUnreachable | None = None
+        self._first_session = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rechecks: set[asyncio.Task[None]] = set()
 
@@ -87,17 +99,22 @@ class BrokerLink:
 
     async def __aenter__(self) -> BrokerLink:
         """Connected and subscribed; BrokerUnreachable if the first attempt fails."""
-        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(first), name=f"mqtt-{self.merchant_id}")
+        self._task = asyncio.create_task(
+            self._link.run(self._receive), name=f"mqtt-{self.merchant_id}"
+        )
+        first = asyncio.create_task(self._first_session.wait())
         try:
             await asyncio.wait({first, self._task}, return_when=asyncio.FIRST_COMPLETED)
             if not first.done():
-                self._task.result()  # the session ended at once: raises what ended it
-                raise BrokerUnreachable(f"the broker at {self.target} closed the session")
-            first.result()
+                self._task.result()  # an error the link does not handle: raised here
+                raise self._unreachable or BrokerUnreachable(
+                    f"the broker at {self.target} closed the session"
+                )
         except BaseException:
             await self.close()
             raise
+        finally:
+            first.cancel()
         return self
 
     async def __aexit__(
@@ -118,8 +135,8 @@ class BrokerLink:
         time.monotonic() reaches ``deadline``."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                await self._up.wait()
-        return self._up.is_set()
+                await self._link.connected()
+        return self._link.up
 
     async def close(self) -> None:
         tasks = [t for t in (self._task, *self._rechecks) if t is not None]
@@ -129,53 +146,38 @@ class BrokerLink:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, first: asyncio.Future[None]) -> None:
-        """The connection, kept up; ``first`` tells how the first attempt
-        went. The one place that reconnects."""
-        backoff = Backoff(initial=0.1, maximum=2.0)
-        target = self.target
-        while True:
-            honour_cancellation()
-            try:
-                async with mqtt_client(
-                    target,
-                    identifier=f"scan2pay-cashier-{uuid.uuid4().hex[:12]}",
-                    keepalive=15,
-                    timeout=self._timeout,
-                ) as client:
-                    self.connections += 1
-                    # One SUBSCRIBE for both: one round trip before the first create.
-                    await client.subscribe(
-                        [(self.events_topic, 1), (all_state_topics(self.merchant_id), 1)]
-                    )
-                    self._client = client
-                    self._up.set()
-                    backoff.reset()
-                    if first.done():
-                        log.info("back on the broker at %s", target)
-                    else:
-                        log.debug("connected to %s", target)
-                        first.set_result(None)
-                    async for message in client.messages:
-                        payload = message.payload
-                        if isinstance(payload, str):
-                            payload = payload.encode()
-                        if isinstance(payload, bytes | bytearray):
-                            self._handle(str(message.topic), bytes(payload))
-            except aiomqtt.MqttError as exc:
-                self._client = None  # before the wait: a publish waits for the next one
-                self._up.clear()
-                if not first.done():
-                    first.set_exception(
-                        BrokerUnreachable(f"the broker at {target} cannot be reached: {exc}")
-                    )
-                    return
-                delay = backoff.next_delay()
-                log.warning("broker %s: %s; reconnecting in %.2f s", target, exc, delay)
-                await asyncio.sleep(delay)
-            finally:
-                self._client = None
-                self._up.clear()
+    # The connection, kept up by scan2pay_common.reconnect.
+
+    def _connect(self) -> aiomqtt.Client:
+        return mqtt_client(
+            self.target,
+            identifier=f"scan2pay-cashier-{uuid.uuid4().hex[:12]}",
+            keepalive=15,
+            timeout=self._timeout,
+        )
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        # One SUBSCRIBE for both: one round trip before the first create.
+        await client.subscribe([(self.events_topic, 1), (all_state_topics(self.merchant_id), 1)])
+
+    async def _dropped(self, exc: Exception) -> Next:
+        if self._link.sessions == 0:
+            # Never connected (and subscribed): likely a setting, and a
+            # checkout is waiting to be told, before it creates anything.
+            self._unreachable = BrokerUnreachable(
+                f"the broker at {self.target} cannot be reached: {exc}"
+            )
+            return STOP
+        return BACK_OFF
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        self._first_session.set()
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, str):
+                payload = payload.encode()
+            if isinstance(payload, bytes | bytearray):
+                self._handle(str(message.topic), bytes(payload))
 
     # What arrives.
 
@@ -289,11 +291,11 @@ class BrokerLink:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            client = self._client
+            client = self._link.client
             if client is None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
-                        await self._up.wait()
+                        await self._link.connected()
                 continue
             try:
                 await client.publish(topic, payload, qos=1, retain=True, timeout=remaining)

@@ -19,7 +19,9 @@ that uses the connected client until the connection fails; ``on_drop`` says
 what to do about an error: back off (the default), go on at once, wait a
 delay of the caller's, or stop. For a part that publishes on a long-lived
 connection, ``client`` is the connected client (None while down) and
-``connected()`` waits for one.
+``connected()`` waits for one; a ``prepare`` coroutine (subscribing, say)
+runs on each new client before it is offered, so that whoever waits for the
+connection finds it ready.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class Reconnecting(Generic[C]):
     lines (an ``MqttTarget`` shows no password). Errors of a ``handles``
     type end a session or an attempt and go to ``on_drop``, called inside
     the ``except`` (so it may ``log.exception``); any other propagates.
+    ``prepare`` is awaited with each new client before the client is
+    offered (``client``, ``connected()``), counted in ``sessions`` and given
+    to the session; its errors are handled as the session's.
     ``sleep``, ``clock`` and the backoff's ``rng`` are there for tests."""
 
     def __init__(
@@ -101,6 +106,7 @@ class Reconnecting(Generic[C]):
         backoff: Backoff | None = None,
         handles: tuple[type[Exception], ...] = BROKER_ERRORS,
         on_drop: OnDrop = back_off,
+        prepare: Callable[[C], Awaitable[object]] | None = None,
         healthy_after: float = HEALTHY_AFTER,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -112,6 +118,7 @@ class Reconnecting(Generic[C]):
         self._backoff = backoff or Backoff()
         self._handles = handles
         self._on_drop = on_drop
+        self._prepare = prepare
         self._healthy_after = healthy_after
         self._sleep = sleep
         self._clock = clock
@@ -120,7 +127,7 @@ class Reconnecting(Generic[C]):
         # The reason of the last failure to connect that was logged; None
         # while connected, so the first failure after a session is logged.
         self._said: str | None = None
-        self.sessions = 0  # connections made so far
+        self.sessions = 0  # connections made (and prepared) so far
 
     @property
     def client(self) -> C | None:
@@ -150,6 +157,8 @@ class Reconnecting(Generic[C]):
             try:
                 async with self._connect() as client:
                     started = self._clock()
+                    if self._prepare is not None:
+                        await self._prepare(client)
                     self._connected(client)
                     try:
                         await session(client)

@@ -9,12 +9,15 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
 
+from cashier_bridge.errors import EXIT_BAD_INPUT, KeyRejected
 from cashier_bridge.flow import checkout_in
 from cashier_bridge.local_api import start_local_api
 from cashier_bridge.model import BridgeConfig, CheckoutOrder, CheckoutResult
@@ -72,13 +75,16 @@ async def pay_when_shown(psp: Psp, wallet: Wallet, steps: Steps) -> None:
     assert status == 201, answer
 
 
+def order_of(order_id: str) -> CheckoutOrder:
+    return CheckoutOrder(order_id=order_id, amount=100, currency="EUR", terminal_id=TERMINAL)
+
+
 async def paid_in(
     session: BridgeSession, psp: Psp, wallet: Wallet, order_id: str
 ) -> tuple[CheckoutResult, Steps]:
     steps = Steps()
     payer = asyncio.create_task(pay_when_shown(psp, wallet, steps))
-    order = CheckoutOrder(order_id=order_id, amount=100, currency="EUR", terminal_id=TERMINAL)
-    result = await checkout_in(session, order, steps.add)
+    result = await checkout_in(session, order_of(order_id), steps.add)
     await payer
     assert result.outcome == "paid"
     return result, steps
@@ -99,11 +105,14 @@ def connections_to(*ports: int) -> int:
 
 
 def mqtt_and_bridge_tasks() -> set[asyncio.Task[Any]]:
-    """Running tasks of the bridge's code or of an MQTT client's."""
+    """Running tasks of the bridge's code, of the loop that keeps its MQTT
+    connection (scan2pay_common/reconnect.py) or of an MQTT client's."""
     found = set()
     for task in asyncio.all_tasks():
         code = getattr(task.get_coro(), "cr_code", None)
-        if code is not None and re.search(r"cashier_bridge|aiomqtt|paho", code.co_filename):
+        if code is not None and re.search(
+            r"cashier_bridge|reconnect|aiomqtt|paho", code.co_filename
+        ):
             found.add(task)
     return found
 
@@ -202,3 +211,68 @@ async def test_a_rotated_key_is_fetched_once_and_its_events_verify(
         assert len(cashier_connections(broker)) == 1
     finally:
         await stop_psp(psp)
+
+
+async def test_the_connection_comes_back_subscribed_after_the_broker_restarts(
+    psp_with_broker: Psp, broker: Mosquitto
+) -> None:
+    """The broker restarts between two checkouts of one session: its link
+    reconnects by itself and subscribes again, so it hears the terminal come
+    back online, and the next checkout sees it show the QR (states it only
+    has through its subscription)."""
+    psp = psp_with_broker
+    merchant, wallet = await psp.merchant(), await psp.wallet()
+    async with (
+        running_terminal(broker, merchant.id),
+        BridgeSession(bridge_config(psp, merchant, broker.url)) as session,
+    ):
+        await paid_in(session, psp, wallet, "B-1")
+        link = session.broker
+        assert link is not None
+        await asyncio.to_thread(broker.restart)
+        restarted = time.monotonic()
+
+        def back_online() -> bool | None:
+            found = link.states.get(TERMINAL)
+            if found is None or found[1] < restarted or not found[0].online:
+                return None
+            return True
+
+        assert await link.until(back_online, time.monotonic() + 10)
+        _, steps = await paid_in(session, psp, wallet, "B-2")
+        assert "shown" in steps.names
+        assert session.broker is link  # the same link, not a new one
+    assert len(cashier_connections(broker)) == 2  # one per broker run
+
+
+async def test_a_rejected_key_forgets_the_merchant_and_the_new_key_works(
+    psp_with_broker: Psp, broker: Mosquitto, psp_requests: list[tuple[str, str]]
+) -> None:
+    """The merchant's key is replaced (``psp-server merchant rotate-key``)
+    while a session holds the merchant it fetched with the old one: the next
+    checkout is refused as bad input (exit code 2, docs/cashier.md) before
+    anything exists, and the one after asks the PSP who the key is again
+    rather than trusting the merchant it had. With the new key in the
+    config, checkouts go on."""
+    psp = psp_with_broker
+    merchant, wallet = await psp.merchant(), await psp.wallet()
+    async with running_terminal(broker, merchant.id):
+        async with BridgeSession(bridge_config(psp, merchant, broker.url)) as session:
+            await paid_in(session, psp, wallet, "K-1")
+            new_key = await psp.storage.replace_secret("merchant", merchant.id, revoke=False)
+            assert new_key is not None
+            since = len(psp_requests)
+            for order_id in ("K-2", "K-3"):
+                with pytest.raises(KeyRejected, match="merchant key rejected by the PSP") as err:
+                    await checkout_in(session, order_of(order_id), lambda step: None)
+                assert err.value.exit_code == EXIT_BAD_INPUT
+                assert session.merchant is None
+            # K-2 went straight to the create with the merchant it held; K-3
+            # asked who the key is, and was told no.
+            assert psp_requests[since:] == [("POST", "/v1/checkouts"), ("GET", "/v1/merchant")]
+        renewed = replace(merchant, key=new_key)
+        async with BridgeSession(bridge_config(psp, renewed, broker.url)) as session:
+            _, steps = await paid_in(session, psp, wallet, "K-4")
+            assert steps.first("connected").data["merchant_id"] == merchant.id
+    assert psp_requests.count(("GET", "/v1/merchant")) == 3
+    assert psp_requests.count(("POST", "/v1/checkouts")) == 3  # K-1, the refused K-2, K-4

@@ -87,6 +87,7 @@ class Broker:
         backoff: Backoff | None = None,
         on_drop: OnDrop = back_off,
         handles: tuple[type[Exception], ...] = (aiomqtt.MqttError, OSError),
+        prepare: Callable[[Client], Awaitable[None]] | None = None,
     ) -> Reconnecting[Client]:
         return Reconnecting(
             self.connect,
@@ -96,6 +97,7 @@ class Broker:
             backoff=backoff or Backoff(initial=0.1, maximum=1.0, rng=_Top()),
             handles=handles,
             on_drop=on_drop,
+            prepare=prepare,
             healthy_after=5.0,
             sleep=self.sleep,
             clock=self.clock,
@@ -231,6 +233,64 @@ async def test_a_pending_cancellation_is_honoured_before_connecting_again() -> N
     with pytest.raises(asyncio.CancelledError):
         await link.run(lost(broker, lasting=0))
     assert broker.connects == 1
+
+
+async def test_a_client_is_offered_only_once_prepared() -> None:
+    broker = Broker([None])
+    seen: list[str] = []
+    subscribed = asyncio.Event()
+
+    async def prepare(client: Client) -> None:
+        seen.append(f"prepare {client.number}: offered={link.up}, sessions={link.sessions}")
+        await subscribed.wait()  # e.g. a SUBSCRIBE's round trip
+        seen.append("prepared")
+
+    async def waiter() -> None:
+        await link.connected()
+        seen.append("offered")
+
+    async def session(client: Client) -> None:
+        seen.append(f"session {client.number}: sessions={link.sessions}")
+        await waiting  # the session lasts until the waiter has its client
+
+    link = broker.link(prepare=prepare)
+    waiting = asyncio.create_task(waiter())
+    runner = asyncio.create_task(link.run(session))
+    await asyncio.sleep(0.01)
+    assert seen == ["prepare 1: offered=False, sessions=0"]
+    subscribed.set()
+    await asyncio.wait_for(runner, 5)
+    assert seen[1:] == ["prepared", "session 1: sessions=1", "offered"]
+
+
+async def test_a_failed_prepare_is_a_failed_session() -> None:
+    # The connection is made but never ready: it counts as no session, so a
+    # caller can still tell that it never had one, and is retried alike.
+    broker = Broker([None, None])
+    refused = aiomqtt.MqttError("SUBSCRIBE refused")
+    prepared: list[int] = []
+    errors: list[tuple[Exception, int]] = []
+
+    async def prepare(client: Client) -> None:
+        prepared.append(client.number)
+        if client.number == 1:
+            raise refused
+
+    async def on_drop(exc: Exception) -> Next:
+        errors.append((exc, link.sessions))
+        return BACK_OFF
+
+    sessions: list[int] = []
+
+    async def session(client: Client) -> None:
+        sessions.append(client.number)
+
+    link = broker.link(on_drop=on_drop, prepare=prepare)
+    await link.run(session)
+    assert errors == [(refused, 0)]
+    assert (prepared, sessions, link.sessions) == ([1, 2], [2], 1)
+    assert broker.delays == pytest.approx([0.1])
+    assert broker.closed == 2  # the unready connection was closed too
 
 
 async def test_each_drop_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
