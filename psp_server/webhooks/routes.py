@@ -15,13 +15,12 @@ from ..errors import APIError
 from ..routes import _body, _json, _merchant
 from . import failures
 from .requests import parse_create, parse_limit
-from .store import Delivery, Endpoint, WebhookRefusal
-
-_STATUS_OF_REFUSAL = {"not_found": 404, "webhook_disabled": 409, "too_many_webhooks": 409}
+from .store import Delivery, Endpoint, WebhookRefused
 
 
-def _refusal(exc: WebhookRefusal) -> APIError:
-    return APIError(exc.code, exc.message, status=_STATUS_OF_REFUSAL.get(exc.code, 409))
+def _refusal(exc: WebhookRefused) -> APIError:
+    refusal = exc.refusal
+    return APIError(refusal.code, refusal.message, status=refusal.status)
 
 
 def _time(ms: int | None) -> str | None:
@@ -68,7 +67,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         endpoint, secret = await request.app[WEBHOOK_STORE].create_endpoint(
             merchant.id, url, now=request.app[CLOCK].now_ms()
         )
-    except WebhookRefusal as exc:
+    except WebhookRefused as exc:
         raise _refusal(exc) from None
     return _json({**endpoint_json(endpoint), "secret": secret}, status=201)
 
@@ -85,7 +84,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
         endpoint = await request.app[WEBHOOK_STORE].disable_endpoint(
             merchant.id, request.match_info["webhook_id"], now=request.app[CLOCK].now_ms()
         )
-    except WebhookRefusal as exc:
+    except WebhookRefused as exc:
         raise _refusal(exc) from None
     return _json(endpoint_json(endpoint))
 
@@ -100,7 +99,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         deliveries = await request.app[WEBHOOK_STORE].deliveries(
             merchant.id, request.match_info["webhook_id"], limit=limit
         )
-    except WebhookRefusal as exc:
+    except WebhookRefused as exc:
         raise _refusal(exc) from None
     return _json({"deliveries": [delivery_json(d) for d in deliveries]})
 
@@ -114,7 +113,7 @@ async def redeliver(request: web.Request) -> web.Response:
             request.match_info["event_id"],
             now=request.app[CLOCK].now_ms(),
         )
-    except WebhookRefusal as exc:
+    except WebhookRefused as exc:
         raise _refusal(exc) from None
     dispatcher = request.app.get(WEBHOOK_DISPATCHER)
     if dispatcher is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from .. import credentials
@@ -27,13 +28,38 @@ DISCOVER_BATCH = 500
 ERROR_MAX = 300
 
 
-class WebhookRefusal(Exception):
-    """``code`` is ``not_found``, ``webhook_disabled`` or ``too_many_webhooks``."""
+class WebhookRefusal(Enum):
+    """Why a webhook request is refused: its ``code``, the HTTP ``status``
+    and the ``message``, named once (as the checkout's ``Refusal`` is). Not
+    a StrEnum: two refusals share the code ``not_found`` with messages of
+    their own."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    NO_WEBHOOK = ("not_found", 404, "no such webhook")
+    NO_DELIVERY = ("not_found", 404, "this webhook has no delivery of this event")
+    DISABLED = ("webhook_disabled", 409, "this webhook is disabled")
+    TOO_MANY = (
+        "too_many_webhooks",
+        409,
+        f"a merchant may have at most {MAX_ENABLED_ENDPOINTS} enabled webhooks",
+    )
+
+    @property
+    def code(self) -> str:
+        return str(self.value[0])
+
+    @property
+    def status(self) -> int:
+        return int(self.value[1])
+
+    @property
+    def message(self) -> str:
+        return str(self.value[2])
+
+
+class WebhookRefused(Exception):
+    def __init__(self, refusal: WebhookRefusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +239,7 @@ class WebhookStore:
                 (merchant_id,),
             ).fetchone()
             if enabled >= MAX_ENABLED_ENDPOINTS:
-                raise WebhookRefusal(
-                    "too_many_webhooks",
-                    f"a merchant may have at most {MAX_ENABLED_ENDPOINTS} enabled webhooks",
-                )
+                raise WebhookRefused(WebhookRefusal.TOO_MANY)
             conn.execute(
                 "INSERT INTO webhook_endpoints"
                 " (id, merchant_id, url, secret, enabled, last_seq, created_at)"
@@ -282,7 +305,7 @@ class WebhookStore:
         def op(conn: Connection) -> Delivery:
             endpoint = _own_endpoint(conn, merchant_id, endpoint_id)
             if not endpoint.enabled:
-                raise WebhookRefusal("webhook_disabled", "this webhook is disabled")
+                raise WebhookRefused(WebhookRefusal.DISABLED)
             # The event may be newer than the dispatcher's last scan.
             (last_seq,) = conn.execute(
                 "SELECT last_seq FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
@@ -295,7 +318,7 @@ class WebhookStore:
                 (now, endpoint_id, event_id),
             ).rowcount
             if changed != 1:
-                raise WebhookRefusal("not_found", "this webhook has no delivery of this event")
+                raise WebhookRefused(WebhookRefusal.NO_DELIVERY)
             row = conn.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
                 " WHERE endpoint_id = ? AND event_id = ?",
@@ -460,5 +483,5 @@ def _own_endpoint(conn: Connection, merchant_id: str, endpoint_id: str) -> Endpo
         (endpoint_id, merchant_id),
     ).fetchone()
     if row is None:
-        raise WebhookRefusal("not_found", "no such webhook")
+        raise WebhookRefused(WebhookRefusal.NO_WEBHOOK)
     return _endpoint(row)
