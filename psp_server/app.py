@@ -98,7 +98,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     if STORAGE not in app:
-        app[STORAGE] = await asyncio.to_thread(app[BACKEND].open_storage)
+        app[STORAGE] = await asyncio.to_thread(app[BACKEND].open_storage, app[CLOCK])
     yield
     await app[STORAGE].close()
 
