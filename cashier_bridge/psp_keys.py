@@ -5,24 +5,24 @@ An event that does not verify is either forged or signed with a key the PSP
 made after the keys were fetched (``psp-server keys rotate``). Fetching the
 keys once more tells which. So that forged events cannot make the bridge ask
 the PSP for each of them, the keys are fetched again at most once every
-``REFETCH_INTERVAL`` seconds, and never twice at the same time.
+``REFETCH_INTERVAL_MS``, and never twice at the same time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock, Deadline
 from scan2pay_common.signing import PublicKey, verify_json
 
 from .errors import BridgeError
 
 log = logging.getLogger(__name__)
 
-REFETCH_INTERVAL = 10.0
+REFETCH_INTERVAL_MS = 10_000
 
 Verdict = Literal["verified", "refetch", "refused"]
 Fetch = Callable[[], Awaitable[tuple[PublicKey, ...] | None]]
@@ -34,14 +34,17 @@ class PspKeys:
         keys: tuple[PublicKey, ...] | None,
         fetch: Fetch,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """``clock`` times the pause between refetches; a ``Deadline`` also
+        on the monotonic clock, so that the wall clock set back does not
+        lengthen it."""
         # None: a PSP without /v1/keys, which signs nothing; its events are
         # taken as the hints they are (the flow confirms each at the PSP).
         self.keys = keys
         self._fetch = fetch
         self._clock = clock
-        self._fetched_at: float | None = None  # of the last refetch
+        self._next_refetch: Deadline | None = None  # None: none yet
         self._refetching: asyncio.Task[None] | None = None
         self.refetches = 0
 
@@ -55,13 +58,13 @@ class PspKeys:
         return "refused"
 
     def _may_refetch(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= REFETCH_INTERVAL
+        return self._next_refetch is None or self._next_refetch.passed(self._clock)
 
     async def verified_after_refetch(self, payload: bytes) -> bool:
         """``payload`` checked again once the keys are fetched anew (or by
         the fetch already under way)."""
         if self._refetching is None and self._may_refetch():
-            self._fetched_at = self._clock()
+            self._next_refetch = Deadline.after(REFETCH_INTERVAL_MS, self._clock)
             self._refetching = asyncio.create_task(self._refetch(), name="psp-keys-refetch")
         if self._refetching is not None:
             # Shielded: one waiter cancelled must not cancel the others' fetch.

@@ -98,7 +98,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     if STORAGE not in app:
-        app[STORAGE] = await asyncio.to_thread(app[BACKEND].open_storage)
+        app[STORAGE] = await asyncio.to_thread(app[BACKEND].open_storage, app[CLOCK])
     yield
     await app[STORAGE].close()
 
@@ -132,10 +132,12 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
             # Other processes write events too; their commits wake this one.
             start("event-notifications", other_writers)
         if settings.mqtt is not None:
-            relay = OutboxRelay(app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions)
+            relay = OutboxRelay(
+                app[STORAGE], settings.mqtt, app[RELAY_WAKE], partitions, clock=app[CLOCK]
+            )
             app[RELAY] = relay
             start("outbox-relay", relay.run())
-            app[PRESENCE] = presence = Presence(settings.mqtt)
+            app[PRESENCE] = presence = Presence(settings.mqtt, app[CLOCK])
             start("terminal-presence", presence.run())
         start("webhook-dispatcher", app[WEBHOOK_DISPATCHER].run())
         yield
@@ -174,6 +176,7 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         store,
         policy,
         timeout=settings.webhook_timeout,
+        clock=app[CLOCK],
         partitions=app[PARTITION_LEASES],
         destinations=app[WEBHOOK_DESTINATIONS],
         resolver=app.get(WEBHOOK_RESOLVER),

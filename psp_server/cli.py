@@ -17,7 +17,7 @@ from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.free_text import check_free_text
 from scan2pay_common.money import check_currency, parse_major
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import to_rfc3339
 
 from . import config, logs, mqtt_accounts, workers
 from .errors import ConfigError, PSPError, Refused
@@ -147,8 +147,9 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> int:
-    """``clock``: the server's now; the system's, unless a test runs this
-    ``main`` itself with one it moves (tests/support/psp_runner.py)."""
+    """``clock``: the server's now, and the commands' (the dates they
+    write); the system's, unless a test runs this ``main`` itself with one
+    it moves (tests/support/psp_runner.py)."""
     args = build_parser().parse_args(argv)
     if args.command in mqtt_accounts.COMMANDS and args.action == "create":
         return mqtt_accounts.run(args)  # the broker's files; no database, no settings
@@ -168,22 +169,25 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> i
             _run_loop(_serve(settings, clock=clock))
             return 0
         if args.command == "migrate":
-            asyncio.run(_with_storage(settings, _noop))
+            asyncio.run(_with_storage(settings, _noop, clock))
             print(f"database {settings.db} is up to date")
             return 0
         if args.command in ("merchant", "wallet") and args.action != "create":
-            return asyncio.run(_with_storage(settings, lambda s: _replace_secret(s, args)))
+            return asyncio.run(_with_storage(settings, lambda s: _replace_secret(s, args), clock))
         if args.command == "merchant":
-            return asyncio.run(_with_storage(settings, lambda s: _merchant_create(s, args)))
+            return asyncio.run(_with_storage(settings, lambda s: _merchant_create(s, args), clock))
         if args.command == "wallet":
-            return asyncio.run(_with_storage(settings, lambda s: _wallet_create(s, args)))
+            return asyncio.run(_with_storage(settings, lambda s: _wallet_create(s, args), clock))
         if args.command == "terminal":
             return asyncio.run(
-                _with_storage(settings, lambda s: pairing_cli.run(s, settings, args))
+                _with_storage(
+                    settings, lambda s: pairing_cli.run(s, settings, args, clock=clock), clock
+                )
             )
+        if args.command == "keys" and args.action == "rotate":
+            return asyncio.run(_with_storage(settings, lambda s: _keys_rotate(s, clock), clock))
         if args.command == "keys":
-            action = _keys_rotate if args.action == "rotate" else _keys_show
-            return asyncio.run(_with_storage(settings, action))
+            return asyncio.run(_with_storage(settings, _keys_show, clock))
     except PSPError as exc:
         print(f"psp-server: {exc}", file=sys.stderr)
         return EXIT_STORAGE
@@ -215,8 +219,8 @@ async def _replace_secret(storage: Storage, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_storage(settings: config.Settings, action: Any) -> int:
-    storage = await asyncio.to_thread(open_storage, settings.db)
+async def _with_storage(settings: config.Settings, action: Any, clock: Clock) -> int:
+    storage = await asyncio.to_thread(open_storage, settings.db, clock)
     try:
         result: int = await action(storage)
         return result
@@ -278,8 +282,8 @@ async def _keys_show(storage: Storage) -> int:
     return 0
 
 
-async def _keys_rotate(storage: Storage) -> int:
-    made = await storage.rotate_signing_key(now=now_ms())
+async def _keys_rotate(storage: Storage, clock: Clock) -> int:
+    made = await storage.rotate_signing_key(now=clock.now_ms())
     print(
         f"new active key {made.kid}; the old keys stay valid for verification. Give terminals"
         " the new public key next to the old one, then restart psp-server serve to sign with it.",
@@ -338,7 +342,7 @@ def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     # Here rather than in each worker: the workers would start by racing to
     # migrate. The storage is closed again before the fork, so that no
     # worker inherits a connection or a thread.
-    asyncio.run(_with_storage(settings, _noop))
+    asyncio.run(_with_storage(settings, _noop, clock))
     # Listening before any worker runs: a client that connects meanwhile
     # waits in the queue rather than being refused.
     sock.listen()

@@ -29,6 +29,7 @@ from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
 from scan2pay_common.logtext import loggable
@@ -36,7 +37,6 @@ from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.reconnect import AT_ONCE, BACK_OFF, QUIETLY, Next, Reconnecting
-from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import TerminalTopic, all_state_topics
 
 from .relay import speaks_no_mqtt5
@@ -248,10 +248,12 @@ class PresenceWatch:
 
 
 class Presence:
-    """Terminals' presence over one MQTT session; ``run()`` keeps it up."""
+    """Terminals' presence over one MQTT session; ``run()`` keeps it up.
+    ``clock`` dates when each terminal was heard (the app's ``CLOCK``)."""
 
-    def __init__(self, target: MqttTarget) -> None:
+    def __init__(self, target: MqttTarget, clock: Clock = SYSTEM_CLOCK) -> None:
         self._target = target
+        self._clock = clock
         self._table = PresenceTable()
         self._watches: dict[str, set[PresenceWatch]] = {}
         # Wakes the session's subscription follower when watching changes.
@@ -403,7 +405,7 @@ class Presence:
 
     def _hear(self, topic: str, payload: bytes) -> None:
         try:
-            merchant_id = self._table.apply(topic, payload, now_ms())
+            merchant_id = self._table.apply(topic, payload, self._clock.now_ms())
         except MalformedState as exc:
             if not exc.repeated:
                 log.warning(

@@ -29,12 +29,12 @@ from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.logtext import loggable
 from scan2pay_common.mqtt_client import mqtt_client
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.reconnect import AT_ONCE, BACK_OFF, QUIETLY, Next, Reconnecting
-from scan2pay_common.timefmt import now_ms
 from scan2pay_common.topics import events_topic, terminal_events_topic
 
 from .errors import StorageUnavailable
@@ -57,11 +57,14 @@ class OutboxRelay:
         target: MqttTarget,
         wake: asyncio.Event,
         partitions: Partitions | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """``clock`` dates each event's ``published_at`` (the app's ``CLOCK``)."""
         self._storage = storage
         self._target = target
         self._wake = wake
         self._partitions = partitions or AllPartitions()
+        self._clock = clock
         # MQTT 5, so that a broker refusing a publish (an ACL without the
         # relay's write rule) says so in its PUBACK; with 3.1.1 it would
         # acknowledge and drop the event, and we would mark it sent.
@@ -176,7 +179,9 @@ class OutboxRelay:
                     # Marked before the partitions are looked at again: one
                     # that passes to another process passes with its events
                     # marked, and they are not sent twice.
-                    await self._storage.mark_published([e.position for e in events], now=now_ms())
+                    await self._storage.mark_published(
+                        [e.position for e in events], now=self._clock.now_ms()
+                    )
                     continue
                 sent_upto = events[-1].position
                 marking = asyncio.create_task(self._mark(marking, [e.position for e in events]))
@@ -189,7 +194,7 @@ class OutboxRelay:
     async def _mark(self, previous: asyncio.Task[None] | None, positions: list[int]) -> None:
         if previous is not None:
             await previous
-        await self._storage.mark_published(positions, now=now_ms())
+        await self._storage.mark_published(positions, now=self._clock.now_ms())
 
 
 def topics_of(event: OutboxEvent) -> list[str]:

@@ -8,9 +8,11 @@ import sqlite3
 from pathlib import Path
 
 from scan2pay_common.messages import CheckoutEvent
+from scan2pay_common.timefmt import from_rfc3339
 from scan2pay_common.topics import events_topic
 from tests.support.broker import Mosquitto
 from tests.support.db import connect as db_connect
+from tests.support.file_clock import FileClock
 from tests.support.mqtt import Subscriber
 from tests.support.plain_http import http
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
@@ -254,3 +256,23 @@ def test_keys_and_tokens_are_rotated_and_revoked_from_the_cli(db: str, tmp_path:
         assert (status, body["error"]["code"]) == (401, "unauthorized")
     finally:
         server.stop()
+
+
+def test_the_commands_date_what_they_write_by_the_clock_they_are_given(
+    db: str, tmp_path: Path
+) -> None:
+    """``keys rotate`` and ``merchant create`` take now from the clock
+    main() is given, as the server does, not from the system's."""
+    clock = FileClock(tmp_path / "clock")
+    later = from_rfc3339("2040-01-01T00:00:00Z")
+    clock.advance_to(later)
+    made = run_cli("merchant", "create", "--name", "Later", "--json", "--db", db, clock=clock)
+    assert made.returncode == 0, made.stderr
+    rotated = run_cli("keys", "rotate", "--db", db, clock=clock)
+    assert rotated.returncode == 0, rotated.stderr
+    shown = run_cli("keys", "show", "--db", db)
+    (active,) = [line for line in shown.stdout.splitlines() if "  active, created " in line]
+    assert active.split("  active, created ")[1].startswith("2040-01-01T")
+    with db_connect(db) as conn:
+        (created_at,) = conn.execute("SELECT created_at FROM merchants").fetchone()
+    assert later <= created_at < later + 60_000

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from scan2pay_common.clock import SYSTEM_CLOCK, MovableClock
+from scan2pay_common.clock import SYSTEM_CLOCK, Deadline, MovableClock
 from scan2pay_common.timefmt import now_ms
 from tests.support.file_clock import FileClock
 
@@ -50,3 +51,29 @@ def test_a_file_clock_is_moved_for_every_process_that_reads_the_file(tmp_path: P
     assert target <= server.now_ms() < target + 1_000
     mover.advance_to(target - 60_000)  # never back
     assert server.now_ms() >= target
+
+
+def test_a_deadline_passes_when_its_clock_is_moved_past_it() -> None:
+    clock = MovableClock()
+    deadline = Deadline.after(60_000, clock)
+    assert not deadline.passed(clock)
+    clock.advance(59_000)
+    assert not deadline.passed(clock)
+    clock.advance(1_000)
+    assert deadline.passed(clock)
+
+
+def test_a_clock_set_back_does_not_make_a_deadline_last_longer() -> None:
+    """The monotonic clock still ends it: the wall clock, stepped back an
+    hour, has the whole hour again to go."""
+    wall = Stopped(10_000_000)
+    deadline = Deadline.after(1_000, wall)
+    wall.at -= 3_600_000
+    assert not deadline.passed(wall)  # neither clock there yet
+    monotonic_past = Deadline(at_ms=deadline.at_ms, monotonic_ns=time.monotonic_ns())
+    assert monotonic_past.passed(wall)
+
+
+def test_a_deadline_lasts_no_negative_time() -> None:
+    with pytest.raises(ValueError, match="0 ms or more"):
+        Deadline.after(-1, SYSTEM_CLOCK)

@@ -72,6 +72,22 @@ async def test_paid_checkout_yields_exactly_one_event(
     assert await asyncio.to_thread(subscriber.drain, 0.5) == []
 
 
+async def test_an_event_is_marked_published_at_the_psps_time(
+    psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
+) -> None:
+    psp = psp_with_broker
+    shop = await psp.merchant()
+    subscriber = subscribe(events_topic(shop.id))
+    psp.clock.advance(3_600_000)  # the PSP's clock, not the system's, dates it
+    checkout = await psp.checkout(shop)
+    await psp.pay(await psp.wallet(), code_of(checkout))
+    await asyncio.to_thread(events, subscriber, 1)
+    await until(psp.outbox_drained, what="the event marked published", timeout=5, every=0.02)
+    with connect(psp.server.settings.db) as conn:
+        (published_at,) = conn.execute("SELECT published_at FROM events").fetchone()
+    assert abs(published_at - psp.clock.now_ms()) < 60_000
+
+
 async def test_events_are_not_retained_and_go_only_to_their_merchant(
     psp_with_broker: Psp, broker: Mosquitto, subscribe: Subscribe
 ) -> None:

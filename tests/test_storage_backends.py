@@ -19,6 +19,7 @@ from psp_server.storage.backends import BadDatabaseURL, choose
 from psp_server.storage.postgres import PostgresBackend
 from psp_server.storage.postgres_processes import LeasedPartitions
 from psp_server.storage.sqlite import SqliteBackend, SqliteStorage
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from tests.support.psp import start_psp, stop_psp
 
 # Nothing listens here; choosing a backend connects to nothing.
@@ -94,12 +95,14 @@ class _Counted(SqliteBackend):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.opened: list[SqliteStorage] = []
+        self.clocks: list[Clock] = []
         self.leases: list[Partitions] = []
         self.wake_sources = 0
         _Counted.made.append(self)
 
-    def open_storage(self) -> SqliteStorage:
-        storage = super().open_storage()
+    def open_storage(self, clock: Clock = SYSTEM_CLOCK) -> SqliteStorage:
+        storage = super().open_storage(clock)
+        self.clocks.append(clock)
         self.opened.append(storage)
         return storage
 
@@ -128,6 +131,7 @@ async def test_the_app_chooses_its_backend_once_and_asks_it_for_everything(
         assert app[BACKEND] is backend
         assert backend.path == db
         assert backend.opened == [app[STORAGE]]
+        assert backend.clocks == [psp.clock]  # the app's: its cache and rows go by it
         assert backend.leases == [app[PARTITION_LEASES]]
         assert backend.wake_sources == 1
     finally:

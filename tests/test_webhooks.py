@@ -40,7 +40,7 @@ from psp_server.wake import WakeEvent
 from psp_server.webhooks import signing
 from psp_server.webhooks.retry import RetryPolicy
 from psp_server.webhooks.store import Scan, WebhookStore
-from scan2pay_common.timefmt import now_ms
+from scan2pay_common.timefmt import from_rfc3339, now_ms
 from tests.support.db import connect as db_connect
 from tests.support.db import sqlite_at_migration
 from tests.support.process import PspProcess
@@ -354,6 +354,25 @@ async def test_event_is_posted_exactly_and_signed(
     await asyncio.sleep(0.3)
     assert len(hook.requests) == 1  # nothing else came: not BEFORE, not OTHER, no repeat
     assert_never_logged(caplog, secret)
+
+
+async def test_deliveries_carry_the_psps_time(make_psp: MakePsp, receiver: MakeReceiver) -> None:
+    """The signature's timestamp and the delivery log are the PSP's clock's,
+    an hour ahead of the system's here."""
+    psp = await make_psp(**FAST, **LOOPBACK)
+    psp.clock.advance(3_600_000)
+    hook = await receiver()
+    shop = await psp.merchant()
+    webhook = await register(psp, shop, hook.url)
+    await pay_one(psp, shop, await psp.wallet(), "LATER")
+    (received,) = await hook.wait_for(1)
+    now = psp.clock.now_ms()
+    header = received.headers["Scan2pay-Signature"]
+    assert signing.verify(webhook["secret"], header, received.body, now=now // 1000)
+    assert not signing.verify(webhook["secret"], header, received.body)  # the system's: an hour off
+    (delivery,) = await log_until(psp, shop, webhook["id"], lambda d: d[0]["status"] != "pending")
+    for field in ("created_at", "last_attempt_at", "delivered_at"):
+        assert abs(from_rfc3339(delivery[field]) - now) < 60_000, field
 
 
 async def test_failing_receiver_is_retried_with_growing_delays(

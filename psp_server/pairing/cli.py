@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from scan2pay_common.clock import SYSTEM_CLOCK
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 
 from ..config import Settings
@@ -59,11 +59,14 @@ async def run(
     args: argparse.Namespace,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> int:
-    """0, or 2 with what was wrong when nothing was changed."""
+    """0, or 2 with what was wrong when nothing was changed. ``clock``: the
+    command's now (``psp-server``'s)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    service = Pairing(storage, Broker.of(settings), settings.public_url or "", SYSTEM_CLOCK)
+    service = Pairing(storage, Broker.of(settings), settings.public_url or "", clock)
     try:
         if args.action == "approve":
             done = await service.approve(args.code, args.merchant, args.terminal)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
+
 from ..errors import StorageError
 from .backends import Backend, BadDatabaseURL, choose
 from .base import Storage
 
 
-def open_storage(db: str) -> Storage:
+def open_storage(db: str, clock: Clock = SYSTEM_CLOCK) -> Storage:
     """Opens (and migrates) the database that ``db`` names (``choose``).
     Blocking: call it off the event loop."""
-    return choose(db).open_storage()
+    return choose(db).open_storage(clock)
 
 
 __all__ = ["Backend", "BadDatabaseURL", "Storage", "StorageError", "choose", "open_storage"]

@@ -17,6 +17,8 @@ import functools
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
+
 from ..errors import StorageError
 from ..partitions import Partitions
 
@@ -47,8 +49,9 @@ class Backend(abc.ABC):
         self.url = url
 
     @abc.abstractmethod
-    def open_storage(self) -> SqlStorage:
-        """Opens (and migrates) the database. Blocking: call it off the
+    def open_storage(self, clock: Clock = SYSTEM_CLOCK) -> SqlStorage:
+        """Opens (and migrates) the database; the storage dates what it
+        writes and times its caches by ``clock``. Blocking: call it off the
         event loop."""
 
     @abc.abstractmethod

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.signing import SigningKey
-from scan2pay_common.timefmt import now_ms
 
 from ..errors import StorageError, StorageUnavailable
 from ..partitions import Partitions
@@ -64,8 +64,8 @@ class PostgresBackend(Backend):
     form = "a postgresql://user@host:port/dbname URL"
     shared = True
 
-    def open_storage(self) -> PostgresStorage:
-        return PostgresStorage(self.url)
+    def open_storage(self, clock: Clock = SYSTEM_CLOCK) -> PostgresStorage:
+        return PostgresStorage(self.url, clock=clock)
 
     def partitions(self) -> Partitions:
         return LeasedPartitions(self.url)
@@ -96,10 +96,13 @@ POSTGRESQL = PostgresDialect(
 
 
 class PostgresStorage(SqlStorage):
-    def __init__(self, dsn: str, *, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, dsn: str, *, pool_size: int = POOL_SIZE, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         migrate(dsn)
         self.dsn = dsn
-        super().__init__(PostgresWorker(dsn, pool_size), load_signing_key(dsn), POSTGRESQL)
+        worker = PostgresWorker(dsn, pool_size)
+        super().__init__(worker, load_signing_key(dsn, clock.now_ms()), POSTGRESQL, clock)
 
 
 def migrate(dsn: str) -> None:
@@ -111,14 +114,15 @@ def migrate(dsn: str) -> None:
         raise StorageError(f"cannot migrate PostgreSQL database {_safe(dsn)}: {exc}") from exc
 
 
-def load_signing_key(dsn: str) -> SigningKey:
-    """The active key, made and stored on the first start. Blocking."""
+def load_signing_key(dsn: str, now: int) -> SigningKey:
+    """The active key, made and stored (as made ``now``) on the first start.
+    Blocking."""
     try:
         with _connect(dsn) as conn, conn.transaction():
             # Two processes starting at once make one key.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SIGNING_KEY_LOCK,))
             adapted = PgConnection(conn)
-            return active_key(adapted) or new_active_key(adapted, now_ms())
+            return active_key(adapted) or new_active_key(adapted, now)
     except psycopg.Error as exc:
         raise StorageError(
             f"cannot load the signing key from PostgreSQL {_safe(dsn)}: {exc}"

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from scan2pay_common import jsonfields
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock, Deadline
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.signing import PublicKey, SigningKey
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import to_rfc3339
 
 from .. import credentials
 from ..checkout_effects import AccountKind, NewEvent, Transfer, opening
@@ -54,7 +54,7 @@ T = TypeVar("T")
 SWEEPER_LOCK = (0x73327000, 0x73776565)
 
 # How long a merchant key, once found, is believed without asking again.
-MERCHANT_KEY_CACHE_SECONDS = 1.0
+MERCHANT_KEY_CACHE_MS = 1_000
 
 _CHECKOUT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
@@ -130,13 +130,22 @@ def new_active_key(conn: Connection, now: int) -> SigningKey:
 class SqlStorage(Storage):
     """Every operation of the storage as SQL that SQLite and PostgreSQL both
     run, each a function of one connection that a worker runs in one
-    transaction: the backends differ in their worker and dialect only."""
+    transaction: the backends differ in their worker and dialect only.
+    ``clock`` dates the rows it makes and times its cache of merchant keys
+    (the app's ``CLOCK``)."""
 
-    def __init__(self, worker: Worker, signing_key: SigningKey, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        signing_key: SigningKey,
+        dialect: Dialect,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._worker = worker
         self._signing_key = signing_key
         self._dialect = dialect
-        self._merchant_keys: dict[str, tuple[float, Merchant]] = {}
+        self._clock = clock
+        self._merchant_keys: dict[str, tuple[Deadline, Merchant]] = {}
 
     async def close(self) -> None:
         await self._worker.close()
@@ -185,7 +194,7 @@ class SqlStorage(Storage):
         def op(conn: Connection) -> None:
             conn.execute(
                 "INSERT INTO merchants (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)",
-                (merchant.id, name, credentials.hash_secret(key), now_ms()),
+                (merchant.id, name, credentials.hash_secret(key), self._clock.now_ms()),
             )
 
         await self._worker.run(op)
@@ -193,20 +202,21 @@ class SqlStorage(Storage):
 
     async def merchant_by_key(self, api_key: str) -> Merchant | None:
         """Every merchant request asks this first. A key seen in the last
-        ``MERCHANT_KEY_CACHE_SECONDS`` is answered from memory: a rotation or
+        ``MERCHANT_KEY_CACHE_MS`` is answered from memory: a rotation or
         revocation through this process takes effect at once, one through
-        another process (the CLI) within that time. Unknown keys are always
-        looked up."""
+        another process (the CLI) within that time, whatever the wall clock
+        does meanwhile (``Deadline``). Unknown keys are always looked up."""
         digest = credentials.hash_secret(api_key)
-        now = time.monotonic()
         cached = self._merchant_keys.get(digest)
-        if cached is not None and cached[0] > now:
+        if cached is not None and not cached[0].passed(self._clock):
             return cached[1]
+        # Counted from before the read: what it finds may be that old.
+        believed_until = Deadline.after(MERCHANT_KEY_CACHE_MS, self._clock)
         merchant = await self._merchant_by_digest(digest)
         if merchant is not None:
             if len(self._merchant_keys) >= 10_000:
                 self._merchant_keys.clear()
-            self._merchant_keys[digest] = (now + MERCHANT_KEY_CACHE_SECONDS, merchant)
+            self._merchant_keys[digest] = (believed_until, merchant)
         return merchant
 
     async def _merchant_by_digest(self, digest: str) -> Merchant | None:
@@ -271,7 +281,7 @@ class SqlStorage(Storage):
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
         wallet = Wallet(credentials.new_id("wal"), name, currency, balance)
         token = credentials.new_wallet_token()
-        now = now_ms()
+        now = self._clock.now_ms()
 
         def op(conn: Connection) -> None:
             conn.execute(

@@ -12,8 +12,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.signing import SigningKey
-from scan2pay_common.timefmt import now_ms
 
 from ..errors import StorageError
 from ..partitions import AllPartitions, Partitions
@@ -47,8 +47,8 @@ class SqliteBackend(Backend):
             raise BadDatabaseURL(f"a SQLite database is a file path or {URL_PREFIX}path")
         self.path = path
 
-    def open_storage(self) -> SqliteStorage:
-        return SqliteStorage(self.path)
+    def open_storage(self, clock: Clock = SYSTEM_CLOCK) -> SqliteStorage:
+        return SqliteStorage(self.path, clock)
 
     def partitions(self) -> Partitions:
         return AllPartitions()
@@ -77,13 +77,13 @@ SQLITE = SqliteDialect("sqlite", for_update="", skip_locked="", shared=False)
 
 
 class SqliteStorage(SqlStorage):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, clock: Clock = SYSTEM_CLOCK) -> None:
         _check_path(path)
         _create_private(path)
         migrate(path)
         _warn_if_readable(path)
         self.path = path
-        super().__init__(SqliteWorker(path), load_signing_key(path), SQLITE)
+        super().__init__(SqliteWorker(path), load_signing_key(path, clock.now_ms()), SQLITE, clock)
 
 
 def migrate(path: str) -> None:
@@ -94,12 +94,13 @@ def migrate(path: str) -> None:
         raise StorageError(f"cannot migrate SQLite database {path!r}: {exc}") from exc
 
 
-def load_signing_key(path: str) -> SigningKey:
-    """The active key, made and stored on the first start. Blocking."""
+def load_signing_key(path: str, now: int) -> SigningKey:
+    """The active key, made and stored (as made ``now``) on the first start.
+    Blocking."""
     conn = connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")  # two processes starting at once make one key
-        key = active_key(conn) or new_active_key(conn, now_ms())
+        key = active_key(conn) or new_active_key(conn, now)
         conn.execute("COMMIT")
         return key
     except sqlite3.Error as exc:

@@ -27,14 +27,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
-from collections.abc import Callable
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.logtext import loggable
 
 from ..errors import StorageUnavailable
@@ -65,7 +64,7 @@ class WebhookDispatcher:
         policy: RetryPolicy,
         *,
         timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         poll: float = POLL_SECONDS,
         max_senders: int = MAX_SENDERS,
@@ -73,9 +72,11 @@ class WebhookDispatcher:
         destinations: DestinationPolicy | None = None,
         resolver: AbstractResolver | None = None,
     ) -> None:
-        """``destinations``: where deliveries may connect (public addresses
-        only by default); ``resolver``: what resolves endpoints' names before
-        the policy sees the addresses (aiohttp's default resolver by default)."""
+        """``clock``: when deliveries are due, and the time their attempts
+        and signatures carry (the app's ``CLOCK``); ``destinations``: where
+        deliveries may connect (public addresses only by default);
+        ``resolver``: what resolves endpoints' names before the policy sees
+        the addresses (aiohttp's default resolver by default)."""
         self._store = store
         self._partitions = partitions or AllPartitions()
         self._policy = policy
@@ -98,9 +99,6 @@ class WebhookDispatcher:
 
     def wake(self) -> None:
         self._wake.set()
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
 
     async def run(self) -> None:
         # No connection limit: a pool shared by every endpoint would let dead
@@ -135,7 +133,7 @@ class WebhookDispatcher:
         while True:
             honour_cancellation()
             self._wake.clear()
-            now = self._now_ms()
+            now = self._clock.now_ms()
             delay = self._poll
             scan: Scan | None = None
             try:
@@ -170,7 +168,7 @@ class WebhookDispatcher:
                 # Nothing once the merchant's partition has passed to another process.
                 batch = await self._store.due(
                     endpoint_id,
-                    now=self._now_ms(),
+                    now=self._clock.now_ms(),
                     limit=BATCH,
                     partitions=await self._partitions.held(),
                 )
@@ -197,13 +195,13 @@ class WebhookDispatcher:
         http = self._http
         if http is None:
             raise RuntimeError("attempt outside run()")
-        timestamp = int(self._clock())
+        timestamp = self._clock.now_ms() // 1000  # whole seconds, as signing.sign takes
         headers = {
             "Content-Type": "application/json",
             signing.HEADER: signing.sign(due.secret, timestamp, due.payload),
             "Scan2pay-Event-Id": due.event_id,
         }
-        started = self._now_ms()
+        started = self._clock.now_ms()
         status: int | None = None
         error: str | None = None
         detail = ""  # for the operator's log only: it names addresses and ports
@@ -225,7 +223,7 @@ class WebhookDispatcher:
             log.exception("webhook %s: %s: unexpected error", due.endpoint_id, due.event_id)
             error = failures.CONNECTION_FAILED
             detail = f"{type(exc).__name__}: {exc}"
-        return Outcome(started, self._now_ms(), status, error, detail)
+        return Outcome(started, self._clock.now_ms(), status, error, detail)
 
 
 def _log_outcome(due: DueDelivery, outcome: Outcome, status: str | None) -> None:

@@ -47,13 +47,21 @@ def psp_command(*args: str) -> list[str]:
     return [str(BIN / "psp-server"), *args]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, clock: FileClock | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``psp-server ARGS``; with ``clock``, its main() runs on that file's
+    clock (as ``PspProcess``'s does)."""
+    command = psp_command(*args)
+    if clock is not None:
+        command[:1] = [*CLOCKED_RUNNER, "--clock-file", str(clock.path), "--"]
     return subprocess.run(
-        psp_command(*args),
+        command,
         capture_output=True,
         text=True,
         timeout=30,
         env={**os.environ, **(env or {})},
+        cwd=None if clock is None else REPO,
     )
 
 
