@@ -117,8 +117,15 @@ class NewEvent:
             raise ValueError("a checkout.refunded event carries what was refunded")
 
 
-def opening(transaction_id: str, wallet_id: str, currency: str, balance: int) -> Transfer:
-    """A new wallet's opening balance, out of its currency's funding account."""
-    return Transfer(
-        transaction_id, currency, balance, Account.funding(currency), Account.wallet(wallet_id)
+def opening(
+    transaction_id: str, wallet_id: str, currency: str, balance: int
+) -> tuple[Transfer, ...]:
+    """A new wallet's opening balance, out of its currency's funding account:
+    nothing to move for an empty wallet (a transfer moves at least 1)."""
+    if balance == 0:
+        return ()
+    return (
+        Transfer(
+            transaction_id, currency, balance, Account.funding(currency), Account.wallet(wallet_id)
+        ),
     )

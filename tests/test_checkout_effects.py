@@ -227,11 +227,12 @@ def test_transfers_and_events_refuse_what_cannot_be() -> None:
 
 
 def test_an_opening_balance_comes_from_the_funding_account() -> None:
-    made = opening("fund_1", "wal_1", "JPY", 500)
+    (made,) = opening("fund_1", "wal_1", "JPY", 500)
     assert [(p.account.name, p.amount) for p in made.postings] == [
         ("funding:JPY", -500),
         ("wallet:wal_1", 500),
     ]
+    assert opening("fund_2", "wal_2", "JPY", 0) == ()  # an empty wallet moves nothing
 
 
 # The refusals, as the API answers them: codes and statuses are the wire's.

@@ -289,9 +289,9 @@ class SqlStorage(Storage):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (wallet.id, name, credentials.hash_secret(token), currency, balance, now),
             )
-            if balance > 0:
-                # The INSERT above wrote the balance this entry caches.
-                _post(conn, opening(credentials.new_id("fund"), wallet.id, currency, balance), now)
+            # The INSERT above wrote the balance these entries cache.
+            for transfer in opening(credentials.new_id("fund"), wallet.id, currency, balance):
+                _post(conn, transfer, now)
 
         await self._worker.run(op)
         return wallet, token
