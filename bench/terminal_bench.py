@@ -58,7 +58,7 @@ def threads(pid: int) -> int:
 
 def signed_show_qr(key: SigningKey, n: int, expires_ms: int) -> tuple[ShowQr, CheckoutSnapshot]:
     """The cashier's ``show_qr`` for checkout ``n``, carrying the display
-    ticket the PSP signs (psp_server.routes._display_ticket), and the
+    ticket the PSP signs (psp_server.api.checkouts.display_ticket), and the
     checkout as the PSP's events will carry it once paid."""
     expires_at = to_rfc3339(expires_ms)
     checkout = CheckoutSnapshot(

@@ -28,9 +28,9 @@ import aiohttp
 from cashier_bridge.flow import run_checkout
 from cashier_bridge.model import BridgeConfig, CheckoutOrder, Step
 from hardware.base import Geometry
-from psp_server.appkeys import STORAGE
-from psp_server.config import Settings
-from psp_server.server import RunningServer, start_server
+from psp_server.api.appkeys import STORAGE
+from psp_server.runtime.config import Settings
+from psp_server.runtime.server import RunningServer, start_server
 from scan2pay_common import logformat
 from scan2pay_common.money import format_display
 from scan2pay_common.mqtt_url import MqttTarget
@@ -83,7 +83,7 @@ async def run_demo(options: DemoOptions) -> int:
     if options.mqtt is None:
         # The embedded broker speaks MQTT 3.1.1 only; the relay's warning
         # that it falls back from 5 is for operators, not for the demo.
-        logging.getLogger("psp_server.relay").setLevel(logging.ERROR)
+        logging.getLogger("psp_server.outbox.relay").setLevel(logging.ERROR)
     out = options.out
     display = DemoDisplay(out if options.draw else None, GEOMETRY)
     # Its pages are on the PSP's own origin, beside the QR page (demo_web.py).

@@ -40,8 +40,8 @@ from cashier_bridge.errors import BridgeError
 from cashier_bridge.flow import run_checkout
 from cashier_bridge.model import BridgeConfig, CheckoutOrder, Step
 from hardware.base import Content
-from psp_server.appkeys import SETTINGS
-from psp_server.errors import APIError
+from psp_server.api.appkeys import SETTINGS
+from psp_server.core.errors import APIError
 from psp_server.web.forms import read_form
 from psp_server.web.layout import page
 from scan2pay_common.errors import InvalidValue

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from .aio import honour_cancellation
 from .backoff import Backoff
@@ -213,3 +214,14 @@ class Reconnecting(Generic[C]):
             self._said = reason
         else:
             self._log.debug("%s: still %s; retrying in %.2fs", self._name, reason, delay)
+
+
+# CONNACK codes of a broker that does not take MQTT 5: 3.1.1's "unacceptable
+# protocol version" and 5's "unsupported protocol version".
+_NO_MQTT5 = (1, 0x84)
+
+
+def speaks_no_mqtt5(exc: MqttConnectError) -> bool:
+    """Whether a refused CONNECT says the broker takes only MQTT 3.1.1."""
+    rc = getattr(exc.rc, "value", exc.rc)  # a ReasonCode or an int
+    return rc in _NO_MQTT5

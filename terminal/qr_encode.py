@@ -21,7 +21,7 @@ This module gives the same results without that work:
   apply the winner (``find_and_apply_best_mask(..., proposed_mask=best)``) and
   add the format and version information, and wraps the result as ``make``
   does. Same version, mask and matrix as ``segno.make_qr``; the tests in
-  ``tests/test_qr_encode.py`` check it symbol by symbol and score by score.
+  ``tests/terminal/test_qr_encode.py`` check it symbol by symbol and score by score.
 
 The scorer
 ----------

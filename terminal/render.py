@@ -34,7 +34,7 @@ tall, with 1 lit row above and 2 below, and 4 lit modules left and right; the
 level is the highest that gives 29 modules (M for the default URL, L for a
 longer one). Decoders find a QR by its finder patterns, which carry their own
 1-module light separator; with 1 more lit row zxing-cpp and zbar both read it,
-natively and through a camera-like blur (see tests/test_render.py). It is a
+natively and through a camera-like blur (see tests/terminal/test_render.py). It is a
 departure from the standard's quiet zone, accepted because the alternative is
 no code at all. The compliant fix is a shorter URL: 47 alphanumeric characters
 or fewer fit version 2 (25 modules), which fits 128x32 with a 3-module quiet

@@ -19,12 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from scan2pay_common import jsonfields
-from scan2pay_common.errors import InvalidValue
-from scan2pay_common.identifiers import check_checkout_id
-from scan2pay_common.timefmt import to_rfc3339
-
-from ..appkeys import (
+from psp_server.api.appkeys import (
     APPROVALS_PER_CODE,
     APPROVALS_PER_IP,
     CLOCK,
@@ -32,17 +27,21 @@ from ..appkeys import (
     SETTINGS,
     STORAGE,
 )
-from ..errors import APIError
-from ..rate_limiter import RateLimiter
-from .broker import Broker
-from .service import (
+from psp_server.api.guards.rate_limiter import RateLimiter
+from psp_server.core.errors import APIError
+from psp_server.pairing.broker import Broker
+from psp_server.pairing.service import (
     POLL_INTERVAL_S,
     Handover,
     Pairing,
     check_device_secret,
     check_secret_hash,
 )
-from .store import Paired, PairingRefused, Pending
+from psp_server.pairing.store import Paired, PairingRefused, Pending
+from scan2pay_common import jsonfields
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_checkout_id
+from scan2pay_common.timefmt import to_rfc3339
 
 
 def refused(exc: PairingRefused) -> APIError:

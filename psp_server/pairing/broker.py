@@ -15,11 +15,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psp_server.mqtt import accounts as mqtt_accounts
+from psp_server.runtime.config import Settings
 from scan2pay_common.logtext import loggable
 from scan2pay_common.mqtt_url import MqttTarget
-
-from .. import mqtt_accounts
-from ..config import Settings
 
 log = logging.getLogger(__name__)
 

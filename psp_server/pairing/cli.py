@@ -10,14 +10,13 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from psp_server.pairing.broker import Broker
+from psp_server.pairing.service import Pairing
+from psp_server.pairing.store import PairingRefused
+from psp_server.runtime.config import Settings
+from psp_server.storage import Storage
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
-
-from ..config import Settings
-from ..storage import Storage
-from .broker import Broker
-from .service import Pairing
-from .store import PairingRefused
 
 ACTIONS = ("approve", "revoke")
 

@@ -21,20 +21,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from scan2pay_common import pairing_codes
-from scan2pay_common.clock import Clock
-from scan2pay_common.errors import InvalidValue
-from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
-from scan2pay_common.logtext import loggable
-from scan2pay_common.signing import ALG
-from scan2pay_common.timefmt import to_rfc3339
-
-from .. import credentials
-from ..errors import StorageError
-from ..mqtt_accounts import AccountError, terminal_username
-from ..storage import Storage
-from .broker import Broker
-from .store import (
+from psp_server.core import credentials
+from psp_server.core.errors import StorageError
+from psp_server.mqtt.accounts import AccountError, terminal_username
+from psp_server.pairing.broker import Broker
+from psp_server.pairing.store import (
     Collected,
     PairingRefused,
     PairingStore,
@@ -42,6 +33,14 @@ from .store import (
     code_used,
     terminal_taken,
 )
+from psp_server.storage import Storage
+from scan2pay_common import pairing_codes
+from scan2pay_common.clock import Clock
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
+from scan2pay_common.logtext import loggable
+from scan2pay_common.signing import ALG
+from scan2pay_common.timefmt import to_rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
-from ..errors import StorageError
-from ..storage import Storage
-from ..storage.dbapi import Connection, Dialect, Worker
+from psp_server.core.errors import StorageError
+from psp_server.storage import Storage
+from psp_server.storage.dbapi import Connection, Dialect, Worker
 
 # Pending pairings that were never approved are purged this long after
 # they expired; an approved one stays, as the record of its terminal.
@@ -102,7 +102,7 @@ class PairingStore:
 
     @classmethod
     def of(cls, storage: Storage) -> PairingStore:
-        from ..storage.sql_storage import SqlStorage
+        from psp_server.storage.sql_storage import SqlStorage
 
         if not isinstance(storage, SqlStorage):
             raise StorageError("pairing needs an SQL storage")

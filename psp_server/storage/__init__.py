@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from psp_server.core.errors import StorageError
+from psp_server.storage.backends import Backend, BadDatabaseURL, choose
+from psp_server.storage.base import Storage
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
-
-from ..errors import StorageError
-from .backends import Backend, BadDatabaseURL, choose
-from .base import Storage
 
 
 def open_storage(db: str, clock: Clock = SYSTEM_CLOCK) -> Storage:

@@ -17,13 +17,12 @@ import functools
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from psp_server.core.errors import StorageError
+from psp_server.storage.partitions import Partitions
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 
-from ..errors import StorageError
-from ..partitions import Partitions
-
 if TYPE_CHECKING:
-    from .sql_storage import SqlStorage
+    from psp_server.storage.sql_storage import SqlStorage
 
 
 class BadDatabaseURL(StorageError):
@@ -74,8 +73,8 @@ class Backend(abc.ABC):
 def _registry() -> dict[str, type[Backend]]:
     """Every backend by its schemes. Filled on first use, since the
     backends' modules import this one."""
-    from .postgres import PostgresBackend
-    from .sqlite import SqliteBackend
+    from psp_server.storage.postgres import PostgresBackend
+    from psp_server.storage.sqlite import SqliteBackend
 
     return {scheme: kind for kind in (SqliteBackend, PostgresBackend) for scheme in kind.schemes}
 

@@ -28,10 +28,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from scan2pay_common.signing import SigningKey
-
-from ..payloads import CheckoutRequest
-from .records import (
+from psp_server.core.payloads import CheckoutRequest
+from psp_server.core.records import (
     Answer,
     BoardChanges,
     Checkout,
@@ -45,6 +43,7 @@ from .records import (
     StatusTotal,
     Wallet,
 )
+from scan2pay_common.signing import SigningKey
 
 # How long an idempotency key's answer is kept at the least; the sweeper may
 # purge older ones (``purge_idempotency_keys``).
@@ -231,7 +230,7 @@ class Storage(abc.ABC):
         """In the order they were written, oldest first; only those past
         position ``after`` (what a relay has sent but not yet marked), and,
         when ``partitions`` is given, only those of merchants in them
-        (``psp_server/partitions.py``; PostgreSQL only)."""
+        (``psp_server/storage/partitions.py``; PostgreSQL only)."""
 
     @abc.abstractmethod
     async def mark_published(self, positions: list[int], *, now: int) -> None: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from .availability import Availability
+    from psp_server.storage.availability import Availability
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ class Dialect(abc.ABC):
     # another transaction holds are left to it.
     skip_locked: str
     # Several PSP processes may work on the database at once: it has the
-    # locks and the hash that split the work (psp_server/partitions.py).
+    # locks and the hash that split the work (psp_server/storage/partitions.py).
     shared: bool
 
     @abc.abstractmethod
@@ -81,5 +81,5 @@ class Dialect(abc.ABC):
     def in_partitions(self, column: str) -> str:
         """A condition: the merchant whose id ``column`` holds is in the
         partitions given. Its parameters are the number of partitions and
-        the list of those given (psp_server/partitions.py); only where the
+        the list of those given (psp_server/storage/partitions.py); only where the
         dialect is ``shared``."""

@@ -27,18 +27,17 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
+from psp_server.core.errors import StorageError, StorageUnavailable
+from psp_server.storage.availability import Availability
+from psp_server.storage.backends import Backend
+from psp_server.storage.dbapi import Connection, Dialect
+from psp_server.storage.partitions import Partitions
+from psp_server.storage.postgres_processes import LeasedPartitions, first_line, wake_on_new_events
+from psp_server.storage.schema_migrate import apply_migrations
+from psp_server.storage.sql_storage import SqlStorage, active_key, new_active_key
+from psp_server.storage.sync_bridge import await_only, run_sync
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.signing import SigningKey
-
-from ..errors import StorageError, StorageUnavailable
-from ..partitions import Partitions
-from .availability import Availability
-from .backends import Backend
-from .dbapi import Connection, Dialect
-from .postgres_processes import LeasedPartitions, first_line, wake_on_new_events
-from .schema_migrate import apply_migrations
-from .sql_storage import SqlStorage, active_key, new_active_key
-from .sync_bridge import await_only, run_sync
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,8 @@ import time
 
 import psycopg
 
+from psp_server.storage.partitions import PARTITIONS, REFRESH_SECONDS, fair_share
 from scan2pay_common.backoff import Backoff
-
-from ..partitions import PARTITIONS, REFRESH_SECONDS, fair_share
 
 log = logging.getLogger(__name__)
 

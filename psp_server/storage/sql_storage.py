@@ -7,15 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from scan2pay_common import jsonfields
-from scan2pay_common.clock import SYSTEM_CLOCK, Clock, Deadline
-from scan2pay_common.messages import CheckoutEvent
-from scan2pay_common.signing import PublicKey, SigningKey
-from scan2pay_common.timefmt import to_rfc3339
-
-from .. import credentials
-from ..checkout_effects import AccountKind, NewEvent, Transfer, opening
-from ..checkout_machine import (
+from psp_server.core import credentials
+from psp_server.core.effects import AccountKind, NewEvent, Transfer, opening
+from psp_server.core.errors import Refusal, Refused, StorageError
+from psp_server.core.machine import (
     Action,
     Decision,
     Purse,
@@ -25,13 +20,9 @@ from ..checkout_machine import (
     decide_payment,
     decide_refund,
 )
-from ..checkout_orders import new_checkout
-from ..errors import Refusal, Refused, StorageError
-from ..partitions import PARTITIONS
-from ..payloads import CheckoutRequest
-from .base import Storage
-from .dbapi import Connection, Cursor, Dialect, Worker
-from .records import (
+from psp_server.core.orders import new_checkout
+from psp_server.core.payloads import CheckoutRequest
+from psp_server.core.records import (
     Answer,
     BoardChanges,
     Checkout,
@@ -46,6 +37,14 @@ from .records import (
     StatusTotal,
     Wallet,
 )
+from psp_server.storage.base import Storage
+from psp_server.storage.dbapi import Connection, Cursor, Dialect, Worker
+from psp_server.storage.partitions import PARTITIONS
+from scan2pay_common import jsonfields
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock, Deadline
+from scan2pay_common.messages import CheckoutEvent
+from scan2pay_common.signing import PublicKey, SigningKey
+from scan2pay_common.timefmt import to_rfc3339
 
 T = TypeVar("T")
 
@@ -71,7 +70,7 @@ _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.s
 # expires_at; the one parameter is now). The words are the core's Status;
 # 'pending' is written into the statement, not passed, so that the planner
 # can use the partial index checkouts_pending_by_expiry.
-# tests/test_storage_agrees_with_core.py holds the two to the same boundary.
+# tests/psp_server/storage/test_storage_agrees_with_core.py holds the two to the same boundary.
 _LAPSED = f"status = '{Status.PENDING}' AND expires_at <= ?"
 _EFFECTIVE_STATUS = f"CASE WHEN {_LAPSED} THEN '{Status.EXPIRED}' ELSE status END"
 

@@ -12,16 +12,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from psp_server.core.errors import StorageError
+from psp_server.storage.backends import Backend, BadDatabaseURL
+from psp_server.storage.dbapi import Connection, Dialect
+from psp_server.storage.partitions import AllPartitions, Partitions
+from psp_server.storage.schema_migrate import apply_migrations
+from psp_server.storage.sql_storage import SqlStorage, active_key, new_active_key
+from psp_server.storage.sqlite_worker import SqliteWorker, connect
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.signing import SigningKey
-
-from ..errors import StorageError
-from ..partitions import AllPartitions, Partitions
-from .backends import Backend, BadDatabaseURL
-from .dbapi import Connection, Dialect
-from .schema_migrate import apply_migrations
-from .sql_storage import SqlStorage, active_key, new_active_key
-from .sqlite_worker import SqliteWorker, connect
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import StorageError, StorageUnavailable
-from .availability import Availability
+from psp_server.core.errors import StorageError, StorageUnavailable
+from psp_server.storage.availability import Availability
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from psp_server.core.machine import Status, effective_status
+from psp_server.core.records import Checkout, StatusTotal
 from scan2pay_common.money import format_display
 from scan2pay_common.timefmt import to_rfc3339
-
-from ..checkout_machine import Status, effective_status
-from ..storage.records import Checkout, StatusTotal
 
 
 def row(checkout: Checkout, now: int) -> dict[str, Any]:

@@ -32,13 +32,12 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from psp_server.api.appkeys import BOARD_HUB, CLOCK, PRESENCE, RELAY_WAKE, STORAGE
+from psp_server.core.errors import StorageError
+from psp_server.core.records import Checkout
+from psp_server.mqtt.presence import TerminalSeen
+from psp_server.web import board_rows
 from scan2pay_common.timefmt import to_rfc3339
-
-from ..appkeys import BOARD_HUB, CLOCK, PRESENCE, RELAY_WAKE, STORAGE
-from ..errors import StorageError
-from ..presence import TerminalSeen
-from ..storage.records import Checkout
-from . import board_rows
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .layout import page
+from psp_server.web.layout import page
 
 
 def sign_in(

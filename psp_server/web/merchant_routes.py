@@ -15,20 +15,19 @@ from typing import Any
 
 from aiohttp import web
 
+from psp_server.api.appkeys import BOARD_HUB, CLOCK, RELAY_WAKE, STORAGE
+from psp_server.api.envelope import error_response
+from psp_server.core import credentials
+from psp_server.core.errors import Refusal, Refused
+from psp_server.core.records import Merchant
+from psp_server.web import board_rows, merchant_pages, merchant_session, session_keys
+from psp_server.web.board_hub import BoardHub
+from psp_server.web.board_stream import BoardStream, parse_since
+from psp_server.web.forms import read_form
+from psp_server.web.session_keys import Session
 from scan2pay_common import pairing_codes
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
-
-from .. import credentials
-from ..appkeys import BOARD_HUB, CLOCK, RELAY_WAKE, STORAGE
-from ..envelope import error_response
-from ..errors import Refusal, Refused
-from ..storage.records import Merchant
-from . import board_rows, merchant_pages, merchant_session, session_keys
-from .board_hub import BoardHub
-from .board_stream import BoardStream, parse_since
-from .forms import read_form
-from .session_keys import Session
 
 SESSION_SECONDS = session_keys.SESSION_MS // 1000
 # The sign-in form's token lives as long as a person may take to find the key.

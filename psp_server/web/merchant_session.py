@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..appkeys import SESSION_KEYS, SETTINGS, STORAGE
-from .session_keys import SessionKeys
+from psp_server.api.appkeys import SESSION_KEYS, SETTINGS, STORAGE
+from psp_server.web.session_keys import SessionKeys
 
 _SESSION = "s2p-merchant"
 _FORM = "s2p-signin"

@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from psp_server.web.layout import page
 from scan2pay_common.timefmt import to_rfc3339
-
-from .layout import page
 
 
 @dataclass(frozen=True, slots=True)

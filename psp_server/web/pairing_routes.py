@@ -12,23 +12,22 @@ import math
 
 from aiohttp import web
 
-from scan2pay_common import pairing_codes
-from scan2pay_common.errors import InvalidValue
-
-from ..appkeys import APPROVALS_PER_CODE, APPROVALS_PER_IP, PAIRING
-from ..pairing.store import PairingRefused
-from ..storage.records import Merchant
-from . import merchant_session
-from .forms import read_form
-from .merchant_routes import (
+from psp_server.api.appkeys import APPROVALS_PER_CODE, APPROVALS_PER_IP, PAIRING
+from psp_server.core.records import Merchant
+from psp_server.pairing.store import PairingRefused
+from psp_server.web import merchant_session
+from psp_server.web.forms import read_form
+from psp_server.web.merchant_routes import (
     _allowed_change,
     _html,
     _root,
     _sign_in_page,
     _signed_in,
 )
-from .pairing_pages import Listed, pair
-from .session_keys import Session
+from psp_server.web.pairing_pages import Listed, pair
+from psp_server.web.session_keys import Session
+from scan2pay_common import pairing_codes
+from scan2pay_common.errors import InvalidValue
 
 # What may come back from a QR's ?code=: the code's own characters, grouped or not.
 _CODE_CHARS = set(pairing_codes.ALPHABET + pairing_codes.ALPHABET.lower() + "-")

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from html import escape
 
+from psp_server.web.layout import page
 from scan2pay_common.money import format_display, format_major
-
-from .layout import page
 
 # Every page is served from /Q/{CODE}: its assets are one level up.
 ROOT = "../"

@@ -7,8 +7,8 @@ from functools import cache
 
 from aiohttp import web
 
-from . import merchant_routes, pairing_routes
-from .layout import STATIC_DIR, asset_version
+from psp_server.web import merchant_routes, pairing_routes
+from psp_server.web.layout import STATIC_DIR, asset_version
 
 _TYPES = {
     ".css": "text/css; charset=utf-8",

@@ -29,10 +29,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from psp_server.core.credentials import secret_bytes
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
-
-from ..credentials import secret_bytes
 
 INFO = b"scan2pay merchant session v1"
 VERSION = "s2"
@@ -59,7 +58,7 @@ def hkdf_sha256(secret: bytes, info: bytes) -> bytes:
     """RFC 5869's HKDF with SHA-256, no salt, 32 bytes out: an extract and
     one expand block, two HMACs. The standard library's ``hmac`` does it,
     where a crypto package for this alone would be some 16 MB on every PSP
-    (tests/test_merchant_session.py holds it to RFC 5869's vector)."""
+    (tests/psp_server/web/test_merchant_session.py holds it to RFC 5869's vector)."""
     prk = hmac.new(bytes(hashlib.sha256().digest_size), secret, hashlib.sha256).digest()
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 

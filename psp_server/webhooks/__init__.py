@@ -2,6 +2,6 @@
 merchant's endpoints, retried with backoff for at least a day
 (docs/webhooks.md)."""
 
-from .signing import HEADER, sign, verify
+from psp_server.webhooks.signing import HEADER, sign, verify
 
 __all__ = ["HEADER", "sign", "verify"]

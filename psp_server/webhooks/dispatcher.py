@@ -16,7 +16,7 @@ absorbs.
 
 With several processes sharing one database, each dispatcher serves
 the endpoints of the merchants whose partitions its process holds
-(``psp_server/partitions.py``), as its relay does, so that a delivery goes
+(``psp_server/storage/partitions.py``), as its relay does, so that a delivery goes
 out from one process. One in flight when its partition passes to another
 process may be attempted again there: at least once, as ever.
 """
@@ -31,17 +31,20 @@ import random
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
+from psp_server.core.errors import StorageUnavailable
+from psp_server.storage.partitions import AllPartitions, Partitions
+from psp_server.webhooks import failures, signing
+from psp_server.webhooks.destinations import (
+    DestinationPolicy,
+    GuardedResolver,
+    guarded_socket_factory,
+)
+from psp_server.webhooks.retry import RetryPolicy
+from psp_server.webhooks.store import DueDelivery, Outcome, Scan, WebhookStore
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.logtext import loggable
-
-from ..errors import StorageUnavailable
-from ..partitions import AllPartitions, Partitions
-from . import failures, signing
-from .destinations import DestinationPolicy, GuardedResolver, guarded_socket_factory
-from .retry import RetryPolicy
-from .store import DueDelivery, Outcome, Scan, WebhookStore
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import ssl
 
 import aiohttp
 
-from .destinations import BlockedDestination
+from psp_server.webhooks.destinations import BlockedDestination
 
 TIMEOUT = "timeout"
 CONNECTION_REFUSED = "connection_refused"

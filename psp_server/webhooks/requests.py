@@ -6,10 +6,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from psp_server.webhooks.destinations import DestinationPolicy
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
-
-from .destinations import DestinationPolicy
 
 URL_MAX = 2048
 DEFAULT_LIMIT = 50

@@ -7,15 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
+from psp_server.api.appkeys import CLOCK, WEBHOOK_DESTINATIONS, WEBHOOK_DISPATCHER, WEBHOOK_STORE
+from psp_server.api.http import json_body, json_response, merchant_of
+from psp_server.core.errors import APIError
+from psp_server.webhooks import failures
+from psp_server.webhooks.requests import parse_create, parse_limit
+from psp_server.webhooks.store import Delivery, Endpoint, WebhookRefused
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.timefmt import to_rfc3339
-
-from ..appkeys import CLOCK, WEBHOOK_DESTINATIONS, WEBHOOK_DISPATCHER, WEBHOOK_STORE
-from ..errors import APIError
-from ..routes import _body, _json, _merchant
-from . import failures
-from .requests import parse_create, parse_limit
-from .store import Delivery, Endpoint, WebhookRefused
 
 
 def _refusal(exc: WebhookRefused) -> APIError:
@@ -57,8 +56,8 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
 
 
 async def create_webhook(request: web.Request) -> web.Response:
-    merchant = await _merchant(request)
-    body = await _body(request)
+    merchant = await merchant_of(request)
+    body = await json_body(request)
     try:
         url = parse_create(body, request.app[WEBHOOK_DESTINATIONS])
     except InvalidValue as exc:
@@ -69,28 +68,28 @@ async def create_webhook(request: web.Request) -> web.Response:
         )
     except WebhookRefused as exc:
         raise _refusal(exc) from None
-    return _json({**endpoint_json(endpoint), "secret": secret}, status=201)
+    return json_response({**endpoint_json(endpoint), "secret": secret}, status=201)
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
-    merchant = await _merchant(request)
+    merchant = await merchant_of(request)
     endpoints = await request.app[WEBHOOK_STORE].list_endpoints(merchant.id)
-    return _json({"webhooks": [endpoint_json(e) for e in endpoints]})
+    return json_response({"webhooks": [endpoint_json(e) for e in endpoints]})
 
 
 async def delete_webhook(request: web.Request) -> web.Response:
-    merchant = await _merchant(request)
+    merchant = await merchant_of(request)
     try:
         endpoint = await request.app[WEBHOOK_STORE].disable_endpoint(
             merchant.id, request.match_info["webhook_id"], now=request.app[CLOCK].now_ms()
         )
     except WebhookRefused as exc:
         raise _refusal(exc) from None
-    return _json(endpoint_json(endpoint))
+    return json_response(endpoint_json(endpoint))
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    merchant = await _merchant(request)
+    merchant = await merchant_of(request)
     try:
         limit = parse_limit(request.query.get("limit"))
     except InvalidValue as exc:
@@ -101,11 +100,11 @@ async def list_deliveries(request: web.Request) -> web.Response:
         )
     except WebhookRefused as exc:
         raise _refusal(exc) from None
-    return _json({"deliveries": [delivery_json(d) for d in deliveries]})
+    return json_response({"deliveries": [delivery_json(d) for d in deliveries]})
 
 
 async def redeliver(request: web.Request) -> web.Response:
-    merchant = await _merchant(request)
+    merchant = await merchant_of(request)
     try:
         delivery = await request.app[WEBHOOK_STORE].redeliver(
             merchant.id,
@@ -118,7 +117,7 @@ async def redeliver(request: web.Request) -> web.Response:
     dispatcher = request.app.get(WEBHOOK_DISPATCHER)
     if dispatcher is not None:
         dispatcher.wake()
-    return _json(delivery_json(delivery), status=202)
+    return json_response(delivery_json(delivery), status=202)
 
 
 def add_routes(app: web.Application) -> None:

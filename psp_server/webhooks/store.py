@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .. import credentials
-from ..errors import StorageError
-from ..partitions import PARTITIONS
-from ..storage import Storage
-from ..storage.dbapi import Connection, Dialect, Worker
-from . import signing
-from .retry import RetryPolicy
+from psp_server.core import credentials
+from psp_server.core.errors import StorageError
+from psp_server.storage import Storage
+from psp_server.storage.dbapi import Connection, Dialect, Worker
+from psp_server.storage.partitions import PARTITIONS
+from psp_server.webhooks import signing
+from psp_server.webhooks.retry import RetryPolicy
 
 # A merchant may have this many enabled endpoints at once.
 MAX_ENABLED_ENDPOINTS = 16
@@ -173,7 +173,7 @@ _OLDEST_SCHEDULE_FIRST = " ORDER BY d.next_attempt_at, d.event_position LIMIT ?"
 
 def worker_of(storage: Storage) -> tuple[Worker, Dialect]:
     """The storage's worker, which webhooks share, and its dialect."""
-    from ..storage.sql_storage import SqlStorage
+    from psp_server.storage.sql_storage import SqlStorage
 
     if not isinstance(storage, SqlStorage):
         raise StorageError("webhooks need an SQL storage")
@@ -333,7 +333,7 @@ class WebhookStore:
     async def scan(self, *, now: int, partitions: Sequence[int] | None = None) -> Scan:
         """Turns new events into deliveries, and says what is due; with
         ``partitions``, for the endpoints of merchants in them alone
-        (``psp_server/partitions.py``; on a shared database only)."""
+        (``psp_server/storage/partitions.py``; on a shared database only)."""
         self._check(partitions)
         held = None if partitions is None else (PARTITIONS, list(partitions))
         dialect = self._dialect

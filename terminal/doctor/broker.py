@@ -114,12 +114,12 @@ def account_mismatch(username: str | None, merchant_id: str, terminal_id: str) -
     """Why an account named the way psp-server names them cannot read this
     terminal's topics; None for this terminal's own account, or a name of
     the operator's own making (the broker's ACL is then the only word)."""
-    own = f"{merchant_id}/{terminal_id}"  # psp_server.mqtt_accounts.terminal_username
+    own = f"{merchant_id}/{terminal_id}"  # psp_server.mqtt.accounts.terminal_username
     if username is None or username == own:
         return None
     if username == merchant_id:
         return f"the broker account {username} is the merchant's cashiers', not a terminal's"
-    if username == "psp":  # psp_server.mqtt_accounts.PSP_USERNAME
+    if username == "psp":  # psp_server.mqtt.accounts.PSP_USERNAME
         return "the broker account psp is the PSP's, not a terminal's"
     head, slash, tail = username.partition("/")
     if slash and _is_id(head) and _is_id(tail):

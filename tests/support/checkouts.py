@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from psp_server.checkout_machine import Status
-from psp_server.storage.records import Checkout
+from psp_server.core.machine import Status
+from psp_server.core.records import Checkout
 
 MERCHANT = "mer_shop"
 

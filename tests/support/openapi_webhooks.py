@@ -1,7 +1,7 @@
 """The webhook API against psp_server/openapi.json, once
 psp_server/openapi_webhooks.fragment.json is merged into it: every response
 the fragment documents, produced by a live server and checked by
-tests/test_openapi.py's ``conforms``. Wire it in there with::
+tests/psp_server/api/test_openapi.py's ``conforms``. Wire it in there with::
 
     async def test_webhooks(psp: Psp) -> None:
         from tests.support.openapi_webhooks import exercise

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from psp_server import mqtt_accounts
+from psp_server.mqtt import accounts as mqtt_accounts
 from tests.support.process import PspProcess, create_merchant, create_wallet, end_process, run_cli
 from tests.support.secure_broker import Certs, Client, SecureMosquitto
 from tests.support.secure_shops import decode_qr

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLOCKED_RUNNER = (sys.executable, "-m", "tests.support.psp_runner")
 
 # For load tests and benchmarks, which load the PSP on purpose from one
-# address with few tokens: the abuse limits (tests/test_abuse.py) would
+# address with few tokens: the abuse limits (tests/psp_server/api/guards/test_abuse.py) would
 # turn that load away.
 NO_RATE_LIMITS = (
     *("--rate-pay-per-ip", "off", "--rate-pay-per-token", "off"),

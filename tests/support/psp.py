@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
-from psp_server.config import Settings
-from psp_server.server import RunningServer, start_server
+from psp_server.runtime.config import Settings
+from psp_server.runtime.server import RunningServer, start_server
 from psp_server.storage import Storage
 from scan2pay_common.clock import MovableClock
 from scan2pay_common.mqtt_url import MqttTarget
@@ -53,7 +53,7 @@ class Psp:
 
     @property
     def storage(self) -> Storage:
-        from psp_server.appkeys import STORAGE
+        from psp_server.api.appkeys import STORAGE
 
         return self.server.app[STORAGE]
 

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from psp_server import cli
+from psp_server.runtime import cli
 from tests.support.file_clock import FileClock
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import zxingcpp
 from PIL import Image
 
-from psp_server import mqtt_accounts
+from psp_server.mqtt import accounts as mqtt_accounts
 from scan2pay_common.messages import TerminalState
 from scan2pay_common.mqtt_client import CA_ENV
 from scan2pay_common.topics import display_topic, state_topic

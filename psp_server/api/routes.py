@@ -1,0 +1,33 @@
+"""The HTTP API's route table. The handlers live by resource (``checkouts``,
+``payments``, ``refunds``, ``merchants``, ``keys``, ``service``); they parse,
+authenticate, call storage and shape the answer. The rules live in
+``psp_server.core``, the SQL in ``psp_server.storage``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from psp_server.api.appkeys import IN_FLIGHT
+from psp_server.api.checkouts import cancel_checkout, create_checkout, get_checkout
+from psp_server.api.in_flight import InFlight
+from psp_server.api.keys import jwks, list_keys
+from psp_server.api.merchants import get_merchant, list_events
+from psp_server.api.payments import lookup_code, pay
+from psp_server.api.refunds import refund
+from psp_server.api.service import healthz, openapi
+
+
+def add_routes(app: web.Application) -> None:
+    app[IN_FLIGHT] = InFlight()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/v1/keys", list_keys)
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get("/v1/merchant", get_merchant)
+    app.router.add_post("/v1/checkouts", create_checkout)
+    app.router.add_get("/v1/checkouts/{checkout_id}", get_checkout)
+    app.router.add_post("/v1/checkouts/{checkout_id}/cancel", cancel_checkout)
+    app.router.add_post("/v1/checkouts/{checkout_id}/refunds", refund)
+    app.router.add_post("/v1/payments", pay)
+    app.router.add_get("/v1/events", list_events)
+    app.router.add_get("/Q/{code}", lookup_code)

@@ -1,0 +1,368 @@
+"""``psp-server``: serve the API, and make merchants and wallets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from psp_server.core.errors import ConfigError, PSPError, Refused
+from psp_server.mqtt import accounts as mqtt_accounts
+from psp_server.pairing import cli as pairing_cli
+from psp_server.runtime import config, logs, workers
+from psp_server.runtime.server import listen, local_url, start_server
+from psp_server.storage import Storage, backends, open_storage
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
+from scan2pay_common.errors import InvalidValue
+from scan2pay_common.free_text import check_free_text
+from scan2pay_common.money import check_currency, parse_major
+from scan2pay_common.timefmt import to_rfc3339
+
+log = logging.getLogger("psp_server")
+
+EXIT_CONFIG = 2
+EXIT_STORAGE = 3
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        help=f"{backends.forms()} (env SCAN2PAY_DB; default scan2pay.db)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psp-server", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API, the outbox relay and the sweeper")
+    serve.add_argument("--host", help="address to listen on (env SCAN2PAY_HOST; 127.0.0.1)")
+    serve.add_argument("--port", help="port, 0 for any free one (env SCAN2PAY_PORT; 8080)")
+    _add_db(serve)
+    serve.add_argument("--mqtt", help="broker mqtt://host:port or 'none' (env SCAN2PAY_MQTT)")
+    serve.add_argument("--public-url", help="URL wallets reach (env SCAN2PAY_PUBLIC_URL)")
+    serve.add_argument("--max-amount", help="largest amount, minor units (SCAN2PAY_MAX_AMOUNT)")
+    serve.add_argument("--sweep-interval", help="seconds between expiry sweeps")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--webhook-retry-base", help="seconds before a webhook's first retry (10)")
+    serve.add_argument("--webhook-retry-max", help="longest webhook retry delay, seconds (3600)")
+    serve.add_argument(
+        "--webhook-retry-window", help="seconds of webhook retries after the first try (86400)"
+    )
+    serve.add_argument("--webhook-timeout", help="seconds a webhook endpoint has to answer (10)")
+    serve.add_argument(
+        "--webhook-allow-networks",
+        help="networks webhooks may reach besides public addresses, like 127.0.0.0/8,::1/128"
+        " (none)",
+    )
+    rate = "requests/period like 30/10s, or off"
+    serve.add_argument("--rate-qr-per-ip", help=f"GET /Q/{{code}} per address: {rate} (300/60s)")
+    serve.add_argument("--rate-qr-per-token", help=f"GET /Q/{{code}} per token: {rate} (300/60s)")
+    serve.add_argument("--rate-pay-per-ip", help="POST /v1/payments per address (3000/60s)")
+    serve.add_argument("--rate-pay-per-token", help="POST /v1/payments per token (600/60s)")
+    serve.add_argument("--body-timeout", help="seconds a client has to send a body (10)")
+    serve.add_argument(
+        "--header-timeout", help="seconds a connection has for a request's headers (10)"
+    )
+    serve.add_argument(
+        "--workers",
+        help=f"server processes on the one port; over 1 needs {backends.shared_names()} (1)",
+    )
+    pairing = "pairing terminals (docs/pairing.md)"
+    serve.add_argument(
+        "--terminal-mqtt", help=f"{pairing}: the broker as terminals reach it, mqtts://host:8883"
+    )
+    serve.add_argument("--terminal-mqtt-ca", help=f"{pairing}: the PEM file of the broker's CA")
+    serve.add_argument(
+        "--mosquitto-dir", help=f"{pairing}: the folder of the broker's passwd and acl files"
+    )
+    serve.add_argument(
+        "--mosquitto-reload", help=f"{pairing}: the command that makes the broker reread them"
+    )
+    serve.add_argument("--rate-pair-per-ip", help=f"POST /v1/pairings per address: {rate} (30/h)")
+    serve.add_argument(
+        "--rate-pair-approve-per-ip", help=f"board approvals per address: {rate} (10/60s)"
+    )
+    serve.add_argument(
+        "--rate-pair-approve-per-code", help=f"board approvals per code: {rate} (5/600s)"
+    )
+
+    migrate = sub.add_parser("migrate", help="create or update the database schema")
+    _add_db(migrate)
+
+    merchant = sub.add_parser("merchant", help="manage merchants")
+    merchant_sub = merchant.add_subparsers(dest="action", required=True)
+    m_create = merchant_sub.add_parser("create", help="create a merchant and print its API key")
+    m_create.add_argument("--name", required=True)
+    m_create.add_argument("--json", action="store_true", help="print JSON")
+    _add_db(m_create)
+    for action, verb in (("rotate-key", "replace"), ("revoke-key", "revoke")):
+        m_secret = merchant_sub.add_parser(action, help=f"{verb} a merchant's API key")
+        m_secret.add_argument("--merchant", required=True, help="the merchant id, mer_…")
+        m_secret.add_argument("--json", action="store_true", help="print JSON")
+        _add_db(m_secret)
+
+    wallet = sub.add_parser("wallet", help="manage demo wallets")
+    wallet_sub = wallet.add_subparsers(dest="action", required=True)
+    w_create = wallet_sub.add_parser("create", help="create a wallet and print its token")
+    w_create.add_argument("--name", required=True)
+    w_create.add_argument("--currency", required=True, help="ISO 4217 code, like EUR")
+    w_create.add_argument("--balance", default="0", help="in major units, like 50.00")
+    w_create.add_argument("--json", action="store_true", help="print JSON")
+    _add_db(w_create)
+    for action, verb in (("rotate-token", "replace"), ("revoke-token", "revoke")):
+        w_secret = wallet_sub.add_parser(action, help=f"{verb} a wallet's bearer token")
+        w_secret.add_argument("--wallet", required=True, help="the wallet id, wal_…")
+        w_secret.add_argument("--json", action="store_true", help="print JSON")
+        _add_db(w_secret)
+
+    keys = sub.add_parser("keys", help="the Ed25519 keys that sign events and display tickets")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    _add_db(keys_sub.add_parser("show", help="list the keys; the active public key last"))
+    _add_db(keys_sub.add_parser("rotate", help="make a new active key; old ones still verify"))
+
+    # terminal|cashier|relay create, and terminal approve|revoke (pairing)
+    accounts = mqtt_accounts.add_parsers(sub)
+    pairing_cli.add_actions(accounts["terminal"], _add_db)
+    return parser
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where it is installed (every platform but Windows): its event
+    loop and transports in C cut the server's CPU per request by about a
+    tenth (docs/performance.md); asyncio's own loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
+def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> int:
+    """``clock``: the server's now, and the commands' (the dates they
+    write); the system's, unless a test runs this ``main`` itself with one
+    it moves (tests/support/psp_runner.py)."""
+    args = build_parser().parse_args(argv)
+    if args.command in mqtt_accounts.COMMANDS and args.action == "create":
+        return mqtt_accounts.run(args)  # the broker's files; no database, no settings
+    flags = {k: v for k, v in vars(args).items() if k in config.FIELDS}
+    try:
+        settings = config.load(flags)
+    except ConfigError as exc:
+        print("psp-server: bad configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.configure(settings.log_level)
+    try:
+        if args.command == "serve" and settings.workers > 1:
+            return _serve_workers(settings, clock)
+        if args.command == "serve":
+            _run_loop(_serve(settings, clock=clock))
+            return 0
+        if args.command == "migrate":
+            asyncio.run(_with_storage(settings, _noop, clock))
+            print(f"database {settings.db} is up to date")
+            return 0
+        if args.command in ("merchant", "wallet") and args.action != "create":
+            return asyncio.run(_with_storage(settings, lambda s: _replace_secret(s, args), clock))
+        if args.command == "merchant":
+            return asyncio.run(_with_storage(settings, lambda s: _merchant_create(s, args), clock))
+        if args.command == "wallet":
+            return asyncio.run(_with_storage(settings, lambda s: _wallet_create(s, args), clock))
+        if args.command == "terminal":
+            return asyncio.run(
+                _with_storage(
+                    settings, lambda s: pairing_cli.run(s, settings, args, clock=clock), clock
+                )
+            )
+        if args.command == "keys" and args.action == "rotate":
+            return asyncio.run(_with_storage(settings, lambda s: _keys_rotate(s, clock), clock))
+        if args.command == "keys":
+            return asyncio.run(_with_storage(settings, _keys_show, clock))
+    except PSPError as exc:
+        print(f"psp-server: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
+    return EXIT_CONFIG  # pragma: no cover - argparse rejects other commands
+
+
+async def _noop(storage: Storage) -> int:
+    return 0
+
+
+async def _replace_secret(storage: Storage, args: argparse.Namespace) -> int:
+    """Rotates or revokes a merchant's key or a wallet's token; the old one
+    stops working at once, and a new one is shown once."""
+    owner = args.merchant if args.command == "merchant" else args.wallet
+    revoke = args.action.startswith("revoke")
+    try:
+        secret = await storage.replace_secret(args.command, owner, revoke=revoke)
+    except Refused:
+        print(f"psp-server: no {args.command} {owner}", file=sys.stderr)
+        return EXIT_CONFIG
+    name = "api_key" if args.command == "merchant" else "token"
+    if args.json:
+        print(json.dumps({"id": owner, "revoked": revoke, name: secret}))
+    elif revoke:
+        print(f"{args.command} {owner}: revoked; the old {name} no longer works")
+    else:
+        print(f"{args.command} {owner}: {name}: {secret}")
+        print(f"(the old {name} no longer works; the new one is shown once)")
+    return 0
+
+
+async def _with_storage(settings: config.Settings, action: Any, clock: Clock) -> int:
+    storage = await asyncio.to_thread(open_storage, settings.db, clock)
+    try:
+        result: int = await action(storage)
+        return result
+    finally:
+        await storage.close()
+
+
+async def _merchant_create(storage: Storage, args: argparse.Namespace) -> int:
+    try:
+        name = check_name(args.name)
+    except InvalidValue as exc:
+        print(f"psp-server: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    merchant, key = await storage.create_merchant(name)
+    if args.json:
+        print(json.dumps({"merchant_id": merchant.id, "name": merchant.name, "api_key": key}))
+    else:
+        print(f"merchant_id: {merchant.id}\nname: {merchant.name}")
+        print(f"api_key: {key}\n(the key is shown once; only its hash is stored)")
+    return 0
+
+
+async def _wallet_create(storage: Storage, args: argparse.Namespace) -> int:
+    try:
+        name = check_name(args.name)
+        currency = check_currency(args.currency)
+        balance = parse_major(args.balance, currency)
+    except InvalidValue as exc:
+        print(f"psp-server: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    wallet, token = await storage.create_wallet(name, currency, balance)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "wallet_id": wallet.id,
+                    "name": wallet.name,
+                    "currency": wallet.currency,
+                    "balance": wallet.balance,
+                    "token": token,
+                }
+            )
+        )
+    else:
+        print(f"wallet_id: {wallet.id}\nbalance: {args.balance} {currency}")
+        print(f"token: {token}\n(the token is shown once; only its hash is stored)")
+    return 0
+
+
+async def _keys_show(storage: Storage) -> int:
+    """Every key, then the active public key alone on the last line, for
+    scripts: ``psp-server keys show | tail -1``."""
+    keys = await storage.signing_keys()
+    for key in keys:
+        state = "active" if key.active else "verifies only"
+        print(f"{key.kid}  {key.public_key}  {state}, created {to_rfc3339(key.created_at)}")
+    active = next((key.public_key for key in keys if key.active), None)
+    print(active or storage.signing_key.public.text)
+    return 0
+
+
+async def _keys_rotate(storage: Storage, clock: Clock) -> int:
+    made = await storage.rotate_signing_key(now=clock.now_ms())
+    print(
+        f"new active key {made.kid}; the old keys stay valid for verification. Give terminals"
+        " the new public key next to the old one, then restart psp-server serve to sign with it.",
+        file=sys.stderr,
+    )
+    print(made.public_key)
+    return 0
+
+
+# Python collects its youngest generation every 700 new container objects;
+# a request makes hundreds, so the collector ran every few requests, 5% of
+# the server's time, to find garbage that reference counting frees anyway.
+# Every 20,000 keeps the memory bound and the cost negligible.
+GC_THRESHOLD = (20_000, 20, 20)
+
+
+def _tune_collector() -> None:
+    """What the server imported and built at start lives as long as it does:
+    frozen, the collector's full passes skip it."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+def _announce(settings: config.Settings) -> None:
+    url = local_url(settings)
+    print(f"psp-server listening on {url} public_url={settings.public_url}", flush=True)
+
+
+async def _serve(
+    settings: config.Settings, sock: socket.socket | None = None, *, clock: Clock
+) -> None:
+    """Serves until SIGTERM or SIGINT: on a socket of its own, or as a
+    worker on its supervisor's ``sock``."""
+    server = await start_server(settings, sock=sock, clock=clock)
+    _tune_collector()
+    if sock is None:
+        _announce(server.settings)
+    else:  # a worker: its supervisor announced the socket
+        log.info("ready, serving on %s", server.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.stop()
+
+
+def _serve_workers(settings: config.Settings, clock: Clock) -> int:
+    """``serve --workers N``: this process binds the port and migrates the
+    database once, then supervises N worker processes that serve on the port."""
+    sock, settings = listen(settings)
+    # Here rather than in each worker: the workers would start by racing to
+    # migrate. The storage is closed again before the fork, so that no
+    # worker inherits a connection or a thread.
+    asyncio.run(_with_storage(settings, _noop, clock))
+    # Listening before any worker runs: a client that connects meanwhile
+    # waits in the queue rather than being refused.
+    sock.listen()
+    _announce(settings)
+
+    def work(number: int) -> int:
+        logs.name_worker(number)
+        try:
+            _run_loop(_serve(settings, sock, clock=clock))
+        except PSPError as exc:
+            log.error("worker %d cannot serve: %s", number, exc)
+            return EXIT_STORAGE
+        return 0
+
+    return workers.supervise(settings.workers, work)
+
+
+def check_name(text: str) -> str:
+    """A merchant's or wallet's name: what the pages and the terminal show."""
+    name = check_free_text(text.strip(), field="--name", code="invalid_name", maximum=100)
+    if not name:
+        raise InvalidValue("invalid_name", "--name must be 1 to 100 characters")
+    return name
