@@ -25,10 +25,6 @@ from psp_server.runtime.config import Settings
 from tests.support.gate import gated
 from tests.support.psp import Merchant, Psp, Wallet, code_of
 
-# The last test judges what all the others produced, so the module runs
-# whole on one pytest-xdist worker (make test schedules by groups).
-pytestmark = pytest.mark.xdist_group("openapi")
-
 SPEC_FILE = Path(psp_server.__file__).with_name("openapi.json")
 SPEC: dict[str, Any] = json.loads(SPEC_FILE.read_text(encoding="utf-8"))
 
