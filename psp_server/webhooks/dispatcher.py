@@ -136,12 +136,15 @@ class WebhookDispatcher:
         while True:
             honour_cancellation()
             self._wake.clear()
-            now = self._clock.now_ms()
             delay = self._poll
             scan: Scan | None = None
+            now = self._clock.now_ms()
             try:
                 # Asked each round: partitions pass between processes.
                 held = await self._partitions.held()
+                # Now is read after that wait, which can be long (a lease
+                # taken at start): the deliveries the scan makes are dated now.
+                now = self._clock.now_ms()
                 if held != []:  # [] while other processes serve every merchant
                     scan = await self._store.scan(now=now, partitions=held)
                 self._outage.reset()
@@ -169,11 +172,9 @@ class WebhookDispatcher:
         try:
             while True:
                 # Nothing once the merchant's partition has passed to another process.
+                held = await self._partitions.held()
                 batch = await self._store.due(
-                    endpoint_id,
-                    now=self._clock.now_ms(),
-                    limit=BATCH,
-                    partitions=await self._partitions.held(),
+                    endpoint_id, now=self._clock.now_ms(), limit=BATCH, partitions=held
                 )
                 if not batch:
                     return

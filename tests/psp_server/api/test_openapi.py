@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,12 @@ from referencing.jsonschema import DRAFT202012
 import psp_server
 from psp_server.api.app import make_app
 from psp_server.runtime.config import Settings
+from tests.support.documented_responses import (
+    DOCUMENTED,
+    PRODUCED,
+    TESTS,
+    DocumentedResponses,
+)
 from tests.support.gate import gated
 from tests.support.psp import Merchant, Psp, Wallet, code_of
 
@@ -159,6 +166,13 @@ def conforms(reply: Reply, status: int, code: str | None = None) -> Any:
             _assert_valid(header_at + _pointer("schema"), reply.headers[name], name)
     SEEN.add((template, method, str(status)))
     return reply.body
+
+
+@pytest.fixture(autouse=True)
+def _report_what_was_produced(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = set(SEEN)
+    yield
+    request.node.user_properties.append((PRODUCED, sorted(SEEN - before)))
 
 
 # The document itself.
@@ -920,17 +934,13 @@ async def _slow_body(psp: Psp, other_wallet_auth: dict[str, str]) -> Reply:
                  CIMultiDictProxy(headers), _loads(body))  # fmt: skip
 
 
-# Last: every response the document lists was produced by a test above.
+# Last: what the document lists, for the judge in
+# tests/support/documented_responses.py, which sees every test's report
+# whichever worker ran it, and fails the run for a response no test produced.
 
 
 def test_every_documented_response_is_exercised(request: pytest.FixtureRequest) -> None:
     module = request.node.module
-    ran = {
-        item.name.split("[")[0]
-        for item in request.session.items
-        if getattr(item, "module", None) is module
-    }
-    wanted = {name for name in dir(module) if name.startswith("test_")}
     documented = {
         (path, method, status)
         for path, item in SPEC["paths"].items()
@@ -939,5 +949,17 @@ def test_every_documented_response_is_exercised(request: pytest.FixtureRequest) 
         for status in operation["responses"]
     }
     assert documented >= SEEN, "produced but not documented"
-    if ran == wanted:  # with -k only some responses were produced: judge the rest then
-        assert documented - SEEN == set(), "documented but never produced"
+    request.node.user_properties.append((DOCUMENTED, sorted(documented)))
+    tests = sorted(name for name in dir(module) if name.startswith("test_"))
+    request.node.user_properties.append((TESTS, tests))
+
+
+def test_the_judge_tells_what_was_never_produced() -> None:
+    judge = DocumentedResponses()
+    judge.documented = {("/a", "get", "200"), ("/a", "get", "404")}
+    judge.tests = {"test_one", "test_two"}
+    judge.produced = {("/a", "get", "200")}
+    judge.ran = {"test_one"}
+    assert judge.never_produced() is None  # with -k: the rest was not asked for
+    judge.ran.add("test_two")
+    assert judge.never_produced() == {("/a", "get", "404")}
