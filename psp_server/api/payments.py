@@ -19,7 +19,6 @@ from psp_server.core.payloads import (
 from psp_server.core.records import (
     Checkout,
     Payment,
-    Wallet,
 )
 from psp_server.web import qr_page
 from scan2pay_common.errors import InvalidValue
@@ -86,29 +85,29 @@ async def pay(request: web.Request) -> web.Response:
     # bad token never joins a commit group (on SQLite a job that raises
     # there rolls back and replays the whole group), and the write is handed
     # only a wallet that was found.
-    wallet = await _wallet(request, bearer(request))
+    wallet_id = await _wallet_id(request, bearer(request))
     key = idempotency_key(request)
     try:
         parsed = PaymentRequest.parse(await json_body(request))
     except InvalidValue as exc:
         raise APIError.from_invalid(exc) from None
-    scoped = scope_of(key, wallet.id, PAY, parsed.fingerprint())
+    scoped = scope_of(key, wallet_id, PAY, parsed.fingerprint())
     try:
         with request.app[IN_FLIGHT].hold(scoped):
             now = request.app[CLOCK].now_ms()
             reply = await storage_call(
-                storage.pay_reply(answer(scoped, payment_json), wallet.id, parsed.code, now=now)
+                storage.pay_reply(answer(scoped, payment_json), wallet_id, parsed.code, now=now)
             )
     finally:
         request.app[RELAY_WAKE].set()  # a payment, or a refusal that recorded an expiry
     return send(reply)
 
 
-async def _wallet(request: web.Request, token: str) -> Wallet:
-    wallet = await request.app[STORAGE].wallet_by_token(token)
-    if wallet is None:
+async def _wallet_id(request: web.Request, token: str) -> str:
+    wallet_id = await request.app[STORAGE].wallet_id_by_token(token)
+    if wallet_id is None:
         raise APIError("unauthorized", "unknown or revoked wallet token")
-    return wallet
+    return wallet_id
 
 
 def payment_json(result: tuple[Payment, Checkout]) -> tuple[int, Any]:

@@ -110,6 +110,12 @@ class Storage(abc.ABC):
     async def wallet_by_token(self, token: str) -> Wallet | None: ...
 
     @abc.abstractmethod
+    async def wallet_id_by_token(self, token: str) -> str | None:
+        """The id of the wallet the token names, for a payment; a found
+        token may be believed for a second (a revocation through another
+        process takes up to that long, as a merchant key's does)."""
+
+    @abc.abstractmethod
     async def merchant_balances(self, merchant_id: str) -> dict[str, int]: ...
 
     @abc.abstractmethod
@@ -160,7 +166,7 @@ class Storage(abc.ABC):
         checkout rules say).
 
         The wallet is one the caller has already authenticated
-        (``wallet_by_token``, a read): a token is never checked in the write,
+        (``wallet_id_by_token``, a read): a token is never checked in the write,
         where a refusal raised would roll back, and on SQLite replay, the
         commit group it joined. A token revoked while its payment is on its
         way to the writer does not stop that payment, as a merchant key

@@ -52,8 +52,11 @@ T = TypeVar("T")
 # PostgreSQL: "s2p" "swee".
 SWEEPER_LOCK = (0x73327000, 0x73776565)
 
-# How long a merchant key, once found, is believed without asking again.
+# How long a merchant key or a wallet token, once found, is believed
+# without asking again.
 MERCHANT_KEY_CACHE_MS = 1_000
+WALLET_TOKEN_CACHE_MS = MERCHANT_KEY_CACHE_MS
+_BELIEVED_AT_MOST = 10_000  # secrets held; past it the cache starts again
 
 _CHECKOUT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
@@ -145,6 +148,7 @@ class SqlStorage(Storage):
         self._dialect = dialect
         self._clock = clock
         self._merchant_keys: dict[str, tuple[Deadline, Merchant]] = {}
+        self._wallet_tokens: dict[str, tuple[Deadline, str]] = {}
 
     async def close(self) -> None:
         await self._worker.close()
@@ -213,7 +217,7 @@ class SqlStorage(Storage):
         believed_until = Deadline.after(MERCHANT_KEY_CACHE_MS, self._clock)
         merchant = await self._merchant_by_digest(digest)
         if merchant is not None:
-            if len(self._merchant_keys) >= 10_000:
+            if len(self._merchant_keys) >= _BELIEVED_AT_MOST:
                 self._merchant_keys.clear()
             self._merchant_keys[digest] = (believed_until, merchant)
         return merchant
@@ -275,6 +279,7 @@ class SqlStorage(Storage):
             # After the commit: a request that read the old key while the
             # change was on its way must not keep it believed.
             self._merchant_keys.clear()
+            self._wallet_tokens.clear()
         return secret
 
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
@@ -304,8 +309,28 @@ class SqlStorage(Storage):
 
         return await self._worker.read(op)
 
-    async def wallet_by_token(self, token: str) -> Wallet | None:
+    async def wallet_id_by_token(self, token: str) -> str | None:
+        """The wallet a payment's token names, believed for
+        ``WALLET_TOKEN_CACHE_MS`` once found, as merchant keys are: a wallet
+        that pays again within it costs no read before its write. Only the
+        id is kept; the balance is the write's to read."""
         digest = credentials.hash_secret(token)
+        cached = self._wallet_tokens.get(digest)
+        if cached is not None and not cached[0].passed(self._clock):
+            return cached[1]
+        believed_until = Deadline.after(WALLET_TOKEN_CACHE_MS, self._clock)
+        wallet = await self._wallet_by_digest(digest)
+        if wallet is None:
+            return None
+        if len(self._wallet_tokens) >= _BELIEVED_AT_MOST:
+            self._wallet_tokens.clear()
+        self._wallet_tokens[digest] = (believed_until, wallet.id)
+        return wallet.id
+
+    async def wallet_by_token(self, token: str) -> Wallet | None:
+        return await self._wallet_by_digest(credentials.hash_secret(token))
+
+    async def _wallet_by_digest(self, digest: str) -> Wallet | None:
 
         def op(conn: Connection) -> Wallet | None:
             row = conn.execute(

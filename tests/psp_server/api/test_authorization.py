@@ -307,3 +307,27 @@ async def test_a_key_revoked_by_another_process_is_refused_within_the_cache_time
     psp.clock.advance(MERCHANT_KEY_CACHE_MS)
     status, body = await psp.call("GET", "/v1/merchant", headers=shop.auth)
     assert (status, body["error"]["code"]) == (401, "unauthorized")
+
+
+async def test_a_wallet_token_revoked_by_another_process_is_refused_within_the_cache_time(
+    psp: Psp,
+) -> None:
+    """A payment's token, once found, is believed for WALLET_TOKEN_CACHE_MS,
+    as a merchant key is; then the revocation holds."""
+
+    from psp_server.storage.sql_storage import WALLET_TOKEN_CACHE_MS
+
+    shop = await psp.merchant()
+    wallet = await psp.wallet(balance=10_000)
+    first = await psp.checkout(shop, order_id="W-1")
+    assert (await psp.pay(wallet, code_of(first)))[0] == 201  # the token is now believed
+    with db_connect(psp.server.settings.db) as other_process:
+        other_process.execute(
+            "UPDATE wallets SET token_hash = 'revoked:x' WHERE id = ?", (wallet.id,)
+        )
+    within = await psp.checkout(shop, order_id="W-2")
+    assert (await psp.pay(wallet, code_of(within)))[0] == 201  # still within the second
+    psp.clock.advance(WALLET_TOKEN_CACHE_MS)
+    after = await psp.checkout(shop, order_id="W-3")
+    status, body = await psp.pay(wallet, code_of(after))
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
