@@ -82,9 +82,9 @@ async def pay(request: web.Request) -> web.Response:
     storage = request.app[STORAGE]
     # Who is asking comes first, as on the merchant endpoints: a stranger
     # hears 401, not what else is wrong. It is a read, outside the write: a
-    # bad token never joins a commit group (on SQLite a job that raises
-    # there rolls back and replays the whole group), and the write is handed
-    # only a wallet that was found.
+    # bad token never joins a commit group (where a job that raises rolls
+    # back and replays the whole group), and the write is handed only a
+    # wallet that was found.
     wallet_id = await _wallet_id(request, bearer(request))
     key = idempotency_key(request)
     try:
