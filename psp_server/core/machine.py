@@ -141,10 +141,21 @@ def effective_status(status: Status, *, expires_at: int, now: int) -> Status:
     return status
 
 
+def _announced(status: Status, refusal: Refusal | None = None) -> Decision:
+    return Decision(status, refusal, events=(NewEvent(EVENT_FOR_STATUS[status], status),))
+
+
+# Decisions are frozen, so the accepted moves are made once: a payment
+# asks for one every time.
+_MOVES: dict[Status, Decision] = {
+    Status(final): _announced(Status(final)) for final in EVENT_FOR_STATUS
+}
+
+
 def _moved(status: Status, *, refusal: Refusal | None = None) -> Decision:
     """A move to ``status``, announced by its event. Only a pending checkout
     moves, and a pending checkout has had nothing refunded."""
-    return Decision(status, refusal, events=(NewEvent(EVENT_FOR_STATUS[status], status),))
+    return _MOVES[status] if refusal is None else _announced(status, refusal)
 
 
 def decide(status: Status, action: Action, *, expires_at: int, now: int) -> Decision:

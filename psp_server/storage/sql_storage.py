@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from psp_server.core import credentials
-from psp_server.core.effects import AccountKind, NewEvent, Transfer, opening
+from psp_server.core.effects import AccountKind, NewEvent, Posting, Transfer, opening
 from psp_server.core.errors import Refusal, Refused, StorageError
 from psp_server.core.machine import (
     Action,
@@ -839,9 +838,11 @@ class ProofFailed(StorageError):
     transaction is rolled back and nothing it wrote stays."""
 
 
-def _proof(cursor: Cursor, fact: str) -> None:
+def _proof(cursor: Cursor, fact: str, *args: object) -> None:
+    """``fact % args`` is written out only when the proof fails: this runs
+    several times in every payment."""
     if cursor.rowcount != 1:
-        raise ProofFailed(f"the database does not prove what was decided: {fact}")
+        raise ProofFailed(f"the database does not prove what was decided: {fact % args}")
 
 
 def _apply(
@@ -861,28 +862,24 @@ def _apply(
     payment to the merchant waits for those locks (the balance, the event's
     seq) until this transaction commits, so they are taken as late as they
     can be."""
-    for transfer in decision.transfers:
-        for posting in transfer.postings:
+    postings = [(transfer, transfer.postings) for transfer in decision.transfers]
+    for transfer, pair in postings:
+        for posting in pair:
             if posting.account.kind is AccountKind.WALLET:
                 _add_to_wallet(conn, posting.account.owner, posting.amount)
         if record is not None:
             record(transfer)
-        _post(conn, transfer, now)
-    for transfer in decision.transfers:
-        for posting in transfer.postings:
+        _post(conn, transfer, now, pair)
+    for _, pair in postings:
+        for posting in pair:
             if posting.account.kind is AccountKind.MERCHANT:
                 _add_to_merchant(conn, posting.account.owner, posting.currency, posting.amount)
     if not decision.changes_checkout:
         return checkout
-    changed = replace(
-        checkout,
-        status=decision.new_status or checkout.status,
-        refunded_amount=(
-            checkout.refunded_amount
-            if decision.refunded_amount is None
-            else decision.refunded_amount
-        ),
-        updated_at=now,
+    changed = checkout.changed(
+        decision.new_status or checkout.status,
+        checkout.refunded_amount if decision.refunded_amount is None else decision.refunded_amount,
+        now,
     )
     # The proof that the checkout is as the rules read it: a second writer
     # (a payment racing a cancellation) would have changed it.
@@ -899,17 +896,25 @@ def _apply(
                 checkout.refunded_amount,
             ),
         ),
-        f"checkout {checkout.id} is {checkout.status.value}"
-        f" with {checkout.refunded_amount} refunded",
+        "checkout %s is %s with %s refunded",
+        checkout.id,
+        checkout.status.value,
+        checkout.refunded_amount,
     )
     for event in decision.events:
         _write_event(conn, changed, event, now, key)
     return changed
 
 
-def _post(conn: Connection, transfer: Transfer, now: int) -> None:
-    """The transfer's two ledger entries, which sum to zero."""
-    out, into = transfer.postings
+def _post(
+    conn: Connection,
+    transfer: Transfer,
+    now: int,
+    postings: tuple[Posting, Posting] | None = None,
+) -> None:
+    """The transfer's two ledger entries, which sum to zero (``postings``:
+    the transfer's own, when the caller has them already)."""
+    out, into = transfer.postings if postings is None else postings
     conn.execute(
         "INSERT INTO ledger_entries (transaction_id, account, currency, amount, created_at)"
         " VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)",
@@ -928,7 +933,9 @@ def _add_to_wallet(conn: Connection, wallet_id: str, amount: int) -> None:
             "UPDATE wallets SET balance = balance + ? WHERE id = ? AND balance + ? >= 0",
             (amount, wallet_id, amount),
         ),
-        f"wallet {wallet_id} holds at least {-amount}",
+        "wallet %s holds at least %s",
+        wallet_id,
+        -amount,
     )
 
 
@@ -954,7 +961,11 @@ def _write_event(
         " RETURNING last_event_seq",
         (checkout.merchant_id,),
     ).fetchone()[0]
-    announced = replace(checkout, status=new.status, refunded_amount=new.refunded_amount)
+    announced = (
+        checkout
+        if (new.status, new.refunded_amount) == (checkout.status, checkout.refunded_amount)
+        else checkout.changed(new.status, new.refunded_amount, checkout.updated_at)
+    )
     event = CheckoutEvent(
         event_id=credentials.new_id("evt"),
         seq=seq,
