@@ -4,7 +4,7 @@ body, bearer credential and merchant, and the checkout as JSON."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -20,8 +20,6 @@ from psp_server.core.records import (
 from scan2pay_common import jsonfields
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_checkout_id
-
-T = TypeVar("T")
 
 
 def dumps(body: Any) -> bytes:

@@ -4,12 +4,12 @@ stored with it (replayed byte for byte on a retry)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from psp_server.api.envelope import error_body
-from psp_server.api.http import T, dumps
+from psp_server.api.http import dumps
 from psp_server.core.errors import APIError, Refused
 from psp_server.core.payloads import (
     check_idempotency_key,
@@ -20,6 +20,8 @@ from psp_server.core.records import (
     Reply,
 )
 from scan2pay_common.errors import InvalidValue
+
+T = TypeVar("T")
 
 # The operations a key is scoped to: one key may serve one of each.
 CREATE_CHECKOUT = "POST /v1/checkouts"

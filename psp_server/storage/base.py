@@ -107,9 +107,6 @@ class Storage(abc.ABC):
     async def get_wallet(self, wallet_id: str) -> Wallet | None: ...
 
     @abc.abstractmethod
-    async def wallet_by_token(self, token: str) -> Wallet | None: ...
-
-    @abc.abstractmethod
     async def wallet_id_by_token(self, token: str) -> str | None:
         """The id of the wallet the token names, for a payment; a found
         token may be believed for a second (a revocation through another

@@ -37,10 +37,11 @@ from psp_server.core.records import (
     Wallet,
 )
 from psp_server.storage.base import Storage
+from psp_server.storage.believed import Believed
 from psp_server.storage.dbapi import Connection, Cursor, Dialect, Worker
 from psp_server.storage.partitions import PARTITIONS
 from scan2pay_common import jsonfields
-from scan2pay_common.clock import SYSTEM_CLOCK, Clock, Deadline
+from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.signing import PublicKey, SigningKey
 from scan2pay_common.timefmt import to_rfc3339
@@ -55,7 +56,6 @@ SWEEPER_LOCK = (0x73327000, 0x73776565)
 # without asking again.
 MERCHANT_KEY_CACHE_MS = 1_000
 WALLET_TOKEN_CACHE_MS = MERCHANT_KEY_CACHE_MS
-_BELIEVED_AT_MOST = 10_000  # secrets held; past it the cache starts again
 
 _CHECKOUT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
@@ -146,8 +146,8 @@ class SqlStorage(Storage):
         self._signing_key = signing_key
         self._dialect = dialect
         self._clock = clock
-        self._merchant_keys: dict[str, tuple[Deadline, Merchant]] = {}
-        self._wallet_tokens: dict[str, tuple[Deadline, str]] = {}
+        self._merchant_keys: Believed[Merchant] = Believed(MERCHANT_KEY_CACHE_MS, clock)
+        self._wallet_tokens: Believed[str] = Believed(WALLET_TOKEN_CACHE_MS, clock)
 
     async def close(self) -> None:
         await self._worker.close()
@@ -203,23 +203,10 @@ class SqlStorage(Storage):
         return merchant, key
 
     async def merchant_by_key(self, api_key: str) -> Merchant | None:
-        """Every merchant request asks this first. A key seen in the last
-        ``MERCHANT_KEY_CACHE_MS`` is answered from memory: a rotation or
-        revocation through this process takes effect at once, one through
-        another process (the CLI) within that time, whatever the wall clock
-        does meanwhile (``Deadline``). Unknown keys are always looked up."""
+        """Every merchant request asks this first; a found key is believed
+        for ``MERCHANT_KEY_CACHE_MS`` (``believed.Believed``)."""
         digest = credentials.hash_secret(api_key)
-        cached = self._merchant_keys.get(digest)
-        if cached is not None and not cached[0].passed(self._clock):
-            return cached[1]
-        # Counted from before the read: what it finds may be that old.
-        believed_until = Deadline.after(MERCHANT_KEY_CACHE_MS, self._clock)
-        merchant = await self._merchant_by_digest(digest)
-        if merchant is not None:
-            if len(self._merchant_keys) >= _BELIEVED_AT_MOST:
-                self._merchant_keys.clear()
-            self._merchant_keys[digest] = (believed_until, merchant)
-        return merchant
+        return await self._merchant_keys.find(digest, lambda: self._merchant_by_digest(digest))
 
     async def _merchant_by_digest(self, digest: str) -> Merchant | None:
 
@@ -277,8 +264,8 @@ class SqlStorage(Storage):
         finally:
             # After the commit: a request that read the old key while the
             # change was on its way must not keep it believed.
-            self._merchant_keys.clear()
-            self._wallet_tokens.clear()
+            self._merchant_keys.forget()
+            self._wallet_tokens.forget()
         return secret
 
     async def create_wallet(self, name: str, currency: str, balance: int) -> tuple[Wallet, str]:
@@ -314,33 +301,18 @@ class SqlStorage(Storage):
         that pays again within it costs no read before its write. Only the
         id is kept; the balance is the write's to read."""
         digest = credentials.hash_secret(token)
-        cached = self._wallet_tokens.get(digest)
-        if cached is not None and not cached[0].passed(self._clock):
-            return cached[1]
-        believed_until = Deadline.after(WALLET_TOKEN_CACHE_MS, self._clock)
-        wallet = await self._wallet_by_digest(digest)
-        if wallet is None:
-            return None
-        if len(self._wallet_tokens) >= _BELIEVED_AT_MOST:
-            self._wallet_tokens.clear()
-        self._wallet_tokens[digest] = (believed_until, wallet.id)
-        return wallet.id
 
-    async def wallet_by_token(self, token: str) -> Wallet | None:
-        return await self._wallet_by_digest(credentials.hash_secret(token))
-
-    async def _wallet_by_digest(self, digest: str) -> Wallet | None:
-
-        def op(conn: Connection) -> Wallet | None:
+        def op(conn: Connection) -> str | None:
             row = conn.execute(
-                "SELECT id, name, currency, balance, token_hash FROM wallets WHERE token_hash = ?",
-                (digest,),
+                "SELECT id, token_hash FROM wallets WHERE token_hash = ?", (digest,)
             ).fetchone()
-            if row is None or not hmac.compare_digest(row[4], digest):
+            # As for merchant keys: the index finds the row, a constant-time
+            # comparison has the final word.
+            if row is None or not hmac.compare_digest(row[1], digest):
                 return None
-            return Wallet(*row[:4])
+            return str(row[0])
 
-        return await self._worker.read(op)
+        return await self._wallet_tokens.find(digest, lambda: self._worker.read(op))
 
     async def merchant_balances(self, merchant_id: str) -> dict[str, int]:
         def op(conn: Connection) -> dict[str, int]:
