@@ -46,7 +46,9 @@ def _qr_image(plan: Layout) -> Image.Image:
 
 def png(plan: Layout) -> bytes:
     buffer = io.BytesIO()
-    draw(plan).save(buffer, format="PNG", dpi=(DPI, DPI), optimize=True)
+    # zlib at its default level: optimize=True saves a tenth of the bytes
+    # for seven times the time (12 KB in 13 ms against 11 KB in 93 ms).
+    draw(plan).save(buffer, format="PNG", dpi=(DPI, DPI))
     return buffer.getvalue()
 
 

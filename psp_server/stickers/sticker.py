@@ -12,6 +12,7 @@ MAX_QR_DATA = 512
 MAX_MERCHANT_NAME = 200
 MAX_TILL_LABEL = 100
 MAX_SHORT_ID = 32
+NOT_XML = frozenset("\ufffe\uffff")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _text_problems(name: str, text: object, limit: int) -> list[str]:
     if len(text) > limit:
         return [f"{name} has {len(text)} characters; at most {limit}"]
     # Control characters would be commands to a printer and are not allowed
-    # in XML at all; surrogates are not text.
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
-        return [f"{name} contains control characters"]
+    # in XML; surrogates and U+FFFE, U+FFFF are not text (nor XML) either.
+    if any(unicodedata.category(char) in ("Cc", "Cs") or char in NOT_XML for char in text):
+        return [f"{name} contains control characters or non-characters"]
     return []

@@ -131,3 +131,13 @@ def test_the_dummy_printer_takes_the_sticker() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "printed a sticker for Till 1 (K7Q2) on dummy\n"
+
+
+def test_data_longer_than_the_printers_qr_command_holds_is_refused(pty: Pty) -> None:
+    done = print_sticker(
+        *("--payload", "0" * 7090, "--printer", f"escpos:{pty.path}", "--merchant-name", "Café"),
+        *("--label", "Till 1", "--short-id", "K7Q2"),
+    )
+    assert done.returncode == 2
+    assert "a QR code holds at most 7089 bytes; the data has 7090" in done.stderr
+    assert pty.received() == b""  # nothing half-printed

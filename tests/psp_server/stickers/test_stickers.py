@@ -205,6 +205,8 @@ def test_a_payload_too_dense_for_the_sticker_is_refused() -> None:
         ({"merchant_name": "  "}, "merchant_name is empty"),
         ({"merchant_name": "Café\x1b[2J"}, "merchant_name contains control"),
         ({"till_label": "Till\n1"}, "till_label contains control"),
+        ({"short_id": "K7\uffff"}, "short_id contains control characters or non-characters"),
+        ({"payload": "0002\ud800"}, "payload contains control"),
         ({"short_id": "K" * 33}, "short_id has 33 characters"),
         ({"payload": ""}, "payload is empty"),
         ({"payload": "0" * 513}, "payload has 513"),
