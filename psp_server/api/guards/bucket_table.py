@@ -55,6 +55,7 @@ WAYS: Final = 8
 GROUPS: Final = 65_536  # x 8 slots x 16 bytes: 8 MiB, touched as used
 _SLOT: Final = struct.Struct("<Qq")  # fingerprint, full_at (ns)
 _GROUP: Final = struct.Struct("<" + "Qq" * WAYS)
+_DIGEST: Final = struct.Struct("<QQ")  # the group, the fingerprint
 MEMFD_NAME: Final = "scan2pay-rate-limits"
 
 # (full_at, now, shape) -> (new full_at, wait in ns); rate_limiter.spend
@@ -73,6 +74,8 @@ class BucketTable:
         # Made once, before any fork: every worker hashes a key alike, and
         # neither an address nor a token is kept as itself.
         self.secret = secrets.token_bytes(32)
+        # Copied for each key: cheaper than keying a new hash each time.
+        self._keyed = hashlib.blake2b(key=self.secret, digest_size=_DIGEST.size)
         self.evicted = 0  # buckets given up before they were full, in this process
 
     @classmethod
@@ -102,10 +105,11 @@ class BucketTable:
     def update(self, key: bytes, shape: Shape, spend: Spend) -> int:
         """Runs ``spend`` on ``key``'s bucket, stores what it returns, and
         returns its wait (ns)."""
-        digest = hashlib.blake2b(key, key=self.secret, digest_size=16).digest()
-        group = int.from_bytes(digest[:8], "little") % self.groups
-        fingerprint = int.from_bytes(digest[8:], "little") | 1  # 0 marks a slot never used
-        offset = group * _GROUP.size
+        hashed = self._keyed.copy()
+        hashed.update(key)
+        group, fingerprint = _DIGEST.unpack(hashed.digest())
+        fingerprint |= 1  # 0 marks a slot never used
+        offset = group % self.groups * _GROUP.size
         now = self._clock.now_ms() * 1_000_000
         lock_fd = self._lock_fd
         if lock_fd is not None:
