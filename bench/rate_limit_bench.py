@@ -31,33 +31,41 @@ ROUNDS = 7
 CLIENTS = [f"tok:{n:032x}" for n in range(10_000)]
 
 
-def per_check_us(limiter: RateLimiter, keys: list[str]) -> float:
-    rounds = []
-    for _ in range(ROUNDS):
+def per_check_us(limiter: RateLimiter, keys: list[str], checks: int, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
         take = limiter.take
         count = len(keys)
         started = time.perf_counter()
-        for n in range(CHECKS):
+        for n in range(checks):
             take(keys[n % count])
-        rounds.append((time.perf_counter() - started) / CHECKS * 1e6)
-    return min(rounds)
+        times.append((time.perf_counter() - started) / checks * 1e6)
+    return min(times)
 
 
-def main() -> None:
+def figures(checks: int = CHECKS, rounds: int = ROUNDS) -> dict[str, float]:
+    """Microseconds per check: ``{where}:{one|many}`` for each table."""
     rate = Rate(600, 60.0)  # the default per token on payments
-    tables = {"in process": BucketTable.in_process(), "shared, locked": BucketTable.shared()}
+    tables = {"in process": BucketTable.in_process(), "shared": BucketTable.shared()}
+    found = {}
     try:
         for where, table in tables.items():
             limiter = RateLimiter("pay/token", rate, table)
-            one = per_check_us(limiter, CLIENTS[:1])
-            many = per_check_us(limiter, CLIENTS)
-            print(
-                f"{where:15} one client {one:5.2f} us/check, "
-                f"{len(CLIENTS):,} clients {many:5.2f} us/check"
-            )
+            found[f"{where}:one"] = per_check_us(limiter, CLIENTS[:1], checks, rounds)
+            found[f"{where}:many"] = per_check_us(limiter, CLIENTS, checks, rounds)
     finally:
         for table in tables.values():
             table.close()
+    return found
+
+
+def main() -> None:
+    found = figures()
+    for where in ("in process", "shared"):
+        print(
+            f"{where:10} one client {found[f'{where}:one']:5.2f} us/check, "
+            f"{len(CLIENTS):,} clients {found[f'{where}:many']:5.2f} us/check"
+        )
 
 
 if __name__ == "__main__":
