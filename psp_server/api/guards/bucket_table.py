@@ -46,6 +46,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from psp_server.core.errors import PSPError
 from scan2pay_common.clock import MONOTONIC_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -87,13 +88,16 @@ class BucketTable:
     @classmethod
     def shared(cls, *, groups: int = GROUPS, clock: Clock = MONOTONIC_CLOCK) -> BucketTable:
         """In memory that the processes forked from this one share."""
-        fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC)
+        try:
+            fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC)
+        except OSError as exc:
+            raise PSPError(f"cannot make the rate limits' shared table: {exc.strerror}") from exc
         try:
             os.ftruncate(fd, groups * _GROUP.size)
             memory = mmap.mmap(fd, groups * _GROUP.size, mmap.MAP_SHARED)
-        except OSError:
+        except OSError as exc:
             os.close(fd)
-            raise
+            raise PSPError(f"cannot make the rate limits' shared table: {exc.strerror}") from exc
         return cls(memory, fd, groups, clock)
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import pytest
 from psp_server.api.guards.bucket_table import WAYS, BucketTable
 from psp_server.api.guards.rate_limiter import NS, RateLimiter, Shape, spend
 from psp_server.runtime.config import Rate
-from tests.psp_server.api.guards.test_rate_limiter import stopped_clock
+from tests.support.stopped_clock import stopped_clock
 
 PER_MINUTE = Rate(1, 60.0)
 

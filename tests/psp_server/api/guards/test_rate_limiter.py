@@ -9,19 +9,7 @@ import pytest
 from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.rate_limiter import NS, RateLimiter, Shape, spend
 from psp_server.runtime.config import Rate
-from scan2pay_common.clock import MovableClock
-
-
-class Stopped:
-    """A clock that moves only when the test moves it (with MovableClock)."""
-
-    def now_ms(self) -> int:
-        return 1_000_000
-
-
-def stopped_clock() -> MovableClock:
-    return MovableClock(Stopped())
-
+from tests.support.stopped_clock import stopped_clock
 
 # spend(), pure.
 
