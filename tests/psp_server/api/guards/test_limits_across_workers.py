@@ -24,9 +24,11 @@ from tests.support.workers import WorkerLog, alive, kill_whole_psp, served
 UNKNOWN_CODE = "A" * 32  # well formed, never issued: answered 404 when not limited
 QR_PER_MINUTE = 10
 PAY_PER_MINUTE = 6
+PAIR_PER_MINUTE = 4
 LIMITS = (
     *("--rate-qr-per-ip", f"{QR_PER_MINUTE}/60s", "--rate-qr-per-token", "off"),
     *("--rate-pay-per-ip", "off", "--rate-pay-per-token", f"{PAY_PER_MINUTE}/60s"),
+    *("--rate-pair-per-ip", f"{PAIR_PER_MINUTE}/60s"),
 )
 MEMFD = "/memfd:scan2pay-rate-limits"
 
@@ -125,6 +127,15 @@ def test_a_limit_of_n_a_minute_lets_n_through_across_two_workers(
         assert took < 60 / PAY_PER_MINUTE, f"too slow to tell: {took:.1f} s"
         assert pay.statuses == {404: PAY_PER_MINUTE, 429: sum(answered.values()) - PAY_PER_MINUTE}
         assert pay.retry_after <= {str(s) for s in range(1, 11)}, pay.retry_after
+        # Per address, on starting a pairing: the body is refused (no
+        # device_secret_hash), but only once the limit let it through.
+        pair = Hammer(server.url, "POST", "/v1/pairings", {"Content-Type": "application/json"})
+        answered, took = hammer_until_each_worker_answered(
+            server, pids, pair, "/v1/pairings", PAIR_PER_MINUTE
+        )
+        assert took < 60 / PAIR_PER_MINUTE, f"too slow to tell: {took:.1f} s"
+        assert pair.statuses[429] == sum(answered.values()) - PAIR_PER_MINUTE, pair.statuses
+        assert pair.statuses.total() == sum(answered.values())
     finally:
         code = server.stop()
     assert code == 0, server.log()
