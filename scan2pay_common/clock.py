@@ -2,7 +2,10 @@
 time: expiry, countdowns, cookies and pairings ask the clock they were
 given, so that a test moves time instead of waiting for it.
 
-``SYSTEM_CLOCK`` is the system's. A ``MovableClock`` is the system's moved
+``SYSTEM_CLOCK`` is the system's. ``MONOTONIC_CLOCK`` counts from an
+arbitrary point and is never set: for lengths of time that a step of the
+wall clock must not stretch or cut (the rate limits' buckets; on Linux it
+is the whole machine's, so every process reads the same). A ``MovableClock`` is the system's moved
 by an offset: it keeps running, so that what times itself in real time
 (timeouts, rate limits, a browser's countdown) still sees time pass, and a
 test steps it over an expiry with ``advance``.
@@ -35,6 +38,17 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Final = SystemClock()
+
+
+@final
+class MonotonicClock:
+    __slots__ = ()
+
+    def now_ms(self) -> int:
+        return time.monotonic_ns() // 1_000_000
+
+
+MONOTONIC_CLOCK: Final = MonotonicClock()
 
 
 class MovableClock:

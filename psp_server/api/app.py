@@ -18,6 +18,7 @@ from psp_server.api.appkeys import (
     DEADLINES,
     PARTITION_LEASES,
     PRESENCE,
+    RATE_BUCKETS,
     RELAY,
     RELAY_WAKE,
     SETTINGS,
@@ -30,6 +31,7 @@ from psp_server.api.appkeys import (
 from psp_server.api.client_errors import clients_log
 from psp_server.api.envelope import error_response
 from psp_server.api.guards import abuse
+from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.header_deadline import HeaderDeadlines, clear_header_deadline
 from psp_server.core.errors import APIError, StorageUnavailable
 from psp_server.mqtt.presence import Presence
@@ -194,12 +196,15 @@ def make_app(
     routes: Callable[[web.Application], None] | None = None,
     webhook_resolver: AbstractResolver | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    rate_buckets: BucketTable | None = None,
 ) -> web.Application:
     """``routes``, when given, adds to the app last (``scan2pay demo``'s pages).
     ``webhook_resolver`` resolves the names of webhook endpoints instead of
     the system's resolver; the destination policy still checks every address
     it gives (tests use it to make a name resolve where they want). ``clock``
-    is the app's now (``CLOCK``): tests hand in one they move."""
+    is the app's now (``CLOCK``): tests hand in one they move. ``rate_buckets``
+    is the table of the rate limits' buckets that the workers of ``--workers
+    N`` share; without one the app has its own."""
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
     deadlines = HeaderDeadlines(settings.header_timeout)
@@ -211,6 +216,7 @@ def make_app(
     app[SETTINGS] = settings
     app[BACKEND] = choose(settings.db)  # the one place the database is told apart
     app[CLOCK] = clock
+    app[RATE_BUCKETS] = BucketTable.in_process() if rate_buckets is None else rate_buckets
     app[WEBHOOK_DESTINATIONS] = DestinationPolicy(settings.webhook_allow_networks)
     if webhook_resolver is not None:
         app[WEBHOOK_RESOLVER] = webhook_resolver

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
+from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.header_deadline import HeaderDeadlines
 from psp_server.api.guards.rate_limiter import RateLimiter
 from psp_server.api.in_flight import InFlight
@@ -55,6 +56,10 @@ IN_FLIGHT = web.AppKey("idempotency_in_flight", InFlight)
 # makes and checks session cookies and CSRF tokens.
 BOARD_HUB = web.AppKey("board_hub", BoardHub)
 SESSION_KEYS = web.AppKey("merchant_session_keys", SessionKeys)
+
+# Every rate limit's buckets: shared by the workers of --workers N when
+# their supervisor made the table, else this process's own.
+RATE_BUCKETS = web.AppKey("rate_buckets", BucketTable)
 
 # Pairing terminals.
 PAIRING = web.AppKey("pairing", Pairing)

@@ -24,6 +24,7 @@ from psp_server.api.appkeys import (
     APPROVALS_PER_IP,
     CLOCK,
     PAIRING,
+    RATE_BUCKETS,
     SETTINGS,
     STORAGE,
 )
@@ -125,11 +126,15 @@ async def _pairing_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def add_routes(app: web.Application) -> None:
     """After the storage's cleanup_ctx: the service needs the open storage."""
-    settings = app[SETTINGS]
+    settings, table = app[SETTINGS], app[RATE_BUCKETS]
     if settings.rate_pair_approve_per_ip is not None:
-        app[APPROVALS_PER_IP] = RateLimiter(settings.rate_pair_approve_per_ip)
+        app[APPROVALS_PER_IP] = RateLimiter(
+            "pair-approve/ip", settings.rate_pair_approve_per_ip, table
+        )
     if settings.rate_pair_approve_per_code is not None:
-        app[APPROVALS_PER_CODE] = RateLimiter(settings.rate_pair_approve_per_code)
+        app[APPROVALS_PER_CODE] = RateLimiter(
+            "pair-approve/code", settings.rate_pair_approve_per_code, table
+        )
     app.cleanup_ctx.append(_pairing_ctx)
     app.router.add_post("/v1/pairings", start)
     app.router.add_post("/v1/pairings/{pairing_id}/poll", poll)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.core.errors import ConfigError, PSPError, Refused
 from psp_server.mqtt import accounts as mqtt_accounts
 from psp_server.pairing import cli as pairing_cli
@@ -314,11 +315,15 @@ def _announce(settings: config.Settings) -> None:
 
 
 async def _serve(
-    settings: config.Settings, sock: socket.socket | None = None, *, clock: Clock
+    settings: config.Settings,
+    sock: socket.socket | None = None,
+    *,
+    clock: Clock,
+    rate_buckets: BucketTable | None = None,
 ) -> None:
     """Serves until SIGTERM or SIGINT: on a socket of its own, or as a
-    worker on its supervisor's ``sock``."""
-    server = await start_server(settings, sock=sock, clock=clock)
+    worker on its supervisor's ``sock`` and ``rate_buckets``."""
+    server = await start_server(settings, sock=sock, clock=clock, rate_buckets=rate_buckets)
     _tune_collector()
     if sock is None:
         _announce(server.settings)
@@ -346,18 +351,25 @@ def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     # Listening before any worker runs: a client that connects meanwhile
     # waits in the queue rather than being refused.
     sock.listen()
+    # Made here, before the fork, so that every worker (and any that
+    # replaces one) has the same buckets: a limit of N a minute is N a
+    # minute whatever the number of workers (bucket_table.py).
+    rate_buckets = BucketTable.shared()
     _announce(settings)
 
     def work(number: int) -> int:
         logs.name_worker(number)
         try:
-            _run_loop(_serve(settings, sock, clock=clock))
+            _run_loop(_serve(settings, sock, clock=clock, rate_buckets=rate_buckets))
         except PSPError as exc:
             log.error("worker %d cannot serve: %s", number, exc)
             return EXIT_STORAGE
         return 0
 
-    return workers.supervise(settings.workers, work)
+    try:
+        return workers.supervise(settings.workers, work)
+    finally:
+        rate_buckets.close()
 
 
 def check_name(text: str) -> str:

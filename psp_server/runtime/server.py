@@ -14,6 +14,7 @@ from aiohttp.abc import AbstractResolver
 from psp_server.api.app import make_app
 from psp_server.api.appkeys import DEADLINES
 from psp_server.api.guards.access_log import JsonAccessLogger
+from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.header_deadline import GuardedSockSite
 from psp_server.core.errors import PSPError
 from psp_server.runtime import config
@@ -69,16 +70,23 @@ async def start_server(
     routes: Callable[[web.Application], None] | None = None,
     webhook_resolver: AbstractResolver | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    rate_buckets: BucketTable | None = None,
 ) -> RunningServer:
     """Serves on ``sock`` when given (a worker of ``serve --workers N``, on
     the socket its supervisor bound, with the settings ``listen`` returned),
     else on a socket of its own. ``routes`` adds to the app, and
-    ``webhook_resolver`` resolves webhook endpoints' names and ``clock`` is
-    the app's now (see make_app)."""
+    ``webhook_resolver`` resolves webhook endpoints' names, ``clock`` is
+    the app's now and ``rate_buckets`` the rate limits' table that a
+    worker shares with the others (see make_app)."""
     if sock is None:
         sock, settings = listen(settings)
     app = make_app(
-        settings, storage=storage, routes=routes, webhook_resolver=webhook_resolver, clock=clock
+        settings,
+        storage=storage,
+        routes=routes,
+        webhook_resolver=webhook_resolver,
+        clock=clock,
+        rate_buckets=rate_buckets,
     )
     runner = web.AppRunner(app, access_log_class=JsonAccessLogger)
     await runner.setup()

@@ -101,7 +101,6 @@ async def approve(request: web.Request) -> web.Response:
         )
         return await _page(request, session, merchant, status=403, error=error, **shown)
     per_ip = request.app.get(APPROVALS_PER_IP)
-    # "is not None": a limiter is a sized container, false while it is empty.
     wait = per_ip.take(f"ip:{request.remote or '?'}") if per_ip is not None else 0.0
     if wait:
         return await _page(request, session, merchant, status=429, error=_waited(wait), **shown)

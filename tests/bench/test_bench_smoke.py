@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import flow_bench, psp_bench, terminal_bench
+from bench import flow_bench, psp_bench, rate_limit_bench, terminal_bench
 
 
 def test_the_flow_bench_times_every_hop() -> None:
@@ -30,3 +30,9 @@ def test_the_terminal_bench_measures_a_daemon() -> None:
     assert figures["checkouts"] == 5
     assert 10 < figures["rss_mb_after"] < 200
     assert figures["paid_event_to_state_ms_p50"] > 0
+
+
+def test_the_rate_limit_bench_times_both_tables() -> None:
+    figures = rate_limit_bench.figures(checks=2000, rounds=1)
+    assert set(figures) == {"in process:one", "in process:many", "shared:one", "shared:many"}
+    assert all(us > 0 for us in figures.values())

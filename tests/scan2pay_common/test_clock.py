@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scan2pay_common.clock import SYSTEM_CLOCK, Deadline, MovableClock
+from scan2pay_common.clock import MONOTONIC_CLOCK, SYSTEM_CLOCK, Deadline, MovableClock
 from scan2pay_common.timefmt import now_ms
 from tests.support.file_clock import FileClock
 
@@ -23,6 +23,12 @@ class Stopped:
 def test_the_system_clock_is_the_systems() -> None:
     before = now_ms()
     assert before <= SYSTEM_CLOCK.now_ms() <= now_ms()
+
+
+def test_the_monotonic_clock_is_the_systems_monotonic_one_not_the_wall_clock() -> None:
+    before = time.monotonic_ns() // 1_000_000
+    assert before <= MONOTONIC_CLOCK.now_ms() <= time.monotonic_ns() // 1_000_000
+    assert abs(MONOTONIC_CLOCK.now_ms() - SYSTEM_CLOCK.now_ms()) > 1_000  # not since 1970
 
 
 def test_a_movable_clock_runs_with_its_base_and_moves_forward() -> None:

@@ -5,12 +5,13 @@
   ``POST /v1/payments`` (any wallet); and per address on starting a
   pairing (``POST /v1/pairings``; the board limits approvals itself).
   Over the limit the answer is 429 ``rate_limited`` with ``Retry-After``
-  in whole seconds. A token is kept only as a keyed hash (a key made per
-  process), so neither it nor the SHA-256 the database stores is in memory
-  keys or logs. Each limiter holds at most ``MAX_BUCKETS`` buckets and
-  forgets the least recently used: a client cycling through addresses or
-  tokens cannot grow memory, at worst it resets buckets that had been idle
-  longest (which had refilled anyway).
+  in whole seconds. A token is kept only as a keyed hash (with the bucket
+  table's secret, the same in every worker), so neither it nor the SHA-256
+  the database stores is in memory keys or logs. The buckets are in one
+  table of fixed size that every worker of ``--workers N`` shares
+  (``bucket_table``): a limit holds across workers, and a client cycling
+  through addresses or tokens cannot grow memory; at worst it makes the
+  table give up buckets that were nearly full again.
 * Slow bodies: a request whose body has not fully arrived ``body_timeout``
   seconds after its headers is answered 408 and its connection closed. The
   body read fails inside the handler, so each handler still decides what
@@ -33,14 +34,14 @@ import asyncio
 import hashlib
 import logging
 import math
-import secrets
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from psp_server.api.appkeys import SETTINGS
+from psp_server.api.appkeys import RATE_BUCKETS, SETTINGS
 from psp_server.api.auth import bearer_token
 from psp_server.api.envelope import error_response
+from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.rate_limiter import RateLimiter
 from psp_server.core.credentials import secret_bytes
 from psp_server.core.errors import APIError
@@ -50,20 +51,27 @@ log = logging.getLogger(__name__)
 
 
 class Limits:
-    """The limiters of one application, made from its settings on first use."""
+    """The limiters of one application, made from its settings on first use,
+    on the buckets of ``table``."""
 
-    def __init__(self, settings: Settings) -> None:
-        def make(rate: Rate | None) -> RateLimiter | None:
-            return None if rate is None else RateLimiter(rate)
+    def __init__(self, settings: Settings, table: BucketTable) -> None:
+        def make(name: str, rate: Rate | None) -> RateLimiter | None:
+            return None if rate is None else RateLimiter(name, rate, table)
 
         self.by_route: dict[str, tuple[RateLimiter | None, RateLimiter | None]] = {
-            "qr": (make(settings.rate_qr_per_ip), make(settings.rate_qr_per_token)),
-            "pay": (make(settings.rate_pay_per_ip), make(settings.rate_pay_per_token)),
+            "qr": (
+                make("qr/ip", settings.rate_qr_per_ip),
+                make("qr/token", settings.rate_qr_per_token),
+            ),
+            "pay": (
+                make("pay/ip", settings.rate_pay_per_ip),
+                make("pay/token", settings.rate_pay_per_token),
+            ),
             # Starting a pairing (docs/pairing.md); the board limits approvals
             # itself, to answer a person with a page rather than JSON.
-            "pair": (make(settings.rate_pair_per_ip), None),
+            "pair": (make("pair/ip", settings.rate_pair_per_ip), None),
         }
-        self._secret = secrets.token_bytes(32)
+        self._secret = table.secret
 
     def token_key(self, token: str) -> str:
         return hashlib.blake2b(secret_bytes(token), key=self._secret, digest_size=16).hexdigest()
@@ -93,7 +101,7 @@ def rate_limits() -> Middleware:
         if name is None:
             return await handler(request)
         if not made:
-            made.append(Limits(request.app[SETTINGS]))
+            made.append(Limits(request.app[SETTINGS], request.app[RATE_BUCKETS]))
         limits = made[0]
         per_ip, per_token = limits.by_route[name]
         wait = 0.0

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from psp_server.api.guards.abuse import CONTENT_SECURITY_POLICY, Limits
-from psp_server.api.guards.rate_limiter import RateLimiter
+from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.core.errors import ConfigError
 from psp_server.runtime import cli
 from psp_server.runtime.config import FIELDS, Rate, Settings, load, parse_rate
@@ -87,52 +87,20 @@ def test_rates_come_from_the_environment_and_flags_and_bad_ones_are_all_reported
     assert [p.split(" ")[0] for p in caught.value.problems] == ["rate_qr_per_ip", "rate_pay_per_ip"]
 
 
-# The token bucket.
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
-    clock = Clock()
-    limiter = RateLimiter(Rate(3, 30.0), clock=clock)  # a token every 10 s
-    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.take("a") == pytest.approx(10.0)
-    assert limiter.take("b") == 0.0  # another key has its own bucket
-    clock.now += 4
-    assert limiter.take("a") == pytest.approx(6.0)  # a refused request costs nothing
-    clock.now += 6
-    assert limiter.take("a") == 0.0
-    assert limiter.take("a") == pytest.approx(10.0)
-    clock.now += 1000  # an idle bucket refills to its burst, no further
-    assert [limiter.take("a") for _ in range(4)][-1] > 0
-
-
-def test_buckets_are_bounded_and_the_least_recently_used_goes_first() -> None:
-    clock = Clock()
-    limiter = RateLimiter(Rate(1, 60.0), max_keys=100, clock=clock)
-    assert limiter.take("kept") == 0.0
-    for n in range(10_000):
-        limiter.take(f"attacker-{n}")
-        if n % 50 == 0:
-            assert limiter.take("kept") > 0  # used often: never evicted, still limited
-        assert len(limiter) <= 100
-    assert len(limiter) == 100
+# Tokens in the limits (the buckets themselves: test_rate_limiter.py).
 
 
 def test_a_token_is_kept_only_as_a_keyed_hash() -> None:
     token = "wt_" + "x" * 32
-    first, second = Limits(Settings()), Limits(Settings())
+    table = BucketTable.in_process()
+    first, second = Limits(Settings(), table), Limits(Settings(), BucketTable.in_process())
     key = first.token_key(token)
     assert token not in key
     assert "x" * 8 not in key
     assert key != hashlib.sha256(token.encode()).hexdigest()  # not the database's hash
     assert key == first.token_key(token) != second.token_key(token)
+    # Every worker's limits on the one shared table key a token alike.
+    assert Limits(Settings(), table).token_key(token) == key
 
 
 # Rate limits on a live server.
