@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-amount", help="largest amount, minor units (SCAN2PAY_MAX_AMOUNT)")
     serve.add_argument("--sweep-interval", help="seconds between expiry sweeps")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument(
+        "--log-format", help="text, or json: one object per line (env SCAN2PAY_LOG_FORMAT; text)"
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        help="networks of the reverse proxies whose X-Forwarded-* headers are believed,"
+        " like 127.0.0.1/32 (env SCAN2PAY_TRUSTED_PROXIES; none)",
+    )
     serve.add_argument("--webhook-retry-base", help="seconds before a webhook's first retry (10)")
     serve.add_argument("--webhook-retry-max", help="longest webhook retry delay, seconds (3600)")
     serve.add_argument(
@@ -161,7 +169,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> i
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "serve" and settings.workers > 1:
             return _serve_workers(settings, clock)
