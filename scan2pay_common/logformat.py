@@ -60,8 +60,11 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 # What a record's ``extra`` may carry for the JSON format: a dict of fields
 # the program made (the access log's method, route, status...), written
-# out as they are, beside the standard ones.
+# out as they are, beside the standard ones, and a short message of the
+# program's own to show instead of the text format's (which, for the access
+# log, is those same fields).
 FIELDS_ATTR = "fields"
+SUMMARY_ATTR = "summary"
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -69,7 +72,8 @@ class JsonLineFormatter(logging.Formatter):
     milliseconds), ``level``, ``logger``, ``message``, ``request_id`` when
     a request is being served, the record's own fields (``FIELDS_ATTR``),
     the fields given at construction (a worker's number and pid), and
-    ``exc``/``stack`` with a traceback. The message is escaped and bounded
+    ``exc``/``stack`` with a traceback. A record with fields may carry a
+    summary (``SUMMARY_ATTR``), shown as its message. The message is escaped and bounded
     as ``OneLineFormatter`` does, and JSON escapes the rest; so one record
     is one line, whatever it holds."""
 
@@ -87,7 +91,7 @@ class JsonLineFormatter(logging.Formatter):
         return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = getattr(record, SUMMARY_ATTR, None) or record.getMessage()
         if not message.isprintable() or len(message) > LINE_LIMIT:  # inlined: hot
             message = loggable(message, LINE_LIMIT)
         line: dict[str, Any] = {

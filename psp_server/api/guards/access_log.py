@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from psp_server.api.guards.request_context import CLIENT_KEY, ID_KEY
-from scan2pay_common.logformat import FIELDS_ATTR
+from scan2pay_common.logformat import FIELDS_ATTR, SUMMARY_ATTR
 
 log = logging.getLogger("psp_server.access")
 
@@ -41,5 +41,9 @@ class JsonAccessLogger(AbstractAccessLogger):
         # writes them beside the record's own (scan2pay_common/logformat.py).
         self.logger.info(
             orjson.dumps(fields).decode(),
-            extra={FIELDS_ATTR: fields, "request_id": request.get(ID_KEY)},
+            extra={
+                FIELDS_ATTR: fields,
+                SUMMARY_ATTR: f"{request.method} {fields['route']} {response.status}",
+                "request_id": request.get(ID_KEY),
+            },
         )
