@@ -114,8 +114,17 @@ async def test_limits_are_keyed_on_the_real_client_behind_nginx(
     # Alice cannot take another bucket by naming another address herself:
     # nginx appends hers, and the PSP reads from the right.
     assert (await alice.get(path, {"X-Forwarded-For": "198.51.100.7"})).status == 429
-    remotes = {(line["remote"], line["status"]) for line in access_lines(stack.psp, 5)}
-    assert remotes == {(ALICE, 404), (ALICE, 429), (BOB, 404)}
+    access = access_lines(stack.psp, 5)
+    assert {(line["remote"], line["status"]) for line in access} == {
+        (ALICE, 404),
+        (ALICE, 429),
+        (BOB, 404),
+    }
+    # What the limiter logged while refusing carries the refused request's id.
+    refused = {line["request_id"] for line in access if line["status"] == 429}
+    limited = [line for line in json_log(stack.psp) if line["message"].startswith("rate limited")]
+    assert {line["request_id"] for line in limited} == refused
+    assert all(ALICE in line["message"] for line in limited)
 
 
 async def test_a_forged_header_sent_straight_to_the_psp_is_ignored(

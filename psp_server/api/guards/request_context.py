@@ -3,7 +3,7 @@ and, behind a trusted reverse proxy, the client, scheme and host the proxy
 says it served (``forwarded``).
 
 * The request id is the proxy's ``X-Request-Id`` when a trusted proxy sent
-  one that is short and plain, else one made here. It is in every log
+  one that is short, plain and not shaped like a secret, else one made here. It is in every log
   record written while the request is served (``logformat.REQUEST_ID``),
   in the access log's line, and in the answer's ``X-Request-Id``, so that
   a client's complaint, the proxy's log and ours can be matched.
@@ -27,6 +27,7 @@ from psp_server.api.appkeys import SETTINGS
 from psp_server.api.guards.forwarded import believe, is_trusted
 from psp_server.runtime.config import Network
 from scan2pay_common.logformat import REQUEST_ID
+from scan2pay_common.logredact import redact
 
 HEADER = "X-Request-Id"
 # The id, in the request's state (the original request's and its clone's).
@@ -66,7 +67,9 @@ def request_context(trusted: tuple[Network, ...]) -> Middleware:
         changes: dict[str, str] = {}
         if trusted and is_trusted(request.remote, trusted):
             given = request.headers.get(HEADER)
-            if given is not None and _PROXY_ID.fullmatch(given):
+            # An id shaped like a secret is not logged: a proxy that passes
+            # on what its client sent would otherwise write a key into it.
+            if given is not None and _PROXY_ID.fullmatch(given) and redact(given) is given:
                 request_id = given
             believed = believe(request.remote, _headers(request), trusted)
             if believed.client is not None and believed.client != request.remote:

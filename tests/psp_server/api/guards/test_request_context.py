@@ -70,6 +70,8 @@ async def test_every_answer_carries_a_request_id_of_its_own(psp: Psp) -> None:
         (PROXY, "with space", False),
         (PROXY, "new\\nline", False),
         (PROXY, "", False),
+        (PROXY, "wt_AbCdEfGhIjKlMnOpQrStUv", False),
+        (PROXY, "4111111111111111", False),
     ],
 )
 async def test_a_request_id_is_taken_only_from_a_trusted_proxy_and_only_if_plain(
