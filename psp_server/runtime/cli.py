@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from psp_server.core.errors import ConfigError, PSPError, Refused
@@ -19,6 +20,7 @@ from psp_server.pairing import cli as pairing_cli
 from psp_server.runtime import config, logs, workers
 from psp_server.runtime.server import listen, local_url, start_server
 from psp_server.storage import Storage, backends, open_storage
+from scan2pay_common import sdnotify
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.free_text import check_free_text
@@ -105,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or update the database schema")
     _add_db(migrate)
 
+    backup = sub.add_parser(
+        "backup", help="copy a SQLite database while the server runs (PostgreSQL: pg_dump)"
+    )
+    backup.add_argument("--to", required=True, type=Path, help="the new file to write")
+    _add_db(backup)
+
     merchant = sub.add_parser("merchant", help="manage merchants")
     merchant_sub = merchant.add_subparsers(dest="action", required=True)
     m_create = merchant_sub.add_parser("create", help="create a merchant and print its API key")
@@ -175,6 +183,10 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> i
             return _serve_workers(settings, clock)
         if args.command == "serve":
             _run_loop(_serve(settings, clock=clock))
+            return 0
+        if args.command == "backup":
+            backends.choose(settings.db).backup(args.to)
+            print(f"database {settings.db} backed up to {args.to}")
             return 0
         if args.command == "migrate":
             asyncio.run(_with_storage(settings, _noop, clock))
@@ -330,6 +342,9 @@ async def _serve(
     _tune_collector()
     if sock is None:
         _announce(server.settings)
+        # Under systemd (deploy/psp/psp-server.service, Type=notify): the
+        # socket is listening and the database is open.
+        sdnotify.notify("READY=1")
     else:  # a worker: its supervisor announced the socket
         log.info("ready, serving on %s", server.url)
     stop = asyncio.Event()
@@ -340,6 +355,8 @@ async def _serve(
         await stop.wait()
     finally:
         log.info("shutting down")
+        if sock is None:
+            sdnotify.notify("STOPPING=1")
         await server.stop()
 
 
@@ -355,6 +372,9 @@ def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     # waits in the queue rather than being refused.
     sock.listen()
     _announce(settings)
+    # Ready for systemd once the socket listens and the schema is current:
+    # a connection that comes before a worker is up waits in the queue.
+    sdnotify.notify("READY=1")
 
     def work(number: int) -> int:
         logs.name_worker(number)
