@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TypedDict
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -44,6 +45,14 @@ _PROXY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _NAMES = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
 
 
+class _Changes(TypedDict, total=False):
+    """What a trusted proxy's headers change in the request handed on."""
+
+    remote: str
+    scheme: str
+    host: str
+
+
 def new_request_id() -> str:
     return os.urandom(12).hex()
 
@@ -64,7 +73,7 @@ def request_context(trusted: tuple[Network, ...]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = None
-        changes: dict[str, str] = {}
+        changes: _Changes = {}
         if trusted and is_trusted(request.remote, trusted):
             given = request.headers.get(HEADER)
             # An id shaped like a secret is not logged: a proxy that passes
@@ -81,7 +90,7 @@ def request_context(trusted: tuple[Network, ...]) -> Middleware:
                 request[FORWARDED_HOST_KEY] = believed.scheme is not None
         request[ID_KEY] = request_id = request_id or new_request_id()
         # Cloned last: the clone's state is a copy of the original's.
-        served = request.clone(**changes) if changes else request  # type: ignore[arg-type]
+        served = request.clone(**changes) if changes else request
         token = REQUEST_ID.set(request_id)
         try:
             return await handler(served)
