@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .logredact import RedactSecrets
+from .logredact import FIELDS_ATTR, RedactSecrets
 from .logtext import loggable
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -59,11 +59,10 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "scan2pay_request_id", default=None
 )
 # What a record's ``extra`` may carry for the JSON format: a dict of fields
-# the program made (the access log's method, route, status...), written
-# out as they are, beside the standard ones, and a short message of the
-# program's own to show instead of the text format's (which, for the access
-# log, is those same fields).
-FIELDS_ATTR = "fields"
+# the program made (FIELDS_ATTR: the access log's method, route, status...),
+# written out as they are, beside the standard ones, and a short message of
+# the program's own to show instead of the text format's (which, for the
+# access log, is those same fields).
 SUMMARY_ATTR = "summary"
 
 

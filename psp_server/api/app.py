@@ -31,7 +31,7 @@ from psp_server.api.client_errors import clients_log
 from psp_server.api.envelope import error_response
 from psp_server.api.guards import abuse
 from psp_server.api.guards.header_deadline import HeaderDeadlines, clear_header_deadline
-from psp_server.api.guards.request_context import request_context, send_request_id
+from psp_server.api.guards.request_context import request_context
 from psp_server.core.errors import APIError, StorageUnavailable
 from psp_server.mqtt.presence import Presence
 from psp_server.outbox.relay import OutboxRelay
@@ -214,7 +214,6 @@ def make_app(
         client_max_size=MAX_BODY,
     )
     app[DEADLINES] = deadlines
-    app.on_response_prepare.append(send_request_id)
     app[SETTINGS] = settings
     app[BACKEND] = choose(settings.db)  # the one place the database is told apart
     app[CLOCK] = clock

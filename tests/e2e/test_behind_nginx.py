@@ -154,6 +154,8 @@ async def test_the_board_and_its_live_stream_work_through_nginx(
     async with alice.http.get(stream_url, headers=signed.headers) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
+        # A stream sends its headers itself; they name the request too.
+        assert len(response.headers["X-Request-Id"]) == 32
         events = EventStream(response)
         await events.next_of("snapshot")
         # A checkout made through the proxy reaches the open board at once:

@@ -16,7 +16,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from psp_server.api.guards.request_context import CLIENT_KEY, ID_KEY
-from scan2pay_common.logformat import FIELDS_ATTR, SUMMARY_ATTR
+from scan2pay_common.logformat import SUMMARY_ATTR
+from scan2pay_common.logredact import FIELDS_ATTR
 
 log = logging.getLogger("psp_server.access")
 

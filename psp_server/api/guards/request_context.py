@@ -17,6 +17,7 @@ says it served (``forwarded``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from typing import TypedDict
@@ -53,8 +54,17 @@ class _Changes(TypedDict, total=False):
     host: str
 
 
-def new_request_id() -> str:
-    return os.urandom(12).hex()
+class RequestIds:
+    """Ids that are unique without asking the system for randomness each
+    time: a random prefix per application (so per worker process: each
+    makes its app after the fork) and a counter. 24 hex digits."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFF_FFFF_FFFF:012x}"
 
 
 def _headers(request: web.BaseRequest) -> dict[str, str]:
@@ -69,6 +79,7 @@ def _headers(request: web.BaseRequest) -> dict[str, str]:
 
 def request_context(trusted: tuple[Network, ...]) -> Middleware:
     """The outermost middleware of an app whose reverse proxies are ``trusted``."""
+    new_request_id = RequestIds()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -93,19 +104,27 @@ def request_context(trusted: tuple[Network, ...]) -> Middleware:
         served = request.clone(**changes) if changes else request
         token = REQUEST_ID.set(request_id)
         try:
-            return await handler(served)
+            response = await handler(served)
+        except web.HTTPException as exc:  # a redirect, say
+            exc.headers[HEADER] = request_id
+            raise
         finally:
             REQUEST_ID.reset(token)
+        # A stream's headers went out before the handler returned: it set
+        # the header itself (``stream_headers``).
+        if not response.prepared:
+            response.headers[HEADER] = request_id
+        return response
 
     return middleware
 
 
-async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every answer says which request it was, a
-    stream's too (its headers go before the handler returns)."""
+def stream_headers(request: web.Request) -> dict[str, str]:
+    """The header a handler that streams (prepares its answer itself) adds,
+    as the middleware adds it to every other answer. (Not a signal on
+    every response's prepare: that cost each request a coroutine.)"""
     request_id = request.get(ID_KEY)
-    if request_id is not None:
-        response.headers[HEADER] = request_id
+    return {} if request_id is None else {HEADER: request_id}
 
 
 def public_url_of(request: web.Request) -> str:
