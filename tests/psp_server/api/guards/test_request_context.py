@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from psp_server.runtime.config import Rate, parse_networks
+from psp_server.runtime.config import Rate, Settings, parse_networks
+from psp_server.runtime.server import start_server
 from tests.support.board import cookies_of
 from tests.support.psp import Psp, start_psp, stop_psp
 
@@ -37,14 +38,14 @@ async def psp(tmp_path: Path) -> AsyncIterator[Psp]:
 
 
 async def call(
-    psp: Psp, source: str, method: str, path: str, headers: dict[str, str] | None = None,
+    url: str, source: str, method: str, path: str, headers: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> tuple[aiohttp.ClientResponse, str]:  # fmt: skip
     connector = aiohttp.TCPConnector(local_addr=(source, 0))
     async with (
         aiohttp.ClientSession(connector=connector) as http,
         http.request(
-            method, psp.url + path, headers=headers, allow_redirects=False, **kwargs
+            method, url + path, headers=headers, allow_redirects=False, **kwargs
         ) as response,
     ):
         return response, await response.text()
@@ -53,7 +54,7 @@ async def call(
 async def test_every_answer_carries_a_request_id_of_its_own(psp: Psp) -> None:
     seen = set()
     for path in ("/healthz", "/nowhere", "/v1/merchant", f"/Q/{UNKNOWN_CODE}"):
-        response, _ = await call(psp, STRANGER, "GET", path)
+        response, _ = await call(psp.url, STRANGER, "GET", path)
         request_id = response.headers["X-Request-Id"]
         assert GENERATED.fullmatch(request_id), (path, request_id)
         seen.add(request_id)
@@ -77,7 +78,7 @@ async def test_every_answer_carries_a_request_id_of_its_own(psp: Psp) -> None:
 async def test_a_request_id_is_taken_only_from_a_trusted_proxy_and_only_if_plain(
     psp: Psp, source: str, given: str, kept: bool
 ) -> None:
-    response, _ = await call(psp, source, "GET", "/healthz", {"X-Request-Id": given})
+    response, _ = await call(psp.url, source, "GET", "/healthz", {"X-Request-Id": given})
     answered = response.headers["X-Request-Id"]
     if kept:
         assert answered == given
@@ -92,7 +93,7 @@ async def test_limits_are_kept_per_believed_client_and_a_stranger_cannot_dodge_t
 
     async def status(source: str, forwarded_for: str | None) -> int:
         headers = {} if forwarded_for is None else {"X-Forwarded-For": forwarded_for}
-        response, _ = await call(psp, source, "GET", path, headers)
+        response, _ = await call(psp.url, source, "GET", path, headers)
         return response.status
 
     # Two clients behind the proxy: one bucket each.
@@ -114,7 +115,7 @@ async def test_the_derived_public_url_follows_the_trusted_proxy(psp: Psp) -> Non
 
     async def qr_url(source: str, headers: dict[str, str]) -> str:
         response, text = await call(
-            psp, source, "POST", "/v1/checkouts", {**merchant.auth, **headers}, json=body
+            psp.url, source, "POST", "/v1/checkouts", {**merchant.auth, **headers}, json=body
         )
         assert response.status in (200, 201), text
         return _qr(text)
@@ -139,7 +140,7 @@ async def test_a_configured_public_url_stays(tmp_path: Path) -> None:
         merchant = await psp.merchant()
         headers = {**merchant.auth, "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example"}
         body = {"order_id": "A-1", "amount": 100, "currency": "EUR"}
-        response, text = await call(psp, PROXY, "POST", "/v1/checkouts", headers, json=body)
+        response, text = await call(psp.url, PROXY, "POST", "/v1/checkouts", headers, json=body)
         assert response.status == 201, text
         assert _qr(text).startswith("HTTPS://PAY.SHOP.EXAMPLE/Q/")
     finally:
@@ -148,10 +149,37 @@ async def test_a_configured_public_url_stays(tmp_path: Path) -> None:
 
 async def test_cookies_are_secure_when_the_trusted_proxy_served_https(psp: Psp) -> None:
     https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1"}
-    response, _ = await call(psp, PROXY, "GET", "/merchant", https)
+    response, _ = await call(psp.url, PROXY, "GET", "/merchant", https)
     ((name, morsel),) = cookies_of(response).items()
     assert (name, bool(morsel["secure"])) == ("__Host-s2p-signin", True)
     # The same header from a stranger changes nothing.
-    response, _ = await call(psp, STRANGER, "GET", "/merchant", https)
+    response, _ = await call(psp.url, STRANGER, "GET", "/merchant", https)
     ((name, morsel),) = cookies_of(response).items()
     assert (name, bool(morsel["secure"])) == ("s2p-signin", False)
+
+
+async def test_an_ipv6_proxy_and_client_are_believed(tmp_path: Path) -> None:
+    server = await start_server(
+        Settings(
+            host="::1",
+            port=0,
+            db=str(tmp_path / "psp.db"),
+            mqtt=None,
+            trusted_proxies=parse_networks("::1/128"),
+            rate_qr_per_ip=Rate(1, 3600.0),
+        )
+    )
+    try:
+        path = f"/Q/{UNKNOWN_CODE}"
+
+        async def status(forwarded_for: str) -> int:
+            response, _ = await call(
+                server.url, "::1", "GET", path, {"X-Forwarded-For": forwarded_for}
+            )
+            return response.status
+
+        assert await status("2001:db8::7") == 404
+        assert await status("[2001:DB8::7]:4711") == 429  # the same client, written another way
+        assert await status("2001:db8::8") == 404
+    finally:
+        await server.stop()
