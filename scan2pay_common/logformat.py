@@ -13,12 +13,16 @@ encoding lacks: it writes an escape instead.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import sys
-from typing import TextIO
+import time
+from typing import Any, TextIO
 
-from .logredact import RedactSecrets
+import orjson
+
+from .logredact import FIELDS_ATTR, RedactSecrets
 from .logtext import loggable
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -49,6 +53,78 @@ class OneLineFormatter(logging.Formatter):
         return line
 
 
+# The id of the request being served, in the task that serves it (set by
+# the PSP's psp_server/api/guards/request_context.py); None elsewhere.
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "scan2pay_request_id", default=None
+)
+# What a record's ``extra`` may carry for the JSON format: a dict of fields
+# the program made (FIELDS_ATTR: the access log's method, route, status...),
+# written out as they are, beside the standard ones, and a short message of
+# the program's own to show instead of the text format's (which, for the
+# access log, is those same fields).
+SUMMARY_ATTR = "summary"
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record, on one line: ``time`` (RFC 3339, UTC,
+    milliseconds), ``level``, ``logger``, ``message``, ``request_id`` when
+    a request is being served, the record's own fields (``FIELDS_ATTR``),
+    the fields given at construction (a worker's number and pid), and
+    ``exc``/``stack`` with a traceback. A record with fields may carry a
+    summary (``SUMMARY_ATTR``), shown as its message. The message is escaped and bounded
+    as ``OneLineFormatter`` does, and JSON escapes the rest; so one record
+    is one line, whatever it holds."""
+
+    def __init__(self, fields: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self._fields = fields or {}
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = getattr(record, SUMMARY_ATTR, None) or record.getMessage()
+        if not message.isprintable() or len(message) > LINE_LIMIT:  # inlined: hot
+            message = loggable(message, LINE_LIMIT)
+        line: dict[str, Any] = {
+            "time": self._time(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+        if request_id is not None:
+            line["request_id"] = request_id
+        fields = getattr(record, FIELDS_ATTR, None)
+        if fields:
+            line.update(fields)
+        if self._fields:
+            line.update(self._fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = _lines(record.exc_text)
+        if record.stack_info:
+            line["stack"] = _lines(self.formatStack(record.stack_info))
+        # OPT_NON_STR_KEYS is not needed: every key is ours. A value JSON
+        # cannot carry (an object a call site passed as a field) is shown
+        # by its str().
+        return orjson.dumps(line, default=str).decode()
+
+
+def _lines(block: str) -> str:
+    """A traceback with each line escaped and bounded; JSON escapes the
+    newlines between them."""
+    return "\n".join(loggable(part, LINE_LIMIT) for part in block.split("\n"))
+
+
 def continued(block: str) -> str:
     """``block``'s lines, each escaped and indented, each after a newline."""
     return "".join(f"\n{CONTINUATION}{loggable(part, LINE_LIMIT)}" for part in block.split("\n"))
@@ -62,9 +138,10 @@ def forgiving(stream: TextIO) -> TextIO:
     return stream
 
 
-def configure(level: str | int, fmt: str = FORMAT) -> None:
-    """The root logger writes to stderr through ``OneLineFormatter``."""
+def configure(level: str | int, fmt: str = FORMAT, *, json: bool = False) -> None:
+    """The root logger writes to stderr through ``OneLineFormatter``, or
+    ``JsonLineFormatter`` with ``json``."""
     handler = logging.StreamHandler(forgiving(sys.stderr))
-    handler.setFormatter(OneLineFormatter(fmt))
+    handler.setFormatter(JsonLineFormatter() if json else OneLineFormatter(fmt))
     handler.addFilter(RedactSecrets())
     logging.basicConfig(level=level, handlers=[handler])

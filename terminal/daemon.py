@@ -50,6 +50,7 @@ import aiomqtt
 
 from hardware.base import Display
 from hardware.errors import HardwareError
+from scan2pay_common import sdnotify
 from scan2pay_common.aio import cancelling, honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
@@ -73,7 +74,6 @@ from scan2pay_common.topics import (
     terminal_events_topic,
 )
 
-from . import sdnotify
 from .clock import Clock
 from .config import TerminalConfig, is_bare_qr_url
 from .controller import BareUrl, Controller, Effects, screen_checkout, screen_kind

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from hardware.base import Display, Frame
+from scan2pay_common import sdnotify
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.logtext import loggable
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 
-from . import config_file, pairing_client, sdnotify
+from . import config_file, pairing_client
 from .config import PAIRING_KEYS, Unpaired
 from .pairing_client import PspError, Settings, Started
 from .pairing_screen import PairingScreen, content, render

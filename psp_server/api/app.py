@@ -33,6 +33,7 @@ from psp_server.api.envelope import error_response
 from psp_server.api.guards import abuse
 from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.header_deadline import HeaderDeadlines, clear_header_deadline
+from psp_server.api.guards.request_context import request_context
 from psp_server.core.errors import APIError, StorageUnavailable
 from psp_server.mqtt.presence import Presence
 from psp_server.outbox.relay import OutboxRelay
@@ -209,7 +210,12 @@ def make_app(
         settings = with_default_public_url(settings, settings.port)
     deadlines = HeaderDeadlines(settings.header_timeout)
     app = web.Application(
-        middlewares=[clear_header_deadline(deadlines), *abuse.middlewares(), json_errors],
+        middlewares=[
+            request_context(settings.trusted_proxies),
+            clear_header_deadline(deadlines),
+            *abuse.middlewares(),
+            json_errors,
+        ],
         client_max_size=MAX_BODY,
     )
     app[DEADLINES] = deadlines

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from psp_server.api.appkeys import BOARD_HUB, CLOCK, IN_FLIGHT, RELAY_WAKE, SETTINGS, STORAGE
+from psp_server.api.guards.request_context import public_url_of
 from psp_server.api.http import (
     checkout_id_of,
     checkout_json,
@@ -45,7 +46,7 @@ async def create_checkout(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now_ms()
     storage = request.app[STORAGE]
     signing_key = storage.signing_key
-    public_url = settings.require_public_url()
+    public_url = public_url_of(request)
     fresh = new_checkout(merchant.id, parsed, public_url=public_url, now=now)
     # Signed here, while the previous group's commit is on its way to disk,
     # rather than in the group's transaction, which holds up the next group.

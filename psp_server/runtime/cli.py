@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from psp_server.api.guards.bucket_table import BucketTable
@@ -20,6 +21,7 @@ from psp_server.pairing import cli as pairing_cli
 from psp_server.runtime import config, logs, workers
 from psp_server.runtime.server import listen, local_url, start_server
 from psp_server.storage import Storage, backends, open_storage
+from scan2pay_common import sdnotify
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.free_text import check_free_text
@@ -52,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-amount", help="largest amount, minor units (SCAN2PAY_MAX_AMOUNT)")
     serve.add_argument("--sweep-interval", help="seconds between expiry sweeps")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument(
+        "--log-format", help="text, or json: one object per line (env SCAN2PAY_LOG_FORMAT; text)"
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        help="networks of the reverse proxies whose X-Forwarded-* headers are believed,"
+        " like 127.0.0.1/32 (env SCAN2PAY_TRUSTED_PROXIES; none)",
+    )
     serve.add_argument("--webhook-retry-base", help="seconds before a webhook's first retry (10)")
     serve.add_argument("--webhook-retry-max", help="longest webhook retry delay, seconds (3600)")
     serve.add_argument(
@@ -97,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
     _add_db(migrate)
+
+    backup = sub.add_parser(
+        "backup", help="copy a SQLite database while the server runs (PostgreSQL: pg_dump)"
+    )
+    backup.add_argument("--to", required=True, type=Path, help="the new file to write")
+    _add_db(backup)
 
     merchant = sub.add_parser("merchant", help="manage merchants")
     merchant_sub = merchant.add_subparsers(dest="action", required=True)
@@ -162,12 +178,16 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> i
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "serve" and settings.workers > 1:
             return _serve_workers(settings, clock)
         if args.command == "serve":
             _run_loop(_serve(settings, clock=clock))
+            return 0
+        if args.command == "backup":
+            backends.choose(settings.db).backup(args.to)
+            print(f"database {settings.db} backed up to {args.to}")
             return 0
         if args.command == "migrate":
             asyncio.run(_with_storage(settings, _noop, clock))
@@ -327,6 +347,9 @@ async def _serve(
     _tune_collector()
     if sock is None:
         _announce(server.settings)
+        # Under systemd (deploy/psp/psp-server.service, Type=notify): the
+        # socket is listening and the database is open.
+        sdnotify.notify("READY=1")
     else:  # a worker: its supervisor announced the socket
         log.info("ready, serving on %s", server.url)
     stop = asyncio.Event()
@@ -337,6 +360,8 @@ async def _serve(
         await stop.wait()
     finally:
         log.info("shutting down")
+        if sock is None:
+            sdnotify.notify("STOPPING=1")
         await server.stop()
 
 
@@ -356,6 +381,9 @@ def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     # minute whatever the number of workers (bucket_table.py).
     rate_buckets = BucketTable.shared()
     _announce(settings)
+    # Ready for systemd once the socket listens and the schema is current:
+    # a connection that comes before a worker is up waits in the queue.
+    sdnotify.notify("READY=1")
 
     def work(number: int) -> int:
         logs.name_worker(number)

@@ -52,6 +52,16 @@ def parse_rate(raw: str) -> Rate | None:
     return Rate(count, period)
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def parse_log_format(raw: str) -> str:
+    text = raw.strip().lower()
+    if text not in LOG_FORMATS:
+        raise InvalidValue("invalid_setting", f"{raw!r} is not a log format")
+    return text
+
+
 Network = IPv4Network | IPv6Network
 # Reports a setting's problem: its name and what is wrong.
 Problem = Callable[[str, str], None]
@@ -90,9 +100,20 @@ class Settings:
     mqtt: MqttTarget | None = None
     # None: derived from the address the server listens on.
     public_url: str | None = None
+    # True when public_url was derived from the listening address rather
+    # than given: behind a trusted proxy, each request's forwarded scheme
+    # and host then make the URL (psp_server/api/guards/request_context.py).
+    public_url_derived: bool = False
     max_amount: int = 100_000_000
     sweep_interval: float = 1.0
     log_level: str = "INFO"
+    # "text": one line per record; "json": one JSON object per line
+    # (scan2pay_common/logformat.py).
+    log_format: str = "text"
+    # Reverse proxies whose X-Forwarded-* (or Forwarded) and X-Request-Id
+    # headers are believed (psp_server/api/guards/forwarded.py); none by
+    # default, so that no client can name another address.
+    trusted_proxies: tuple[Network, ...] = ()
     # Webhooks (docs/webhooks.md): the first retry's delay, the longest
     # delay, how long after the first attempt retries go on, and how long
     # an attempt may take, all in seconds.
@@ -151,6 +172,15 @@ FIELDS: dict[str, tuple[str, str]] = {
     "max_amount": ("SCAN2PAY_MAX_AMOUNT", "the largest amount in minor units, a positive integer"),
     "sweep_interval": ("SCAN2PAY_SWEEP_INTERVAL", "seconds between expiry sweeps, like 1.0"),
     "log_level": ("SCAN2PAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    "log_format": (
+        "SCAN2PAY_LOG_FORMAT",
+        "text (one line per record) or json (one object per line)",
+    ),
+    "trusted_proxies": (
+        "SCAN2PAY_TRUSTED_PROXIES",
+        "comma-separated networks of the reverse proxies in front, like 127.0.0.1/32,::1/128;"
+        " or none (the default)",
+    ),
     "webhook_retry_base": (
         "SCAN2PAY_WEBHOOK_RETRY_BASE",
         "seconds before a failed webhook's first retry, like 10",
@@ -262,6 +292,8 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
             values["max_amount"] = maximum
     take("sweep_interval", lambda raw: setting_values.seconds(raw, low=0.01, high=3600))
     take("log_level", setting_values.log_level)
+    take("log_format", parse_log_format)
+    take("trusted_proxies", parse_networks)
     take("webhook_retry_base", lambda raw: setting_values.seconds(raw, low=0.01, high=3600))
     take("webhook_retry_max", lambda raw: setting_values.seconds(raw, low=0.01, high=86_400))
     take("webhook_retry_window", lambda raw: setting_values.seconds(raw, low=0.01, high=2_592_000))
@@ -372,7 +404,7 @@ def with_default_public_url(settings: Settings, port: int) -> Settings:
     """The public URL when none was given: the listening address, in upper
     case so that the whole URL stays in the QR's compact alphanumeric mode."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return replace(settings, public_url=f"HTTP://{host.upper()}:{port}")
+    return replace(settings, public_url=f"HTTP://{host.upper()}:{port}", public_url_derived=True)
 
 
 def _int(text: str) -> int | None:

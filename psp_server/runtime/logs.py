@@ -24,7 +24,7 @@ import time
 from typing import TextIO
 
 from psp_server.api import client_errors
-from scan2pay_common.logformat import FORMAT, OneLineFormatter, forgiving
+from scan2pay_common.logformat import FORMAT, JsonLineFormatter, OneLineFormatter, forgiving
 from scan2pay_common.logredact import RedactSecrets
 
 __all__ = ["FORMAT", "BatchingStreamHandler", "configure", "name_worker"]
@@ -87,9 +87,13 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
         super().close()
 
 
-def configure(level: str) -> None:
+def configure(level: str, log_format: str = "text") -> None:
+    """``log_format``: "text", a line per record, or "json", an object per
+    line (docs/operations.md)."""
     handler = BatchingStreamHandler()
-    handler.setFormatter(_CachedTimeFormatter(FORMAT))
+    handler.setFormatter(
+        JsonLineFormatter() if log_format == "json" else _CachedTimeFormatter(FORMAT)
+    )
     handler.addFilter(RedactSecrets())
     logging.basicConfig(level=level, handlers=[handler])
     client_errors.install()
@@ -107,6 +111,8 @@ def name_worker(number: int) -> None:
     each line says which one wrote it. The number stays with a worker's
     replacement; the pid tells a replacement from the worker it replaced."""
     tag = f"worker={number} pid={os.getpid()} "
-    formatter = _CachedTimeFormatter(FORMAT.replace("%(name)s", tag + "%(name)s"))
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter)
+        if isinstance(handler.formatter, JsonLineFormatter):
+            handler.setFormatter(JsonLineFormatter({"worker": number, "pid": os.getpid()}))
+        else:
+            handler.setFormatter(_CachedTimeFormatter(FORMAT.replace("%(name)s", tag + "%(name)s")))

@@ -15,6 +15,7 @@ import abc
 import asyncio
 import functools
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from psp_server.core.errors import StorageError
@@ -64,6 +65,12 @@ class Backend(abc.ABC):
         events, for as long as it runs; None where the database cannot
         tell, and the in-process wake-up and the relay's poll are all
         there is."""
+
+    def backup(self, destination: Path) -> None:
+        """A consistent copy of the database, taken while servers run, in
+        the new file ``destination``. Blocking. Where the database has its
+        own tool for that, the error names it."""
+        raise StorageError(f"{self.name} is backed up with its own tools (docs/operations.md)")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"  # the URL may hold a password

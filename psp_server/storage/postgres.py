@@ -22,6 +22,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Coroutine, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -65,6 +66,12 @@ class PostgresBackend(Backend):
 
     def open_storage(self, clock: Clock = SYSTEM_CLOCK) -> PostgresStorage:
         return PostgresStorage(self.url, clock=clock)
+
+    def backup(self, destination: Path) -> None:
+        raise StorageError(
+            "PostgreSQL is backed up with pg_dump: pg_dump --format=custom --file=psp.dump"
+            " 'postgresql://...' (docs/operations.md)"
+        )
 
     def partitions(self) -> Partitions:
         return LeasedPartitions(self.url)

@@ -52,6 +52,33 @@ class SqliteBackend(Backend):
     def partitions(self) -> Partitions:
         return AllPartitions()
 
+    def backup(self, destination: Path) -> None:
+        """SQLite's online backup API: the pages as of one moment, read
+        through a read-only connection while the server goes on writing
+        (in WAL mode a reader holds up no writer). Written to a file beside
+        ``destination`` and renamed at the end, so that a copy that failed
+        half-way is never taken for a backup."""
+        if destination.exists():
+            raise StorageError(f"{destination} exists; a backup is written to a new file")
+        if not Path(self.path).is_file():
+            raise StorageError(f"no database file at {self.path}")
+        partial = destination.with_name(destination.name + ".partial")
+        try:
+            source = sqlite3.connect(Path(self.path).absolute().as_uri() + "?mode=ro", uri=True)
+            try:
+                target = sqlite3.connect(partial)
+                try:
+                    os.chmod(partial, PRIVATE)  # it holds what the database holds
+                    source.backup(target)
+                finally:
+                    target.close()
+            finally:
+                source.close()
+            partial.rename(destination)
+        except (OSError, sqlite3.Error) as exc:
+            partial.unlink(missing_ok=True)
+            raise StorageError(f"cannot back up {self.path} to {destination}: {exc}") from exc
+
     def wake_source(self, wake: asyncio.Event) -> Coroutine[Any, Any, None] | None:
         # One process writes: it sets the wake-up itself. The CLI's writes
         # are found by the relay's poll.

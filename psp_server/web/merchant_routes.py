@@ -17,6 +17,7 @@ from aiohttp import web
 
 from psp_server.api.appkeys import BOARD_HUB, CLOCK, RELAY_WAKE, STORAGE
 from psp_server.api.envelope import error_response
+from psp_server.api.guards.request_context import stream_headers
 from psp_server.core import credentials
 from psp_server.core.errors import Refusal, Refused
 from psp_server.core.records import Merchant
@@ -270,6 +271,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "X-Content-Type-Options": "nosniff",
             # nginx and its kind would hold the events back in a buffer.
             "X-Accel-Buffering": "no",
+            **stream_headers(request),
         }
     )
     await response.prepare(request)

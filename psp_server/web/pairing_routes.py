@@ -13,6 +13,7 @@ import math
 from aiohttp import web
 
 from psp_server.api.appkeys import APPROVALS_PER_CODE, APPROVALS_PER_IP, PAIRING
+from psp_server.api.guards.abuse import client_key
 from psp_server.core.records import Merchant
 from psp_server.pairing.store import PairingRefused
 from psp_server.web import merchant_session
@@ -101,7 +102,7 @@ async def approve(request: web.Request) -> web.Response:
         )
         return await _page(request, session, merchant, status=403, error=error, **shown)
     per_ip = request.app.get(APPROVALS_PER_IP)
-    wait = per_ip.take(f"ip:{request.remote or '?'}") if per_ip is not None else 0.0
+    wait = per_ip.take(client_key(request)) if per_ip is not None else 0.0
     if wait:
         return await _page(request, session, merchant, status=429, error=_waited(wait), **shown)
     try:

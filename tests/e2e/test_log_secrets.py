@@ -25,6 +25,7 @@ from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber
 from tests.support.polling import until
 from tests.support.psp import Psp, start_psp, stop_psp
+from tests.support.secret_forms import secret_forms
 
 pytestmark = pytest.mark.broker
 
@@ -71,18 +72,6 @@ async def psp_with_password(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[
     )
     yield server
     await stop_psp(server)
-
-
-def _forms(secret: str | bytes) -> set[str]:
-    """A secret as it could be written down: itself, its hash, its encodings."""
-    raw = secret.encode() if isinstance(secret, str) else secret
-    forms = {raw.hex(), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-    forms |= {f.rstrip("=") for f in forms}
-    if isinstance(secret, str):
-        forms |= {secret, hash_secret(secret), repr(secret)}
-        # Much of a secret is as bad as all of it: any 12 characters of it.
-        forms |= {secret[i : i + 12] for i in range(0, max(1, len(secret) - 11), 4)}
-    return {f for f in forms if len(f) >= 8}
 
 
 def _record_text(record: logging.LogRecord) -> str:
@@ -176,13 +165,13 @@ async def test_no_secret_appears_in_any_log_record(
         f"{what} in {record.name}: {_record_text(record)[:300]!r}"
         for record in records
         for what, secret in secrets.items()
-        for form in _forms(secret)
+        for form in secret_forms(secret)
         if form in _record_text(record)
     ]
     assert not leaks, "\n".join(leaks[:20])
 
 
-def test_the_search_finds_a_secret_in_any_of_its_forms() -> None:
+def test_the_search_finds_a_secret_in_any_of_itssecret_forms() -> None:
     """The check above can fail: a secret logged whole, hashed, encoded, in
     part or in a traceback is found."""
     token = "wt_AbCdEfGhIjKlMnOpQrStUvWxYz012345"  # noqa: S105 - made up, for the check to find
@@ -193,6 +182,6 @@ def test_the_search_finds_a_secret_in_any_of_its_forms() -> None:
         ("b64 %s", (base64.b64encode(token.encode()).decode(),)),
     ]:
         record = logging.LogRecord("x", logging.INFO, __file__, 1, message, args, None)
-        assert any(form in _record_text(record) for form in _forms(token)), message
+        assert any(form in _record_text(record) for form in secret_forms(token)), message
     clean = logging.LogRecord("x", logging.INFO, __file__, 1, "nothing %s", ("here",), None)
-    assert not any(form in _record_text(clean) for form in _forms(token))
+    assert not any(form in _record_text(clean) for form in secret_forms(token))

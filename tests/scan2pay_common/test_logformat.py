@@ -6,7 +6,9 @@ stream that never raises on a character its encoding lacks."""
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,7 +18,13 @@ import pytest
 
 from psp_server.runtime import logs
 from scan2pay_common import logformat
-from scan2pay_common.logformat import CONTINUATION, LINE_LIMIT, OneLineFormatter
+from scan2pay_common.logformat import (
+    CONTINUATION,
+    LINE_LIMIT,
+    REQUEST_ID,
+    JsonLineFormatter,
+    OneLineFormatter,
+)
 from tests.support.hostile import ANSI, BIDI, FORGED, MEGABYTE, log_problems
 
 Formatters = Callable[[], logging.Formatter]
@@ -162,3 +170,90 @@ def test_configure_guards_stderr_in_a_fresh_process() -> None:
         CONTINUATION + "Traceback (most recent call last):",
         CONTINUATION + '  File "<string>", line 8, in <module>',
     ]
+
+
+# The JSON format (--log-format json): one object per line.
+
+
+def _json_worker_formatter() -> logging.Formatter:
+    handler = logs.BatchingStreamHandler(io.StringIO())
+    handler.setFormatter(JsonLineFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        logs.name_worker(3)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert handler.formatter is not None
+    return handler.formatter
+
+
+def test_a_json_record_has_the_standard_fields() -> None:
+    entry = record("checkout %s paid (%d ms) Café", "co_1", 12)
+    entry.created = 1_764_950_400.0421  # 2025-12-05T16:00:00.042Z
+    line = JsonLineFormatter().format(entry)
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "time": "2025-12-05T16:00:00.042Z",
+        "level": "WARNING",
+        "logger": "psp_server.test",
+        "message": "checkout co_1 paid (12 ms) Café",
+    }
+
+
+def test_a_json_record_carries_the_request_id_and_the_fields_it_was_given() -> None:
+    token = REQUEST_ID.set("req-1")
+    try:
+        made = JsonLineFormatter().format(record("inside"))
+    finally:
+        REQUEST_ID.reset(token)
+    assert json.loads(made)["request_id"] == "req-1"
+    assert "request_id" not in json.loads(JsonLineFormatter().format(record("outside")))
+    # The access log names its request and its fields itself.
+    entry = record("ignored in json")
+    entry.request_id = "req-2"
+    entry.fields = {"method": "GET", "route": "/healthz", "status": 200}
+    line = json.loads(JsonLineFormatter().format(entry))
+    assert (line["request_id"], line["route"], line["status"]) == ("req-2", "/healthz", 200)
+    # A worker of --workers N says which it is.
+    worker = json.loads(_json_worker_formatter().format(record("x")))
+    assert worker["worker"] == 3
+    assert worker["pid"] == os.getpid()
+
+
+def test_a_hostile_json_record_is_one_escaped_line_and_its_traceback_too() -> None:
+    raw = "id \ud867\x00" + FORGED + ANSI + BIDI
+    error = raised(ValueError("bad" + FORGED + BIDI))
+    line = JsonLineFormatter().format(record("got %s", raw + MEGABYTE, exc=error))
+    assert "\n" not in line
+    assert "\u202e" not in line
+    assert "\x1b" not in line
+    parsed = json.loads(line)
+    assert parsed["message"].startswith("got id \\ud867\\x00\\r\\n2026-01-01")
+    assert len(parsed["message"]) < LINE_LIMIT + 40
+    assert parsed["exc"].startswith("Traceback (most recent call last):\n")
+    # A forged line inside the traceback stays inside the record's string.
+    assert "ValueError: bad\\r\n2026-01-01 00:00:00,000 CRITICAL" in parsed["exc"]
+    assert parsed["exc"].endswith("forged record\\u202etxt.exe\\u202c\\u2066\\u2069\\u200f")
+
+
+def test_configure_json_writes_objects_in_a_fresh_process() -> None:
+    script = (
+        "import logging\n"
+        "from scan2pay_common import logformat\n"
+        "logformat.configure('INFO', json=True)\n"
+        "log = logging.getLogger('t')\n"
+        "log.warning('card 4111 1111 1111 1111 and Bearer wt_abcdefghijkl')\n"
+        "try:\n"
+        "    raise ValueError('v')\n"
+        "except ValueError:\n"
+        "    log.exception('failed')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=30, check=True
+    )
+    lines = [json.loads(line) for line in result.stderr.decode().splitlines()]
+    assert [line["message"] for line in lines] == [
+        "card [card [redacted]] and Bearer [redacted]",
+        "failed",
+    ]
+    assert lines[1]["exc"].endswith("ValueError: v")

@@ -70,7 +70,8 @@ class PspProcess:
     by default the SQLite file's name with ``.log``; a PostgreSQL ``db``
     (a DSN) needs one given. With ``clock``, the server's clock is that
     file's, which the test moves (run through tests/support/psp_runner.py,
-    as ``psp-server`` offers no such thing)."""
+    as ``psp-server`` offers no such thing). ``program`` runs instead of
+    ``psp-server`` (the same command under a wrapper)."""
 
     def __init__(
         self,
@@ -81,11 +82,14 @@ class PspProcess:
         workers: int = 1,
         log_path: Path | None = None,
         clock: FileClock | None = None,
+        program: tuple[str, ...] | None = None,
     ) -> None:
         self.db = db
         self.log_path = log_path or Path(db).with_suffix(".log")
         self._log = self.log_path.open("ab")  # a restarted server adds to the same log
         command = psp_command("serve", "--port", "0", "--db", str(db), "--mqtt", mqtt, *extra)
+        if program is not None:
+            command[:1] = program
         if clock is not None:
             command[:1] = [*CLOCKED_RUNNER, "--clock-file", str(clock.path), "--"]
         if workers != 1:

@@ -20,8 +20,9 @@ import sys
 import time
 from types import FrameType
 
+from scan2pay_common import sdnotify
 from scan2pay_common.clock import MovableClock
-from terminal import cli, sdnotify
+from terminal import cli
 from terminal.clock import Clock
 
 

@@ -14,10 +14,8 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +26,7 @@ from scan2pay_common.messages import DisplayTicket, ShowQr, ShowStatus, display_
 from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
 from tests.support.broker import Mosquitto
+from tests.support.notify_socket import NotifySocket
 from tests.support.polling import wait_until
 from tests.support.terminal_process import (
     BIN,
@@ -129,32 +128,6 @@ def test_the_unit_waits_for_network_and_time_and_is_locked_down() -> None:
         *("char-i2c", "char-spi", "char-gpiochip", "char-ttyAMA", "char-ttyS"),
         *("char-ttyUSB", "char-usb"),
     } <= allowed
-
-
-class NotifySocket:
-    """systemd's end of ``$NOTIFY_SOCKET``: what the daemon tells it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.bind(str(path))
-        self.heard: list[str] = []
-
-    def until(self, wanted: str, timeout: float = 10.0) -> None:
-        """Waits for a datagram that starts with ``wanted``."""
-        deadline = time.monotonic() + timeout
-        while not any(said.startswith(wanted) for said in self.heard):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"systemd never heard {wanted!r}; heard {self.heard}")
-            self.socket.settimeout(remaining)
-            try:
-                self.heard.append(self.socket.recv(4096).decode())
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 @pytest.fixture

@@ -23,9 +23,10 @@
   ``X-Frame-Options: DENY`` and ``Referrer-Policy: no-referrer`` (unless
   the page set another).
 
-The client address is the socket's peer (``request.remote``): behind a
-reverse proxy every client shares the proxy's address, so raise the per-IP
-limits there (or turn them off) and limit at the proxy.
+The client address is ``client_key``'s: the socket's peer, or behind a
+proxy named in ``--trusted-proxies`` the client that proxy served
+(guards/request_context.py). Behind a proxy that is not named, every
+client shares the proxy's address.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ class Limits:
         return hashlib.blake2b(secret_bytes(token), key=self._secret, digest_size=16).hexdigest()
 
 
+def client_key(request: web.Request) -> str:
+    """The key of a per-client limit: the client's address. ``remote`` is
+    the believed one: request_context hands on a clone whose ``remote`` is
+    the client a trusted proxy named."""
+    return f"ip:{request.remote or '?'}"
+
+
 # (method, route pattern) -> the limits' name
 _LIMITED = {
     ("GET", "/Q/{code}"): "qr",
@@ -106,7 +114,7 @@ def rate_limits() -> Middleware:
         per_ip, per_token = limits.by_route[name]
         wait = 0.0
         if per_ip is not None:
-            wait = per_ip.take(f"ip:{request.remote or '?'}")
+            wait = per_ip.take(client_key(request))
             if wait:
                 log.info("rate limited %s %s by address %s", request.method, name, request.remote)
         token = bearer_token(request)

@@ -3,7 +3,8 @@ so no payment code, key or token ever reaches the log.
 
 Nor does anything else a client chose: no path, query or header. The method
 is an HTTP token (aiohttp's parser refuses any other), the route is ours,
-the address the peer's; so the hot path escapes nothing (the formatter
+the address the peer's (or, behind a trusted proxy, the client's as
+parsed into an address by guards/forwarded.py); so the hot path escapes nothing (the formatter
 still checks each message, scan2pay_common/logformat.py)."""
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import logging
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+
+from psp_server.api.guards.request_context import CLIENT_KEY, ID_KEY
+from scan2pay_common.logformat import SUMMARY_ATTR
+from scan2pay_common.logredact import FIELDS_ATTR
 
 log = logging.getLogger("psp_server.access")
 
@@ -25,14 +30,21 @@ class JsonAccessLogger(AbstractAccessLogger):
         match_info = request._match_info if isinstance(request, web.Request) else None
         if match_info is not None and match_info.route.resource is not None:
             route = match_info.route.resource.canonical
+        fields = {
+            "method": request.method,
+            "route": route or "(unmatched)",
+            "status": response.status,
+            "ms": round(time * 1000, 2),
+            # The believed client behind a trusted proxy (request_context).
+            "remote": request.get(CLIENT_KEY, request.remote),
+        }
+        # The text format shows the fields as the message; the JSON format
+        # writes them beside the record's own (scan2pay_common/logformat.py).
         self.logger.info(
-            orjson.dumps(
-                {
-                    "method": request.method,
-                    "route": route or "(unmatched)",
-                    "status": response.status,
-                    "ms": round(time * 1000, 2),
-                    "remote": request.remote,
-                }
-            ).decode()
+            orjson.dumps(fields).decode(),
+            extra={
+                FIELDS_ATTR: fields,
+                SUMMARY_ATTR: f"{request.method} {fields['route']} {response.status}",
+                "request_id": request.get(ID_KEY),
+            },
         )

@@ -102,7 +102,9 @@ def test_every_config_error_is_reported_at_once(tmp_path: Path) -> None:
         "ftp://x",
         "--db",
         str(tmp_path / "x.db"),
-        env={"SCAN2PAY_LOG_LEVEL": "LOUD"},
+        "--trusted-proxies",
+        "10.0.0.1/8,proxy.internal",
+        env={"SCAN2PAY_LOG_LEVEL": "LOUD", "SCAN2PAY_LOG_FORMAT": "xml"},
     )
     assert result.returncode == 2
     for name in (
@@ -111,6 +113,9 @@ def test_every_config_error_is_reported_at_once(tmp_path: Path) -> None:
         "max_amount",
         "public_url",
         "log_level (SCAN2PAY_LOG_LEVEL)",
+        "log_format (SCAN2PAY_LOG_FORMAT): 'xml' is not a log format",
+        "trusted_proxies (SCAN2PAY_TRUSTED_PROXIES): '10.0.0.1/8' has host bits set;"
+        " 'proxy.internal' is not a network",
     ):
         assert name in result.stderr, result.stderr
     assert not (tmp_path / "x.db").exists()

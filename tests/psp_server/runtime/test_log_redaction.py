@@ -116,6 +116,13 @@ def wait_for_log(server: PspProcess, before: int) -> str:
         ("s2p-signin=abcdefgh", f"s2p-signin={MASK}"),
         ("X-Demo-Token: abcdefgh", f"X-Demo-Token: {MASK}"),
         ("mqtts://lane-1:pa55word@broker:8883", f"mqtts://lane-1:{MASK}@broker:8883"),
+        # Card numbers that pass the Luhn check, however they are spaced.
+        ("pan 4111111111111111 x", f"pan [card {MASK}] x"),
+        ("pan 4111 1111 1111 1111 x", f"pan [card {MASK}] x"),
+        ("pan 4111-1111-1111-1111 x", f"pan [card {MASK}] x"),
+        ('{"card":"5500005555555559"}', f'{{"card":"[card {MASK}]"}}'),
+        ("amex 378282246310005.", f"amex [card {MASK}]."),
+        ("19 digits 6011000990139424009?", f"19 digits [card {MASK}]?"),
     ],
 )
 def test_each_secret_shape_is_masked(text: str, shown: str) -> None:
@@ -128,6 +135,10 @@ def test_each_secret_shape_is_masked(text: str, shown: str) -> None:
         '{"method":"POST","route":"/v1/checkouts","status":201,"ms":1.0}',
         "checkout co_0193a1b2c3d4e5f6a7b8c9d0e1f2 paid",
         "merchant mer_0123456789abcdef0123 signed in",
+        # Digits that fail the Luhn check, or are too few or too many.
+        "order 4111111111111112 total",
+        "amount 123456789012",
+        "id 12345678901234567890123",
     ],
 )
 def test_ordinary_lines_are_left_alone(text: str) -> None:

@@ -1,4 +1,6 @@
-"""systemd's notify protocol: one datagram to $NOTIFY_SOCKET.
+"""systemd's notify protocol: one datagram to $NOTIFY_SOCKET. The terminal
+tells systemd it is ready and pets its watchdog; psp-server tells it it
+is ready to serve (both units are ``Type=notify``).
 
 Written out rather than taken from a package: it is one sendto() on a Unix
 socket, and the small packages that wrap it are unmaintained.
