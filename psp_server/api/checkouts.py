@@ -7,7 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-from psp_server.api.appkeys import BOARD_HUB, CLOCK, IN_FLIGHT, RELAY_WAKE, SETTINGS, STORAGE
+from psp_server.api.appkeys import (
+    BOARD_HUB,
+    CLOCK,
+    IN_FLIGHT,
+    METRICS,
+    RELAY_WAKE,
+    SETTINGS,
+    STORAGE,
+)
 from psp_server.api.http import (
     checkout_id_of,
     checkout_json,
@@ -72,6 +80,7 @@ async def create_checkout(request: web.Request) -> web.Response:
         )
     if reply.status == 201:
         request.app[BOARD_HUB].created(merchant.id)  # a dict lookup when no board is open
+        request.app[METRICS].checkout_created()
     return send(reply)
 
 
@@ -94,6 +103,7 @@ async def cancel_checkout(request: web.Request) -> web.Response:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
         raise exc.refusal.error() from None
     request.app[RELAY_WAKE].set()
+    request.app[METRICS].transition("canceled")
     return json_response(checkout_json(checkout, request.app[CLOCK].now_ms()))
 
 

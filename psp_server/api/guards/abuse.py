@@ -38,7 +38,7 @@ import secrets
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from psp_server.api.appkeys import SETTINGS
+from psp_server.api.appkeys import METRICS, SETTINGS
 from psp_server.api.auth import bearer_token
 from psp_server.api.envelope import error_response
 from psp_server.api.guards.rate_limiter import RateLimiter
@@ -107,6 +107,7 @@ def rate_limits() -> Middleware:
             if wait:
                 log.info("rate limited %s %s by token", request.method, name)
         if wait:
+            request.app[METRICS].rate_limited(name)
             return error_response(
                 429,
                 "rate_limited",
