@@ -37,6 +37,7 @@ from psp_server.core.records import (
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import DisplayTicket
 from scan2pay_common.signing import SigningKey
+from scan2pay_common.statuses import Status
 from scan2pay_common.timefmt import to_rfc3339
 
 
@@ -103,7 +104,7 @@ async def cancel_checkout(request: web.Request) -> web.Response:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
         raise exc.refusal.error() from None
     request.app[RELAY_WAKE].set()
-    request.app[METRICS].transition("canceled")
+    request.app[METRICS].transition(Status.CANCELLED)
     return json_response(checkout_json(checkout, request.app[CLOCK].now_ms()))
 
 

@@ -23,6 +23,7 @@ from psp_server.core.records import (
 )
 from psp_server.web import qr_page
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.statuses import Status
 from scan2pay_common.timefmt import to_rfc3339
 
 # Never a code: "0" is not in the base32 alphabet codes are written in.
@@ -95,7 +96,7 @@ async def pay(request: web.Request) -> web.Response:
         if response.status == 201:
             outcome = "replayed" if "Idempotent-Replayed" in response.headers else "succeeded"
             if outcome == "succeeded":
-                request.app[METRICS].transition("paid")
+                request.app[METRICS].transition(Status.PAID)
         else:
             outcome = "refused" if response.status < 500 else "error"
         return response

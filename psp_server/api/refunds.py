@@ -32,25 +32,16 @@ async def refund(request: web.Request) -> web.Response:
     except InvalidValue as exc:
         raise APIError.from_invalid(exc) from None
     scoped = scope_of(key, merchant.id, REFUND, parsed.fingerprint(checkout_id))
-    # The status the refund left the checkout in, as the answer rendered in
-    # the transaction saw it: a transaction run again renders again, so the
-    # last one is the one committed.
-    left_in: list[str] = []
-
-    def render(result: tuple[Refund, Checkout]) -> tuple[int, Any]:
-        left_in[:] = [result[1].status.value]
-        return _refund_json(result)
-
     with request.app[IN_FLIGHT].hold(scoped):
         now = request.app[CLOCK].now_ms()
         reply = await storage_call(
             request.app[STORAGE].refund_reply(
-                answer(scoped, render), merchant.id, checkout_id, parsed.amount, now=now
+                answer(scoped, _refund_json), merchant.id, checkout_id, parsed.amount, now=now
             )
         )
     request.app[RELAY_WAKE].set()
-    if reply.status == 201 and not reply.replayed and left_in:
-        request.app[METRICS].transition(left_in[0])
+    if reply.status == 201 and not reply.replayed:
+        request.app[METRICS].transition("refunded")
     return send(reply)
 
 

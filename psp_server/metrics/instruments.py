@@ -19,13 +19,17 @@ from prometheus_client import (
 )
 
 from psp_server.metrics import shared
+from scan2pay_common.statuses import Status
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PAYMENT_OUTCOMES = frozenset({"succeeded", "replayed", "refused", "unavailable", "error"})
 WEBHOOK_OUTCOMES = frozenset({"delivered", "retrying", "failed", "dropped"})
 LIMITS = frozenset({"qr", "pay", "pair"})
-# The checkout statuses a transition can end in (psp_server/core/machine.py).
-TRANSITIONS = frozenset({"paid", "canceled", "expired", "refunded", "partially_refunded"})
+# The statuses a checkout moves to, and its refunds, which leave it paid
+# (scan2pay_common/statuses.py).
+TRANSITIONS = frozenset(
+    {*(status.value for status in Status if status is not Status.PENDING), "refunded"}
+)
 OTHER = "other"
 
 # Seconds. A request or a payment on a healthy PSP takes a few
@@ -104,7 +108,8 @@ class PrometheusMetrics(Metrics):
         )
         self._transitions = Counter(
             "scan2pay_checkout_transitions",
-            "Checkouts committed to a new status, by that status.",
+            "Checkouts committed to a new status, by that status, and refunds"
+            " (to=refunded; the checkout stays paid).",
             ("to",),
             registry=registry,
         )

@@ -14,6 +14,7 @@ from psp_server.storage import Storage
 from psp_server.storage.base import IDEMPOTENCY_KEY_TTL_MS
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.clock import Clock
+from scan2pay_common.statuses import Status
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ async def sweep_forever(
             expired = await storage.expire_due(now=clock.now_ms(), limit=BATCH)
             if expired:
                 log.info("expired %d checkout(s)", expired)
-                metrics.transition("expired", expired)
+                metrics.transition(Status.EXPIRED, expired)
                 wake_relay.set()
             purged = await storage.purge_idempotency_keys(clock.now_ms() - IDEMPOTENCY_KEY_TTL_MS)
         except StorageUnavailable:  # the storage logs the outage, once

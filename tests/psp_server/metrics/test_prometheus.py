@@ -116,7 +116,7 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
             "sum(scan2pay_checkouts_created_total)": CHECKOUTS,
             'sum(scan2pay_payments_total{outcome="refused"})': 1,
             'sum(scan2pay_checkout_transitions_total{to="paid"})': PAID,
-            'sum(scan2pay_checkout_transitions_total{to="canceled"})': 1,
+            'sum(scan2pay_checkout_transitions_total{to="cancelled"})': 1,
             'sum(scan2pay_rate_limited_total{limit="qr"})': limited,
             "sum(scan2pay_payment_duration_seconds_count)": PAID,
             'sum(scan2pay_http_requests_total{route="/v1/payments",status="201"})': PAID,
