@@ -149,3 +149,48 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
     finally:
         prometheus.stop()
         server.stop()
+
+
+def scrape_total(url: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback
+        text = answer.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                total += found.value
+    return total
+
+
+@pytest.mark.timeout(90)
+def test_what_a_killed_worker_counted_still_counts(pg_db: str, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    merchant = create_merchant(pg_db)
+    server = PspProcess(pg_db, workers=2, log_path=tmp_path / "psp.log")
+    try:
+        log = WorkerLog(server)
+        workers = log.wait_for_workers(2)
+        for n in range(6):
+            status, _ = call(
+                server.url,
+                "POST",
+                "/v1/checkouts",
+                merchant["api_key"],
+                {"order_id": f"K-{n}", "amount": 100, "currency": "EUR"},
+            )
+            assert status == 201
+        created = "scan2pay_checkouts_created_total"
+        assert scrape_total(server.metrics_url, created) == 6
+        log.update()
+        victim = max(workers, key=lambda pid: log.answered[pid])
+        assert log.answered[victim] > 0
+        os.kill(victim, signal.SIGKILL)
+        log.wait_for_workers(2, gone=victim)
+        assert scrape_total(server.metrics_url, created) == 6
+        assert scrape_total(server.metrics_url, created) == 6  # whichever worker answers
+    finally:
+        server.stop()
