@@ -88,7 +88,7 @@ class PrometheusMetrics(Metrics):
     def __init__(self, registry: CollectorRegistry | None) -> None:
         # No *_created series: twice the lines for a start time that
         # Prometheus does not need (multiprocess mode never writes them).
-        disable_created_metrics()  # type: ignore[no-untyped-call]
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
         self._registry = registry
         self._requests = Counter(
             "scan2pay_http_requests",

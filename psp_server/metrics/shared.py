@@ -34,16 +34,16 @@ class SharedMetrics:
         os.environ[ENV] = str(path)
         # What prometheus-client does at import when the variable is already
         # set; psp-server imports it before it has parsed --workers.
-        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
         return cls(path)
 
     def worker_ended(self, pid: int) -> None:
-        multiprocess.mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
 
     def registry(self) -> CollectorRegistry:
         """A registry that reads every worker's files (one per scrape)."""
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(self.path))  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry, path=str(self.path))  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
         return registry
 
     def remove(self) -> None:
