@@ -244,7 +244,11 @@ def make_app(
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
     deadlines = HeaderDeadlines(settings.header_timeout)
-    metrics = PrometheusMetrics.for_this_process() if settings.metrics else NO_METRICS
+    metrics = (
+        PrometheusMetrics.for_this_process(broker=settings.mqtt is not None)
+        if settings.metrics
+        else NO_METRICS
+    )
     counted = [request_metrics] if metrics.enabled else []
     app = web.Application(
         middlewares=[

@@ -85,7 +85,10 @@ class PrometheusMetrics(Metrics):
 
     enabled = True
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    def __init__(self, registry: CollectorRegistry | None, *, broker: bool = True) -> None:
+        """``broker``: whether this PSP has one; without, the gauges of the
+        broker's link and the terminals are not served (a 0 would page
+        someone about a broker the PSP was told not to use)."""
         # No *_created series: twice the lines for a start time that
         # Prometheus does not need (multiprocess mode never writes them).
         disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
@@ -147,18 +150,21 @@ class PrometheusMetrics(Metrics):
         # One value per live process; the lowest says whether every worker's
         # relay is connected. Every worker watches the same broker, so the
         # highest count of terminals is the count.
-        self._mqtt_connected = Gauge(
-            "scan2pay_mqtt_connected",
-            "1 when the outbox relay of every server process is connected to the broker.",
-            registry=registry,
-            multiprocess_mode="livemin",
-        )
-        self._terminals_online = Gauge(
-            "scan2pay_terminals_online",
-            "Terminals whose retained state says online, over all merchants.",
-            registry=registry,
-            multiprocess_mode="livemax",
-        )
+        self._mqtt_connected: Gauge | None = None
+        self._terminals_online: Gauge | None = None
+        if broker:
+            self._mqtt_connected = Gauge(
+                "scan2pay_mqtt_connected",
+                "1 when the outbox relay of every server process is connected to the broker.",
+                registry=registry,
+                multiprocess_mode="livemin",
+            )
+            self._terminals_online = Gauge(
+                "scan2pay_terminals_online",
+                "Terminals whose retained state says online, over all merchants.",
+                registry=registry,
+                multiprocess_mode="livemax",
+            )
         self._by_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         # Each series from 0 at start, so that rate() and increase() see the
         # first event rather than a series that appears at 1.
@@ -172,10 +178,11 @@ class PrometheusMetrics(Metrics):
                 counter.labels(word)
 
     @classmethod
-    def for_this_process(cls) -> PrometheusMetrics:
+    def for_this_process(cls, *, broker: bool) -> PrometheusMetrics:
         """Shared with the other workers when this process is one of them,
         else this process's own registry."""
-        return cls(None if shared.current() is not None else CollectorRegistry())
+        registry = None if shared.current() is not None else CollectorRegistry()
+        return cls(registry, broker=broker)
 
     def scrape_registry(self) -> CollectorRegistry:
         """What a scrape renders: this process's registry, or one that reads
@@ -222,7 +229,7 @@ class PrometheusMetrics(Metrics):
         self._db_errors.inc()
 
     def sample(self, *, mqtt_connected: bool | None, terminals_online: int | None) -> None:
-        if mqtt_connected is not None:
+        if mqtt_connected is not None and self._mqtt_connected is not None:
             self._mqtt_connected.set(1 if mqtt_connected else 0)
-        if terminals_online is not None:
+        if terminals_online is not None and self._terminals_online is not None:
             self._terminals_online.set(terminals_online)

@@ -130,6 +130,9 @@ async def test_what_traffic_leaves_in_the_metrics_and_no_label_carries_an_id(
     assert value(samples, "scan2pay_outbox_pending") >= 4  # no broker: events wait
     assert value(samples, "scan2pay_outbox_oldest_pending_age_seconds") > 0
     assert value(samples, "scan2pay_db_errors_total") == 0
+    # No broker: no gauge of its link or of terminals, rather than a 0 that pages.
+    assert "scan2pay_mqtt_connected" not in text
+    assert "scan2pay_terminals_online" not in text
     requests = "scan2pay_http_requests_total"
     assert value(samples, requests, route="/v1/payments", method="POST", status="201") == 1
     assert value(samples, requests, route="/Q/{code}", method="GET", status="429") == 1
