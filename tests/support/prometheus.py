@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,20 @@ class Prometheus:
     def scrapes(self) -> int:
         """How many scrapes of the target have succeeded so far (``up`` samples)."""
         return int(self.value('count_over_time(up{job="psp"}[1h])') or 0)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[str], Prometheus]]:
+    """Starts a Prometheus that scrapes the URL it is given; each is
+    stopped when the test ends."""
+    started: list[Prometheus] = []
+
+    def scrape(target: str) -> Prometheus:
+        server = Prometheus(tmp_path / f"prometheus-{len(started)}", target)
+        started.append(server)
+        server.start()
+        return server
+
+    yield scrape
+    for server in started:
+        server.stop()

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def pg_db(pg_server: PgServer, pg_psp_template: str) -> Iterator[str]:
 
 @pytest.mark.timeout(120)
 def test_prometheus_scrapes_every_worker_and_counts_what_happened(
-    pg_db: str, tmp_path: Path
+    pg_db: str, tmp_path: Path, prometheus: Callable[[str], Prometheus]
 ) -> None:
     merchant = create_merchant(pg_db)
     wallet = create_wallet(pg_db, balance="1000.00")
@@ -66,13 +66,12 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
         log_path=tmp_path / "psp.log",
         extra=("--metrics-port", "0", "--rate-qr-per-ip", f"{QR_LIMIT}/60s"),
     )
-    prometheus = Prometheus(tmp_path / "prometheus", server.metrics_url)
     try:
         WorkerLog(server).wait_for_workers(2)
-        prometheus.start()
+        scraper = prometheus(server.metrics_url)
         started = time.monotonic()
         # Every series at 0 before the first sale, as the rate needs.
-        wait_until(lambda: prometheus.scrapes() >= 2, "two scrapes before the sales")
+        wait_until(lambda: scraper.scrapes() >= 2, "two scrapes before the sales")
 
         codes = []
         for n in range(CHECKOUTS):
@@ -100,7 +99,7 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
         assert limited >= 1, lookups
 
         def counted(promql: str, expected: float) -> bool:
-            return prometheus.value(promql) == expected
+            return scraper.value(promql) == expected
 
         wait_until(
             lambda: counted('sum(scan2pay_payments_total{outcome="succeeded"})', PAID),
@@ -109,8 +108,8 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
             every=0.2,
         )
         # One scrape more, after the sales, for the rate's window to end on.
-        after = prometheus.scrapes()
-        wait_until(lambda: prometheus.scrapes() > after, "a scrape after the sales", every=0.2)
+        after = scraper.scrapes()
+        wait_until(lambda: scraper.scrapes() > after, "a scrape after the sales", every=0.2)
 
         expected = {
             "sum(scan2pay_checkouts_created_total)": CHECKOUTS,
@@ -128,7 +127,7 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
             "scan2pay_outbox_pending": PAID + 1,
             "scan2pay_db_errors_total": 0,
         }
-        answered = {promql: prometheus.value(promql) for promql in expected}
+        answered = {promql: scraper.value(promql) for promql in expected}
         assert answered == expected
 
         # The rate over a window holding every scrape: Prometheus's own
@@ -137,7 +136,7 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
         scraped = time.monotonic() - started
         window = int(scraped) + 2
         succeeded = 'scan2pay_payments_total{outcome="succeeded"}'
-        rate = prometheus.value(f"sum(rate({succeeded}[{window}s]))")
+        rate = scraper.value(f"sum(rate({succeeded}[{window}s]))")
         assert rate is not None
         # The samples span at least the time scraped less one interval.
         assert PAID <= rate * window <= PAID * (1 + 1.5 / (scraped - 1)), (rate, window)
@@ -147,7 +146,6 @@ def test_prometheus_scrapes_every_worker_and_counts_what_happened(
         log.update()
         assert len([pid for pid, n in log.answered.items() if n]) == 2, log.answered
     finally:
-        prometheus.stop()
         server.stop()
 
 
