@@ -45,6 +45,12 @@ def all_state_topics(merchant_id: str) -> str:
     return f"{PREFIX}/m/{check_merchant_id(merchant_id)}/t/+/state"
 
 
+def every_state_topic() -> str:
+    """A subscription filter for the state of every terminal of every
+    merchant: the PSP's count of terminals online (psp_server/mqtt/census.py)."""
+    return f"{PREFIX}/m/+/t/+/state"
+
+
 @dataclass(frozen=True, slots=True)
 class TerminalTopic:
     merchant_id: str

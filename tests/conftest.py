@@ -21,7 +21,11 @@ from tests.support.psp import Psp, start_psp, stop_psp
 from tests.support.reaper import guard_this_process
 
 # Fixtures more than one test module takes, kept with the other helpers.
-pytest_plugins = ["tests.support.shops", "tests.support.documented_responses"]
+pytest_plugins = [
+    "tests.support.shops",
+    "tests.support.documented_responses",
+    "tests.support.prometheus",
+]
 
 # Property tests draw the same examples on every run, so that a run passes
 # or fails by the code and not by chance (a failure seen once can be run

@@ -14,8 +14,10 @@ from aiohttp.abc import AbstractResolver
 from psp_server.api import routes as api_routes
 from psp_server.api.appkeys import (
     BACKEND,
+    CENSUS,
     CLOCK,
     DEADLINES,
+    METRICS,
     PARTITION_LEASES,
     PRESENCE,
     RATE_BUCKETS,
@@ -34,7 +36,11 @@ from psp_server.api.guards import abuse
 from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.header_deadline import HeaderDeadlines, clear_header_deadline
 from psp_server.api.guards.request_context import request_context
+from psp_server.api.guards.request_metrics import request_metrics
+from psp_server.api.metrics import get_metrics
 from psp_server.core.errors import APIError, StorageUnavailable
+from psp_server.metrics import NO_METRICS, PrometheusMetrics
+from psp_server.mqtt.census import Census
 from psp_server.mqtt.presence import Presence
 from psp_server.outbox.relay import OutboxRelay
 from psp_server.outbox.sweeper import sweep_forever
@@ -42,6 +48,7 @@ from psp_server.outbox.wake import WakeEvent
 from psp_server.pairing import api as pairing_api
 from psp_server.runtime.config import Settings, with_default_public_url
 from psp_server.storage import Storage, choose
+from psp_server.storage.sql_storage import SqlStorage
 from psp_server.web import routes as web_routes
 from psp_server.webhooks import routes as webhook_routes
 from psp_server.webhooks.destinations import DestinationPolicy
@@ -98,9 +105,17 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return error_response(500, "internal_error", "internal error; the request was logged")
 
 
+# How often each process samples what it alone knows (its relay's link to
+# the broker, the census) into its gauges.
+SAMPLE_INTERVAL = 1.0
+
+
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     if STORAGE not in app:
         app[STORAGE] = await asyncio.to_thread(app[BACKEND].open_storage, app[CLOCK])
+    storage = app[STORAGE]
+    if isinstance(storage, SqlStorage):
+        storage.worker.availability.on_failure = app[METRICS].db_error
     yield
     await app[STORAGE].close()
 
@@ -126,7 +141,13 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
 
         start(
             "expiry-sweeper",
-            sweep_forever(app[STORAGE], app[RELAY_WAKE], settings.sweep_interval, app[CLOCK]),
+            sweep_forever(
+                app[STORAGE],
+                app[RELAY_WAKE],
+                settings.sweep_interval,
+                app[CLOCK],
+                app[METRICS],
+            ),
         )
         partitions = app[PARTITION_LEASES]
         other_writers = app[BACKEND].wake_source(app[RELAY_WAKE])
@@ -141,10 +162,29 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
             start("outbox-relay", relay.run())
             app[PRESENCE] = presence = Presence(settings.mqtt, app[CLOCK])
             start("terminal-presence", presence.run())
+            if app[METRICS].enabled:
+                app[CENSUS] = census = Census(settings.mqtt)
+                start("terminal-census", census.run())
         start("webhook-dispatcher", app[WEBHOOK_DISPATCHER].run())
+        if app[METRICS].enabled:
+            start("metrics-sampler", _sample_forever(app))
         yield
         for task in tasks:
             task.cancel()
+
+
+async def _sample_forever(app: web.Application) -> None:
+    """This process's own gauges: whether its relay is connected, and the
+    census's count (each worker writes its own; a scrape combines them)."""
+    metrics = app[METRICS]
+    while True:
+        relay = app.get(RELAY)
+        census = app.get(CENSUS)
+        metrics.sample(
+            mqtt_connected=None if relay is None else relay.connected,
+            terminals_online=None if census is None else census.online,
+        )
+        await asyncio.sleep(SAMPLE_INTERVAL)
 
 
 async def _alone(name: str, loop: Coroutine[Any, Any, None]) -> None:
@@ -182,6 +222,7 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         partitions=app[PARTITION_LEASES],
         destinations=app[WEBHOOK_DESTINATIONS],
         resolver=app.get(WEBHOOK_RESOLVER),
+        metrics=app[METRICS],
     )
     app[WEBHOOK_DISPATCHER] = dispatcher
     wake = app[RELAY_WAKE]
@@ -209,16 +250,24 @@ def make_app(
     if settings.public_url is None:
         settings = with_default_public_url(settings, settings.port)
     deadlines = HeaderDeadlines(settings.header_timeout)
+    metrics = (
+        PrometheusMetrics.for_this_process(broker=settings.mqtt is not None)
+        if settings.metrics
+        else NO_METRICS
+    )
+    counted = [request_metrics] if metrics.enabled else []
     app = web.Application(
         middlewares=[
             request_context(settings.trusted_proxies),
             clear_header_deadline(deadlines),
+            *counted,
             *abuse.middlewares(),
             json_errors,
         ],
         client_max_size=MAX_BODY,
     )
     app[DEADLINES] = deadlines
+    app[METRICS] = metrics
     app[SETTINGS] = settings
     app[BACKEND] = choose(settings.db)  # the one place the database is told apart
     app[CLOCK] = clock
@@ -237,6 +286,9 @@ def make_app(
     pairing_api.add_routes(app)
     webhook_routes.add_routes(app)
     web_routes.add_routes(app)
+    if metrics.enabled and settings.metrics_port is None:
+        # Else only on the metrics port (runtime/server.py), not public.
+        app.router.add_get("/metrics", get_metrics)
     if routes is not None:
         routes(app)
     return app

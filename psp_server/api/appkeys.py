@@ -11,6 +11,8 @@ from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.api.guards.header_deadline import HeaderDeadlines
 from psp_server.api.guards.rate_limiter import RateLimiter
 from psp_server.api.in_flight import InFlight
+from psp_server.metrics import Metrics
+from psp_server.mqtt.census import Census
 from psp_server.mqtt.presence import Presence
 from psp_server.outbox.relay import OutboxRelay
 from psp_server.outbox.wake import WakeEvent
@@ -37,6 +39,11 @@ RELAY_WAKE = web.AppKey("relay_wake", WakeEvent)
 RELAY = web.AppKey("relay", OutboxRelay)
 # Which terminals are online, for the merchant's live board; only with a broker.
 PRESENCE = web.AppKey("presence", Presence)
+# How many terminals are online over all merchants (/metrics); with a broker
+# and metrics on.
+CENSUS = web.AppKey("terminal_census", Census)
+# What the PSP counts (psp_server/metrics): NO_METRICS with --metrics off.
+METRICS = web.AppKey("metrics", Metrics)
 # The merchants whose events and webhooks this process serves; the relay and
 # the webhook dispatcher share it, so that one process does both for a merchant.
 PARTITION_LEASES = web.AppKey("partition_leases", Partitions)

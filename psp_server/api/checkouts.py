@@ -7,7 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-from psp_server.api.appkeys import BOARD_HUB, CLOCK, IN_FLIGHT, RELAY_WAKE, SETTINGS, STORAGE
+from psp_server.api.appkeys import (
+    BOARD_HUB,
+    CLOCK,
+    IN_FLIGHT,
+    METRICS,
+    RELAY_WAKE,
+    SETTINGS,
+    STORAGE,
+)
 from psp_server.api.guards.request_context import public_url_of
 from psp_server.api.http import (
     checkout_id_of,
@@ -30,6 +38,7 @@ from psp_server.core.records import (
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import DisplayTicket
 from scan2pay_common.signing import SigningKey
+from scan2pay_common.statuses import Status
 from scan2pay_common.timefmt import to_rfc3339
 
 
@@ -73,6 +82,7 @@ async def create_checkout(request: web.Request) -> web.Response:
         )
     if reply.status == 201:
         request.app[BOARD_HUB].created(merchant.id)  # a dict lookup when no board is open
+        request.app[METRICS].checkout_created()
     return send(reply)
 
 
@@ -95,6 +105,7 @@ async def cancel_checkout(request: web.Request) -> web.Response:
         request.app[RELAY_WAKE].set()  # a refusal may have recorded an expiry
         raise exc.refusal.error() from None
     request.app[RELAY_WAKE].set()
+    request.app[METRICS].transition(Status.CANCELLED)
     return json_response(checkout_json(checkout, request.app[CLOCK].now_ms()))
 
 

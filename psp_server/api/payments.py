@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
-from psp_server.api.appkeys import CLOCK, IN_FLIGHT, RELAY_WAKE, STORAGE
+from psp_server.api.appkeys import CLOCK, IN_FLIGHT, METRICS, RELAY_WAKE, STORAGE
 from psp_server.api.http import NO_STORE, bearer, json_body, json_response, send, storage_call
 from psp_server.api.idempotency import PAY, answer, idempotency_key, scope_of
-from psp_server.core.errors import APIError, Refusal
+from psp_server.core.errors import APIError, Refusal, StorageUnavailable
 from psp_server.core.machine import effective_status
 from psp_server.core.payloads import (
     PaymentRequest,
@@ -22,6 +23,7 @@ from psp_server.core.records import (
 )
 from psp_server.web import qr_page
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.statuses import Status
 from scan2pay_common.timefmt import to_rfc3339
 
 # Never a code: "0" is not in the base32 alphabet codes are written in.
@@ -79,6 +81,30 @@ def _prefers_html(request: web.Request) -> bool:
 
 
 async def pay(request: web.Request) -> web.Response:
+    """Counted by outcome, and timed from here to the commit when it succeeded."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        response = await _pay(request)
+    except StorageUnavailable:
+        outcome = "unavailable"
+        raise
+    except APIError:
+        outcome = "refused"
+        raise
+    else:
+        if response.status == 201:
+            outcome = "replayed" if "Idempotent-Replayed" in response.headers else "succeeded"
+            if outcome == "succeeded":
+                request.app[METRICS].transition(Status.PAID)
+        else:
+            outcome = "refused" if response.status < 500 else "error"
+        return response
+    finally:
+        request.app[METRICS].payment(outcome, time.perf_counter() - started)
+
+
+async def _pay(request: web.Request) -> web.Response:
     storage = request.app[STORAGE]
     # Who is asking comes first, as on the merchant endpoints: a stranger
     # hears 401, not what else is wrong. It is a read, outside the write: a

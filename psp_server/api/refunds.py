@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from psp_server.api.appkeys import CLOCK, IN_FLIGHT, RELAY_WAKE, SETTINGS, STORAGE
+from psp_server.api.appkeys import CLOCK, IN_FLIGHT, METRICS, RELAY_WAKE, SETTINGS, STORAGE
 from psp_server.api.http import checkout_id_of, json_body, merchant_of, send, storage_call
 from psp_server.api.idempotency import REFUND, answer, idempotency_key, scope_of
 from psp_server.core.errors import APIError
@@ -40,6 +40,8 @@ async def refund(request: web.Request) -> web.Response:
             )
         )
     request.app[RELAY_WAKE].set()
+    if reply.status == 201 and not reply.replayed:
+        request.app[METRICS].transition("refunded")
     return send(reply)
 
 

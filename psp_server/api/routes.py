@@ -13,6 +13,7 @@ from psp_server.api.in_flight import InFlight
 from psp_server.api.keys import jwks, list_keys
 from psp_server.api.merchants import get_merchant, list_events
 from psp_server.api.payments import lookup_code, pay
+from psp_server.api.readiness import readyz
 from psp_server.api.refunds import refund
 from psp_server.api.service import healthz, openapi
 
@@ -20,6 +21,7 @@ from psp_server.api.service import healthz, openapi
 def add_routes(app: web.Application) -> None:
     app[IN_FLIGHT] = InFlight()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/v1/keys", list_keys)
     app.router.add_get("/.well-known/jwks.json", jwks)

@@ -148,6 +148,25 @@ class OutboxEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """The events the relay has not published yet: how many, and when the
+    oldest of them was written (ms; None when there are none)."""
+
+    pending: int
+    oldest_created_at: int | None
+
+    def __post_init__(self) -> None:
+        if self.pending < 0 or (self.pending == 0) != (self.oldest_created_at is None):
+            raise ValueError(f"not a backlog: {self.pending} from {self.oldest_created_at}")
+
+    def oldest_age(self, now: int) -> float:
+        """Seconds since the oldest pending event was written; 0 with none."""
+        if self.oldest_created_at is None:
+            return 0.0
+        return max(0, now - self.oldest_created_at) / 1000
+
+
+@dataclass(frozen=True, slots=True)
 class KeyInfo:
     """One of the PSP's signing keys, as ``keys show`` and ``GET /v1/keys``
     list it: never the private half."""

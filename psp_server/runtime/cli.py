@@ -16,10 +16,17 @@ from typing import Any
 
 from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.core.errors import ConfigError, PSPError, Refused
+from psp_server.metrics import SharedMetrics
 from psp_server.mqtt import accounts as mqtt_accounts
 from psp_server.pairing import cli as pairing_cli
 from psp_server.runtime import config, logs, workers
-from psp_server.runtime.server import listen, local_url, start_server
+from psp_server.runtime.server import (
+    listen,
+    listen_metrics,
+    local_url,
+    metrics_url,
+    start_server,
+)
 from psp_server.storage import Storage, backends, open_storage
 from scan2pay_common import sdnotify
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
@@ -103,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--rate-pair-approve-per-code", help=f"board approvals per code: {rate} (5/600s)"
+    )
+
+    serve.add_argument("--metrics", help="on or off: serve GET /metrics (env SCAN2PAY_METRICS; on)")
+    serve.add_argument(
+        "--metrics-host", help="address of the metrics port (env SCAN2PAY_METRICS_HOST; 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--metrics-port",
+        help="serve GET /metrics here only, not on --port; 0 for any free one (none)",
+    )
+    serve.add_argument(
+        "--ready-relay-lag",
+        help="seconds the oldest unpublished event may wait before /readyz says 503 (60)",
     )
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
@@ -331,19 +351,26 @@ def _tune_collector() -> None:
 
 def _announce(settings: config.Settings) -> None:
     url = local_url(settings)
-    print(f"psp-server listening on {url} public_url={settings.public_url}", flush=True)
+    line = f"psp-server listening on {url} public_url={settings.public_url}"
+    if settings.metrics_port is not None:
+        line += f" metrics_url={metrics_url(settings)}"
+    print(line, flush=True)
 
 
 async def _serve(
     settings: config.Settings,
     sock: socket.socket | None = None,
+    metrics_sock: socket.socket | None = None,
     *,
     clock: Clock,
     rate_buckets: BucketTable | None = None,
 ) -> None:
     """Serves until SIGTERM or SIGINT: on a socket of its own, or as a
-    worker on its supervisor's ``sock`` and ``rate_buckets``."""
-    server = await start_server(settings, sock=sock, clock=clock, rate_buckets=rate_buckets)
+    worker on its supervisor's ``sock`` (and ``metrics_sock``) and
+    ``rate_buckets``."""
+    server = await start_server(
+        settings, sock=sock, metrics_sock=metrics_sock, clock=clock, rate_buckets=rate_buckets
+    )
     _tune_collector()
     if sock is None:
         _announce(server.settings)
@@ -369,6 +396,7 @@ def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     """``serve --workers N``: this process binds the port and migrates the
     database once, then supervises N worker processes that serve on the port."""
     sock, settings = listen(settings)
+    metrics_sock, settings = listen_metrics(settings)
     # Here rather than in each worker: the workers would start by racing to
     # migrate. The storage is closed again before the fork, so that no
     # worker inherits a connection or a thread.
@@ -376,6 +404,11 @@ def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     # Listening before any worker runs: a client that connects meanwhile
     # waits in the queue rather than being refused.
     sock.listen()
+    if metrics_sock is not None:
+        metrics_sock.listen()
+    # Every worker's counters in one folder, so that a scrape, whichever
+    # worker answers it, adds them all up.
+    shared = SharedMetrics.make() if settings.metrics else None
     # Made here, before the fork, so that every worker (and any that
     # replaces one) has the same buckets: a limit of N a minute is N a
     # minute whatever the number of workers (bucket_table.py).
@@ -388,16 +421,20 @@ def _serve_workers(settings: config.Settings, clock: Clock) -> int:
     def work(number: int) -> int:
         logs.name_worker(number)
         try:
-            _run_loop(_serve(settings, sock, clock=clock, rate_buckets=rate_buckets))
+            _run_loop(_serve(settings, sock, metrics_sock, clock=clock, rate_buckets=rate_buckets))
         except PSPError as exc:
             log.error("worker %d cannot serve: %s", number, exc)
             return EXIT_STORAGE
         return 0
 
     try:
-        return workers.supervise(settings.workers, work)
+        return workers.supervise(
+            settings.workers, work, ended=None if shared is None else shared.worker_ended
+        )
     finally:
         rate_buckets.close()
+        if shared is not None:
+            shared.remove()
 
 
 def check_name(text: str) -> str:

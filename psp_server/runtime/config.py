@@ -152,6 +152,15 @@ class Settings:
     rate_pair_approve_per_ip: Rate | None = Rate(10, 60.0)
     rate_pair_approve_per_code: Rate | None = Rate(5, 600.0)
 
+    # Observability (docs/metrics.md): GET /metrics on (the default) or
+    # off; with metrics_port, served only on metrics_host:metrics_port and
+    # not on the public port. /readyz says not ready once the relay's
+    # oldest unpublished event is older than ready_relay_lag seconds.
+    metrics: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    ready_relay_lag: float = 60.0
+
     def require_public_url(self) -> str:
         if self.public_url is None:
             raise ConfigError(["public_url: not derived yet; build the app with make_app"])
@@ -239,6 +248,20 @@ FIELDS: dict[str, tuple[str, str]] = {
     "rate_pair_per_ip": ("SCAN2PAY_RATE_PAIR_PER_IP", _RATE_HINT),
     "rate_pair_approve_per_ip": ("SCAN2PAY_RATE_PAIR_APPROVE_PER_IP", _RATE_HINT),
     "rate_pair_approve_per_code": ("SCAN2PAY_RATE_PAIR_APPROVE_PER_CODE", _RATE_HINT),
+    "metrics": ("SCAN2PAY_METRICS", "on or off: whether GET /metrics is served"),
+    "metrics_host": (
+        "SCAN2PAY_METRICS_HOST",
+        "the address that serves GET /metrics with metrics_port, like 127.0.0.1",
+    ),
+    "metrics_port": (
+        "SCAN2PAY_METRICS_PORT",
+        "a TCP port from 0 to 65535 for GET /metrics alone, off the public port;"
+        " or none to serve it on the public port",
+    ),
+    "ready_relay_lag": (
+        "SCAN2PAY_READY_RELAY_LAG",
+        "seconds the relay's oldest unpublished event may wait before /readyz says 503, like 60",
+    ),
 }
 
 
@@ -323,11 +346,41 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         else:
             values["workers"] = workers
 
+    _observability(raw, values, problem)
     _pairing(raw, values, problem)
 
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def _observability(raw: Mapping[str, str], values: dict[str, Any], problem: Problem) -> None:
+    if "metrics" in raw:
+        word = raw["metrics"].strip().lower()
+        if word in ("on", "true", "yes", "1"):
+            values["metrics"] = True
+        elif word in ("off", "false", "no", "0"):
+            values["metrics"] = False
+        else:
+            problem("metrics", f"{raw['metrics']!r} is neither on nor off")
+    if "metrics_host" in raw:
+        values["metrics_host"] = raw["metrics_host"]
+    port = raw.get("metrics_port", "").strip()
+    if port.lower() not in ("", "none", "off"):
+        number = _int(port)
+        if number is None or not 0 <= number <= 65535:
+            problem("metrics_port", f"{port!r} is not a port")
+        elif values.get("metrics") is False:
+            problem("metrics_port", "given with metrics off")
+        else:
+            values["metrics_port"] = number
+    if "ready_relay_lag" in raw:
+        try:
+            values["ready_relay_lag"] = setting_values.seconds(
+                raw["ready_relay_lag"], low=0.1, high=86_400
+            )
+        except InvalidValue as exc:
+            problem("ready_relay_lag", exc.message)
 
 
 def _pairing(raw: Mapping[str, str], values: dict[str, Any], problem: Problem) -> None:

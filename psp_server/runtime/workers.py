@@ -48,10 +48,13 @@ class _Worker:
     start_at: float = 0.0
 
 
-def supervise(count: int, work: Callable[[int], int]) -> int:
+def supervise(
+    count: int, work: Callable[[int], int], *, ended: Callable[[int], None] | None = None
+) -> int:
     """Runs ``work(number)`` in ``count`` forked processes, numbered from 1,
     until SIGTERM or SIGINT; ``work``'s result is its process's exit code.
-    Returns 0 once every worker has stopped."""
+    ``ended(pid)`` hears of each worker that ended (its metrics no longer
+    live). Returns 0 once every worker has stopped."""
     # Blocked, the signals wait for sigtimedwait below rather than interrupt
     # the supervisor at any point; a forked worker unblocks them.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -61,7 +64,7 @@ def supervise(count: int, work: Callable[[int], int]) -> int:
     workers = [_Worker(number) for number in range(1, count + 1)]
     stop_by: float | None = None
     while True:
-        _reap(workers, stopping=stop_by is not None)
+        _reap(workers, stopping=stop_by is not None, ended=ended)
         now = time.monotonic()
         if stop_by is None:
             for worker in workers:
@@ -130,7 +133,7 @@ def _stop_with_supervisor(alive_r: int) -> None:
     threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
-def _reap(workers: list[_Worker], *, stopping: bool) -> None:
+def _reap(workers: list[_Worker], *, stopping: bool, ended: Callable[[int], None] | None) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -141,6 +144,8 @@ def _reap(workers: list[_Worker], *, stopping: bool) -> None:
         worker = next((worker for worker in workers if worker.pid == pid), None)
         if worker is None:
             continue
+        if ended is not None:
+            ended(pid)
         how = _how_it_ended(status)
         if stopping:
             log.info("worker %d (pid %d) stopped: %s", *_name(worker), how)

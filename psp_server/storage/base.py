@@ -36,6 +36,7 @@ from psp_server.core.records import (
     KeyInfo,
     Merchant,
     MerchantDay,
+    OutboxBacklog,
     OutboxEvent,
     Payment,
     Refund,
@@ -242,6 +243,18 @@ class Storage(abc.ABC):
     async def events_after(self, merchant_id: str, after: int, *, limit: int) -> list[OutboxEvent]:
         """The merchant's events with ``seq`` above ``after``, in ``seq``
         order, published or not: a consumer catching up from its cursor."""
+
+    @abc.abstractmethod
+    async def outbox_backlog(self) -> OutboxBacklog:
+        """What the relay has yet to publish (``/metrics``, ``/readyz``):
+        a read of the partial index of unsent events."""
+
+    # The schema.
+
+    @abc.abstractmethod
+    async def applied_migrations(self) -> set[str]:
+        """The ids of the migrations the database has applied; a read that
+        also tells whether the database answers (``/readyz``)."""
 
     # Idempotency keys.
 

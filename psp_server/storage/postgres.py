@@ -184,6 +184,7 @@ class PostgresWorker:
                     return result
                 except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
                     if attempt == RETRIES:
+                        self.availability.failed()
                         raise StorageError(f"transaction failed: {exc}") from exc
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - retry jitter
                 except pg_errors.UniqueViolation as exc:
@@ -192,6 +193,7 @@ class PostgresWorker:
                     # this work is rolled back, and run again it replays
                     # that answer.
                     if exc.diag.constraint_name != IDEMPOTENCY_KEY or attempt == RETRIES:
+                        self.availability.failed()
                         raise StorageError(f"transaction failed: {exc}") from exc
                 except psycopg.OperationalError as exc:
                     # The connection is gone (a restart, a network cut), or
@@ -201,6 +203,7 @@ class PostgresWorker:
                     discarded = True
                     await self._discard(conn)
                     if not lost:
+                        self.availability.failed()
                         raise StorageError(f"transaction failed: {exc}") from exc
                     # A server that went away took the idle ones with it:
                     # the next transactions open new connections rather
@@ -210,6 +213,7 @@ class PostgresWorker:
                         f"the database connection failed: {first_line(exc)}"
                     ) from exc
                 except psycopg.Error as exc:
+                    self.availability.failed()
                     raise StorageError(f"transaction failed: {exc}") from exc
             raise AssertionError("unreachable")
         finally:

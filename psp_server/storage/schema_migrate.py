@@ -22,3 +22,14 @@ def apply_migrations(yoyo_url: str) -> None:
             backend.apply_migrations(backend.to_apply(migrations))
     finally:
         backend.connection.close()
+
+
+def known_migrations() -> frozenset[str]:
+    """The ids of the migrations this version of the PSP ships: a database
+    that has applied them all has the schema it expects."""
+    folder = resources.files("psp_server.storage") / "migrations"
+    return frozenset(
+        entry.name.removesuffix(".py")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".py") and not entry.name.startswith("_")
+    )

@@ -29,6 +29,7 @@ from psp_server.core.records import (
     KeyInfo,
     Merchant,
     MerchantDay,
+    OutboxBacklog,
     OutboxEvent,
     Payment,
     Refund,
@@ -696,6 +697,24 @@ class SqlStorage(Storage):
             ]
 
         return await self._worker.run(op)
+
+    async def outbox_backlog(self) -> OutboxBacklog:
+        def op(conn: Connection) -> OutboxBacklog:
+            pending, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM events WHERE published_at IS NULL"
+            ).fetchone()
+            return OutboxBacklog(int(pending), None if oldest is None else int(oldest))
+
+        return await self._worker.read(op)
+
+    # The schema.
+
+    async def applied_migrations(self) -> set[str]:
+        def op(conn: Connection) -> set[str]:
+            rows = conn.execute("SELECT migration_id FROM _yoyo_migration").fetchall()
+            return {str(row[0]) for row in rows}
+
+        return await self._worker.read(op)
 
     # Idempotency keys.
 

@@ -278,6 +278,7 @@ class SqliteWorker:
     def _error(self, what: str, exc: BaseException) -> StorageError:
         if isinstance(exc, sqlite3.Error) and _is_unavailable(exc):
             return self._unavailable(f"{what}: {exc}")
+        self.availability.failed()
         return StorageError(f"{what}: {exc}")
 
     def _unavailable(self, reason: str) -> StorageUnavailable:

@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from psp_server.core.errors import StorageUnavailable
+from psp_server.metrics import NO_METRICS, Metrics
 from psp_server.storage.partitions import AllPartitions, Partitions
 from psp_server.webhooks import failures, signing
 from psp_server.webhooks.destinations import (
@@ -74,13 +75,16 @@ class WebhookDispatcher:
         partitions: Partitions | None = None,
         destinations: DestinationPolicy | None = None,
         resolver: AbstractResolver | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         """``clock``: when deliveries are due, and the time their attempts
         and signatures carry (the app's ``CLOCK``); ``destinations``: where
         deliveries may connect (public addresses only by default);
         ``resolver``: what resolves endpoints' names before the policy sees
-        the addresses (aiohttp's default resolver by default)."""
+        the addresses (aiohttp's default resolver by default); ``metrics``
+        counts each attempt's outcome."""
         self._store = store
+        self._metrics = metrics
         self._partitions = partitions or AllPartitions()
         self._policy = policy
         self._timeout = timeout
@@ -181,7 +185,11 @@ class WebhookDispatcher:
                 for due in batch:
                     outcome = await self._attempt(due)
                     delivery = await self._store.record(due, outcome, self._policy, self._rng)
-                    _log_outcome(due, outcome, None if delivery is None else delivery.status)
+                    status = None if delivery is None else delivery.status
+                    _log_outcome(due, outcome, status)
+                    self._metrics.webhook_delivery(
+                        "dropped" if status is None else _OUTCOMES.get(status, "other")
+                    )
         except asyncio.CancelledError:
             raise
         except StorageUnavailable:  # the scan backs off until it is back
@@ -228,6 +236,12 @@ class WebhookDispatcher:
             error = failures.CONNECTION_FAILED
             detail = f"{type(exc).__name__}: {exc}"
         return Outcome(started, self._clock.now_ms(), status, error, detail)
+
+
+# A delivery's status after an attempt, as scan2pay_webhook_deliveries_total
+# counts it; None (the delivery no longer due: its endpoint was disabled
+# meanwhile) is "dropped".
+_OUTCOMES = {"delivered": "delivered", "pending": "retrying", "failed": "failed"}
 
 
 def _log_outcome(due: DueDelivery, outcome: Outcome, status: str | None) -> None:

@@ -379,6 +379,18 @@ class WebhookStore:
 
         return await self._worker.run(op)
 
+    async def pending(self) -> int:
+        """Deliveries waiting for an attempt, every merchant's (``/metrics``):
+        a count over the partial index of scheduled deliveries."""
+
+        def op(conn: Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL"
+            ).fetchone()
+            return int(row[0])
+
+        return await self._worker.read(op)
+
     async def due(
         self,
         endpoint_id: str,

@@ -107,6 +107,9 @@ class PspProcess:
             self.stop()
             raise RuntimeError(f"psp-server did not start: {line!r} {self.log()}")
         self.url, self.public_url = found.group(1), found.group(2)
+        # GET /metrics: on its own port when the server was given one.
+        metrics = re.search(r"metrics_url=(\S+)", line)
+        self.metrics_url = metrics.group(1) if metrics else f"{self.url}/metrics"
 
     def log(self) -> str:
         if not self._log.closed:

@@ -39,7 +39,7 @@ import math
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from psp_server.api.appkeys import RATE_BUCKETS, SETTINGS
+from psp_server.api.appkeys import METRICS, RATE_BUCKETS, SETTINGS
 from psp_server.api.auth import bearer_token
 from psp_server.api.envelope import error_response
 from psp_server.api.guards.bucket_table import BucketTable
@@ -123,6 +123,7 @@ def rate_limits() -> Middleware:
             if wait:
                 log.info("rate limited %s %s by token", request.method, name)
         if wait:
+            request.app[METRICS].rate_limited(name)
             return error_response(
                 429,
                 "rate_limited",

@@ -23,6 +23,7 @@ from referencing.jsonschema import DRAFT202012
 import psp_server
 from psp_server.api.app import make_app
 from psp_server.runtime.config import Settings
+from tests.support.db import connect as db_connect
 from tests.support.documented_responses import (
     DOCUMENTED,
     PRODUCED,
@@ -244,6 +245,22 @@ async def test_served_document_is_the_file(psp: Psp) -> None:
 async def test_healthz(psp: Psp) -> None:
     body = conforms(await call(psp, "GET", "/healthz"), 200)
     assert body["mqtt"] == "disabled"
+
+
+async def test_readyz(psp: Psp) -> None:
+    body = conforms(await call(psp, "GET", "/readyz"), 200)
+    assert body["status"] == "ready"
+    # A database a migration behind this server's code: not ready.
+    with db_connect(psp.server.settings.db) as conn:
+        conn.execute("DELETE FROM _yoyo_migration WHERE migration_id = '0010_event_terminal_id'")
+        conn.commit()
+    body = conforms(await call(psp, "GET", "/readyz"), 503)
+    assert [reason["code"] for reason in body["reasons"]] == ["schema_outdated"]
+
+
+async def test_metrics(psp: Psp) -> None:
+    text = conforms(await call(psp, "GET", "/metrics"), 200)
+    assert "scan2pay_outbox_pending 0.0" in text
 
 
 async def test_merchant(psp: Psp) -> None:
