@@ -199,3 +199,13 @@ async def test_plain_http_is_sent_to_https(stack: Stack) -> None:
     ):
         assert response.status == 301
         assert response.headers["Location"] == "https://127.0.0.1/merchant?x=1"
+
+
+async def test_the_metrics_are_not_passed_on_to_the_public(
+    stack: Stack, clients: dict[str, Client]
+) -> None:
+    # The PSP in this stack serves /metrics on its main port (no metrics
+    # port set): the shipped site still keeps it from the internet.
+    direct = await clients["alice direct"].get("/metrics")
+    assert direct.status == 200
+    assert (await clients["alice"].get("/metrics")).status == 404
