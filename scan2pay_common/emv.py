@@ -176,7 +176,7 @@ class Profile:
     def store_url(self, url: str) -> str:
         if self.implied_scheme is None:
             return url
-        if not url.lower().startswith(self.implied_scheme):
+        if not url.lower().startswith(self.implied_scheme):  # implied_scheme is lower case
             raise EmvError(
                 f"the {self.name} profile carries {self.implied_scheme} URLs only; got"
                 f" {url[:40]!r}",
@@ -233,6 +233,42 @@ def profiles() -> tuple[Profile, ...]:
     return tuple(_PROFILES.values())
 
 
+def check_mcc(mcc: object) -> str:
+    if not isinstance(mcc, str) or not _MCC.fullmatch(mcc):
+        raise EmvError(
+            "mcc must be the 4-digit merchant category code (ISO 18245), like 5814",
+            code="invalid_mcc",
+            field="mcc",
+        )
+    return mcc
+
+
+def check_country(country: object) -> str:
+    if not isinstance(country, str) or not _COUNTRY.fullmatch(country):
+        raise EmvError(
+            "country must be the two upper-case letters of ISO 3166-1, like DE",
+            code="invalid_country",
+            field="country",
+        )
+    return country
+
+
+def check_city(city: object) -> str:
+    """``city`` if it is 1 to 15 characters once transliterated."""
+    if isinstance(city, str) and 0 < len(to_common_charset(city)) <= MAX_CITY:
+        return city
+    written = to_common_charset(city) if isinstance(city, str) else ""
+    raise EmvError(
+        f"city must be 1 to {MAX_CITY} characters once written in ASCII ({written!r})",
+        code="invalid_city",
+        field="city",
+    )
+
+
+def check_gui(gui: object) -> str:
+    return _check_gui(gui)
+
+
 # --- building -----------------------------------------------------------------
 
 
@@ -251,31 +287,15 @@ class MerchantInfo:
     gui: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.mcc, str) or not _MCC.fullmatch(self.mcc):
-            raise EmvError(
-                "mcc must be the 4-digit merchant category code, like 5814",
-                code="invalid_mcc",
-                field="mcc",
-            )
-        if not isinstance(self.country, str) or not _COUNTRY.fullmatch(self.country):
-            raise EmvError(
-                "country must be the two upper-case letters of ISO 3166-1, like DE",
-                code="invalid_country",
-                field="country",
-            )
+        check_mcc(self.mcc)
+        check_country(self.country)
         if not isinstance(self.name, str) or not to_common_charset(self.name):
             raise EmvError(
                 "the merchant name has no letters that an EMV payload can carry",
                 code="invalid_merchant_name",
                 field="name",
             )
-        city = to_common_charset(self.city) if isinstance(self.city, str) else ""
-        if not city or len(city) > MAX_CITY:
-            raise EmvError(
-                f"city must be 1 to {MAX_CITY} characters once written in ASCII ({city!r})",
-                code="invalid_city",
-                field="city",
-            )
+        check_city(self.city)
         profile_named(self.profile)
         if self.gui is not None:
             _check_gui(self.gui)
@@ -499,6 +519,14 @@ def parse_payload(payload: object) -> ParsedPayload:
 def url_of_payload(payload: str) -> str:
     """Our payment URL out of an EMV payload, checked: what a wallet opens."""
     return parse_payload(payload).url()
+
+
+def same_url(a: str, b: str) -> bool:
+    """Whether two URLs are one, their schemes compared without case (a
+    profile with an implied scheme gives it back in lower case)."""
+    scheme_a, _, rest_a = a.partition("://")
+    scheme_b, _, rest_b = b.partition("://")
+    return scheme_a.lower() == scheme_b.lower() and rest_a == rest_b
 
 
 def looks_like_emv(text: str) -> bool:
