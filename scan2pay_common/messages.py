@@ -47,7 +47,7 @@ def _check_optional_object(value: object, field: str) -> None:
         raise InvalidValue("invalid_type", f"{field} must be an object", field=field)
 
 
-def _check_qr_payload(payload: object, qr_url: str) -> None:
+def check_qr_payload(payload: object, qr_url: str) -> None:
     """An EMV payload whose CRC and structure hold and whose payment URL is
     ``qr_url``: a payload can never send a customer anywhere else."""
     if payload is None:
@@ -273,7 +273,7 @@ class DisplayTicket:
             check_terminal_id(self.terminal_id)
         _check_timestamp(self.expires_at, "expires_at")
         _check_optional_object(self.signature, "signature")
-        _check_qr_payload(self.qr_payload, self.qr_url)
+        check_qr_payload(self.qr_payload, self.qr_url)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -333,7 +333,7 @@ class ShowQr:
         if self.order_id is not None:
             check_order_id(self.order_id)
         _check_optional_object(self.display_ticket, "display_ticket")
-        _check_qr_payload(self.qr_payload, self.qr_url)
+        check_qr_payload(self.qr_payload, self.qr_url)
 
     @property
     def encoded(self) -> str:
