@@ -529,6 +529,17 @@ def same_url(a: str, b: str) -> bool:
     return scheme_a.lower() == scheme_b.lower() and rest_a == rest_b
 
 
+def payment_url(scanned: str) -> str:
+    """What a wallet opens for what it scanned: a payment URL as it is, or
+    the URL out of an EMV payload whose CRC and structure hold. Anything
+    else is refused with ``EmvError`` saying why."""
+    if looks_like_emv(scanned):
+        return url_of_payload(scanned)
+    if scanned.lower().startswith(("https://", "http://")):
+        return scanned
+    raise EmvError("neither a payment URL nor an EMV payload (which starts with 000201)")
+
+
 def looks_like_emv(text: str) -> bool:
     """Whether ``text`` is meant as an EMV payload (a URL never starts so)."""
     return text.startswith("000201")
