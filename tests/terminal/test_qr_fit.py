@@ -163,3 +163,17 @@ def test_docs_table_of_versions_and_module_sizes_is_the_renderers(
         r"^\| (\d+x\d+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", text, re.MULTILINE
     )
     assert [tuple(cell.strip() for cell in row) for row in documented] == rows
+
+
+def test_qr_format_is_a_setting_checked_with_the_rest() -> None:
+    from terminal.config import ConfigError, load
+
+    ids = {"merchant": "mer_aaaaaaaaaaaaaaaaaaaa", "terminal": "lane-1"}
+    assert load({**ids, "qr_format": "emv"}, env={}).qr_format == "emv"
+    assert load(ids, env={"SCAN2PAY_QR_FORMAT": "emv"}).qr_format == "emv"
+    assert load(ids, env={}).qr_format == "url"
+    with pytest.raises(ConfigError) as caught:
+        load({**ids, "qr_format": "barcode", "idle_after": "never"}, env={})
+    problems = " ".join(caught.value.problems)
+    assert "qr_format" in problems
+    assert "idle_after" in problems  # reported at once with the rest
