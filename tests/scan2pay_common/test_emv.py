@@ -3,10 +3,13 @@ parser's refusals, the profiles, and an independent parser's reading."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 from brcode.utils.brcodeId import jsonFromBrcode  # Stark Bank's BR Code parser
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scan2pay_common import emv
 from scan2pay_common.emv import EmvError, MerchantInfo
@@ -243,3 +246,22 @@ def test_transliteration() -> None:
     assert emv.to_common_charset("Straße  Ünïcödé ﬁne") == "Strasse Unicode fine"
     assert emv.to_common_charset("Łódź Smørrebrød") == "Lodz Smorrebrod"
     assert emv.to_common_charset("Crème brûlée") == "Creme brulee"
+
+
+@given(st.text(max_size=600) | st.builds(lambda s: "000201" + s, st.text(max_size=200)))
+def test_the_parser_raises_nothing_but_emv_error(text: str) -> None:
+    with contextlib.suppress(EmvError):
+        emv.url_of_payload(text)
+
+
+@given(st.data())
+def test_a_mutated_payload_is_refused_or_still_well_formed(data: st.DataObject) -> None:
+    at = data.draw(st.integers(0, len(GOOD) - 1))
+    char = data.draw(st.characters(codec="ascii"))
+    mutated = GOOD[:at] + char + GOOD[at + 1 :]
+    try:
+        parsed = emv.parse_payload(mutated)
+    except EmvError:
+        return
+    assert mutated == GOOD  # only the unchanged payload passes its CRC
+    assert parsed.url() == URL
