@@ -464,28 +464,35 @@ class ParsedPayload:
         return self.templates.get("62", {}).get("07")
 
     def url(self) -> str:
-        """Our payment URL, from the first merchant account template whose
-        GUI is a registered profile's; ``EmvError`` when there is none."""
+        """Our payment URL, from the first merchant account template that a
+        registered profile reads; ``EmvError`` when there is none."""
         for tag in sorted(self.templates):
             if int(tag) not in ACCOUNT_TEMPLATES:
                 continue
             sub = self.templates[tag]
-            for profile in _PROFILES.values():
-                if (
-                    profile.template == tag
-                    and profile.url_tag in sub
-                    and _gui_matches(profile, sub.get("00"))
-                ):
-                    return profile.read_url(sub[profile.url_tag])
+            profile = _profile_of(tag, sub.get("00"))
+            if profile is None or profile.url_tag not in sub:
+                continue
+            url = profile.read_url(sub[profile.url_tag])
+            if url.lower().startswith(("https://", "http://")):
+                return url
         raise EmvError("the payload names no payment URL of a scheme this system knows")
 
 
-def _gui_matches(profile: Profile, gui: str | None) -> bool:
-    # A merchant may set its own GUI for the scan2pay template, so any GUI
-    # with a URL in that sub-tag is ours; other schemes are known by theirs.
+def _profile_of(template: str, gui: str | None) -> Profile | None:
+    """The profile that reads a template: the one whose GUI it carries, else
+    scan2pay's, whose GUI a merchant may set to its own. Another scheme's
+    template (a PIX key in its 01, say) is never read as scan2pay's."""
     if gui is None:
-        return False
-    return profile is SCAN2PAY or gui.lower() == profile.gui.lower()
+        return None
+    for profile in _PROFILES.values():
+        if profile.template == template and gui.lower() == profile.gui.lower():
+            return profile
+    if SCAN2PAY.template == template and not any(
+        gui.lower() == p.gui.lower() for p in _PROFILES.values()
+    ):
+        return SCAN2PAY
+    return None
 
 
 def parse_payload(payload: object) -> ParsedPayload:

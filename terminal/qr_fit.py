@@ -7,11 +7,12 @@ zone, and refuses to start where it cannot, naming the largest QR version
 that would fit: a till that cannot be scanned is better found at install
 than at the first customer.
 
-The longest payload is built, not guessed: the profile with the longer
-identifier, the PSP's URL (this terminal's ``psp_url``, else the PSP's
-default one) with a code, a merchant name and city as long as the standard
-allows, an amount of 11 characters, the 23-character reference and this
-terminal's id as its label.
+The longest payload is built, not guessed: the PSP's URL (this terminal's
+``psp_url``, else the PSP's default one) with a code, in the scan2pay
+template with the longest identifier a merchant may set (32 characters, or
+what the template's 99 leave), a merchant name and city as long as the
+standard allows, an amount of 12 characters, the 23-character reference and
+this terminal's id as its label.
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ from .render import EMV_MIN_SCALE, MIN_BORDER, layout_qr
 
 DEFAULT_PSP_URL = "HTTP://127.0.0.1:8080"
 _CODE = "A" * 32  # a checkout's code: 20 random bytes in base32
+_MAX_GUI = 32  # what PATCH /v1/merchant takes as emv_gui
 
 
 def longest_payload(psp_url: str | None, terminal_id: str) -> str:
     """The longest EMV payload a checkout for this terminal may carry (see
-    the module docstring)."""
+    the module docstring); ``EmvError`` when the URL leaves no room for one."""
     base = (psp_url or DEFAULT_PSP_URL).rstrip("/")
-    gui = max((p.gui for p in emv.profiles()), key=len)
+    url = f"{base}/Q/{_CODE}"
+    room = emv.MAX_VALUE - 2 * 4 - len(url)  # the template less two ids and lengths
+    gui = "W" * max(1, min(_MAX_GUI, room))
     merchant = emv.MerchantInfo("W" * emv.MAX_NAME, "5999", "DE", "W" * emv.MAX_CITY, gui=gui)
     return emv.dynamic_payload(
-        f"{base}/Q/{_CODE}",
+        url,
         merchant,
         amount=99_999_999_999,  # 999999999.99: 12 characters, past any till's
         currency="EUR",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hardware.base import Display, Geometry
 from hardware.errors import HardwareError
+from scan2pay_common.emv import EmvError
 
 from .clock import Clock
 from .config import DisplayTooSmall, TerminalConfig, Unpaired
@@ -97,7 +98,10 @@ async def _check_emv_fits(
     geometry = found[0] if found else None
     if geometry is None:
         return  # a device that encodes the QR itself (a printer, a Nextion)
-    payload = longest_payload(config.psp_url, config.terminal_id)
+    try:
+        payload = longest_payload(config.psp_url, config.terminal_id)
+    except EmvError as exc:
+        raise DisplayTooSmall([f'qr_format = "emv": {exc.message} (psp_url)']) from None
     fit = emv_fit(geometry.width, geometry.height, payload)
     problem = fit.problem()
     if problem is not None:

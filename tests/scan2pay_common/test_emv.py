@@ -265,3 +265,20 @@ def test_a_mutated_payload_is_refused_or_still_well_formed(data: st.DataObject) 
         return
     assert mutated == GOOD  # only the unchanged payload passes its CRC
     assert parsed.url() == URL
+
+
+def test_a_real_pix_static_code_is_not_read_as_ours() -> None:
+    """The Banco Central's example: a PIX key in 26/01, no URL. Its CRC and
+    structure hold, but it names no URL we pay."""
+    body = (
+        "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-426655440000"
+        "5204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***6304"
+    )
+    payload = body + emv.crc16(body)
+    assert emv.parse_payload(payload).merchant_name == "Fulano de Tal"
+    with pytest.raises(EmvError, match="no payment URL"):
+        emv.url_of_payload(payload)
+    # Nor a scan2pay template whose 01 holds no URL.
+    odd = "00020101021226220012org.scan2pay0102ab5204581453039785802DE5901A6001B6304"
+    with pytest.raises(EmvError, match="no payment URL"):
+        emv.url_of_payload(odd + emv.crc16(odd))

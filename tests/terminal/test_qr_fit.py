@@ -107,7 +107,7 @@ def test_128x64_is_refused_with_version_2() -> None:
     problem = emv_fit(128, 64, LONGEST).problem()
     assert problem is not None
     assert "largest that fits is version 2" in problem
-    assert "needs QR version 9 at least" in problem
+    assert "needs QR version 10 at least" in problem
 
 
 def test_the_longest_payload_is_longer_than_any_real_one() -> None:
@@ -123,6 +123,9 @@ def test_the_longest_payload_is_longer_than_any_real_one() -> None:
     )
     assert len(real) <= len(LONGEST)
     assert emv.parse_payload(LONGEST).url() == "HTTP://127.0.0.1:8080/Q/" + "A" * 32
+    # A longer public URL leaves less room for the identifier, never none.
+    long_url = "HTTPS://PAY.EXAMPLE-MERCHANT.COM"
+    assert emv.url_of_payload(longest_payload(long_url, "lane-1")).startswith(long_url)
 
 
 def plan_text(payload: str, geometry: Geometry, min_scale: int) -> str:
