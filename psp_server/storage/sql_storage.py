@@ -67,9 +67,9 @@ _CHECKOUT_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"  # one per c
 
 _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
 
-_MERCHANT_FIELDS = ("id", "name", "qr_format", "mcc", "country", "city", "emv_profile", "emv_gui")
-_MERCHANT_COLUMNS = ", ".join(_MERCHANT_FIELDS)
-_MERCHANT_COLUMNS_OF_M = ", ".join("m." + c for c in _MERCHANT_FIELDS)
+_MERCHANT_COLUMNS = "id, name, qr_format, mcc, country, city, emv_profile, emv_gui"
+_MERCHANT_COLUMNS_OF_M = ", ".join("m." + c.strip() for c in _MERCHANT_COLUMNS.split(","))
+_MERCHANT_WIDTH = _MERCHANT_COLUMNS.count(",") + 1
 
 # checkout_machine.effective_status in SQL, for the statements that sort many
 # checkouts at once (the sweeper's choice of what to expire, a day's totals),
@@ -504,8 +504,7 @@ class SqlStorage(Storage):
             ).fetchone()
             if row is None:
                 return None
-            width = len(_MERCHANT_FIELDS)
-            return _checkout(row[width:]), _merchant(row[:width])
+            return _checkout(row[_MERCHANT_WIDTH:]), _merchant(row[:_MERCHANT_WIDTH])
 
         return await self._worker.read(op)
 
