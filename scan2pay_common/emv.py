@@ -359,7 +359,12 @@ class EmvCode:
         if self.amount is not None:
             amount = format_major(self.amount, self.currency)
             if len(amount) > MAX_AMOUNT:
-                raise EmvError(f"the amount {amount} is longer than {MAX_AMOUNT} characters")
+                raise EmvError(
+                    f"the amount {amount} is longer than the {MAX_AMOUNT} characters an EMV"
+                    " payload holds",
+                    code="amount_too_large",
+                    field="amount",
+                )
             yield _tlv("54", amount)
         yield _tlv("58", merchant.country)
         yield _tlv("59", merchant.payload_name)

@@ -50,7 +50,11 @@ async def create_checkout(request: web.Request) -> web.Response:
     fresh = new_checkout(merchant.id, parsed, public_url=public_url, now=now)
     # Signed here, while the previous group's commit is on its way to disk,
     # rather than in the group's transaction, which holds up the next group.
-    fresh_ticket = display_ticket(fresh, signing_key, qr_payload(fresh, merchant))
+    try:
+        fresh_payload = qr_payload(fresh, merchant)
+    except InvalidValue as exc:  # an amount longer than an EMV payload holds
+        raise APIError.from_invalid(exc) from None
+    fresh_ticket = display_ticket(fresh, signing_key, fresh_payload)
 
     def ok(result: tuple[Checkout, bool]) -> tuple[int, Any]:
         checkout, created = result

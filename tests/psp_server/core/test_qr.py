@@ -97,3 +97,17 @@ def test_settings_that_cannot_build_a_payload_are_refused_when_set() -> None:
         check_buildable("Café", EMV, "HTTPS://" + "X" * 60 + ".EXAMPLE")
     with pytest.raises(InvalidValue, match="https:// URLs only"):
         check_buildable("Café", QrSettings("emv", "5814", "BR", "Rio", "pix"), "HTTP://X")
+
+
+def test_an_amount_longer_than_a_payload_holds_is_too_large() -> None:
+    with pytest.raises(InvalidValue) as caught:
+        checkout_payload(
+            merchant_name="Shop",
+            settings=EMV,
+            checkout_id="co_1",
+            qr_url=URL,
+            amount=10**13,
+            currency="EUR",
+            terminal_id=None,
+        )
+    assert caught.value.code == "amount_too_large"
