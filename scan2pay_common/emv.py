@@ -172,14 +172,18 @@ class Profile:
             raise EmvError(f"profile {self.name}: url_tag must be two digits other than 00")
         if not _ID.fullmatch(self.template) or int(self.template) not in ACCOUNT_TEMPLATES:
             raise EmvError(f"profile {self.name}: template must be an id from 26 to 51")
+        scheme = self.implied_scheme
+        if scheme is not None and (scheme != scheme.lower() or not scheme.endswith("://")):
+            raise EmvError(f"profile {self.name}: implied_scheme is like 'https://'")
 
     def store_url(self, url: str) -> str:
         if self.implied_scheme is None:
             return url
         if not url.lower().startswith(self.implied_scheme):  # implied_scheme is lower case
+            # The scheme alone: the rest of a payment URL holds its code.
             raise EmvError(
                 f"the {self.name} profile carries {self.implied_scheme} URLs only; got"
-                f" {url[:40]!r}",
+                f" {url.partition(':')[0][:10]!r}",
                 field="url",
             )
         return url[len(self.implied_scheme) :]

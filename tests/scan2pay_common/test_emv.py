@@ -282,3 +282,18 @@ def test_a_real_pix_static_code_is_not_read_as_ours() -> None:
     odd = "00020101021226220012org.scan2pay0102ab5204581453039785802DE5901A6001B6304"
     with pytest.raises(EmvError, match="no payment URL"):
         emv.url_of_payload(odd + emv.crc16(odd))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "not a word", "gui": "x.y", "url_tag": "01"}, "must be a word"),
+        ({"name": "p", "gui": "x.y", "url_tag": "00"}, "two digits other than 00"),
+        ({"name": "p", "gui": "x.y", "url_tag": "01", "template": "52"}, "from 26 to 51"),
+        ({"name": "p", "gui": "x.y", "url_tag": "01", "implied_scheme": "HTTPS://"}, "like"),
+        ({"name": "p", "gui": "", "url_tag": "01"}, "globally unique identifier"),
+    ],
+)
+def test_a_profile_checks_itself(fields: dict[str, str], message: str) -> None:
+    with pytest.raises(EmvError, match=message):
+        emv.Profile(**fields)
