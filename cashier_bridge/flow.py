@@ -95,6 +95,7 @@ class _Checkout:
         self.creating: asyncio.Task[Created] | None = None
         self.checkout: CheckoutSnapshot | None = None
         self.display_ticket: dict[str, Any] | None = None
+        self.qr_payload: str | None = None  # an EMV merchant's (docs/emv.md)
         self.qr_sent = False
         self.undone = False
 
@@ -181,6 +182,7 @@ class _Checkout:
         created = await asyncio.shield(self.creating)
         checkout = self.checkout = created.checkout
         self.display_ticket = created.display_ticket
+        self.qr_payload = created.qr_payload
         amount = f"{format_major(checkout.amount, checkout.currency)} {checkout.currency}"
         if created.new:
             message = f"created {checkout.id} for {amount} (order {checkout.order_id})"
@@ -215,6 +217,7 @@ class _Checkout:
             expires_at=checkout.expires_at,
             order_id=checkout.order_id,
             display_ticket=self.display_ticket,
+            qr_payload=self.qr_payload,
         )
         sent_at = time.monotonic()
         deadline = sent_at + config.screen_timeout

@@ -25,7 +25,7 @@ from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id
 from scan2pay_common.logtext import loggable
-from scan2pay_common.messages import CheckoutSnapshot
+from scan2pay_common.messages import CheckoutSnapshot, check_qr_payload
 from scan2pay_common.signing import PublicKey
 
 from .errors import KeyRejected, PspRefused, PspUnreachable
@@ -53,6 +53,9 @@ class Created:
     # The PSP-signed ticket the terminal needs to show the QR, forwarded as
     # it came; None from a PSP that does not sign.
     display_ticket: dict[str, Any] | None = None
+    # What the QR encodes for a merchant whose codes are EMV payloads
+    # (docs/emv.md), forwarded to the terminal in show_qr; None: qr_url.
+    qr_payload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,13 +151,21 @@ class PspClient:
         ticket = body.pop("display_ticket", None)
         if ticket is not None and not isinstance(ticket, dict):
             raise PspRefused("the PSP's display_ticket is off-contract: not an object")
+        qr_payload = body.pop("qr_payload", None)
+        if qr_payload is not None and not isinstance(qr_payload, str):
+            raise PspRefused("the PSP's qr_payload is off-contract: not a string")
         checkout = _checkout(body)
+        try:
+            check_qr_payload(qr_payload, checkout.qr_url)
+        except InvalidValue as exc:
+            raise PspRefused(f"the PSP's qr_payload is off-contract: {exc.message}") from None
         return Created(
             checkout,
             new=status == 201,
             attempts=attempts,
             elapsed_ms=elapsed_ms,
             display_ticket=ticket,
+            qr_payload=qr_payload,
         )
 
     async def public_keys(self) -> tuple[PublicKey, ...] | None:
@@ -258,7 +269,10 @@ def _answer(status: int, raw: bytes, request: str) -> dict[str, Any]:
 
 
 def _checkout(body: dict[str, Any]) -> CheckoutSnapshot:
+    # An EMV merchant's answers also carry qr_payload, which is the API's,
+    # not the snapshot's (create_checkout keeps it apart).
+    snapshot = {k: v for k, v in body.items() if k != "qr_payload"}
     try:
-        return CheckoutSnapshot.from_dict(body)
+        return CheckoutSnapshot.from_dict(snapshot)
     except InvalidValue as exc:
         raise PspRefused(f"the PSP's checkout is off-contract: {exc.message}") from None

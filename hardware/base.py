@@ -46,7 +46,7 @@ class Content:
     """A screen as words: the QR to show (if any) and the lines around it,
     most important first."""
 
-    qr_url: str | None = None
+    qr_url: str | None = None  # what the QR encodes: a URL, or an EMV payload (docs/emv.md)
     lines: tuple[str, ...] = ()
     # What kind of screen this is ("idle", "qr", "paid", "cancelled",
     # "expired"), for devices that treat screens differently: a printer

@@ -204,11 +204,11 @@ async def _one_checkout(
         image = shown.frame.image
         if image is None:  # the demo's display draws every frame
             raise RuntimeError("the terminal's QR frame has no image to read")
-        qr_url = wallet.read_qr(image)
-        timeline.say("wallet", f"read the QR off the terminal's frame: {qr_url}", mark="scanned")
+        scanned = wallet.read_qr(image)  # a URL, or an EMV merchant's payload
+        timeline.say("wallet", f"read the QR off the terminal's frame: {scanned}", mark="scanned")
         async with aiohttp.ClientSession() as http:
             timeline.say("wallet", "paying", mark="pay_sent")
-            paid = await wallet.pay(http, psp_url, qr_url, token)
+            paid = await wallet.pay(http, psp_url, scanned, token)
         info = paid.info
         timeline.say(
             "wallet",

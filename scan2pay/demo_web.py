@@ -44,6 +44,7 @@ from psp_server.api.appkeys import SETTINGS
 from psp_server.core.errors import APIError
 from psp_server.web.forms import read_form
 from psp_server.web.layout import page
+from scan2pay_common.emv import EmvError, payment_url
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.money import check_minor_amount, format_display, parse_major
 
@@ -109,6 +110,16 @@ def describe(content: Content) -> str:
         ]
         return "a QR code to pay " + ", ".join(words) if words else "a QR code"
     return ", ".join(content.lines) or "a blank screen"
+
+
+def _pay_link(encoded: str | None) -> str | None:
+    """The URL to pay what the screen's QR encodes, a URL or an EMV payload."""
+    if encoded is None:
+        return None
+    try:
+        return payment_url(encoded)
+    except EmvError:
+        return None
 
 
 def frame_png(image: Image.Image, scale: int = SCALE) -> bytes:
@@ -251,7 +262,8 @@ class DisplayMirror:
         return {
             "n": self._frame_no,
             "kind": content.kind,
-            "qr_url": content.qr_url,
+            # The link to pay: the URL, also out of an EMV payload on screen.
+            "qr_url": _pay_link(content.qr_url),
             "text": describe(content),
         }
 

@@ -1,5 +1,7 @@
 """The demo's simulated wallet: it reads the QR off the terminal's rendered
-frame (not from memory), asks the PSP what it is for, and pays."""
+frame (not from memory), asks the PSP what it is for, and pays. The QR may
+hold the payment URL or an EMV payload around it (docs/emv.md); anything
+else, or a payload whose CRC fails, is refused."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 
 import aiohttp
 from PIL import Image
+
+from scan2pay_common.emv import EmvError, payment_url
 
 MARGIN = 16  # the panel's dark bezel around the frame
 SCALE = 4  # a camera sees more pixels than the panel has
@@ -39,7 +43,17 @@ class Payment:
     payment: dict[str, Any]  # what POST /v1/payments answered
 
 
-async def pay(http: aiohttp.ClientSession, psp_url: str, qr_url: str, token: str) -> Payment:
+def scanned_url(scanned: str) -> str:
+    """The payment URL of what the QR held: a URL, or an EMV payload's."""
+    try:
+        return payment_url(scanned)
+    except EmvError as exc:
+        raise WalletError(f"not a payment code: {exc.message}") from None
+
+
+async def pay(http: aiohttp.ClientSession, psp_url: str, scanned: str, token: str) -> Payment:
+    """Pays what the QR held (``scanned``: a URL or an EMV payload)."""
+    qr_url = scanned_url(scanned)
     async with http.get(qr_url, headers={"Accept": "application/json"}) as response:
         info = await response.json()
         if response.status != 200:

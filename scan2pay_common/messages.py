@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from . import emv
 from . import jsonfields as jf
 from .errors import InvalidValue
 from .identifiers import check_checkout_id, check_merchant_id, check_order_id, check_terminal_id
@@ -44,6 +45,19 @@ def _check_type(value: object, expected: str) -> None:
 def _check_optional_object(value: object, field: str) -> None:
     if value is not None and not isinstance(value, dict):
         raise InvalidValue("invalid_type", f"{field} must be an object", field=field)
+
+
+def check_qr_payload(payload: object, qr_url: str) -> None:
+    """An EMV payload whose CRC and structure hold and whose payment URL is
+    ``qr_url``: a payload can never send a customer anywhere else."""
+    if payload is None:
+        return
+    try:
+        inside = emv.url_of_payload(payload)  # type: ignore[arg-type]  # checked there
+    except emv.EmvError as exc:
+        raise InvalidValue("invalid_qr_payload", f"qr_payload: {exc.message}") from None
+    if not emv.same_url(inside, qr_url):
+        raise InvalidValue("invalid_qr_payload", "qr_payload must carry qr_url")
 
 
 def _check_optional_str(value: object, field: str) -> str | None:
@@ -238,6 +252,10 @@ class DisplayTicket:
     terminal_id: str | None
     expires_at: str
     signature: dict[str, Any] | None = field(default=None, hash=False)
+    # The EMV payload the QR encodes instead of qr_url (docs/emv.md); absent
+    # for merchants whose codes are bare URLs, so that their tickets read
+    # the same to terminals from before it.
+    qr_payload: str | None = None
 
     _REQUIRED = frozenset(
         {"checkout_id", "merchant_id", "qr_url", "amount", "currency", "terminal_id", "expires_at"}
@@ -255,6 +273,7 @@ class DisplayTicket:
             check_terminal_id(self.terminal_id)
         _check_timestamp(self.expires_at, "expires_at")
         _check_optional_object(self.signature, "signature")
+        check_qr_payload(self.qr_payload, self.qr_url)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -266,6 +285,8 @@ class DisplayTicket:
             "terminal_id": self.terminal_id,
             "expires_at": self.expires_at,
         }
+        if self.qr_payload is not None:
+            out["qr_payload"] = self.qr_payload
         if self.signature is not None:
             out["signature"] = self.signature
         return out
@@ -274,7 +295,9 @@ class DisplayTicket:
     def from_dict(cls, obj: Any) -> DisplayTicket:
         if not isinstance(obj, dict):
             raise InvalidValue("invalid_type", "display_ticket must be an object")
-        jf.check_fields(obj, required=cls._REQUIRED, optional=frozenset({"signature"}))
+        jf.check_fields(
+            obj, required=cls._REQUIRED, optional=frozenset({"signature", "qr_payload"})
+        )
         return cls(**obj)
 
 
@@ -292,6 +315,9 @@ class ShowQr:
     # The PSP's signed DisplayTicket as the create answered it, forwarded
     # untouched; a terminal configured with the PSP's key requires it.
     display_ticket: dict[str, Any] | None = field(default=None, hash=False)
+    # What to encode instead of qr_url: the checkout's EMV payload, which
+    # carries qr_url inside (docs/emv.md). Absent: encode qr_url.
+    qr_payload: str | None = None
 
     type: Literal["show_qr"] = "show_qr"
 
@@ -307,6 +333,12 @@ class ShowQr:
         if self.order_id is not None:
             check_order_id(self.order_id)
         _check_optional_object(self.display_ticket, "display_ticket")
+        check_qr_payload(self.qr_payload, self.qr_url)
+
+    @property
+    def encoded(self) -> str:
+        """The exact string the QR encodes."""
+        return self.qr_payload if self.qr_payload is not None else self.qr_url
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -321,6 +353,8 @@ class ShowQr:
             out["order_id"] = self.order_id
         if self.display_ticket is not None:
             out["display_ticket"] = self.display_ticket
+        if self.qr_payload is not None:
+            out["qr_payload"] = self.qr_payload
         return out
 
 
@@ -368,9 +402,10 @@ def parse_display_command(raw: bytes | str) -> DisplayCommand:
             required=frozenset(
                 {"type", "checkout_id", "qr_url", "amount", "currency", "expires_at"}
             ),
-            optional=frozenset({"order_id", "display_ticket"}),
+            optional=frozenset({"order_id", "display_ticket", "qr_payload"}),
         )
         order_id = obj.get("order_id")
+        qr_payload = obj.get("qr_payload")
         return ShowQr(
             checkout_id=jf.string(obj, "checkout_id"),
             qr_url=jf.string(obj, "qr_url", maximum=2048),
@@ -379,6 +414,9 @@ def parse_display_command(raw: bytes | str) -> DisplayCommand:
             expires_at=jf.string(obj, "expires_at"),
             order_id=None if order_id is None else jf.string(obj, "order_id"),
             display_ticket=obj.get("display_ticket"),
+            qr_payload=None
+            if qr_payload is None
+            else jf.string(obj, "qr_payload", maximum=emv.MAX_PAYLOAD),
         )
     if kind == "status":
         jf.check_fields(obj, required=frozenset({"type", "checkout_id", "status"}))

@@ -17,7 +17,15 @@ from hardware.base import Display
 from scan2pay_common import logformat
 
 from .clock import Clock
-from .config import FIELDS, NO_FLAG, ConfigError, TerminalConfig, Unpaired, load_for_service
+from .config import (
+    FIELDS,
+    NO_FLAG,
+    ConfigError,
+    DisplayTooSmall,
+    TerminalConfig,
+    Unpaired,
+    load_for_service,
+)
 from .pairing import check_writable
 
 log = logging.getLogger("terminal")
@@ -130,6 +138,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     open_display = parse_spec(config.display).open
     try:
         asyncio.run(_run(config, open_display, args.config, reload, clock))
+    except DisplayTooSmall as exc:
+        return report_config_error(exc)
     except ConfigError as exc:
         # The file pairing wrote does not load: its other keys are wrong.
         return report_config_error(exc, after_pairing=True)

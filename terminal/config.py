@@ -47,6 +47,13 @@ class TerminalConfig:
     # PSP, when the broker refuses its account, whether it was unpaired.
     pairing_id: str | None = None
     device_secret: str | None = field(default=None, repr=False)
+    # "emv" when the merchant's QR codes are EMV payloads (docs/emv.md): the
+    # terminal then checks at start that its panel can show them.
+    qr_format: str = "url"
+
+
+class DisplayTooSmall(ConfigError):
+    """The panel cannot show the QR codes ``qr_format`` says will come."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,11 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "psp_url": ("--psp-url", "SCAN2PAY_PSP_URL", "the PSP's public URL, like HTTPS://PAY.EXAMPLE"),
     "idle_after": ("--idle-after", "SCAN2PAY_IDLE_AFTER", "seconds an outcome stays, like 10"),
     "log_level": ("--log-level", "SCAN2PAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    "qr_format": (
+        "--qr-format",
+        "SCAN2PAY_QR_FORMAT",
+        "url, or emv when the merchant's QR codes are EMV payloads (docs/emv.md)",
+    ),
     "psp_public_key": (
         "--psp-public-key",
         "SCAN2PAY_PSP_PUBLIC_KEY",
@@ -192,6 +204,7 @@ def _load(
     layers.take("name", _name)
     layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
     layers.take("log_level", setting_values.log_level)
+    layers.take("qr_format", _qr_format)
     layers.take("psp_public_key", parse_public_keys, to="psp_public_keys")
     layers.take("mqtt_ca", _ca_file)
     layers.take("pairing_id", _pairing_id)
@@ -276,6 +289,12 @@ def _unpaired(layers: Layers, check_display: Any, config_file: str | None) -> Un
         raise ConfigError(layers.problems)
     shown = {key: values[key] for key in ("display", "name", "log_level") if key in values}
     return Unpaired(psp_url=values["psp_url"], **shown)
+
+
+def _qr_format(raw: object) -> str:
+    if raw not in ("url", "emv"):
+        raise InvalidValue("invalid_setting", "must be url or emv")
+    return str(raw)
 
 
 def _pairing_id(raw: object) -> str:

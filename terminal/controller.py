@@ -119,6 +119,7 @@ class Controller:
                     currency=command.currency,
                     expires_at=expires_at,
                     order_id=command.order_id,
+                    qr_payload=command.qr_payload,
                 ),
                 now,
                 untied=not tied,

@@ -94,6 +94,13 @@ LEVELS: tuple[ErrorLevel, ...] = ("H", "Q", "M", "L")  # highest first
 MIN_BORDER = 2  # quiet zone, in modules, that every compliant plan keeps
 FULL_BORDER = 4  # the standard's quiet zone, kept where it fits
 REDUCED_BORDER = 1  # the floor when nothing compliant fits (128x32)
+# An EMV payload (docs/emv.md) makes a symbol of 49 to 61 modules a side
+# where a URL makes 29 to 37. At one pixel a module, a 128x64 OLED would draw
+# it in some 10 mm: modules of 0.17 mm packed more than twice as densely as
+# the URL's, past what phone cameras at a counter resolve. EMV payloads are
+# drawn at 2 pixels a module or more; a panel that cannot is refused at start
+# (terminal/qr_fit.py).
+EMV_MIN_SCALE = 2
 
 MIN_FONT = 8  # pixels; DejaVu Sans is still legible at 8 px on a mono panel
 MAX_FONT = 64
@@ -229,14 +236,15 @@ def word_strip(width: int, height: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def layout_qr(url: str, width: int, height: int) -> QrLayout | None:
+def layout_qr(url: str, width: int, height: int, min_scale: int = 1) -> QrLayout | None:
     """The QR beside a word strip; QR first (the whole panel) when nothing
-    compliant fits beside the strip; None when no QR fits at all."""
+    compliant fits beside the strip, or nothing of ``min_scale`` pixels a
+    module (EMV payloads); None when no QR fits at all."""
     landscape = width > height
     strip = word_strip(width, height)
     box = Rect(0, 0, width - strip, height) if landscape else Rect(0, 0, width, height - strip)
     plan = plan_qr(url, box.size) if min(box.size) > 0 else None
-    if plan is None or not plan.compliant:
+    if plan is None or not plan.compliant or plan.scale < min_scale:
         box = Rect(0, 0, width, height)
         plan = plan_qr(url, box.size)
     if plan is None:
@@ -543,14 +551,15 @@ def _draw_qr_screen(
     image: Image.Image, screen: QrScreen, banner: str | None, now: int, palette: Palette
 ) -> None:
     draw = ImageDraw.Draw(image)
-    layout = layout_qr(screen.qr_url, image.width, image.height)
+    min_scale = EMV_MIN_SCALE if screen.qr_payload is not None else 1
+    layout = layout_qr(screen.encoded, image.width, image.height, min_scale)
     if layout is None:
         # No QR fits this panel: say so rather than draw one that cannot scan.
         missing = Line("Code does not fit", weight=0.6, truncate=True)
         tiers = _qr_tiers(screen, banner, now, missing)
         _draw_lines(draw, _fit(tiers, _full(image).inset(1)), palette)
         return
-    image.paste(_qr_tile(screen.qr_url, layout.plan, image.mode), (layout.lit.x, layout.lit.y))
+    image.paste(_qr_tile(screen.encoded, layout.plan, image.mode), (layout.lit.x, layout.lit.y))
     if layout.text is not None:
         tiers = _qr_tiers(screen, banner, now, None)
         _draw_lines(draw, _fit(tiers, layout.text.inset(1)), palette)

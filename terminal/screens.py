@@ -29,6 +29,13 @@ class QrScreen:
     currency: str | None = None
     expires_at: int | None = None  # milliseconds since the epoch
     order_id: str | None = None
+    # An EMV merchant's payload, which carries qr_url (docs/emv.md).
+    qr_payload: str | None = None
+
+    @property
+    def encoded(self) -> str:
+        """The exact string the QR encodes: the EMV payload, else the URL."""
+        return self.qr_payload if self.qr_payload is not None else self.qr_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +89,7 @@ def content(view: View, now: int) -> Content:
         lines = [screen.merchant_name, "Ready"]
     elif isinstance(screen, QrScreen):
         kind = "qr"
-        qr_url = screen.qr_url
+        qr_url = screen.encoded
         lines = [
             line
             for line in (

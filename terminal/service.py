@@ -11,13 +11,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hardware.base import Display
+from hardware.base import Display, Geometry
+from hardware.errors import HardwareError
+from scan2pay_common.emv import EmvError
 
 from .clock import Clock
-from .config import TerminalConfig, Unpaired
+from .config import DisplayTooSmall, TerminalConfig, Unpaired
 from .daemon import TerminalDaemon
 from .pairing import PairingFlow, forget_pairing
 from .panel import Panel
+from .qr_fit import emv_fit, longest_payload
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ async def serve(
                     "no --psp-public-key: display commands and events are believed unchecked;"
                     " production terminals must have the PSP's key (docs/signing.md)"
                 )
+            if current.qr_format == "emv":
+                await _check_emv_fits(current, panel, painter)
             daemon = TerminalDaemon(current, panel, painter=painter, clock=clock)
             unpaired = await daemon.run(stop)
             if not unpaired or config_path is None:
@@ -71,3 +76,40 @@ async def serve(
     finally:
         await asyncio.get_running_loop().run_in_executor(painter, panel.close)
         painter.shutdown(wait=False)
+
+
+async def _check_emv_fits(
+    config: TerminalConfig, panel: Panel, painter: ThreadPoolExecutor
+) -> None:
+    """Raises ``DisplayTooSmall`` when the panel cannot show the longest EMV
+    payload this terminal may get (terminal/qr_fit.py). A display that is
+    not there yet is not checked: the daemon rides it out, and draws what
+    fits once it comes."""
+    found: list[Geometry | None] = []
+
+    def geometry_of(device: Display) -> None:
+        found.append(device.geometry)
+
+    try:
+        await asyncio.get_running_loop().run_in_executor(painter, panel.paint, geometry_of)
+    except HardwareError as exc:
+        log.warning("qr_format emv: the display is not there yet (%s); its fit is not checked", exc)
+        return
+    geometry = found[0] if found else None
+    if geometry is None:
+        return  # a device that encodes the QR itself (a printer, a Nextion)
+    try:
+        payload = longest_payload(config.psp_url, config.terminal_id)
+    except EmvError as exc:
+        raise DisplayTooSmall([f'qr_format = "emv": {exc.message} (psp_url)']) from None
+    fit = emv_fit(geometry.width, geometry.height, payload)
+    problem = fit.problem()
+    if problem is not None:
+        raise DisplayTooSmall([problem])
+    log.info(
+        "qr_format emv: EMV payloads of up to %d characters drawn as QR version %s"
+        " at %s px a module",
+        fit.length,
+        fit.version,
+        fit.scale,
+    )

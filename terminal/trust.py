@@ -43,7 +43,7 @@ from scan2pay_common.timefmt import from_rfc3339
 from .controller import BareUrl, CodeInfo
 from .screens import IdleScreen, OutcomeScreen, QrScreen, Screen
 
-_MUST_MATCH = ("checkout_id", "qr_url", "amount", "currency", "expires_at")
+_MUST_MATCH = ("checkout_id", "qr_url", "qr_payload", "amount", "currency", "expires_at")
 
 
 @dataclass(frozen=True, slots=True)

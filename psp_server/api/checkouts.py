@@ -32,6 +32,7 @@ from psp_server.core.orders import new_checkout
 from psp_server.core.payloads import (
     CheckoutRequest,
 )
+from psp_server.core.qr import qr_payload
 from psp_server.core.records import (
     Checkout,
 )
@@ -59,13 +60,19 @@ async def create_checkout(request: web.Request) -> web.Response:
     fresh = new_checkout(merchant.id, parsed, public_url=public_url, now=now)
     # Signed here, while the previous group's commit is on its way to disk,
     # rather than in the group's transaction, which holds up the next group.
-    fresh_ticket = display_ticket(fresh, signing_key)
+    try:
+        fresh_payload = qr_payload(fresh, merchant)
+    except InvalidValue as exc:  # an amount longer than an EMV payload holds
+        raise APIError.from_invalid(exc) from None
+    fresh_ticket = display_ticket(fresh, signing_key, fresh_payload)
 
     def ok(result: tuple[Checkout, bool]) -> tuple[int, Any]:
         checkout, created = result
-        body = checkout_json(checkout, now)
+        body = checkout_json(checkout, now, merchant)
         body["display_ticket"] = (
-            fresh_ticket if checkout == fresh else display_ticket(checkout, signing_key)
+            fresh_ticket
+            if checkout == fresh
+            else display_ticket(checkout, signing_key, body.get("qr_payload"))
         )
         return (201 if created else 200), body
 
@@ -91,7 +98,7 @@ async def get_checkout(request: web.Request) -> web.Response:
     checkout = await request.app[STORAGE].get_checkout(merchant.id, checkout_id_of(request))
     if checkout is None:
         raise Refusal.NOT_FOUND.error()
-    return json_response(checkout_json(checkout, request.app[CLOCK].now_ms()))
+    return json_response(checkout_json(checkout, request.app[CLOCK].now_ms(), merchant))
 
 
 async def cancel_checkout(request: web.Request) -> web.Response:
@@ -106,14 +113,15 @@ async def cancel_checkout(request: web.Request) -> web.Response:
         raise exc.refusal.error() from None
     request.app[RELAY_WAKE].set()
     request.app[METRICS].transition(Status.CANCELLED)
-    return json_response(checkout_json(checkout, request.app[CLOCK].now_ms()))
+    return json_response(checkout_json(checkout, request.app[CLOCK].now_ms(), merchant))
 
 
-def display_ticket(checkout: Checkout, key: SigningKey) -> dict[str, Any]:
+def display_ticket(checkout: Checkout, key: SigningKey, payload: str | None) -> dict[str, Any]:
     """The PSP's signed word that this checkout's QR may be shown on its
-    merchant's terminal until it expires (docs/signing.md). Ed25519 is
-    deterministic: the same checkout and key give the same bytes, so a
-    retry's ticket is the first one."""
+    merchant's terminal until it expires (docs/signing.md), and with an EMV
+    merchant, which exact payload. Ed25519 is deterministic: the same
+    checkout and key give the same bytes, so a retry's ticket is the first
+    one."""
     ticket = DisplayTicket(
         checkout_id=checkout.id,
         merchant_id=checkout.merchant_id,
@@ -122,5 +130,6 @@ def display_ticket(checkout: Checkout, key: SigningKey) -> dict[str, Any]:
         currency=checkout.currency,
         terminal_id=checkout.terminal_id,
         expires_at=to_rfc3339(checkout.expires_at),
+        qr_payload=payload,
     )
     return key.sign(ticket.to_dict())

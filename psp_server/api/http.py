@@ -12,6 +12,7 @@ from psp_server.api.appkeys import STORAGE
 from psp_server.api.auth import bearer_token
 from psp_server.core.errors import APIError, Refusal, Refused
 from psp_server.core.machine import effective_status
+from psp_server.core.qr import qr_payload
 from psp_server.core.records import (
     Checkout,
     Merchant,
@@ -65,9 +66,15 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise APIError.from_invalid(exc) from None
 
 
-def checkout_json(checkout: Checkout, now: int) -> dict[str, Any]:
+def checkout_json(checkout: Checkout, now: int, merchant: Merchant) -> dict[str, Any]:
+    """The checkout as the API answers it; with ``qr_payload``, the exact
+    string to encode, when its merchant's QR codes are EMV payloads."""
     status = effective_status(checkout.status, expires_at=checkout.expires_at, now=now)
-    return checkout.snapshot(status).to_dict()
+    body = checkout.snapshot(status).to_dict()
+    payload = qr_payload(checkout, merchant)
+    if payload is not None:
+        body["qr_payload"] = payload
+    return body
 
 
 def checkout_id_of(request: web.Request) -> str:

@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from psp_server.api.appkeys import STORAGE
-from psp_server.api.http import json_response, merchant_of
+from psp_server.api.appkeys import SETTINGS, STORAGE
+from psp_server.api.http import json_body, json_response, merchant_of
 from psp_server.core.errors import APIError
 from psp_server.core.payloads import (
     EventsQuery,
 )
+from psp_server.core.qr import QrSettingsChange, check_buildable
+from psp_server.core.records import Merchant
 from scan2pay_common.errors import InvalidValue
+
+
+def merchant_json(merchant: Merchant) -> dict[str, Any]:
+    return {"id": merchant.id, "name": merchant.name, **merchant.qr.to_dict()}
 
 
 async def get_merchant(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
-    return json_response({"id": merchant.id, "name": merchant.name})
+    return json_response(merchant_json(merchant))
+
+
+async def update_merchant(request: web.Request) -> web.Response:
+    """``PATCH /v1/merchant``: the QR settings (docs/emv.md). Every field
+    is checked, and the whole result too, before anything is stored."""
+    merchant = await merchant_of(request)
+    body = await json_body(request)
+    try:
+        settings = QrSettingsChange.parse(body).applied_to(merchant.qr)
+        if settings.format == "emv":
+            check_buildable(merchant.name, settings, request.app[SETTINGS].require_public_url())
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
+    updated = await request.app[STORAGE].update_qr_settings(merchant.id, settings)
+    if updated is None:  # the key was believed a moment after its merchant went
+        raise APIError("unauthorized", "unknown or revoked merchant key")
+    return json_response(merchant_json(updated))
 
 
 async def list_events(request: web.Request) -> web.Response:

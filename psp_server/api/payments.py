@@ -17,6 +17,7 @@ from psp_server.core.payloads import (
     PaymentRequest,
     check_code,
 )
+from psp_server.core.qr import qr_payload
 from psp_server.core.records import (
     Checkout,
     Payment,
@@ -57,6 +58,7 @@ async def lookup_code(request: web.Request) -> web.Response:
             expires_at=expires_at,
             expires_at_ms=checkout.expires_at,
             now_ms=now,
+            qr_payload=qr_payload(checkout, merchant),
         )
         return web.Response(text=page, content_type="text/html", headers=NO_STORE)
     return json_response(

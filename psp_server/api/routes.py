@@ -11,7 +11,7 @@ from psp_server.api.appkeys import IN_FLIGHT
 from psp_server.api.checkouts import cancel_checkout, create_checkout, get_checkout
 from psp_server.api.in_flight import InFlight
 from psp_server.api.keys import jwks, list_keys
-from psp_server.api.merchants import get_merchant, list_events
+from psp_server.api.merchants import get_merchant, list_events, update_merchant
 from psp_server.api.payments import lookup_code, pay
 from psp_server.api.readiness import readyz
 from psp_server.api.refunds import refund
@@ -26,6 +26,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/keys", list_keys)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_get("/v1/merchant", get_merchant)
+    app.router.add_patch("/v1/merchant", update_merchant)
     app.router.add_post("/v1/checkouts", create_checkout)
     app.router.add_get("/v1/checkouts/{checkout_id}", get_checkout)
     app.router.add_post("/v1/checkouts/{checkout_id}/cancel", cancel_checkout)

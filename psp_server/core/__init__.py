@@ -3,7 +3,8 @@ refuse and what they move and announce (``machine``), the ledger
 transfers and events a decision lists (``effects``), what a new order
 becomes (``orders``), the records the decisions are about (``records``),
 the requests the API accepts, parsed into frozen dataclasses
-(``payloads``), the identifiers and secrets it hands out
+(``payloads``), what a merchant's QR codes encode and a checkout's EMV
+payload (``qr``), the identifiers and secrets it hands out
 (``credentials``) and its exception tree with the one ``Refusal``
 (``errors``). Nothing here speaks HTTP, SQL or MQTT; storage applies
 what the core decides, and every other package builds on it."""

@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 
 from psp_server.core.errors import Refused
 from psp_server.core.machine import Status
+from psp_server.core.qr import URL_ONLY, QrSettings
 from scan2pay_common.messages import CheckoutSnapshot
 from scan2pay_common.timefmt import to_rfc3339
 
@@ -18,6 +19,7 @@ T = TypeVar("T")
 class Merchant:
     id: str
     name: str
+    qr: QrSettings = URL_ONLY  # what its checkouts' QR codes encode (core/qr.py)
 
 
 @dataclass(frozen=True, slots=True)

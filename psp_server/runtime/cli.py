@@ -16,6 +16,7 @@ from typing import Any
 
 from psp_server.api.guards.bucket_table import BucketTable
 from psp_server.core.errors import ConfigError, PSPError, Refused
+from psp_server.core.qr import QR_FORMATS, QrSettingsChange, check_buildable
 from psp_server.metrics import SharedMetrics
 from psp_server.mqtt import accounts as mqtt_accounts
 from psp_server.pairing import cli as pairing_cli
@@ -30,6 +31,7 @@ from psp_server.runtime.server import (
 from psp_server.storage import Storage, backends, open_storage
 from scan2pay_common import sdnotify
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
+from scan2pay_common.emv import profiles
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.free_text import check_free_text
 from scan2pay_common.money import check_currency, parse_major
@@ -146,6 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
         m_secret.add_argument("--json", action="store_true", help="print JSON")
         _add_db(m_secret)
 
+    m_update = merchant_sub.add_parser(
+        "update", help="change a merchant's QR settings: a bare URL or an EMV payload"
+    )
+    m_update.add_argument("merchant_id", help="the merchant id, mer_…")
+    m_update.add_argument("--qr-format", choices=QR_FORMATS, help="url (default) or emv")
+    m_update.add_argument("--mcc", help="merchant category code, 4 digits, like 5814")
+    m_update.add_argument("--country", help="ISO 3166-1 alpha-2, like DE")
+    m_update.add_argument("--city", help="at most 15 characters, like Berlin")
+    m_update.add_argument(
+        "--emv-profile", help=f"EMV template profile ({', '.join(p.name for p in profiles())})"
+    )
+    m_update.add_argument("--emv-gui", help="globally unique identifier (default: the profile's)")
+    m_update.add_argument("--json", action="store_true", help="print JSON")
+    _add_db(m_update)
+    m_update.add_argument("--public-url", help="the URL wallets reach (checked to fit EMV)")
+
     wallet = sub.add_parser("wallet", help="manage demo wallets")
     wallet_sub = wallet.add_subparsers(dest="action", required=True)
     w_create = wallet_sub.add_parser("create", help="create a wallet and print its token")
@@ -213,6 +231,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> i
             asyncio.run(_with_storage(settings, _noop, clock))
             print(f"database {settings.db} is up to date")
             return 0
+        if args.command == "merchant" and args.action == "update":
+            if settings.public_url is None:
+                settings = config.with_default_public_url(settings, settings.port)
+            return asyncio.run(
+                _with_storage(settings, lambda s: _merchant_update(s, settings, args), clock)
+            )
         if args.command in ("merchant", "wallet") and args.action != "create":
             return asyncio.run(_with_storage(settings, lambda s: _replace_secret(s, args), clock))
         if args.command == "merchant":
@@ -281,6 +305,40 @@ async def _merchant_create(storage: Storage, args: argparse.Namespace) -> int:
     else:
         print(f"merchant_id: {merchant.id}\nname: {merchant.name}")
         print(f"api_key: {key}\n(the key is shown once; only its hash is stored)")
+    return 0
+
+
+async def _merchant_update(
+    storage: Storage, settings: config.Settings, args: argparse.Namespace
+) -> int:
+    """The QR settings of ``PATCH /v1/merchant``, with the same checks."""
+    given = {
+        name: getattr(args, name)
+        for name in ("qr_format", "mcc", "country", "city", "emv_profile", "emv_gui")
+        if getattr(args, name) is not None
+    }
+    found = await storage.merchant_with_key_hash(args.merchant_id)
+    if found is None:
+        print(f"psp-server: no merchant {args.merchant_id}", file=sys.stderr)
+        return EXIT_CONFIG
+    merchant = found[0]
+    try:
+        qr = QrSettingsChange.parse(given).applied_to(merchant.qr)
+        if qr.format == "emv":
+            check_buildable(merchant.name, qr, settings.require_public_url())
+    except InvalidValue as exc:
+        print(f"psp-server: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    updated = await storage.update_qr_settings(merchant.id, qr)
+    if updated is None:
+        print(f"psp-server: no merchant {args.merchant_id}", file=sys.stderr)
+        return EXIT_CONFIG
+    body = {"id": updated.id, "name": updated.name, **updated.qr.to_dict()}
+    if args.json:
+        print(json.dumps(body))
+    else:
+        for key, value in body.items():
+            print(f"{key}: {'-' if value is None else value}")
     return 0
 
 

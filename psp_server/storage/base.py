@@ -29,6 +29,7 @@ import abc
 from collections.abc import Sequence
 
 from psp_server.core.payloads import CheckoutRequest
+from psp_server.core.qr import QrSettings
 from psp_server.core.records import (
     Answer,
     BoardChanges,
@@ -94,6 +95,11 @@ class Storage(abc.ABC):
         key's marker after a revocation) and its session epoch: a web session
         is bound to both, so that rotating or revoking the key, or signing
         out (``end_sessions``), ends the merchant's sessions."""
+
+    @abc.abstractmethod
+    async def update_qr_settings(self, merchant_id: str, settings: QrSettings) -> Merchant | None:
+        """Stores the merchant's QR settings (core/qr.py) and returns the
+        merchant as it is now; None for an unknown merchant."""
 
     @abc.abstractmethod
     async def end_sessions(self, merchant_id: str) -> None:

@@ -21,6 +21,7 @@ from psp_server.core.machine import (
 )
 from psp_server.core.orders import new_checkout
 from psp_server.core.payloads import CheckoutRequest
+from psp_server.core.qr import URL_ONLY, QrSettings
 from psp_server.core.records import (
     Answer,
     BoardChanges,
@@ -43,6 +44,7 @@ from psp_server.storage.dbapi import Connection, Cursor, Dialect, Worker
 from psp_server.storage.partitions import PARTITIONS
 from scan2pay_common import jsonfields
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
+from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import CheckoutEvent
 from scan2pay_common.signing import PublicKey, SigningKey
 from scan2pay_common.timefmt import to_rfc3339
@@ -66,6 +68,10 @@ _CHECKOUT_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"  # one per c
 
 _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
 
+_MERCHANT_COLUMNS = "id, name, qr_format, mcc, country, city, emv_profile, emv_gui"
+_MERCHANT_COLUMNS_OF_M = ", ".join("m." + c.strip() for c in _MERCHANT_COLUMNS.split(","))
+_MERCHANT_WIDTH = _MERCHANT_COLUMNS.count(",") + 1
+
 # checkout_machine.effective_status in SQL, for the statements that sort many
 # checkouts at once (the sweeper's choice of what to expire, a day's totals),
 # where asking the core row by row would mean reading every row: a pending
@@ -76,6 +82,17 @@ _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.s
 # tests/psp_server/storage/test_storage_agrees_with_core.py holds the two to the same boundary.
 _LAPSED = f"status = '{Status.PENDING}' AND expires_at <= ?"
 _EFFECTIVE_STATUS = f"CASE WHEN {_LAPSED} THEN '{Status.EXPIRED}' ELSE status END"
+
+
+def _merchant(row: Any) -> Merchant:
+    id_, name, qr_format, mcc, country, city, emv_profile, emv_gui = row
+    try:
+        qr = QrSettings(qr_format, mcc, country, city, emv_profile, emv_gui)
+    except InvalidValue:
+        # Written through QrSettings, so only a scheme's profile taken out of
+        # the code since gets here: its merchants' codes are bare URLs again.
+        qr = URL_ONLY
+    return Merchant(id_, name, qr)
 
 
 def _checkout(row: Any) -> Checkout:
@@ -213,23 +230,56 @@ class SqlStorage(Storage):
 
         def op(conn: Connection) -> Merchant | None:
             row = conn.execute(
-                "SELECT id, name, api_key_hash FROM merchants WHERE api_key_hash = ?", (digest,)
+                f"SELECT api_key_hash, {_MERCHANT_COLUMNS} FROM merchants WHERE api_key_hash = ?",
+                (digest,),
             ).fetchone()
             # The index finds the row by hash; the final word is a constant-time
             # comparison, so that no answer depends on how much of it matched.
-            if row is None or not hmac.compare_digest(row[2], digest):
+            if row is None or not hmac.compare_digest(row[0], digest):
                 return None
-            return Merchant(row[0], row[1])
+            return _merchant(row[1:])
 
         return await self._worker.read(op)
 
     async def merchant_with_key_hash(self, merchant_id: str) -> tuple[Merchant, str, int] | None:
         def op(conn: Connection) -> tuple[Merchant, str, int] | None:
             row = conn.execute(
-                "SELECT id, name, api_key_hash, session_epoch FROM merchants WHERE id = ?",
+                f"SELECT api_key_hash, session_epoch, {_MERCHANT_COLUMNS} FROM merchants"
+                " WHERE id = ?",
                 (merchant_id,),
             ).fetchone()
-            return None if row is None else (Merchant(row[0], row[1]), row[2], int(row[3]))
+            return None if row is None else (_merchant(row[2:]), row[0], int(row[1]))
+
+        return await self._worker.read(op)
+
+    async def update_qr_settings(self, merchant_id: str, settings: QrSettings) -> Merchant | None:
+        def op(conn: Connection) -> Merchant | None:
+            changed = conn.execute(
+                "UPDATE merchants SET qr_format = ?, mcc = ?, country = ?, city = ?,"
+                " emv_profile = ?, emv_gui = ? WHERE id = ?",
+                (
+                    settings.format,
+                    settings.mcc,
+                    settings.country,
+                    settings.city,
+                    settings.emv_profile,
+                    settings.emv_gui,
+                    merchant_id,
+                ),
+            )
+            if changed.rowcount != 1:
+                return None
+            row = conn.execute(
+                f"SELECT {_MERCHANT_COLUMNS} FROM merchants WHERE id = ?", (merchant_id,)
+            ).fetchone()
+            return _merchant(row)
+
+        try:
+            return await self._worker.run(op)
+        finally:
+            # After the commit: this process's requests see the new settings
+            # at once, other processes' within MERCHANT_KEY_CACHE_MS.
+            self._merchant_keys.forget()
 
         return await self._worker.read(op)
 
@@ -449,14 +499,13 @@ class SqlStorage(Storage):
     async def lookup_code(self, code: str) -> tuple[Checkout, Merchant] | None:
         def op(conn: Connection) -> tuple[Checkout, Merchant] | None:
             row = conn.execute(
-                f"SELECT m.name, {_CHECKOUT_COLUMNS_OF_C}"
+                f"SELECT {_MERCHANT_COLUMNS_OF_M}, {_CHECKOUT_COLUMNS_OF_C}"
                 " FROM checkouts c JOIN merchants m ON m.id = c.merchant_id WHERE c.code = ?",
                 (code,),
             ).fetchone()
             if row is None:
                 return None
-            checkout = _checkout(row[1:])
-            return checkout, Merchant(checkout.merchant_id, row[0])
+            return _checkout(row[_MERCHANT_WIDTH:]), _merchant(row[:_MERCHANT_WIDTH])
 
         return await self._worker.read(op)
 

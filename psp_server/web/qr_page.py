@@ -46,7 +46,10 @@ def render(
     expires_at: str,
     expires_at_ms: int,
     now_ms: int,
+    qr_payload: str | None = None,
 ) -> str:
+    """``qr_payload``: the EMV payload of an EMV merchant's checkout
+    (docs/emv.md), offered to copy into a banking app while it is pending."""
     shown_amount = format_display(amount, currency)
     parts = [
         f'<main data-status="{escape(status)}">',
@@ -63,6 +66,8 @@ def render(
             "</p>"
         )
         parts.append(_WALLET)
+        if qr_payload is not None:
+            parts.append(_EMV_CODE.format(payload=escape(qr_payload)))
     else:
         parts.append(f'<p id="advice">{escape(_ADVICE.get(status, ""))}</p>')
     parts.append(_RECEIPT)
@@ -100,6 +105,14 @@ so you are asked only once.</p>
 <p id="message" class="message" role="alert"></p>
 <p><button id="forget" type="button" class="small" hidden>Forget the wallet token</button></p>
 <noscript><p>Open this code with a scan2pay wallet app to pay.</p></noscript>
+</section>"""
+
+# The code the terminal shows, as text: what a banking app that reads EMV
+# payloads takes when pasted ("copy and paste" codes, as PIX offers).
+_EMV_CODE = """<section id="emv-code" aria-labelledby="emv-code-title">
+<h2 id="emv-code-title">Pay with a banking app</h2>
+<label for="qr-payload">Payment code to copy into an app that reads EMV QR codes</label>
+<textarea id="qr-payload" readonly rows="4" spellcheck="false">{payload}</textarea>
 </section>"""
 
 _RECEIPT = """<section id="receipt" class="card" hidden aria-labelledby="receipt-title">

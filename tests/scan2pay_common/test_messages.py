@@ -731,3 +731,31 @@ def test_display_ticket_is_strict() -> None:
     )
     assert code_of(DisplayTicket.from_dict, {**fields, "amount": 0}) == "invalid_amount"
     assert code_of(DisplayTicket.from_dict, "ticket") == "invalid_type"
+
+
+def test_show_qr_carries_an_emv_payload_that_carries_its_url() -> None:
+    from scan2pay_common import emv
+    from scan2pay_common.messages import ShowQr, display_command_to_json, parse_display_command
+
+    url = "HTTPS://PAY.EXAMPLE/Q/" + "X" * 32
+    merchant = emv.MerchantInfo("Shop", "5814", "DE", "Berlin")
+    payload = emv.dynamic_payload(url, merchant, amount=1234, currency="EUR")
+    command = ShowQr("co_1", url, 1234, "EUR", "2025-11-24T16:05:00.000Z", qr_payload=payload)
+    assert command.encoded == payload
+    assert parse_display_command(display_command_to_json(command)) == command
+    plain = ShowQr("co_1", url, 1234, "EUR", "2025-11-24T16:05:00.000Z")
+    assert plain.encoded == url
+    assert "qr_payload" not in plain.to_dict()
+    elsewhere = emv.dynamic_payload(
+        "HTTPS://EVIL.EXAMPLE/Q/" + "X" * 32, merchant, amount=1234, currency="EUR"
+    )
+    for bad, reason in (
+        (elsewhere, "must carry qr_url"),
+        (payload[:-1] + ("0" if payload[-1] != "0" else "1"), "CRC mismatch"),
+        ("not a payload", "starts with 000201"),
+    ):
+        with pytest.raises(InvalidValue, match=reason):
+            ShowQr("co_1", url, 1234, "EUR", "2025-11-24T16:05:00.000Z", qr_payload=bad)
+        raw = {**plain.to_dict(), "qr_payload": bad}
+        with pytest.raises(InvalidValue, match=reason):
+            parse_display_command(json.dumps(raw))

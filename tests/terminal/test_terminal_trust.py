@@ -247,3 +247,30 @@ def test_without_keys_answers_and_events_still_bind_the_merchant_and_checkout() 
     assert outcome_problem(paid_event(merchant_id=B, key=None), ON_SCREEN, UNKEYED) is not None
     # The cashier's status is believed, as before signing.
     assert outcome_problem(ShowStatus(Y, "paid"), ON_SCREEN, UNKEYED) is None
+
+
+def _payload(url: str, amount: int = 1234) -> str:
+    from scan2pay_common import emv
+
+    merchant = emv.MerchantInfo("Shop", "5814", "DE", "Berlin")
+    return emv.dynamic_payload(url, merchant, amount=amount, currency="EUR")
+
+
+def test_an_emv_payload_shows_only_as_the_ticket_signed_it() -> None:
+    expires_at = to_rfc3339(T0 + 300_000)
+    payload = _payload(URL_X)
+
+    def command(signed: str | None, sent: str | None) -> ShowQr:
+        ticket = DisplayTicket(X, A, URL_X, 1234, "EUR", LANE, expires_at, qr_payload=signed)
+        return ShowQr(
+            X, URL_X, 1234, "EUR", expires_at, display_ticket=PSP.sign(ticket.to_dict()),
+            qr_payload=sent,
+        )  # fmt: skip
+
+    assert qr_problem(command(payload, payload), KEYED, T0) is None
+    # A payload the PSP did not sign: another amount inside, or none signed.
+    other = _payload(URL_X, amount=1)
+    for signed, sent in ((payload, other), (None, payload), (payload, None)):
+        problem = qr_problem(command(signed, sent), KEYED, T0)
+        assert problem is not None
+        assert "its qr_payload is not the display ticket's" in problem

@@ -246,10 +246,38 @@ async def test_a_wallet_token_is_not_a_merchant_key(psp: Psp) -> None:
 
 
 async def test_merchant_endpoint_names_the_merchant(psp: Psp, shop: Merchant) -> None:
-    assert await psp.call("GET", "/v1/merchant", headers=shop.auth) == (
-        200,
-        {"id": shop.id, "name": SHOP_NAME},
+    status, body = await psp.call("GET", "/v1/merchant", headers=shop.auth)
+    assert (status, body["id"], body["name"], body["qr_format"]) == (200, shop.id, SHOP_NAME, "url")
+
+
+async def test_qr_settings_are_stored_and_shape_the_checkouts(psp: Psp, shop: Merchant) -> None:
+    from scan2pay_common.emv import parse_payload
+
+    settings = {
+        "qr_format": "emv",
+        "mcc": "5814",
+        "country": "FR",
+        "city": "Paris",
+        "emv_gui": "fr.example.pay",
+    }
+    status, body = await psp.call("PATCH", "/v1/merchant", json=settings, headers=shop.auth)
+    assert status == 200, body
+    # Read back from the database, past the believed merchant key.
+    found = await psp.storage.merchant_with_key_hash(shop.id)
+    assert found is not None
+    assert found[0].qr.to_dict() == {**settings, "emv_profile": "scan2pay"}
+    checkout = await psp.checkout(shop, terminal_id="lane-2")
+    parsed = parse_payload(checkout["qr_payload"])
+    assert parsed.templates["26"] == {"00": "fr.example.pay", "01": checkout["qr_url"]}
+    assert (parsed.objects["58"], parsed.merchant_city, parsed.terminal_label) == (
+        "FR",
+        "Paris",
+        "lane-2",
     )
+    # The QR page's look-up reads the same settings with the checkout.
+    looked_up = await psp.storage.lookup_code(checkout["qr_url"].rsplit("/", 1)[1])
+    assert looked_up is not None
+    assert looked_up[1].qr.format == "emv"
 
 
 async def test_unauthorized_answer_invites_a_bearer_token(psp: Psp) -> None:

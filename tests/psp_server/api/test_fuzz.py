@@ -136,6 +136,11 @@ def _auth(case: Case[Any], live: LivePsp) -> dict[str, str]:
 #   other URLs its description says are refused (invalid_url);
 # - GET /v1/events: ``after`` has no documented maximum, but the server
 #   refuses more than 19 digits (invalid_after).
+# - PATCH /v1/merchant: qr_format emv needs mcc, country and city, given now
+#   or before (emv_settings_missing); a city's 15 characters are counted once
+#   it is written in ASCII (invalid_city); emv_profile names a registered
+#   profile (invalid_emv_profile); a payload must build with the PSP's public
+#   URL, which PIX wants https:// (invalid_emv).
 SEMANTIC_REFUSALS = {
     "POST /v1/checkouts": {
         "invalid_currency",
@@ -147,6 +152,12 @@ SEMANTIC_REFUSALS = {
     "POST /v1/checkouts/{checkout_id}/refunds": {"invalid_amount", "amount_too_large"},
     "POST /v1/webhooks": {"invalid_url"},
     "GET /v1/events": {"invalid_after"},
+    "PATCH /v1/merchant": {
+        "emv_settings_missing",
+        "invalid_city",
+        "invalid_emv_profile",
+        "invalid_emv",
+    },
 }
 # Checks left out per operation, with why.
 # - GET /v1/events: schemathesis sends a non-integer ``after`` (2**52 as a

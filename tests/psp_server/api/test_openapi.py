@@ -203,7 +203,8 @@ def test_checkout_schema_lists_every_snapshot_field() -> None:
     checkout = SPEC["components"]["schemas"]["Checkout"]
     fields = list(CheckoutSnapshot.__dataclass_fields__)
     assert sorted(checkout["required"]) == sorted(fields)
-    assert sorted(checkout["properties"]) == sorted(fields)
+    # qr_payload is the API's alone (EMV merchants'); events carry the snapshot.
+    assert sorted(checkout["properties"]) == sorted([*fields, "qr_payload"])
 
 
 async def test_routes_and_document_agree(tmp_path: Path) -> None:
@@ -266,7 +267,16 @@ async def test_metrics(psp: Psp) -> None:
 async def test_merchant(psp: Psp) -> None:
     merchant = await psp.merchant("Corner Café")
     body = conforms(await call(psp, "GET", "/v1/merchant", headers=merchant.auth), 200)
-    assert body == {"id": merchant.id, "name": "Corner Café"}
+    assert body == {
+        "id": merchant.id,
+        "name": "Corner Café",
+        "qr_format": "url",
+        "mcc": None,
+        "country": None,
+        "city": None,
+        "emv_profile": "scan2pay",
+        "emv_gui": None,
+    }
     for headers in (
         None,
         {"Authorization": "Bearer mk_not-a-key"},
@@ -274,6 +284,92 @@ async def test_merchant(psp: Psp) -> None:
         {"Authorization": "Bearer "},
     ):
         conforms(await call(psp, "GET", "/v1/merchant", headers=headers), 401, "unauthorized")
+
+
+async def test_update_merchant(psp: Psp) -> None:
+    merchant = await psp.merchant("Café Müller")
+    emv = {"qr_format": "emv", "mcc": "5814", "country": "DE", "city": "Berlin"}
+
+    async def patch(body: Any, headers: dict[str, str] | None = merchant.auth) -> Reply:
+        return await call(psp, "PATCH", "/v1/merchant", json=body, headers=headers)
+
+    before = conforms(await call(psp, "GET", "/v1/merchant", headers=merchant.auth), 200)
+    for bad, code in [
+        ({"qr_format": "emv"}, "emv_settings_missing"),
+        ({"qr_format": "emv", "mcc": "5814", "country": "DE"}, "emv_settings_missing"),
+        ({**emv, "mcc": "58144"}, "invalid_mcc"),
+        ({**emv, "country": "Germany"}, "invalid_country"),
+        ({**emv, "city": "Frankfurt am Main"}, "invalid_city"),
+        ({**emv, "emv_profile": "nope"}, "invalid_emv_profile"),
+        ({**emv, "emv_gui": "with space"}, "invalid_emv"),
+        ({**emv, "qr_format": "barcode"}, "invalid_qr_format"),
+        ({**emv, "mcc": 5814}, "invalid_type"),
+        ({**emv, "colour": "red"}, "unknown_field"),
+        ({}, "invalid_body"),
+        # PIX carries https:// URLs only; this PSP's public URL is http://.
+        ({**emv, "emv_profile": "pix"}, "invalid_emv"),
+    ]:
+        conforms(await patch(bad), 422, code)
+    # Nothing of a refused change was kept.
+    assert conforms(await call(psp, "GET", "/v1/merchant", headers=merchant.auth), 200) == before
+    conforms(
+        await call(psp, "PATCH", "/v1/merchant", data=b"{", headers=merchant.auth),
+        400,
+        "invalid_json",
+    )
+    conforms(await patch(emv, headers=None), 401, "unauthorized")
+
+    body = conforms(await patch(emv), 200)
+    assert body == {**before, **emv}
+    assert conforms(await call(psp, "GET", "/v1/merchant", headers=merchant.auth), 200) == body
+    # Fields left out keep their values; null clears an optional one.
+    changed = conforms(await patch({"emv_gui": "de.example.pay"}), 200)
+    assert changed == {**body, "emv_gui": "de.example.pay"}
+    assert conforms(await patch({"emv_gui": None}), 200) == body
+    # Back to bare URLs: the EMV fields stay for next time.
+    assert conforms(await patch({"qr_format": "url"}), 200) == {**body, "qr_format": "url"}
+
+
+async def test_checkout_of_an_emv_merchant_carries_its_payload(psp: Psp) -> None:
+    from brcode.utils.brcodeId import jsonFromBrcode  # an independent EMV/PIX parser
+
+    from scan2pay_common.emv import parse_payload
+    from scan2pay_common.signing import verify
+
+    merchant = await psp.merchant("Café Müller")
+    settings = {"qr_format": "emv", "mcc": "5814", "country": "DE", "city": "Berlin"}
+    conforms(await call(psp, "PATCH", "/v1/merchant", json=settings, headers=merchant.auth), 200)
+    order = {"order_id": "A-9", "amount": 1234, "currency": "EUR", "terminal_id": "till-1"}
+    created = conforms(
+        await call(psp, "POST", "/v1/checkouts", json=order, headers=merchant.auth), 201
+    )
+    payload = created["qr_payload"]
+    fields = jsonFromBrcode(payload)
+    assert fields["01"] == "12"
+    assert fields["26"] == {"00": "org.scan2pay", "01": created["qr_url"]}
+    assert [fields[tag] for tag in ("52", "53", "54", "58")] == ["5814", "978", "12.34", "DE"]
+    assert (fields["59"], fields["60"]) == ("Cafe Muller", "Berlin")
+    assert fields["62"]["07"] == "till-1"
+    assert parse_payload(payload).url() == created["qr_url"]
+    # The display ticket signs the payload with the rest.
+    ticket = created["display_ticket"]
+    assert ticket["qr_payload"] == payload
+    assert verify(ticket, [psp.storage.signing_key.public])
+
+    path = f"/v1/checkouts/{created['id']}"
+    got = conforms(await call(psp, "GET", path, headers=merchant.auth), 200)
+    assert got["qr_payload"] == payload
+    assert got["qr_url"] == created["qr_url"]
+    # A retry answers the same payload.
+    again = conforms(
+        await call(psp, "POST", "/v1/checkouts", json=order, headers=merchant.auth), 200
+    )
+    assert again["qr_payload"] == payload
+
+    # A merchant back on bare URLs: no qr_payload.
+    back = {"qr_format": "url"}
+    conforms(await call(psp, "PATCH", "/v1/merchant", json=back, headers=merchant.auth), 200)
+    assert "qr_payload" not in conforms(await call(psp, "GET", path, headers=merchant.auth), 200)
 
 
 async def test_keys(psp: Psp) -> None:

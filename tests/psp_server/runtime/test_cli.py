@@ -281,3 +281,67 @@ def test_the_commands_date_what_they_write_by_the_clock_they_are_given(
     with db_connect(db) as conn:
         (created_at,) = conn.execute("SELECT created_at FROM merchants").fetchone()
     assert later <= created_at < later + 60_000
+
+
+def test_merchant_update_sets_the_qr_settings_or_changes_nothing(db: str) -> None:
+    merchant = create_merchant(db, "Bäckerei Müller")
+    mid = merchant["merchant_id"]
+
+    def stored() -> tuple[object, ...]:
+        with db_connect(db) as conn:
+            row: tuple[object, ...] = conn.execute(
+                "SELECT qr_format, mcc, country, city, emv_profile, emv_gui FROM merchants"
+                " WHERE id = ?",
+                (mid,),
+            ).fetchone()
+            return row
+
+    for args, message in [
+        (("--qr-format", "emv"), "needs mcc, country, city"),
+        (("--qr-format", "emv", "--mcc", "58", "--country", "DE", "--city", "B"), "mcc must"),
+        (("--mcc", "5814", "--country", "deu"), "country must"),
+        (("--city", "Sankt Peter-Ording"), "city must be 1 to 15"),
+        (("--emv-profile", "upi"), "unknown EMV profile"),
+        (("--emv-gui", "a b"), "globally unique identifier"),
+    ]:
+        result = run_cli("merchant", "update", mid, *args, "--db", db)
+        assert result.returncode == 2, result
+        assert message in result.stderr
+        assert stored() == ("url", None, None, None, "scan2pay", None)
+    # A PIX profile needs an https:// public URL; the default one is http://.
+    pix = ("--emv-profile", "pix", "--qr-format", "emv", "--mcc", "5812")
+    where = ("--country", "BR", "--city", "São Paulo")
+    result = run_cli("merchant", "update", mid, *pix, *where, "--db", db)
+    assert result.returncode == 2
+    assert "https:// URLs only" in result.stderr
+    assert stored()[0] == "url"
+    result = run_cli(
+        "merchant", "update", mid, *pix, *where, "--public-url", "https://pay.example.com",
+        "--json", "--db", db,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "id": mid,
+        "name": "Bäckerei Müller",
+        "qr_format": "emv",
+        "mcc": "5812",
+        "country": "BR",
+        "city": "São Paulo",
+        "emv_profile": "pix",
+        "emv_gui": None,
+    }
+    assert stored() == ("emv", "5812", "BR", "São Paulo", "pix", None)
+
+    result = run_cli(
+        "merchant", "update", mid, "--qr-format", "emv", "--emv-profile", "scan2pay",
+        "--mcc", "5814", "--country", "DE", "--city", "Berlin", "--emv-gui", "de.example",
+        "--db", db,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "qr_format: emv" in result.stdout
+    assert "emv_gui: de.example" in result.stdout
+    assert stored() == ("emv", "5814", "DE", "Berlin", "scan2pay", "de.example")
+
+    unknown = run_cli("merchant", "update", "mer_nobody", "--qr-format", "url", "--db", db)
+    assert unknown.returncode == 2
+    assert "no merchant mer_nobody" in unknown.stderr

@@ -190,3 +190,27 @@ async def test_cancelled_and_unknown_codes_have_pages_of_their_own(
     assert response.status == 404
     assert await unknown.locator("h1").inner_text() == "Unknown code"
     await assert_accessible(unknown)
+
+
+async def test_an_emv_merchants_page_offers_its_payload_to_copy(
+    psp: Psp, browser: BrowserSession
+) -> None:
+    from scan2pay_common.emv import url_of_payload
+
+    merchant = await psp.merchant("Café Zoë")
+    settings = {"qr_format": "emv", "mcc": "5814", "country": "DE", "city": "Köln"}
+    status, body = await psp.call("PATCH", "/v1/merchant", json=settings, headers=merchant.auth)
+    assert status == 200, body
+    checkout = await psp.checkout(merchant, amount=1234, terminal_id="lane-1")
+    payload = checkout["qr_payload"]
+    page = await browser.page()
+    # A wallet that scanned the payload opens the URL inside it.
+    response = await page.goto(url_of_payload(payload))
+    assert response.status == 200
+    field = page.get_by_label("Payment code to copy into an app that reads EMV QR codes")
+    assert await field.input_value() == payload
+    await assert_accessible(page)
+    # A merchant on bare URLs offers none.
+    plain = await psp.checkout(await psp.merchant("Plain"), amount=100)
+    await page.goto(plain["qr_url"])
+    assert await page.locator("#qr-payload").count() == 0
