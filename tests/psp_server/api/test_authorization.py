@@ -41,6 +41,10 @@ OPERATIONS = [
 ]
 PUBLIC = {
     ("GET", "/healthz"),
+    # For the load balancer and Prometheus; docs/metrics.md says to serve
+    # the metrics on an address of their own, off the public port.
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/Q/{code}"),
     ("GET", "/v1/keys"),
