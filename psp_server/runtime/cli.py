@@ -16,7 +16,7 @@ from typing import Any
 from psp_server.core.errors import ConfigError, PSPError, Refused
 from psp_server.mqtt import accounts as mqtt_accounts
 from psp_server.pairing import cli as pairing_cli
-from psp_server.runtime import config, logs, workers
+from psp_server.runtime import config, logs, static_code_cli, workers
 from psp_server.runtime.server import listen, local_url, start_server
 from psp_server.storage import Storage, backends, open_storage
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--rate-pair-approve-per-code", help=f"board approvals per code: {rate} (5/600s)"
     )
+    serve.add_argument(
+        "--rate-static-per-ip",
+        help=f"POST /S/{{code}}/checkouts per address: {rate} (60/60s)",
+    )
+    serve.add_argument(
+        "--rate-static-per-code",
+        help=f"POST /S/{{code}}/checkouts per printed code: {rate} (30/60s)",
+    )
 
     migrate = sub.add_parser("migrate", help="create or update the database schema")
     _add_db(migrate)
@@ -127,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="action", required=True)
     _add_db(keys_sub.add_parser("show", help="list the keys; the active public key last"))
     _add_db(keys_sub.add_parser("rotate", help="make a new active key; old ones still verify"))
+
+    static_code_cli.add_parser(sub, _add_db)
 
     # terminal|cashier|relay create, and terminal approve|revoke (pairing)
     accounts = mqtt_accounts.add_parsers(sub)
@@ -182,6 +192,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> i
             return asyncio.run(
                 _with_storage(
                     settings, lambda s: pairing_cli.run(s, settings, args, clock=clock), clock
+                )
+            )
+        if args.command == static_code_cli.COMMAND:
+            return asyncio.run(
+                _with_storage(
+                    settings, lambda s: static_code_cli.run(s, settings, args, clock=clock), clock
                 )
             )
         if args.command == "keys" and args.action == "rotate":
