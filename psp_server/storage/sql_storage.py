@@ -143,12 +143,17 @@ def insert_checkout(conn: Connection, fresh: Checkout, request_hash: str) -> boo
     return inserted == 1
 
 
-def checkout_of_row(row: Any) -> Checkout:
-    """A checkout from a row of ``CHECKOUT_COLUMNS``."""
-    return _checkout(row)
-
-
-CHECKOUT_COLUMNS = _CHECKOUT_COLUMNS
+def till_checkout(conn: Connection, merchant_id: str, terminal_id: str) -> Checkout | None:
+    """The newest checkout a cashier made for the till that is stored as
+    pending (it may have lapsed since): what a printed till code shows
+    (``psp_server.core.static_codes``)."""
+    row = conn.execute(
+        f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts"
+        " WHERE merchant_id = ? AND terminal_id = ? AND status = 'pending'"
+        " AND static_code_id IS NULL ORDER BY created_at DESC LIMIT 1",
+        (merchant_id, terminal_id),
+    ).fetchone()
+    return None if row is None else _checkout(row)
 
 
 def active_key(conn: Connection) -> SigningKey | None:

@@ -22,7 +22,7 @@ from psp_server.core.static_codes import (
 )
 from psp_server.storage.base import Storage
 from psp_server.storage.dbapi import Connection, Dialect, Worker
-from psp_server.storage.sql_storage import CHECKOUT_COLUMNS, checkout_of_row, insert_checkout
+from psp_server.storage.sql_storage import insert_checkout, till_checkout
 
 _COLUMNS = (
     "id, merchant_id, terminal_id, label, code, url, open_currency, open_min, open_max,"
@@ -161,7 +161,8 @@ class StaticCodeStore:
             if row is None:
                 return None
             found = _static_code(row[1:])
-            return found, Merchant(found.merchant_id, row[0]), _till_checkout(conn, found)
+            pending = till_checkout(conn, found.merchant_id, found.terminal_id)
+            return found, Merchant(found.merchant_id, row[0]), pending
 
         return await self._worker.read(op)
 
@@ -180,7 +181,8 @@ class StaticCodeStore:
             if row is None:
                 raise Refused(Refusal.STATIC_CODE_NOT_FOUND)
             found = _static_code(row)
-            _, typed = check_typed_amount(found, _till_checkout(conn, found), amount, now=now)
+            pending = till_checkout(conn, found.merchant_id, found.terminal_id)
+            _, typed = check_typed_amount(found, pending, amount, now=now)
             fresh = new_static_checkout(found, typed, now=now, public_url=public_url)
             # The order id is the checkout's own, so it is never taken.
             if not insert_checkout(conn, fresh, request_hash=f"static:{found.id}"):
@@ -188,13 +190,3 @@ class StaticCodeStore:
             return fresh, found
 
         return await self._worker.run(op)
-
-
-def _till_checkout(conn: Connection, code: StaticCode) -> Checkout | None:
-    row = conn.execute(
-        f"SELECT {CHECKOUT_COLUMNS} FROM checkouts"
-        " WHERE merchant_id = ? AND terminal_id = ? AND status = 'pending'"
-        " AND static_code_id IS NULL ORDER BY created_at DESC LIMIT 1",
-        (code.merchant_id, code.terminal_id),
-    ).fetchone()
-    return None if row is None else checkout_of_row(row)
