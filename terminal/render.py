@@ -601,9 +601,10 @@ def _draw_outcome(
     title = Line(OUTCOME_TEXT[screen.outcome], bold=True, ink=screen.outcome)
     amount = amount_text(screen.amount, screen.currency)
     money = Line(amount, weight=0.8) if amount else None
+    via = Line(screen.via, weight=0.5, ink="dim", truncate=True) if screen.via else None
     # Paid without its word still says paid (the tick); the others need theirs.
     fallback = [money] if screen.outcome == "paid" else [title]
-    tiers = (_options([title, money]), _options(fallback))
+    tiers = (_options([title, money, via], [title, money]), _options(fallback))
     _draw_lines(draw, _fit(tiers, words.inset(1)), palette)
 
 

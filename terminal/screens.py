@@ -37,6 +37,10 @@ class OutcomeScreen:
     outcome: Outcome
     amount: int | None = None
     currency: str | None = None
+    # For a checkout a customer typed at a printed till code: "Sticker
+    # 4A3928", the code's short id from the PSP's signed event, for the
+    # merchant to compare with the sticker on the counter (docs/static-qr.md).
+    via: str | None = None
 
 
 Screen = IdleScreen | QrScreen | OutcomeScreen
@@ -98,6 +102,8 @@ def content(view: View, now: int) -> Content:
         amount = amount_text(screen.amount, screen.currency)
         if amount:
             lines.append(amount)
+        if screen.via:
+            lines.append(screen.via)
     if view.banner:
         lines.append(view.banner)
     return Content(qr_url=qr_url, lines=tuple(lines), kind=kind)
