@@ -180,7 +180,10 @@ async def create_static_checkout(request: web.Request) -> web.Response:
     JSON, ``{"amount": minor units}`` answers 201 with the checkout; as a
     form (the page's), ``amount`` in major units answers 303 to the
     checkout's payment page, or the form again with what was wrong."""
-    as_form = request.content_type == _FORM
+    # A browser's post of the page's form asks for a page back; a client
+    # that asks for JSON (or nothing in particular) is read as JSON, whatever
+    # content type its library put on the body.
+    as_form = request.content_type == _FORM and _prefers_html(request)
     code = _code_of(request)
     store = store_of(request)
     settings = request.app[SETTINGS]

@@ -292,7 +292,10 @@ async def test_pages_name_the_merchant_and_the_till(psp: Psp, shop: Merchant) ->
 async def test_the_form_posts_and_goes_on_to_the_payment_page(psp: Psp, shop: Merchant) -> None:
     code = static_code_of(await make_code(psp, shop, open_amount=OPEN_EUR))
     async with psp.http.post(
-        f"{psp.url}/S/{code}/checkouts", data={"amount": "12.50"}, allow_redirects=False
+        f"{psp.url}/S/{code}/checkouts",
+        data={"amount": "12.50"},
+        headers=HTML,
+        allow_redirects=False,
     ) as response:
         assert response.status == 303
         location = response.headers["Location"]
@@ -300,7 +303,9 @@ async def test_the_form_posts_and_goes_on_to_the_payment_page(psp: Psp, shop: Me
     _, found = await psp.call("GET", f"/Q/{location.rsplit('/', 1)[1]}", headers=JSON)
     assert (found["amount"], found["status"]) == (1250, "pending")
 
-    async with psp.http.post(f"{psp.url}/S/{code}/checkouts", data={"amount": "99"}) as response:
+    async with psp.http.post(
+        f"{psp.url}/S/{code}/checkouts", data={"amount": "99"}, headers=HTML
+    ) as response:
         assert response.status == 422
         page = await response.text()
     assert 'role="alert"' in page
