@@ -2,6 +2,9 @@
 PNG file, the console) take a rendered image; serial displays (Nextion,
 ESC/POS) take the frame's content and draw it natively.
 
+A receipt printer is also a printer (``hardware.printer``): it prints a
+till's sticker with its own QR command.
+
 ``hardware.base`` is the interface; ``hardware.registry.open_display`` builds
 a display from a ``--display`` value and ``parse_spec`` checks one without
 touching hardware. This package imports nothing on its own, so that

@@ -11,6 +11,12 @@ Paper is not a screen, so it does not print every frame:
   its lines print as one receipt line ("Paid €12.34"), then feed and cut.
 * every other frame (idle, a repeated outcome) prints nothing.
 
+As a printer (``hardware.printer``) it prints a sticker for a till's
+static QR code: centred, the merchant's name (double size), "Scan to
+pay", the QR code, the till's label (bold) and the short id, then feed
+and cut. The QR data goes to the printer as it is (UTF-8), not as a URL:
+an EMVCo payload is not one.
+
 Text is encoded in the printer's code page (default ``cp437``, selected with
 ``ESC t`` on every slip), with unencodable characters replaced as
 ``hardware.charset`` describes (``€12.34`` -> ``EUR 12.34`` in cp437; choose
@@ -25,6 +31,7 @@ from typing import Literal
 
 from .base import Display, Frame, Geometry
 from .charset import ascii_url, encode_text
+from .printer import Printer, StickerSlip
 from .serial_link import SerialLink
 
 ESC = b"\x1b"
@@ -70,11 +77,19 @@ class EscPosConfig:
     def open(self) -> EscPosDisplay:
         return EscPosDisplay(self)
 
+    def open_printer(self) -> EscPosPrinter:
+        return EscPosPrinter(self)
+
 
 def qr_commands(url: str, module: int, ecc: str) -> bytes:
-    data = ascii_url(url)
+    return qr_data_commands(ascii_url(url), module, ecc)
+
+
+def qr_data_commands(data: bytes, module: int, ecc: str) -> bytes:
+    """``GS ( k``: select model 2, set the module size and error correction,
+    store ``data`` in the printer's symbol buffer, print it."""
     if len(data) > QR_MAX_BYTES:
-        raise ValueError(f"a QR code holds at most {QR_MAX_BYTES} bytes; the URL has {len(data)}")
+        raise ValueError(f"a QR code holds at most {QR_MAX_BYTES} bytes; the data has {len(data)}")
     store_length = len(data) + 3  # pL pH count cn, fn and m as well as the data
     return b"".join(
         [
@@ -104,6 +119,19 @@ def qr_slip(frame: Frame, url: str, config: EscPosConfig) -> bytes:
 def outcome_slip(frame: Frame, config: EscPosConfig) -> bytes:
     line = " ".join(frame.content.lines)
     return _slip(config, BOLD_ON + encode_text(line, config.charset) + LF + BOLD_OFF)
+
+
+def sticker_slip(sticker: StickerSlip, config: EscPosConfig) -> bytes:
+    name, call, label, short_id = (encode_text(line, config.charset) for line in sticker.lines)
+    qr = qr_data_commands(sticker.qr_data.encode("utf-8"), config.module, config.ecc)
+    return _slip(
+        config,
+        DOUBLE_SIZE + name + LF + NORMAL_SIZE
+        + call + LF
+        + qr + LF
+        + BOLD_ON + label + LF + BOLD_OFF
+        + short_id + LF,
+    )  # fmt: skip
 
 
 def _slip(config: EscPosConfig, body: bytes) -> bytes:
@@ -140,6 +168,19 @@ class EscPosDisplay(Display):
             self._awaiting_outcome = False
         elif frame.content.kind == "idle":
             self._awaiting_outcome = False
+
+    def close(self) -> None:
+        self._link.close()
+
+
+class EscPosPrinter(Printer):
+    def __init__(self, config: EscPosConfig) -> None:
+        self.config = config
+        self.name = f"escpos:{config.port}"
+        self._link = SerialLink(config.port, baudrate=config.baud, name=self.name)
+
+    def print_sticker(self, sticker: StickerSlip) -> None:
+        self._link.write(sticker_slip(sticker, self.config))
 
     def close(self) -> None:
         self._link.close()

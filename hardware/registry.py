@@ -12,6 +12,9 @@ A value is a head, then options after commas::
     noop[,size=WxH][,mode=1|L|RGB]
     dummy[,size=WxH][,mode=1|L|RGB]
 
+Of these, ``escpos``, ``noop`` and ``dummy`` are printers too:
+``open_printer`` opens one (``hardware.printer``) to print a sticker.
+
 Luma panels (DRIVER is any luma.oled or luma.lcd device name): I2C defaults
 to port 1, address 0x3C; SPI to port 0, device 0. Options: ``width``,
 ``height`` (for drivers that take them), ``rotate`` (0-3, quarter turns
@@ -58,6 +61,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 from . import spec_values as values
 from .base import ColourMode, Display, DummyDisplay, Geometry, NoopDisplay
 from .errors import DisplaySpecError
+from .printer import DummyPrinter, NoopPrinter, Printer
 
 # Each kind's module (and what it brings: luma and its threads, pyserial,
 # tempfile) is imported only when a value names that kind, so that a daemon
@@ -99,11 +103,32 @@ class BuiltinConfig:
             return NoopDisplay(self.geometry)
         return DummyDisplay(self.geometry)
 
+    def open_printer(self) -> Printer:
+        return NoopPrinter() if self.kind == "noop" else DummyPrinter()
+
+
+PRINTER_FORMS = """accepted printers:
+  escpos:PORT[,baud=N][,charset=CODEPAGE][,module=1..16][,ecc=L|M|Q|H][,cut=partial|full|none]
+  noop
+  dummy"""
+
 
 def open_display(spec: str) -> Display:
     """Opens the display ``spec`` names. ``DisplaySpecError`` for a bad value,
     ``DisplayError`` for a device that is not there or not answering."""
     return parse_spec(spec).open()
+
+
+def open_printer(spec: str) -> Printer:
+    """Opens the printer ``spec`` names (a ``--display`` value of a kind that
+    prints). ``DisplaySpecError`` for a bad value or a display that does not
+    print, ``DisplayError`` for a device that is not there."""
+    config = parse_spec(spec)
+    opener: Callable[[], Printer] | None = getattr(config, "open_printer", None)
+    if opener is None:
+        kind = spec.strip().partition(",")[0].partition(":")[0]
+        raise DisplaySpecError(f"{spec!r}: {kind} is a display, not a printer\n{PRINTER_FORMS}")
+    return opener()
 
 
 def parse_spec(spec: str) -> DisplayConfig:

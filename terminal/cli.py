@@ -37,6 +37,7 @@ DEFAULT_CONFIG = "/etc/scan2pay/terminal.toml"
 COMMANDS = {
     "doctor": "checks this terminal's setup, one line a check (terminal/doctor/)",
     "test-pattern": "draws a test pattern and a sample QR on the display",
+    "print-sticker": "prints a sticker for a till's static QR code on the receipt printer",
 }
 
 
@@ -149,6 +150,10 @@ def _command(name: str, argv: list[str]) -> int:
         from .doctor import main as doctor
 
         return doctor(argv)
+    if name == "print-sticker":
+        from .print_sticker import main as print_sticker
+
+        return print_sticker(argv)
     from .test_pattern import main as test_pattern
 
     return test_pattern(argv)

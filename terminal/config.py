@@ -122,6 +122,16 @@ class DisplaySettings:
     psp_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StickerSettings:
+    """What printing a sticker takes from the settings: the device, and the
+    shop's name and the terminal's id where they are set."""
+
+    display: str = "console"
+    name: str | None = None
+    terminal_id: str | None = None
+
+
 def load(
     flags: Mapping[str, Any],
     *,
@@ -206,6 +216,25 @@ def load_display(
     if layers.problems:
         raise ConfigError(layers.problems)
     return DisplaySettings(**layers.values)
+
+
+def load_sticker_settings(
+    flags: Mapping[str, Any],
+    *,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    check_display: Any = None,
+) -> StickerSettings:
+    """The settings a sticker's print defaults from, from the same layers as
+    ``load``; nothing else need be set (a sticker may be printed before
+    the terminal is paired)."""
+    layers = _gather(flags, config_file, env)
+    _take_display(layers, check_display)
+    layers.take("name", _name)
+    layers.take("terminal", check_terminal_id, to="terminal_id")
+    if layers.problems:
+        raise ConfigError(layers.problems)
+    return StickerSettings(**layers.values)
 
 
 def _gather(

@@ -3,10 +3,6 @@ of a pseudo-terminal (or pyserial's loop://) receives them."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,40 +14,13 @@ from hardware.errors import DisplayError
 from hardware.escpos import EscPosConfig, EscPosDisplay
 from hardware.nextion import NextionConfig, NextionDisplay
 from hardware.registry import open_display
+from tests.support.serial_pty import Pty
 
 END = b"\xff\xff\xff"
 URL = "https://pay.example/c/7Hq2Zx"
 QR_FRAME = Frame(Content(URL, ("€12.34", "Scan to pay", "4:59")))
 PAID_FRAME = Frame(Content(None, ("Paid", "€12.34")))
 IDLE_FRAME = Frame(Content(None, ("Café", "Ready"), kind="idle"))
-
-
-class Pty:
-    """A pseudo-terminal: the display opens ``path``; the test reads what
-    arrives at the other end, ``master``."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        self.path = os.ttyname(self.slave)
-
-    def received(self) -> bytes:
-        """Everything written so far (``show`` returns once it is written)."""
-        chunks = []
-        while select.select([self.master], [], [], 0.05)[0]:
-            chunks.append(os.read(self.master, 65536))
-        return b"".join(chunks)
-
-    def unplug(self) -> None:
-        for fd in (self.master, self.slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-@pytest.fixture
-def pty() -> Iterator[Pty]:
-    pair = Pty()
-    yield pair
-    pair.unplug()
 
 
 # --- Nextion -----------------------------------------------------------------
