@@ -10,6 +10,7 @@ a browser, as a page.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from psp_server.core.static_codes import (
     decide_scan,
     new_static_code,
 )
+from psp_server.stickers import Sticker, StickerFormat, render_sticker
 from psp_server.storage.static_codes import StaticCodeStore
 from psp_server.web import qr_page, static_page
 from psp_server.web.forms import read_form
@@ -96,6 +98,40 @@ async def revoke_static_code(request: web.Request) -> web.Response:
     except Refused as exc:
         raise exc.refusal.error() from None
     return json_response(code.to_json())
+
+
+_STICKER_TYPES = {
+    "png": "image/png",
+    "svg": "image/svg+xml",
+    "pdf": "application/pdf",
+}
+
+
+async def static_code_sticker(request: web.Request) -> web.Response:
+    """The code's sticker to print (``psp_server.stickers``): the QR with its
+    quiet zone, the merchant's name, the till's label, the short id and
+    "Scan to pay". A revoked code has none: print its replacement's."""
+    merchant = await merchant_of(request)
+    code = await store_of(request).get(merchant.id, static_code_id_of(request))
+    if code is None:
+        raise Refusal.STATIC_CODE_NOT_FOUND.error()
+    if code.revoked:
+        raise Refusal.STATIC_CODE_REVOKED.error()
+    fmt: StickerFormat = request.match_info["fmt"]  # type: ignore[assignment]  # the route's pattern
+    sticker = Sticker(
+        url=code.url, merchant_name=merchant.name, till_label=code.label, short_id=code.short_id
+    )
+    # Drawing takes some milliseconds of CPU: off the event loop.
+    body = await asyncio.to_thread(render_sticker, sticker, fmt)
+    filename = f"sticker-{code.terminal_id}-{code.short_id}.{fmt}"
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": _STICKER_TYPES[fmt],
+            "Content-Disposition": f'inline; filename="{filename}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 # The customer's side.

@@ -337,3 +337,38 @@ async def test_typed_amounts_are_rate_limited_per_code_and_per_address(db: str) 
         assert (await scan(limited, first))[0] == 200
     finally:
         await stop_psp(limited)
+
+
+async def test_stickers_carry_the_code_and_read_back(psp: Psp, shop: Merchant) -> None:
+    import io
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    from psp_server.stickers import Sticker, render_sticker
+    from tests.support.qr_decode import decode_both, pdf_to_image
+
+    made = await make_code(psp, shop, label="Counter 1")
+    path = f"/v1/static-codes/{made['id']}/sticker"
+    async with psp.http.get(f"{psp.url}{path}.png", headers=shop.auth) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/png"
+        png = await response.read()
+    assert decode_both(Image.open(io.BytesIO(png))) == made["url"]
+    async with psp.http.get(f"{psp.url}{path}.pdf", headers=shop.auth) as response:
+        assert response.headers["Content-Type"] == "application/pdf"
+        pdf = await response.read()
+    assert decode_both(pdf_to_image(pdf, dpi=300)) == made["url"]
+    async with psp.http.get(f"{psp.url}{path}.svg", headers=shop.auth) as response:
+        assert response.headers["Content-Type"] == "image/svg+xml"
+        svg = await response.read()
+    # The renderer's own tests read its SVG's QR back; this one is that
+    # renderer's drawing of this very code, its merchant and till.
+    expected = Sticker(made["url"], SHOP_NAME, "Counter 1", made["short_id"])
+    assert svg == render_sticker(expected, "svg")
+    texts = [el.text for el in ET.fromstring(svg).iter() if el.text and el.text.strip()]  # noqa: S314 - our own output
+    assert SHOP_NAME in texts
+    assert made["short_id"] in " ".join(texts)
+
+    async with psp.http.get(f"{psp.url}{path}.gif", headers=shop.auth) as response:
+        assert response.status == 404  # no such format, no such route
