@@ -7,9 +7,11 @@ from the scan to the terminal's state saying so."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,75 @@ def test_a_revoked_code_makes_nothing_and_says_so(till: Till) -> None:
     assert done.returncode == 2
     assert "no static code" in done.stderr
     wait_until(lambda: till.psp.process.poll() is None, "the PSP still serving", timeout=1.0)
+
+
+def pay_typed(till: Till, terminal: str, amount: int) -> dict[str, Any]:
+    made = till.static_code(
+        "create", "--terminal", terminal, "--currency", "EUR", "--min", "1", "--max", "50",
+        "--public-url", till.psp.public_url,
+    )  # fmt: skip
+    scanned = made["url"].replace("HTTP://", "http://")
+    status, checkout = http("POST", f"{scanned}/checkouts", {"amount": amount})
+    assert status == 201, checkout
+    status, payment = http(
+        "POST", f"{till.psp.url}/v1/payments", {"code": checkout["code"]}, till.wallet["token"]
+    )
+    assert status == 201, payment
+    return {**checkout, "short_id": made["short_id"], "static_code_id": made["id"]}
+
+
+def test_the_cashier_bridge_reports_a_static_payment_at_its_till(
+    till: Till, broker: Mosquitto
+) -> None:
+    env = {
+        **os.environ,
+        "SCAN2PAY_PSP_URL": till.psp.url,
+        "SCAN2PAY_MERCHANT_KEY": till.merchant["api_key"],
+        "SCAN2PAY_MQTT": broker.url,
+    }
+    watch = subprocess.Popen(
+        [str(BIN / "cashier-bridge"), "watch", "--terminal", TERMINAL, "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    serve = subprocess.Popen(
+        [str(BIN / "cashier-bridge"), "serve", "--port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert watch.stdout is not None
+        assert serve.stdout is not None
+        assert json.loads(watch.stdout.readline())["step"] == "watching"
+        bridge_url = serve.stdout.readline().split()[-1]
+        stream = urllib.request.urlopen(f"{bridge_url}/tills/{TERMINAL}/events", timeout=20)  # noqa: S310 - the test's own bridge on loopback
+        assert stream.readline() == b": keep-alive\n"  # subscribed: the stream is open
+
+        pay_typed(till, "lane-2", 300)  # another till's: neither reports it
+        paid = pay_typed(till, TERMINAL, 1250)
+
+        reported = json.loads(watch.stdout.readline())
+        assert reported["step"] == "static_payment"
+        assert reported["data"] == {
+            "checkout_id": paid["id"],
+            "terminal_id": TERMINAL,
+            "amount": 1250,
+            "currency": "EUR",
+            "source": "static",
+            "static_code_id": paid["static_code_id"],
+            "short_id": paid["short_id"],
+            "paid_at": reported["data"]["paid_at"],
+        }
+        assert paid["short_id"] in reported["message"]
+        lines: list[bytes] = []
+        while not lines or lines[-1] != b"\n":
+            line = stream.readline()
+            if line != b": keep-alive\n" and (lines or line != b"\n"):
+                lines.append(line)
+        assert lines[1] == b"event: static_payment\n"
+        assert json.loads(lines[2].removeprefix(b"data: ")) == reported["data"]
+        stream.close()
+    finally:
+        for process in (watch, serve):
+            process.terminate()
+            process.wait(10)
+    assert watch.returncode == 0
+    assert till.merchant["api_key"] not in (watch.stderr.read() if watch.stderr else "")
