@@ -4,19 +4,18 @@ them, called directly."""
 from __future__ import annotations
 
 from cashier_bridge.static_payments import StaticPayment, static_payment_of
-from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot, EventType
+from scan2pay_common.messages import STATUS_FOR_EVENT, CheckoutEvent, CheckoutSnapshot, EventType
 
 STICKER = "sc_019ab52e4f1c9f8e7d6c5b4a3928"
 
 
 def event(kind: EventType = "checkout.paid", *, static: bool = True) -> CheckoutEvent:
-    status = "expired" if kind == "checkout.expired" else "paid"
     checkout = CheckoutSnapshot(
         id="co_1",
         order_id="static-co_1",
         amount=1250,
         currency="EUR",
-        status=status,
+        status=STATUS_FOR_EVENT[kind],
         qr_url="HTTP://PSP/Q/" + "A" * 32,
         expires_at="2026-01-01T00:05:00.000Z",
         terminal_id="lane-1",
