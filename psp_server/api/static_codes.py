@@ -117,17 +117,23 @@ async def static_code_sticker(request: web.Request) -> web.Response:
         raise Refusal.STATIC_CODE_NOT_FOUND.error()
     if code.revoked:
         raise Refusal.STATIC_CODE_REVOKED.error()
-    fmt: StickerFormat = request.match_info["fmt"]  # type: ignore[assignment]  # the route's pattern
+    return await sticker_response(code, merchant.name, request.match_info["fmt"])
+
+
+async def sticker_response(code: StaticCode, merchant_name: str, fmt: str) -> web.Response:
+    """The code's sticker in ``fmt`` (one of the route's png, svg, pdf), for
+    the API and the board alike."""
     sticker = Sticker(
-        url=code.url, merchant_name=merchant.name, till_label=code.label, short_id=code.short_id
+        url=code.url, merchant_name=merchant_name, till_label=code.label, short_id=code.short_id
     )
+    shape: StickerFormat = "svg" if fmt == "svg" else "pdf" if fmt == "pdf" else "png"
     # Drawing takes some milliseconds of CPU: off the event loop.
-    body = await asyncio.to_thread(render_sticker, sticker, fmt)
-    filename = f"sticker-{code.terminal_id}-{code.short_id}.{fmt}"
+    body = await asyncio.to_thread(render_sticker, sticker, shape)
+    filename = f"sticker-{code.terminal_id}-{code.short_id}.{shape}"
     return web.Response(
         body=body,
         headers={
-            "Content-Type": _STICKER_TYPES[fmt],
+            "Content-Type": _STICKER_TYPES[shape],
             "Content-Disposition": f'inline; filename="{filename}"',
             "Cache-Control": "private, no-store",
         },

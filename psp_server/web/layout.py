@@ -44,10 +44,8 @@ def page(
     root: str,
     scripts: Sequence[str] = (),
     data: Mapping[str, Any] | None = None,
-    refresh_seconds: int | None = None,
 ) -> str:
-    """A whole HTML document. ``body`` is markup already escaped by its
-    caller; with ``refresh_seconds``, the browser loads it again that often."""
+    """A whole HTML document. ``body`` is markup already escaped by its caller."""
     tags = [
         f'<link rel="icon" href="{asset("icon.svg", root)}" type="image/svg+xml">',
         f'<link rel="stylesheet" href="{asset("site.css", root)}">',
@@ -55,8 +53,6 @@ def page(
     tags += [f'<script src="{asset(name, root)}" defer></script>' for name in scripts]
     if data is not None:
         tags.append(f'<script type="application/json" id="page-data">{page_data(data)}</script>')
-    if refresh_seconds is not None:
-        tags.append(f'<meta http-equiv="refresh" content="{int(refresh_seconds)}">')
     head = "\n".join(tags)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -4,9 +4,10 @@ when the till has no checkout of its own to show: the form for an amount,
 
 Every page names the merchant's verified name, the till's label and the
 code's short id, so that a customer can check them against the sticker
-and the till. They need no script: the form posts as a form, and the
-waiting page refreshes itself with a ``<meta>`` (the content security
-policy allows no inline script, and needs none for this).
+and the till. The form needs no script (it posts as a form); the
+waiting page asks again every few seconds (``static/waiting.js``), a
+script rather than a meta refresh, which moves a page under a screen
+reader's feet.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from scan2pay_common.money import format_display, format_major
 # Served from /S/{CODE}: the assets are one level up.
 ROOT = "../"
 # How often the waiting page asks again, in seconds.
-REFRESH_SECONDS = 3
+POLL_SECONDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +88,14 @@ def render_nothing_yet(till: Till) -> str:
 {_till(till)}
 <p class="status status-pending" id="status" role="status">Nothing to pay at this till yet</p>
 <p id="advice">When the cashier has rung up your purchase, this page shows it by itself.</p>
+<noscript><p>Reload this page once the cashier has rung up your purchase.</p></noscript>
 </main>"""
     return page(
         title=f"Nothing to pay yet at {till.merchant}, till {till.label}",
         body=body,
         root=ROOT,
-        refresh_seconds=REFRESH_SECONDS,
+        scripts=("waiting.js",),
+        data={"poll_ms": POLL_SECONDS * 1000},
     )
 
 

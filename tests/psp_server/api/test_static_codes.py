@@ -269,7 +269,7 @@ async def test_pages_name_the_merchant_and_the_till(psp: Psp, shop: Merchant) ->
     status, waiting = await psp.call("GET", f"/S/{static_code_of(fixed)}", headers=HTML)
     assert status == 200
     assert "Nothing to pay at this till yet" in waiting
-    assert '<meta http-equiv="refresh"' in waiting
+    assert "waiting.js" in waiting
     assert "Bar &lt;1&gt;" in waiting
     assert fixed["short_id"] in waiting
     assert SHOP_NAME in waiting
