@@ -83,8 +83,10 @@ def screen_checkout(screen: Screen) -> str | None:
 
 
 class Controller:
-    def __init__(self, merchant_name: str, *, idle_after_ms: int = 10_000) -> None:
-        self._idle = IdleScreen(merchant_name)
+    def __init__(
+        self, merchant_name: str, *, idle_after_ms: int = 10_000, till: str | None = None
+    ) -> None:
+        self._idle = IdleScreen(merchant_name, till)
         self._idle_after_ms = idle_after_ms
         self._outcome_since: int | None = None
         self._untied = False

@@ -135,7 +135,9 @@ class TerminalDaemon:
         # Set when the broker refuses this terminal's account and the PSP
         # says it was unpaired (docs/pairing.md): the daemon ends.
         self.unpaired = asyncio.Event()
-        self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
+        self.controller = Controller(
+            config.name, idle_after_ms=int(config.idle_after * 1000), till=config.till
+        )
         self.identity = Identity(config.merchant_id, config.terminal_id, config.psp_public_keys)
         for key in self.identity.keys:
             key.prepare()

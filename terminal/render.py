@@ -582,10 +582,15 @@ def _idle_tiers(screen: IdleScreen) -> Tiers:
     """The name whole on one to three lines, and failing that cut short."""
     name = " ".join(screen.merchant_name.split()) or "scan2pay"
     ready = Line("Ready", weight=0.6, ink="dim")
+    # The till's printed code, for the merchant to compare with the sticker;
+    # it gives way before the name does.
+    till = Line(screen.till, weight=0.5, ink="dim", truncate=True) if screen.till else None
     wrapped = [wrap_evenly(name, count) for count in (1, 2, 3)]
-    whole = [[*(Line(part, bold=True) for part in parts), ready] for parts in wrapped if parts]
+    names = [[Line(part, bold=True) for part in parts] for parts in wrapped if parts]
+    with_till = [[*lines, ready, till] for lines in names] if till else []
+    whole = [[*lines, ready] for lines in names]
     cut = Line(name, bold=True, truncate=True)
-    return (_options(*whole), _options([cut, ready], [cut]))
+    return (_options(*with_till, *whole), _options([cut, ready, till], [cut, ready], [cut]))
 
 
 def _draw_idle(draw: ImageDraw.ImageDraw, screen: IdleScreen, area: Rect, palette: Palette) -> None:

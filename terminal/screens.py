@@ -19,6 +19,8 @@ Outcome = Literal["paid", "cancelled", "expired", "refunded"]
 @dataclass(frozen=True, slots=True)
 class IdleScreen:
     merchant_name: str
+    # The till's printed code as its sticker says it ("Counter 1 · 4A3928").
+    till: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ def content(view: View, now: int) -> Content:
     if isinstance(screen, IdleScreen):
         kind = "idle"
         lines = [screen.merchant_name, "Ready"]
+        if screen.till:
+            lines.append(screen.till)
     elif isinstance(screen, QrScreen):
         kind = "qr"
         qr_url = screen.qr_url

@@ -48,7 +48,8 @@ class Till:
             [str(BIN / "scan2pay-terminal"), "--mqtt", broker.url,
              "--merchant", self.merchant["merchant_id"], "--terminal", TERMINAL,
              "--name", "Corner Shop", "--display", f"png:{self.frames}",
-             "--psp-url", self.psp.public_url, "--psp-public-key", public_key],
+             "--psp-url", self.psp.public_url, "--psp-public-key", public_key,
+             "--till", "Counter 1"],
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.until_state("idle")

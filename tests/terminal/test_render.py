@@ -373,6 +373,7 @@ def text_views() -> dict[str, View]:
         "paid-banner": View(OutcomeScreen("chk_1", "paid", 1234, "EUR"), "No connection"),
         "paid-sticker": View(OutcomeScreen("chk_1", "paid", 1250, "EUR", via="Sticker 4A3928")),
         "idle-banner": View(IdleScreen("Corner Shop"), "No connection"),
+        "idle-till": View(IdleScreen("Corner Shop", "Counter 1 · 4A3928")),
         "qr": qr_view(DEFAULT_URL),
         "qr-banner": qr_view(DEFAULT_URL, "No connection"),
         "qr-no-amount": View(QrScreen(None, DEFAULT_URL)),
@@ -424,6 +425,15 @@ def test_a_static_payment_names_its_sticker_where_there_is_room(geometry_name: s
     plain = render(View(OutcomeScreen("chk_1", "paid", 1250, "EUR")), geometry, NOW)
     if geometry.height >= 64:
         assert with_sticker.tobytes() != plain.tobytes()
+
+
+@pytest.mark.parametrize("geometry_name", GEOMETRIES)
+def test_the_idle_screen_names_the_till_where_there_is_room(geometry_name: str) -> None:
+    geometry = GEOMETRIES[geometry_name]
+    with_till = render(text_views()["idle-till"], geometry, NOW)
+    plain = render(View(IdleScreen("Corner Shop")), geometry, NOW)
+    if geometry.height >= 64:
+        assert with_till.tobytes() != plain.tobytes()
 
 
 def test_paid_and_cancelled_differ_on_128x64() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scan2pay_common.messages import (
     STATUS_FOR_EVENT,
     CheckoutEvent,
@@ -354,3 +356,24 @@ def test_a_static_payment_never_covers_a_cashiers_qr() -> None:
     controller.on_command(show_qr(), T0)
     assert controller.on_static_payment(static_paid(), T0) == Effects()
     assert isinstance(shown(controller), QrScreen)
+
+
+def test_the_idle_screen_names_the_tills_printed_code_when_told() -> None:
+    from terminal.config import ConfigError, load
+    from terminal.screens import View, content
+
+    config = load(
+        {"merchant": "mer_1", "terminal": "lane-1", "till": " Counter 1 · 4A3928 "}, env={}
+    )
+    assert config.till == "Counter 1 · 4A3928"
+    controller = Controller("Café", till=config.till)
+    assert controller.view.screen == IdleScreen("Café", "Counter 1 · 4A3928")
+    assert content(View(controller.view.screen), T0).lines == (
+        "Café",
+        "Ready",
+        "Counter 1 · 4A3928",
+    )
+    assert load({"merchant": "mer_1", "terminal": "lane-1"}, env={}).till is None
+    for bad in ("x" * 41, "a\u202eb"):
+        with pytest.raises(ConfigError, match="till"):
+            load({"merchant": "mer_1", "terminal": "lane-1", "till": bad}, env={})
