@@ -105,9 +105,14 @@ def _checkout_of(document: dict[str, Any]) -> str:
 
 
 def _is_static(document: dict[str, Any]) -> bool:
-    """Whether an event's checkout was typed in at a printed till code."""
+    """Whether an event is the payment of a checkout typed in at a printed
+    till code (its other events concern no screen: it never had one)."""
     checkout = document.get("checkout")
-    return isinstance(checkout, dict) and checkout.get("source") == "static"
+    return (
+        document.get("type") == "checkout.paid"
+        and isinstance(checkout, dict)
+        and checkout.get("source") == "static"
+    )
 
 
 class TerminalDaemon:

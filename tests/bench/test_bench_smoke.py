@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import flow_bench, psp_bench, terminal_bench
+from bench import flow_bench, psp_bench, static_bench, terminal_bench
 
 
 def test_the_flow_bench_times_every_hop() -> None:
@@ -30,3 +30,10 @@ def test_the_terminal_bench_measures_a_daemon() -> None:
     assert figures["checkouts"] == 5
     assert 10 < figures["rss_mb_after"] < 200
     assert figures["paid_event_to_state_ms_p50"] > 0
+
+
+def test_the_static_bench_times_payments_at_a_printed_code() -> None:
+    figures = static_bench.measure(quick=True)
+    assert figures["payments"] == static_bench.QUICK_PAYMENTS
+    shown = figures["scan_to_paid_screen"]
+    assert 0 < shown["p50_ms"] <= shown["p99_ms"] <= shown["max_ms"]
