@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from scan2pay_common import logformat
 
@@ -25,9 +25,11 @@ from .errors import (
     BridgeError,
 )
 from .flow import run_checkout
-from .model import BridgeConfig, CheckoutOrder
+from .model import BridgeConfig, CheckoutOrder, Step
 from .orders import InvalidOrder, build_order
 from .output import Printer
+from .session import BridgeSession
+from .terminal_link import BrokerLink
 
 log = logging.getLogger("cashier_bridge")
 
@@ -71,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     checkout.add_argument("--expires-in", help="seconds the QR can be paid (PSP default 300)")
     checkout.add_argument("--description", help="free text for the checkout, at most 200")
     checkout.add_argument("--json", action="store_true", help="one JSON object per line")
+    watch = sub.add_parser(
+        "watch",
+        parents=[settings],
+        help="print the payments customers make at a till's printed code, until interrupted",
+        description="One line per payment at the till's static QR code (docs/static-qr.md).",
+    )
+    watch.add_argument("--json", action="store_true", help="one JSON object per line")
     serve = sub.add_parser(
         "serve",
         parents=[settings],
@@ -137,7 +146,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Quiet by default: the step lines are the output.
         _setup_logging(settings.log_level or "WARNING")
         return asyncio.run(_checkout(settings.bridge, order, printer))
+    if args.command == "watch":
+        return _watch_main(args, started)
     return _serve_main(args)
+
+
+def _watch_main(args: argparse.Namespace, started: float) -> int:
+    printer = Printer(as_json=args.json, started=started)
+    try:
+        settings = load(
+            {key: getattr(args, key) for key in FIELDS},
+            config_file=args.config,
+            require_terminal=True,
+        )
+    except ConfigError as exc:
+        printer.failure(exc)
+        return EXIT_BAD_INPUT
+    _setup_logging(settings.log_level or "WARNING")
+    return asyncio.run(_watch(settings.bridge, printer))
+
+
+def _news(broker: BrokerLink, heard: int, stop: asyncio.Event) -> Callable[[], bool | None]:
+    return lambda: True if stop.is_set() or broker.static_heard > heard else None
+
+
+async def _watch(config: BridgeConfig, printer: Printer) -> int:
+    """Prints each payment at the till's printed code as the PSP's signed
+    event announces it, from now until SIGINT or SIGTERM (exit 0)."""
+    terminal_id = config.terminal_id
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with BridgeSession(config) as session:
+        try:
+            _, broker = await session.connected(session.psp)
+        except BridgeError as exc:
+            printer.failure(exc)
+            return exc.exit_code
+        heard = broker.static_heard
+        printer.step(
+            Step(
+                "watching",
+                f"watching till {terminal_id} for payments at its printed codes",
+                time.monotonic(),
+                {"terminal_id": terminal_id},
+            )
+        )
+        while not stop.is_set():
+            for payment in broker.static_payments_since(heard):
+                if payment.terminal_id == terminal_id:
+                    data = payment.to_json()
+                    printer.step(Step("static_payment", payment.message(), time.monotonic(), data))
+            heard = broker.static_heard
+            # The signal handler sets ``stop``; the wait is short so that
+            # it is seen within a second.
+            await broker.until(_news(broker, heard, stop), time.monotonic() + 1.0)
+    return 0
 
 
 async def _checkout(config: BridgeConfig, order: CheckoutOrder, printer: Printer) -> int:

@@ -5,6 +5,8 @@ existing POS software can start a checkout with one POST and follow it.
     GET  /checkouts/{id}            its progress: status, steps, error
     GET  /checkouts/{id}/events     the steps as server-sent events, to the end
     POST /checkouts/{id}/cancel     cancels it
+    GET  /tills/{terminal_id}/events  payments customers made at the till's
+                                    printed code, as server-sent events
 
 It has no authentication, so it listens on loopback unless told otherwise.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ from aiohttp import web
 
 from scan2pay_common import jsonfields
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.identifiers import check_terminal_id
 from scan2pay_common.logtext import loggable
 
 from .access_log import SafeAccessLogger
@@ -30,6 +33,7 @@ from .model import BridgeConfig
 from .orders import InvalidOrder, build_order
 from .output import dumps
 from .session import BridgeSession
+from .terminal_link import BrokerLink
 from .tracker import LocalCheckout, Registry
 
 log = logging.getLogger(__name__)
@@ -226,6 +230,55 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _static_event(number: int, payment: dict[str, Any]) -> bytes:
+    return f"id: {number}\nevent: static_payment\ndata: {dumps(payment)}\n\n".encode()
+
+
+def _heard_after(broker: BrokerLink, heard: int) -> Callable[[], bool | None]:
+    return lambda: True if broker.static_heard > heard else None
+
+
+async def stream_till(request: web.Request) -> web.StreamResponse:
+    """The payments customers make at a till's printed code from now on
+    (after ``Last-Event-ID``, when a reconnecting client sends one), as
+    ``static_payment`` events; a comment keeps the stream alive."""
+    try:
+        terminal_id = check_terminal_id(request.match_info["terminal_id"])
+    except InvalidValue as exc:
+        raise ApiError(422, "bad_input", exc.message) from None
+    session = request.app[SESSION]
+    try:
+        _, broker = await session.connected(session.psp)
+    except BridgeError as exc:
+        raise ApiError(503, exc.code, exc.message) from None
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    last_id = request.headers.get("Last-Event-ID", "")
+    heard = int(last_id) if last_id.isdigit() else broker.static_heard
+    try:
+        while True:
+            fresh = broker.static_payments_since(heard)
+            # Each event's id is how many static payments had been heard
+            # with it: a reconnecting client goes on after it.
+            first = broker.static_heard - len(fresh) + 1
+            heard = broker.static_heard
+            for number, payment in enumerate(fresh, start=first):
+                if payment.terminal_id == terminal_id:
+                    await response.write(_static_event(number, payment.to_json()))
+            if not fresh:
+                await response.write(b": keep-alive\n\n")
+            await broker.until(_heard_after(broker, heard), time.monotonic() + KEEPALIVE_SECONDS)
+    except ConnectionResetError:
+        pass  # the client went away
+    return response
+
+
 # The application.
 
 
@@ -254,6 +307,7 @@ def make_app(config: BridgeConfig) -> web.Application:
     app.router.add_get("/checkouts/{local_id}", get_checkout)
     app.router.add_get("/checkouts/{local_id}/events", stream_events)
     app.router.add_post("/checkouts/{local_id}/cancel", cancel_checkout)
+    app.router.add_get("/tills/{terminal_id}/events", stream_till)
     return app
 
 

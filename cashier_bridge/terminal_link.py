@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
@@ -47,6 +47,7 @@ from scan2pay_common.topics import (
 
 from .errors import BrokerUnreachable
 from .psp_keys import PspKeys
+from .static_payments import StaticPayment, static_payment_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class BrokerLink:
         # Each checkout's distinct events (by event_id), in arrival order.
         self._events: OrderedDict[str, list[CheckoutEvent]] = OrderedDict()
         self._event_ids: OrderedDict[str, None] = OrderedDict()
+        # The static payments heard (static_payments.py), the newest
+        # EVENTS_KEPT of them, and how many were ever heard.
+        self._static: deque[StaticPayment] = deque(maxlen=EVENTS_KEPT)
+        self.static_heard = 0
         self._changed = asyncio.Event()
         self._link: Reconnecting[aiomqtt.Client] = Reconnecting(
             self._connect,
@@ -248,6 +253,10 @@ class BrokerLink:
             return  # a repeat delivery (events come at least once)
         self._event_ids[event.event_id] = None
         self._events.setdefault(event.checkout.id, []).append(event)
+        payment = static_payment_of(event)
+        if payment is not None:
+            self._static.append(payment)
+            self.static_heard += 1
         for kept in (self._event_ids, self._events):
             while len(kept) > EVENTS_KEPT:
                 kept.popitem(last=False)
@@ -257,6 +266,14 @@ class BrokerLink:
         """Wakes every waiter of ``until``: something new arrived."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def static_payments_since(self, heard: int) -> list[StaticPayment]:
+        """The static payments heard after the first ``heard`` of them (as
+        many as are still kept)."""
+        missed = self.static_heard - heard
+        if missed <= 0:
+            return []
+        return list(self._static)[-min(missed, len(self._static)) :]
 
     def events_for(self, checkout_id: str) -> list[CheckoutEvent]:
         """The checkout's events so far, each once. There should be one; a

@@ -15,6 +15,7 @@ from . import jsonfields as jf
 from .errors import InvalidValue
 from .identifiers import check_checkout_id, check_merchant_id, check_order_id, check_terminal_id
 from .money import check_currency
+from .static_codes import SOURCES, Source, check_static_code_id
 
 # The status and event words are statuses'; re-exported where the messages
 # that carry them are.
@@ -83,6 +84,12 @@ class CheckoutSnapshot:
     # How much of a paid checkout went back to the wallet, in minor units.
     # Optional on the wire so that payloads from before refunds still read.
     refunded_amount: int = 0
+    # How the checkout came in: "static" when a customer typed its amount at
+    # a printed till code (``static_code_id`` names it), else "dynamic".
+    # Written only for static ones, so that every other checkout's bytes,
+    # and the readers from before, stay as they were (docs/mqtt.md).
+    source: Source = "dynamic"
+    static_code_id: str | None = None
 
     _REQUIRED = frozenset(
         {
@@ -97,7 +104,7 @@ class CheckoutSnapshot:
             "created_at",
         }
     )
-    _OPTIONAL = frozenset({"description", "refunded_amount"})
+    _OPTIONAL = frozenset({"description", "refunded_amount", "source", "static_code_id"})
 
     def __post_init__(self) -> None:
         check_checkout_id(self.id)
@@ -118,6 +125,17 @@ class CheckoutSnapshot:
         # and a PSP that refused its own rows could expire and show none.
         _check_optional_str(self.description, "description")
         self._check_refunded_amount()
+        self._check_source()
+
+    def _check_source(self) -> None:
+        if self.source not in SOURCES:
+            raise InvalidValue("invalid_source", f"unknown checkout source {self.source!r}")
+        if (self.source == "static") != (self.static_code_id is not None):
+            raise InvalidValue(
+                "invalid_source", "static_code_id is given exactly when source is static"
+            )
+        if self.static_code_id is not None:
+            check_static_code_id(self.static_code_id)
 
     def _check_refunded_amount(self) -> None:
         refunded = self.refunded_amount
@@ -129,7 +147,7 @@ class CheckoutSnapshot:
             raise InvalidValue("invalid_amount", "only a paid checkout has a refunded_amount")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "order_id": self.order_id,
             "amount": self.amount,
@@ -142,6 +160,10 @@ class CheckoutSnapshot:
             "description": self.description,
             "refunded_amount": self.refunded_amount,
         }
+        if self.static_code_id is not None:
+            out["source"] = self.source
+            out["static_code_id"] = self.static_code_id
+        return out
 
     @classmethod
     def from_dict(cls, obj: Any) -> CheckoutSnapshot:

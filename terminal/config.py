@@ -15,6 +15,7 @@ from hardware import luma_form
 from scan2pay_common import setting_values
 from scan2pay_common.config_layers import Layers, read_toml
 from scan2pay_common.errors import InvalidValue
+from scan2pay_common.free_text import check_free_text
 from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.signing import PublicKey, parse_public_keys
@@ -33,6 +34,10 @@ class TerminalConfig:
     terminal_id: str
     display: str = "console"
     name: str = "scan2pay"
+    # What the till's printed code says beside its QR, like "Counter 1 ·
+    # 4A3928" (docs/static-qr.md): shown when idle, for the merchant to
+    # compare with the sticker on the counter.
+    till: str | None = None
     psp_url: str | None = None
     idle_after: float = 10.0
     log_level: str = "INFO"
@@ -86,6 +91,12 @@ FIELDS: dict[str, tuple[str, str, str]] = {
         "ssd1306:i2c:1:0x3C, png:DIR, console, … or a luma driver with luma.examples' keys",
     ),
     "name": ("--name", "SCAN2PAY_NAME", "the shop name shown when idle"),
+    "till": (
+        "--till",
+        "SCAN2PAY_TILL",
+        "the till's label and its printed code's short id, as on the sticker, shown when idle,"
+        " like 'Counter 1 · 4A3928'",
+    ),
     "psp_url": ("--psp-url", "SCAN2PAY_PSP_URL", "the PSP's public URL, like HTTPS://PAY.EXAMPLE"),
     "idle_after": ("--idle-after", "SCAN2PAY_IDLE_AFTER", "seconds an outcome stays, like 10"),
     "log_level": ("--log-level", "SCAN2PAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
@@ -202,6 +213,7 @@ def _load(
     layers.take("terminal", check_terminal_id, to="terminal_id")
     _take_display(layers, check_display)
     layers.take("name", _name)
+    layers.take("till", _till)
     layers.take("idle_after", lambda text: setting_values.seconds(text, low=0.5, high=3600))
     layers.take("log_level", setting_values.log_level)
     layers.take("qr_format", _qr_format)
@@ -295,6 +307,10 @@ def _qr_format(raw: object) -> str:
     if raw not in ("url", "emv"):
         raise InvalidValue("invalid_setting", "must be url or emv")
     return str(raw)
+
+
+def _till(raw: object) -> str:
+    return check_free_text(str(raw).strip(), field="till", code="invalid_setting", maximum=40)
 
 
 def _pairing_id(raw: object) -> str:

@@ -28,6 +28,7 @@ from scan2pay_common.messages import (
     ShowStatus,
 )
 from scan2pay_common.messages import Screen as ScreenKind
+from scan2pay_common.static_codes import short_id
 from scan2pay_common.statuses import STATUS_FOR_EVENT, is_final_status
 from scan2pay_common.timefmt import from_rfc3339
 
@@ -82,8 +83,10 @@ def screen_checkout(screen: Screen) -> str | None:
 
 
 class Controller:
-    def __init__(self, merchant_name: str, *, idle_after_ms: int = 10_000) -> None:
-        self._idle = IdleScreen(merchant_name)
+    def __init__(
+        self, merchant_name: str, *, idle_after_ms: int = 10_000, till: str | None = None
+    ) -> None:
+        self._idle = IdleScreen(merchant_name, till)
         self._idle_after_ms = idle_after_ms
         self._outcome_since: int | None = None
         self._untied = False
@@ -170,6 +173,28 @@ class Controller:
         if not isinstance(screen, QrScreen):
             return NOTHING  # the outcome is on screen already
         return self._outcome(event.checkout.id, STATUS_FOR_EVENT[event.type], now)
+
+    def on_static_payment(self, event: CheckoutEvent, now: int) -> Effects:
+        """A checkout a customer typed at this till's printed code, paid: no
+        ``show_qr`` ever named it, so the PSP's signed event, which
+        ``terminal.trust.static_payment_problem`` has checked, is how the
+        terminal hears of it. It shows "Paid" with the amount and the
+        sticker's short id, unless a cashier's QR is on screen: that sale
+        comes first, and the static one is the board's and the cashier's to
+        see."""
+        if isinstance(self.view.screen, QrScreen):
+            return NOTHING
+        code_id = event.checkout.static_code_id
+        paid = OutcomeScreen(
+            event.checkout.id,
+            "paid",
+            event.checkout.amount,
+            event.checkout.currency,
+            via=None if code_id is None else f"Sticker {short_id(code_id)}",
+        )
+        if isinstance(self.view.screen, OutcomeScreen) and self.view.screen == paid:
+            return NOTHING
+        return self._show(paid, now)
 
     def on_lookup(self, info: CodeInfo, now: int) -> Effects:
         """The PSP's answer about the QR on screen. Whose it is, and whether

@@ -82,7 +82,7 @@ from .psp_lookup import lookup
 from .psp_time import learn_psp_time
 from .revocation import refused_login, was_unpaired
 from .screens import OutcomeScreen
-from .trust import Identity, SignedEvent, outcome_problem, qr_problem
+from .trust import Identity, SignedEvent, outcome_problem, qr_problem, static_payment_problem
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,17 @@ def _checkout_of(document: dict[str, Any]) -> str:
     wrong)."""
     checkout = document.get("checkout")
     return str(checkout.get("id", "")) if isinstance(checkout, dict) else ""
+
+
+def _is_static(document: dict[str, Any]) -> bool:
+    """Whether an event is the payment of a checkout typed in at a printed
+    till code (its other events concern no screen: it never had one)."""
+    checkout = document.get("checkout")
+    return (
+        document.get("type") == "checkout.paid"
+        and isinstance(checkout, dict)
+        and checkout.get("source") == "static"
+    )
 
 
 class TerminalDaemon:
@@ -129,7 +140,9 @@ class TerminalDaemon:
         # Set when the broker refuses this terminal's account and the PSP
         # says it was unpaired (docs/pairing.md): the daemon ends.
         self.unpaired = asyncio.Event()
-        self.controller = Controller(config.name, idle_after_ms=int(config.idle_after * 1000))
+        self.controller = Controller(
+            config.name, idle_after_ms=int(config.idle_after * 1000), till=config.till
+        )
         self.identity = Identity(config.merchant_id, config.terminal_id, config.psp_public_keys)
         for key in self.identity.keys:
             key.prepare()
@@ -232,13 +245,17 @@ class TerminalDaemon:
             try:
                 document = load_object(payload, what="event")
                 named = _checkout_of(document)
-                if named and not self.controller.concerns(named):
+                typed_here = topic == self.terminal_events_topic and _is_static(document)
+                if named and not typed_here and not self.controller.concerns(named):
                     return  # another lane's checkout: no need to check it
                 event = CheckoutEvent.from_dict(document)
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", loggable(exc.message))
                 return
             evidence = SignedEvent(payload, event)
+            if typed_here and not self.controller.concerns(event.checkout.id):
+                self._handle_static_payment(evidence, now)
+                return
             problem = outcome_problem(evidence, self.controller.view.screen, self.identity)
             if problem is not None:
                 log.warning(
@@ -249,6 +266,18 @@ class TerminalDaemon:
                 )
                 return
             self._apply(self.controller.on_event(event, now))
+
+    def _handle_static_payment(self, evidence: SignedEvent, now: int) -> None:
+        problem = static_payment_problem(evidence, self.identity)
+        if problem is not None:
+            log.info(
+                "ignored a %s event for %s: %s",
+                evidence.event.type,
+                evidence.event.checkout.id,
+                loggable(problem),
+            )
+            return
+        self._apply(self.controller.on_static_payment(evidence.event, now))
 
     def _handle_display(self, payload: bytes, now: int) -> None:
         text = payload.decode("utf-8", errors="replace")

@@ -591,10 +591,15 @@ def _idle_tiers(screen: IdleScreen) -> Tiers:
     """The name whole on one to three lines, and failing that cut short."""
     name = " ".join(screen.merchant_name.split()) or "scan2pay"
     ready = Line("Ready", weight=0.6, ink="dim")
+    # The till's printed code, for the merchant to compare with the sticker;
+    # it gives way before the name does.
+    till = Line(screen.till, weight=0.5, ink="dim", truncate=True) if screen.till else None
     wrapped = [wrap_evenly(name, count) for count in (1, 2, 3)]
-    whole = [[*(Line(part, bold=True) for part in parts), ready] for parts in wrapped if parts]
+    names = [[Line(part, bold=True) for part in parts] for parts in wrapped if parts]
+    with_till = [[*lines, ready, till] for lines in names] if till else []
+    whole = [[*lines, ready] for lines in names]
     cut = Line(name, bold=True, truncate=True)
-    return (_options(*whole), _options([cut, ready], [cut]))
+    return (_options(*with_till, *whole), _options([cut, ready, till], [cut, ready], [cut]))
 
 
 def _draw_idle(draw: ImageDraw.ImageDraw, screen: IdleScreen, area: Rect, palette: Palette) -> None:
@@ -610,9 +615,10 @@ def _draw_outcome(
     title = Line(OUTCOME_TEXT[screen.outcome], bold=True, ink=screen.outcome)
     amount = amount_text(screen.amount, screen.currency)
     money = Line(amount, weight=0.8) if amount else None
+    via = Line(screen.via, weight=0.5, ink="dim", truncate=True) if screen.via else None
     # Paid without its word still says paid (the tick); the others need theirs.
     fallback = [money] if screen.outcome == "paid" else [title]
-    tiers = (_options([title, money]), _options(fallback))
+    tiers = (_options([title, money, via], [title, money]), _options(fallback))
     _draw_lines(draw, _fit(tiers, words.inset(1)), palette)
 
 

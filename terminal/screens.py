@@ -19,6 +19,8 @@ Outcome = Literal["paid", "cancelled", "expired", "refunded"]
 @dataclass(frozen=True, slots=True)
 class IdleScreen:
     merchant_name: str
+    # The till's printed code as its sticker says it ("Counter 1 · 4A3928").
+    till: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,10 @@ class OutcomeScreen:
     outcome: Outcome
     amount: int | None = None
     currency: str | None = None
+    # For a checkout a customer typed at a printed till code: "Sticker
+    # 4A3928", the code's short id from the PSP's signed event, for the
+    # merchant to compare with the sticker on the counter (docs/static-qr.md).
+    via: str | None = None
 
 
 Screen = IdleScreen | QrScreen | OutcomeScreen
@@ -87,6 +93,8 @@ def content(view: View, now: int) -> Content:
     if isinstance(screen, IdleScreen):
         kind = "idle"
         lines = [screen.merchant_name, "Ready"]
+        if screen.till:
+            lines.append(screen.till)
     elif isinstance(screen, QrScreen):
         kind = "qr"
         qr_url = screen.encoded
@@ -105,6 +113,8 @@ def content(view: View, now: int) -> Content:
         amount = amount_text(screen.amount, screen.currency)
         if amount:
             lines.append(amount)
+        if screen.via:
+            lines.append(screen.via)
     if view.banner:
         lines.append(view.banner)
     return Content(qr_url=qr_url, lines=tuple(lines), kind=kind)

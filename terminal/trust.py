@@ -139,6 +139,20 @@ def outcome_problem(evidence: Evidence, screen: Screen, me: Identity) -> str | N
     return None
 
 
+def static_payment_problem(evidence: SignedEvent, me: Identity) -> str | None:
+    """Whether an event may show the payment of a checkout a customer typed
+    at this till's printed code, which was never on screen: a
+    ``checkout.paid`` of a static checkout, made for this very terminal
+    (checked with or without keys: nothing on screen ties it here), of this
+    merchant, and with keys signed by the PSP."""
+    event = evidence.event
+    if event.type != "checkout.paid" or event.checkout.source != "static":
+        return "it is not the payment of a checkout typed in at a printed till code"
+    if event.checkout.terminal_id != me.terminal_id:
+        return f"its checkout is for terminal {event.checkout.terminal_id!r}"
+    return _event_problem(evidence, me)
+
+
 def _event_problem(evidence: SignedEvent, me: Identity) -> str | None:
     event = evidence.event
     if event.merchant_id != me.merchant_id:

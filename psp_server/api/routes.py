@@ -1,5 +1,6 @@
 """The HTTP API's route table. The handlers live by resource (``checkouts``,
-``payments``, ``refunds``, ``merchants``, ``keys``, ``service``); they parse,
+``payments``, ``refunds``, ``merchants``, ``keys``, ``service``,
+``static_codes``); they parse,
 authenticate, call storage and shape the answer. The rules live in
 ``psp_server.core``, the SQL in ``psp_server.storage``."""
 
@@ -16,6 +17,14 @@ from psp_server.api.payments import lookup_code, pay
 from psp_server.api.readiness import readyz
 from psp_server.api.refunds import refund
 from psp_server.api.service import healthz, openapi
+from psp_server.api.static_codes import (
+    create_static_checkout,
+    create_static_code,
+    list_static_codes,
+    revoke_static_code,
+    scan_static_code,
+    static_code_sticker,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -34,3 +43,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/payments", pay)
     app.router.add_get("/v1/events", list_events)
     app.router.add_get("/Q/{code}", lookup_code)
+    app.router.add_post("/v1/terminals/{terminal_id}/static-codes", create_static_code)
+    app.router.add_get("/v1/terminals/{terminal_id}/static-codes", list_static_codes)
+    app.router.add_delete("/v1/static-codes/{code_id}", revoke_static_code)
+    app.router.add_get("/v1/static-codes/{code_id}/sticker.{fmt:png|svg|pdf}", static_code_sticker)
+    app.router.add_get("/S/{code}", scan_static_code)
+    app.router.add_post("/S/{code}/checkouts", create_static_checkout)

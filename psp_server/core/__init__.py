@@ -5,8 +5,9 @@ becomes (``orders``), the records the decisions are about (``records``),
 the requests the API accepts, parsed into frozen dataclasses
 (``payloads``), what a merchant's QR codes encode and a checkout's EMV
 payload (``qr``), the identifiers and secrets it hands out
-(``credentials``) and its exception tree with the one ``Refusal``
-(``errors``). Nothing here speaks HTTP, SQL or MQTT; storage applies
+(``credentials``), what a scan of a till's printed code shows and which
+typed amounts become checkouts (``static_codes``) and its exception tree
+with the one ``Refusal`` (``errors``). Nothing here speaks HTTP, SQL or MQTT; storage applies
 what the core decides, and every other package builds on it."""
 
 from psp_server.core.credentials import secret_bytes

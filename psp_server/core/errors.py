@@ -57,6 +57,28 @@ class Refusal(StrEnum):
     # What the request names is not there.
     NOT_FOUND = ("not_found", 404, "no such checkout")
     UNKNOWN_CODE = ("unknown_code", 404, "no checkout has this code")
+    # Static till codes (core.static_codes).
+    STATIC_CODE_NOT_FOUND = ("static_code_not_found", 404, "no static code has this id or code")
+    STATIC_CODE_REVOKED = (
+        "static_code_revoked",
+        410,
+        "the merchant revoked this code: ask at the till for the current one",
+    )
+    OPEN_AMOUNT_NOT_ALLOWED = (
+        "open_amount_not_allowed",
+        409,
+        "this code takes no typed amount: pay the checkout the till shows",
+    )
+    TILL_HAS_CHECKOUT = (
+        "till_has_checkout",
+        409,
+        "the till has a checkout waiting: pay that one (scan the code again to see it)",
+    )
+    AMOUNT_OUT_OF_RANGE = (
+        "amount_out_of_range",
+        422,
+        "the amount must be a whole number of minor units within the code's min and max",
+    )
     # Idempotency keys (routes.InFlight, storage.base).
     REQUEST_IN_PROGRESS = (
         "request_in_progress",

@@ -46,6 +46,9 @@ class Checkout:
     expires_at: int
     updated_at: int
     refunded_amount: int = 0
+    # The static till code a customer typed this checkout's amount at, or
+    # None for a checkout a cashier made (docs/static-qr.md).
+    static_code_id: str | None = None
 
     def changed(self, status: Status, refunded_amount: int, updated_at: int) -> Checkout:
         """This checkout as a decision leaves it. Written out, not
@@ -66,6 +69,7 @@ class Checkout:
             self.expires_at,
             updated_at,
             refunded_amount,
+            self.static_code_id,
         )
 
     def snapshot(self, status: Status | None = None) -> CheckoutSnapshot:
@@ -83,6 +87,8 @@ class Checkout:
             created_at=to_rfc3339(self.created_at),
             description=self.description,
             refunded_amount=self.refunded_amount,
+            source="dynamic" if self.static_code_id is None else "static",
+            static_code_id=self.static_code_id,
         )
 
 

@@ -20,7 +20,7 @@ from psp_server.core.qr import QR_FORMATS, QrSettingsChange, check_buildable
 from psp_server.metrics import SharedMetrics
 from psp_server.mqtt import accounts as mqtt_accounts
 from psp_server.pairing import cli as pairing_cli
-from psp_server.runtime import config, logs, workers
+from psp_server.runtime import config, logs, static_code_cli, workers
 from psp_server.runtime.server import (
     listen,
     listen_metrics,
@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--rate-pair-approve-per-code", help=f"board approvals per code: {rate} (5/600s)"
     )
+    serve.add_argument(
+        "--rate-static-per-ip",
+        help=f"POST /S/{{code}}/checkouts per address: {rate} (60/60s)",
+    )
+    serve.add_argument(
+        "--rate-static-per-code",
+        help=f"POST /S/{{code}}/checkouts per printed code: {rate} (30/60s)",
+    )
 
     serve.add_argument("--metrics", help="on or off: serve GET /metrics (env SCAN2PAY_METRICS; on)")
     serve.add_argument(
@@ -183,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(keys_sub.add_parser("show", help="list the keys; the active public key last"))
     _add_db(keys_sub.add_parser("rotate", help="make a new active key; old ones still verify"))
 
+    static_code_cli.add_parser(sub, _add_db)
+
     # terminal|cashier|relay create, and terminal approve|revoke (pairing)
     accounts = mqtt_accounts.add_parsers(sub)
     pairing_cli.add_actions(accounts["terminal"], _add_db)
@@ -247,6 +257,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> i
             return asyncio.run(
                 _with_storage(
                     settings, lambda s: pairing_cli.run(s, settings, args, clock=clock), clock
+                )
+            )
+        if args.command == static_code_cli.COMMAND:
+            return asyncio.run(
+                _with_storage(
+                    settings, lambda s: static_code_cli.run(s, settings, args, clock=clock), clock
                 )
             )
         if args.command == "keys" and args.action == "rotate":

@@ -151,6 +151,10 @@ class Settings:
     rate_pair_per_ip: Rate | None = Rate(30, 3600.0)
     rate_pair_approve_per_ip: Rate | None = Rate(10, 60.0)
     rate_pair_approve_per_code: Rate | None = Rate(5, 600.0)
+    # Checkouts customers make by typing an amount at a printed till code
+    # (POST /S/{code}/checkouts), per client address and per code.
+    rate_static_per_ip: Rate | None = Rate(60, 60.0)
+    rate_static_per_code: Rate | None = Rate(30, 60.0)
 
     # Observability (docs/metrics.md): GET /metrics on (the default) or
     # off; with metrics_port, served only on metrics_host:metrics_port and
@@ -248,6 +252,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "rate_pair_per_ip": ("SCAN2PAY_RATE_PAIR_PER_IP", _RATE_HINT),
     "rate_pair_approve_per_ip": ("SCAN2PAY_RATE_PAIR_APPROVE_PER_IP", _RATE_HINT),
     "rate_pair_approve_per_code": ("SCAN2PAY_RATE_PAIR_APPROVE_PER_CODE", _RATE_HINT),
+    "rate_static_per_ip": ("SCAN2PAY_RATE_STATIC_PER_IP", _RATE_HINT),
+    "rate_static_per_code": ("SCAN2PAY_RATE_STATIC_PER_CODE", _RATE_HINT),
     "metrics": ("SCAN2PAY_METRICS", "on or off: whether GET /metrics is served"),
     "metrics_host": (
         "SCAN2PAY_METRICS_HOST",
@@ -330,6 +336,8 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         "rate_pair_per_ip",
         "rate_pair_approve_per_ip",
         "rate_pair_approve_per_code",
+        "rate_static_per_ip",
+        "rate_static_per_code",
     ):
         take(name, parse_rate)
     take("body_timeout", lambda raw: setting_values.seconds(raw, low=0.1, high=600))

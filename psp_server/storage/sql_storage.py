@@ -62,9 +62,9 @@ WALLET_TOKEN_CACHE_MS = MERCHANT_KEY_CACHE_MS
 
 _CHECKOUT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, description, terminal_id, code, qr_url,"
-    " status, created_at, expires_at, updated_at, refunded_amount"
+    " status, created_at, expires_at, updated_at, refunded_amount, static_code_id"
 )
-_CHECKOUT_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"  # one per column above
+_CHECKOUT_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"  # one per column above
 
 _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.split(","))
 
@@ -111,6 +111,7 @@ def _checkout(row: Any) -> Checkout:
         expires_at,
         updated_at,
         refunded_amount,
+        static_code_id,
     ) = row
     return Checkout(
         id=id_,
@@ -127,7 +128,50 @@ def _checkout(row: Any) -> Checkout:
         expires_at=expires_at,
         updated_at=updated_at,
         refunded_amount=refunded_amount,
+        static_code_id=static_code_id,
     )
+
+
+def insert_checkout(conn: Connection, fresh: Checkout, request_hash: str) -> bool:
+    """Writes a new checkout; False, writing nothing, when its merchant has
+    a checkout with its order id already."""
+    inserted: int = conn.execute(
+        f"INSERT INTO checkouts (request_hash, {_CHECKOUT_COLUMNS})"
+        f" VALUES (?, {_CHECKOUT_PLACEHOLDERS})"
+        " ON CONFLICT (merchant_id, order_id) DO NOTHING",
+        (
+            request_hash,
+            fresh.id,
+            fresh.merchant_id,
+            fresh.order_id,
+            fresh.amount,
+            fresh.currency,
+            fresh.description,
+            fresh.terminal_id,
+            fresh.code,
+            fresh.qr_url,
+            fresh.status.value,
+            fresh.created_at,
+            fresh.expires_at,
+            fresh.updated_at,
+            fresh.refunded_amount,
+            fresh.static_code_id,
+        ),
+    ).rowcount
+    return inserted == 1
+
+
+def till_checkout(conn: Connection, merchant_id: str, terminal_id: str) -> Checkout | None:
+    """The newest checkout a cashier made for the till that is stored as
+    pending (it may have lapsed since): what a printed till code shows
+    (``psp_server.core.static_codes``)."""
+    row = conn.execute(
+        f"SELECT {_CHECKOUT_COLUMNS} FROM checkouts"
+        " WHERE merchant_id = ? AND terminal_id = ? AND status = 'pending'"
+        " AND static_code_id IS NULL ORDER BY created_at DESC LIMIT 1",
+        (merchant_id, terminal_id),
+    ).fetchone()
+    return None if row is None else _checkout(row)
 
 
 def active_key(conn: Connection) -> SigningKey | None:
@@ -424,28 +468,7 @@ class SqlStorage(Storage):
         def op(conn: Connection) -> tuple[Checkout, bool] | Refusal:
             # Insert first and look only when the order was there already: a
             # new order, the common case, costs one statement.
-            inserted = conn.execute(
-                f"INSERT INTO checkouts (request_hash, {_CHECKOUT_COLUMNS})"
-                f" VALUES (?, {_CHECKOUT_PLACEHOLDERS})"
-                " ON CONFLICT (merchant_id, order_id) DO NOTHING",
-                (
-                    fingerprint,
-                    fresh.id,
-                    merchant_id,
-                    fresh.order_id,
-                    fresh.amount,
-                    fresh.currency,
-                    fresh.description,
-                    fresh.terminal_id,
-                    fresh.code,
-                    fresh.qr_url,
-                    fresh.status.value,
-                    fresh.created_at,
-                    fresh.expires_at,
-                    fresh.updated_at,
-                    fresh.refunded_amount,
-                ),
-            ).rowcount
+            inserted = insert_checkout(conn, fresh, fingerprint)
             if inserted:
                 return fresh, True
             row = conn.execute(

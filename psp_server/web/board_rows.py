@@ -10,6 +10,7 @@ from typing import Any
 from psp_server.core.machine import Status, effective_status
 from psp_server.core.records import Checkout, StatusTotal
 from scan2pay_common.money import format_display
+from scan2pay_common.static_codes import short_id
 from scan2pay_common.timefmt import to_rfc3339
 
 
@@ -27,6 +28,12 @@ def row(checkout: Checkout, now: int) -> dict[str, Any]:
         "refunded_text": format_display(checkout.refunded_amount, checkout.currency),
         "created_at": to_rfc3339(checkout.created_at),
         "expires_at": to_rfc3339(checkout.expires_at),
+        # How it came in: "static" for an amount a customer typed at a
+        # printed till code, whose short id the board shows beside the till.
+        "source": "dynamic" if checkout.static_code_id is None else "static",
+        "static_short_id": None
+        if checkout.static_code_id is None
+        else short_id(checkout.static_code_id),
     }
 
 

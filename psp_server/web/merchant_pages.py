@@ -43,6 +43,7 @@ def board(*, root: str, merchant: str, csrf: str) -> str:
 <h1>{name}</h1>
 <p id="live" class="live" role="status" data-state="connecting">Connecting…</p>
 <a href="{root}merchant/pair" class="button small">Pair a terminal</a>
+<a href="{root}merchant/static-codes" class="button small">Printed codes</a>
 <form method="post" action="{root}merchant/sign-out" class="sign-out">
 <input type="hidden" name="csrf" value="{escape(csrf)}">
 <button type="submit" class="small">Sign out</button>

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from html import escape
 
+from psp_server.web import static_page
 from psp_server.web.layout import page
 from scan2pay_common.money import format_display, format_major
 
@@ -47,13 +48,20 @@ def render(
     expires_at_ms: int,
     now_ms: int,
     qr_payload: str | None = None,
+    till: tuple[str, str] | None = None,
 ) -> str:
     """``qr_payload``: the EMV payload of an EMV merchant's checkout
-    (docs/emv.md), offered to copy into a banking app while it is pending."""
+    (docs/emv.md), offered to copy into a banking app while it is pending.
+    ``till``: the label and short id of the printed till code the page was
+    opened from (``/S/{CODE}``), shown under the merchant's name."""
     shown_amount = format_display(amount, currency)
     parts = [
         f'<main data-status="{escape(status)}">',
         f'<p class="muted">Payment to</p><h1 id="merchant">{escape(merchant)}</h1>',
+    ]
+    if till is not None:
+        parts.append(static_page.till_line(*till))
+    parts += [
         f'<p class="amount" id="amount">{escape(shown_amount)}</p>',
         f'<p class="status status-{escape(status)}" id="status" role="status">'
         f"{escape(_HEADLINE.get(status, status))}</p>",

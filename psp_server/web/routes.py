@@ -7,7 +7,7 @@ from functools import cache
 
 from aiohttp import web
 
-from psp_server.web import merchant_routes, pairing_routes
+from psp_server.web import merchant_routes, pairing_routes, static_code_routes
 from psp_server.web.layout import STATIC_DIR, asset_version
 
 _TYPES = {
@@ -58,3 +58,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/static/{name}", static_file)
     merchant_routes.add_routes(app)
     pairing_routes.add_routes(app)
+    static_code_routes.add_routes(app)

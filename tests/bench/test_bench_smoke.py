@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import flow_bench, psp_bench, rate_limit_bench, terminal_bench
+from bench import flow_bench, psp_bench, rate_limit_bench, static_bench, terminal_bench
 
 
 def test_the_flow_bench_times_every_hop() -> None:
@@ -36,3 +36,10 @@ def test_the_rate_limit_bench_times_both_tables() -> None:
     figures = rate_limit_bench.figures(checks=2000, rounds=1)
     assert set(figures) == {"in process:one", "in process:many", "shared:one", "shared:many"}
     assert all(us > 0 for us in figures.values())
+
+
+def test_the_static_bench_times_payments_at_a_printed_code() -> None:
+    figures = static_bench.measure(quick=True)
+    assert figures["payments"] == static_bench.QUICK_PAYMENTS
+    shown = figures["scan_to_paid_screen"]
+    assert 0 < shown["p50_ms"] <= shown["p99_ms"] <= shown["max_ms"]

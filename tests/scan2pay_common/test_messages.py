@@ -759,3 +759,34 @@ def test_show_qr_carries_an_emv_payload_that_carries_its_url() -> None:
         raw = {**plain.to_dict(), "qr_payload": bad}
         with pytest.raises(InvalidValue, match=reason):
             parse_display_command(json.dumps(raw))
+
+
+STICKER = "sc_019ab52e4f1c9f8e7d6c5b4a3928"
+
+
+def test_a_static_checkout_says_so_and_names_its_printed_code() -> None:
+    static = snapshot(source="static", static_code_id=STICKER)
+    written = static.to_dict()
+    assert (written["source"], written["static_code_id"]) == ("static", STICKER)
+    assert CheckoutSnapshot.from_dict(written) == static
+    # Every other checkout is written as before: no new fields for old readers.
+    plain = snapshot().to_dict()
+    assert "source" not in plain
+    assert "static_code_id" not in plain
+    assert CheckoutSnapshot.from_dict({**plain, "source": "dynamic"}) == snapshot()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"source": "static"},
+        {"static_code_id": STICKER},
+        {"source": "printed", "static_code_id": STICKER},
+        {"source": "static", "static_code_id": "sc_1"},
+        {"source": "dynamic", "static_code_id": STICKER},
+    ],
+)
+def test_a_source_that_does_not_hold_together_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidValue) as raised:
+        snapshot(**changes)
+    assert raised.value.code in ("invalid_source", "invalid_static_code_id")

@@ -371,7 +371,9 @@ def text_views() -> dict[str, View]:
         "expired": View(OutcomeScreen("chk_1", "expired", 1500, "KWD")),
         "refunded": View(OutcomeScreen("chk_1", "refunded", 500, "EUR")),
         "paid-banner": View(OutcomeScreen("chk_1", "paid", 1234, "EUR"), "No connection"),
+        "paid-sticker": View(OutcomeScreen("chk_1", "paid", 1250, "EUR", via="Sticker 4A3928")),
         "idle-banner": View(IdleScreen("Corner Shop"), "No connection"),
+        "idle-till": View(IdleScreen("Corner Shop", "Counter 1 · 4A3928")),
         "qr": qr_view(DEFAULT_URL),
         "qr-banner": qr_view(DEFAULT_URL, "No connection"),
         "qr-no-amount": View(QrScreen(None, DEFAULT_URL)),
@@ -413,6 +415,25 @@ def test_banner_bar_runs_along_the_bottom_of_other_screens(geometry_name: str) -
     fill = PALETTES[geometry.mode].banner_fill
     bottom_row = [frame.getpixel((x, geometry.height - 1)) for x in range(geometry.width)]
     assert bottom_row.count(fill) > geometry.width // 2
+
+
+@pytest.mark.parametrize("geometry_name", GEOMETRIES)
+def test_a_static_payment_names_its_sticker_where_there_is_room(geometry_name: str) -> None:
+    geometry = GEOMETRIES[geometry_name]
+    views = text_views()
+    with_sticker = render(views["paid-sticker"], geometry, NOW)
+    plain = render(View(OutcomeScreen("chk_1", "paid", 1250, "EUR")), geometry, NOW)
+    if geometry.height >= 64:
+        assert with_sticker.tobytes() != plain.tobytes()
+
+
+@pytest.mark.parametrize("geometry_name", GEOMETRIES)
+def test_the_idle_screen_names_the_till_where_there_is_room(geometry_name: str) -> None:
+    geometry = GEOMETRIES[geometry_name]
+    with_till = render(text_views()["idle-till"], geometry, NOW)
+    plain = render(View(IdleScreen("Corner Shop")), geometry, NOW)
+    if geometry.height >= 64:
+        assert with_till.tobytes() != plain.tobytes()
 
 
 def test_paid_and_cancelled_differ_on_128x64() -> None:

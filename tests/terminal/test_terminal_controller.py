@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scan2pay_common.messages import (
     STATUS_FOR_EVENT,
     CheckoutEvent,
@@ -320,3 +322,58 @@ def test_an_event_heard_on_both_topics_counts_once() -> None:
     assert controller.on_event(refund_event(), T0 + 3).redraw
     assert controller.on_event(refund_event(), T0 + 4) == Effects()
     assert controller.view.screen == OutcomeScreen("co_1", "refunded", 500, "EUR")
+
+
+def static_paid(checkout_id: str = "co_typed") -> CheckoutEvent:
+    paid = event("checkout.paid", checkout_id)
+    snapshot = CheckoutSnapshot(
+        **{
+            **paid.checkout.to_dict(),
+            "amount": 1250,
+            "source": "static",
+            "static_code_id": "sc_019ab52e4f1c9f8e7d6c5b4a3928",
+        }
+    )
+    return CheckoutEvent(**{**paid.to_dict(), "checkout": snapshot})
+
+
+def test_a_static_payment_shows_paid_with_the_stickers_short_id() -> None:
+    controller = Controller("Café")
+    assert controller.on_static_payment(static_paid(), T0) == Effects(redraw=True)
+    assert shown(controller) == OutcomeScreen("co_typed", "paid", 1250, "EUR", via="Sticker 4A3928")
+    assert controller.on_static_payment(static_paid(), T0 + 1) == Effects()  # a repeat
+    # It goes back to idle as any outcome does.
+    controller.on_tick(T0 + 10_000)
+    assert shown(controller) == IdleScreen("Café")
+    # Over another outcome too: the next payment is news.
+    controller.on_static_payment(static_paid("co_a"), T0 + 20_000)
+    controller.on_static_payment(static_paid("co_b"), T0 + 20_001)
+    assert screen_checkout(shown(controller)) == "co_b"
+
+
+def test_a_static_payment_never_covers_a_cashiers_qr() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_static_payment(static_paid(), T0) == Effects()
+    assert isinstance(shown(controller), QrScreen)
+
+
+def test_the_idle_screen_names_the_tills_printed_code_when_told() -> None:
+    from terminal.config import ConfigError, load
+    from terminal.screens import View, content
+
+    config = load(
+        {"merchant": "mer_1", "terminal": "lane-1", "till": " Counter 1 · 4A3928 "}, env={}
+    )
+    assert config.till == "Counter 1 · 4A3928"
+    controller = Controller("Café", till=config.till)
+    assert controller.view.screen == IdleScreen("Café", "Counter 1 · 4A3928")
+    assert content(View(controller.view.screen), T0).lines == (
+        "Café",
+        "Ready",
+        "Counter 1 · 4A3928",
+    )
+    assert load({"merchant": "mer_1", "terminal": "lane-1"}, env={}).till is None
+    for bad in ("x" * 41, "a\u202eb"):
+        with pytest.raises(ConfigError, match="till"):
+            load({"merchant": "mer_1", "terminal": "lane-1", "till": bad}, env={})

@@ -16,10 +16,12 @@ import pytest
 
 from scan2pay_common.jsonfields import dumps
 from scan2pay_common.messages import (
+    STATUS_FOR_EVENT,
     CheckoutEvent,
     CheckoutSnapshot,
     CheckoutStatus,
     DisplayTicket,
+    EventType,
     ShowQr,
     ShowStatus,
 )
@@ -27,7 +29,13 @@ from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import to_rfc3339
 from terminal.controller import BareUrl, CodeInfo
 from terminal.screens import IdleScreen, OutcomeScreen, QrScreen, Screen
-from terminal.trust import Identity, SignedEvent, outcome_problem, qr_problem
+from terminal.trust import (
+    Identity,
+    SignedEvent,
+    outcome_problem,
+    qr_problem,
+    static_payment_problem,
+)
 
 T0 = 1_800_000_000_000
 A, B = "mer_aaaaaaaaaaaaaaaaaaaa", "mer_bbbbbbbbbbbbbbbbbbbb"
@@ -274,3 +282,56 @@ def test_an_emv_payload_shows_only_as_the_ticket_signed_it() -> None:
         problem = qr_problem(command(signed, sent), KEYED, T0)
         assert problem is not None
         assert "its qr_payload is not the display ticket's" in problem
+
+
+def static_paid_event(
+    *,
+    merchant_id: str = A,
+    terminal_id: str | None = LANE,
+    key: SigningKey | None = PSP,
+    kind: EventType = "checkout.paid",
+) -> SignedEvent:
+    """A checkout a customer typed at a printed till code, as the PSP
+    announces it (signed unless key is None)."""
+    snapshot = CheckoutSnapshot(
+        id="co_typed",
+        order_id="static-co_typed",
+        amount=1250,
+        currency="EUR",
+        status=STATUS_FOR_EVENT[kind],
+        qr_url=URL_X,
+        expires_at=to_rfc3339(T0 + 300_000),
+        terminal_id=terminal_id,
+        created_at=to_rfc3339(T0),
+        source="static",
+        static_code_id=STICKER,
+    )
+    event = CheckoutEvent(
+        event_id="evt_2",
+        seq=2,
+        type=kind,
+        merchant_id=merchant_id,
+        checkout=snapshot,
+        created_at=to_rfc3339(T0 + 1000),
+    )
+    payload = dumps(key.sign(event.to_dict())) if key else event.to_json()
+    return SignedEvent(payload, CheckoutEvent.from_json(payload))
+
+
+STICKER = "sc_019ab52e4f1c9f8e7d6c5b4a3928"
+
+
+def test_a_static_payment_shows_only_signed_for_this_merchant_and_terminal() -> None:
+    me = Identity(A, LANE, (PSP.public,))
+    assert static_payment_problem(static_paid_event(), me) is None
+    assert static_payment_problem(static_paid_event(merchant_id=B), me) is not None
+    assert static_payment_problem(static_paid_event(terminal_id="lane-2"), me) is not None
+    assert static_payment_problem(static_paid_event(key=None), me) is not None
+    assert static_payment_problem(static_paid_event(key=ATTACKER), me) is not None
+    assert static_payment_problem(static_paid_event(kind="checkout.expired"), me) is not None
+    # A cashier's checkout (no static source) never shows this way.
+    assert static_payment_problem(paid_event(), me) is not None
+    # Without keys the terminal still must be this one: nothing on screen ties it here.
+    unkeyed = Identity(A, LANE)
+    assert static_payment_problem(static_paid_event(key=None), unkeyed) is None
+    assert static_payment_problem(static_paid_event(terminal_id=None), unkeyed) is not None

@@ -71,6 +71,12 @@ class Limits:
             # Starting a pairing (docs/pairing.md); the board limits approvals
             # itself, to answer a person with a page rather than JSON.
             "pair": (make("pair/ip", settings.rate_pair_per_ip), None),
+            # Checkouts typed in at a printed till code (docs/static-qr.md):
+            # per address, and per code, whoever scans it.
+            "static": (
+                make("static/ip", settings.rate_static_per_ip),
+                make("static/code", settings.rate_static_per_code),
+            ),
         }
         self._secret = table.secret
 
@@ -91,12 +97,19 @@ _LIMITED = {
     ("HEAD", "/Q/{code}"): "qr",
     ("POST", "/v1/payments"): "pay",
     ("POST", "/v1/pairings"): "pair",
+    ("GET", "/S/{code}"): "qr",
+    ("HEAD", "/S/{code}"): "qr",
+    ("POST", "/S/{code}/checkouts"): "static",
 }
 
 
 def _route(request: web.Request) -> str | None:
     resource = request.match_info.route.resource
     return None if resource is None else resource.canonical
+
+
+def _second(name: str) -> str:
+    return "code" if name == "static" else "token"
 
 
 def rate_limits() -> Middleware:
@@ -117,11 +130,14 @@ def rate_limits() -> Middleware:
             wait = per_ip.take(client_key(request))
             if wait:
                 log.info("rate limited %s %s by address %s", request.method, name, request.remote)
-        token = bearer_token(request)
+        # The second limit is per bearer token, or on a printed code's route
+        # per code (as given: a code spelled two ways is two buckets, and
+        # two tries).
+        token = request.match_info.get("code") if name == "static" else bearer_token(request)
         if not wait and per_token is not None and token is not None:
             wait = per_token.take(f"tok:{limits.token_key(token)}")
             if wait:
-                log.info("rate limited %s %s by token", request.method, name)
+                log.info("rate limited %s %s by %s", request.method, name, _second(name))
         if wait:
             request.app[METRICS].rate_limited(name)
             return error_response(

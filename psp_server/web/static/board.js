@@ -101,6 +101,13 @@
     return form;
   }
 
+  // The till, and for an amount a customer typed at a printed till code,
+  // that code's short id: the sticker it came through.
+  function terminalText(row) {
+    const till = row.terminal_id || "—";
+    return row.source === "static" ? till + " · static QR " + row.static_short_id : till;
+  }
+
   function fillLine(tr, row) {
     const time = document.createElement("time");
     time.dateTime = row.created_at;
@@ -120,7 +127,7 @@
     tr.replaceChildren(
       when,
       order,
-      cell(row.terminal_id || "—", "terminal"),
+      cell(terminalText(row), "terminal"),
       cell(amount, "num"),
       status,
       action,
@@ -166,7 +173,8 @@
     $("no-rows").hidden = true;
     if (quietly) return;
     if (!old) {
-      announce("New checkout: order " + row.order_id + ", " + row.amount_text);
+      const through = row.source === "static" ? " at printed code " + row.static_short_id : "";
+      announce("New checkout: order " + row.order_id + ", " + row.amount_text + through);
     } else {
       announce(describe(row));
     }

@@ -9,8 +9,12 @@
   const TOKEN_KEY = "scan2pay.wallet_token";
   const receiptKey = "scan2pay.receipt." + data.code;
   const attemptKey = "scan2pay.attempt." + data.code;
-  // The API is beside /Q/, wherever the PSP is mounted.
-  const apiRoot = location.pathname.replace(/\/Q\/[^/]*$/, "");
+  // The API is beside /Q/ (and a till's printed code, /S/), wherever the
+  // PSP is mounted.
+  const apiRoot = location.pathname.replace(/\/[QS]\/[^/]*$/, "");
+  // The checkout's own page: a till's printed code shows the till's
+  // checkout only while it is pending, so its outcome is read from here.
+  const checkoutPage = apiRoot + "/Q/" + data.code;
   // The server's clock decides expiry; the phone's may be off.
   const skew = data.server_now_ms - Date.now();
   const $ = (id) => document.getElementById(id);
@@ -129,10 +133,12 @@
 
   async function checkStatus() {
     try {
-      const response = await fetch(location.pathname, { headers: { Accept: "application/json" } });
+      const response = await fetch(checkoutPage, { headers: { Accept: "application/json" } });
       if (!response.ok) return;
       const now = await response.json();
-      if (now.status !== data.status && !sessionStorage.getItem(receiptKey)) location.reload();
+      if (now.status !== data.status && !sessionStorage.getItem(receiptKey)) {
+        location.replace(checkoutPage);
+      }
     } catch (err) {
       /* offline for a moment: the next poll tries again */
     }

@@ -43,6 +43,9 @@ REGISTRY: Registry[Any] = Registry().with_resource(SPEC_URI, DRAFT202012.create_
 
 _loads = json.loads  # call() has a parameter named json
 
+# Media types answered as bytes (a sticker), checked for their type alone.
+BINARY = frozenset({"image/png", "application/pdf"})
+
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 # Each documented (path template, method, status) a live test produced;
@@ -115,14 +118,16 @@ async def call(
     headers: dict[str, str] | None = None,
 ) -> Reply:
     """Like ``psp.call``, but keeps the media type and headers, which the
-    document also describes."""
+    document also describes, and follows no redirect: a 303 is an answer."""
     async with psp.http.request(
-        method, psp.url + path, json=json, data=data, headers=headers
+        method, psp.url + path, json=json, data=data, headers=headers, allow_redirects=False
     ) as response:
         raw = await response.read()
-        body: Any = raw.decode()
+        body: Any = raw
         if response.content_type == "application/json":
             body = _loads(raw)
+        elif response.content_type not in BINARY:
+            body = raw.decode()
         return Reply(method, path, response.status, response.content_type, response.headers, body)
 
 
@@ -146,16 +151,20 @@ def conforms(reply: Reply, status: int, code: str | None = None) -> Any:
     if "$ref" in response:
         where = response["$ref"].removeprefix("#")
         response = _at(where)
-    content = response.get("content", {})
-    assert reply.content_type in content, (
-        f"{reply.method} {template} {status} answered {reply.content_type}; "
-        f"documented: {sorted(content)}"
-    )
-    _assert_valid(
-        where + _pointer("content", reply.content_type, "schema"),
-        reply.body,
-        f"{reply.method} {reply.path} {status}",
-    )
+    content = response.get("content")
+    if content is None:  # documented without a body (a redirect)
+        assert reply.body == "", f"{reply.method} {template} {status} has a body: {reply.body!r}"
+    else:
+        assert reply.content_type in content, (
+            f"{reply.method} {template} {status} answered {reply.content_type}; "
+            f"documented: {sorted(content)}"
+        )
+        schema_at = where + _pointer("content", reply.content_type, "schema")
+        if isinstance(reply.body, bytes):
+            assert _at(schema_at)["contentMediaType"] == reply.content_type
+            assert reply.body, f"{reply.method} {reply.path} {status} is empty"
+        else:
+            _assert_valid(schema_at, reply.body, f"{reply.method} {reply.path} {status}")
     for name, header in response.get("headers", {}).items():
         header_at = where + _pointer("headers", name)
         if "$ref" in header:
@@ -202,7 +211,9 @@ def test_checkout_schema_lists_every_snapshot_field() -> None:
 
     checkout = SPEC["components"]["schemas"]["Checkout"]
     fields = list(CheckoutSnapshot.__dataclass_fields__)
-    assert sorted(checkout["required"]) == sorted(fields)
+    # Only a checkout made at a printed till code has these two.
+    static_only = {"source", "static_code_id"}
+    assert sorted(checkout["required"]) == sorted(set(fields) - static_only)
     # qr_payload is the API's alone (EMV merchants'); events carry the snapshot.
     assert sorted(checkout["properties"]) == sorted([*fields, "qr_payload"])
 
@@ -933,6 +944,108 @@ async def test_webhooks(db: str) -> None:
         await exercise(psp, call, conforms)
     finally:
         await stop_psp(psp)
+
+
+async def test_static_codes(psp: Psp) -> None:
+    """A merchant's printed till codes, and what a scan of one does."""
+    merchant = await psp.merchant()
+    other = await psp.merchant("Other Shop")
+    codes = "/v1/terminals/till-1/static-codes"
+    body = {"label": "Counter 1", "open_amount": {"currency": "EUR", "min": 100, "max": 5000}}
+    made = conforms(await call(psp, "POST", codes, json=body, headers=merchant.auth), 201)
+    plain = conforms(await call(psp, "POST", codes, json={}, headers=merchant.auth), 201)
+    assert plain["open_amount"] is None
+    conforms(await call(psp, "POST", codes, data=b"[", headers=merchant.auth), 400, "invalid_json")
+    conforms(await call(psp, "POST", codes, json=body), 401, "unauthorized")
+    conforms(
+        await call(psp, "POST", codes, json={"label": ""}, headers=merchant.auth),
+        422,
+        "invalid_label",
+    )
+    listed = conforms(await call(psp, "GET", codes, headers=merchant.auth), 200)
+    assert [code["id"] for code in listed["static_codes"]] == [plain["id"], made["id"]]
+    conforms(await call(psp, "GET", codes), 401, "unauthorized")
+
+    json_accept = {"Accept": "application/json"}
+    html_accept = {"Accept": "text/html"}
+    code = made["code"]
+    scan = f"/S/{code}"
+    shown = conforms(await call(psp, "GET", scan, headers=json_accept), 200)
+    assert shown["open_amount"] == body["open_amount"]
+    conforms(await call(psp, "GET", scan, headers=html_accept), 200)
+    conforms(await call(psp, "GET", "/S/AAAA", headers=json_accept), 404, "static_code_not_found")
+    conforms(await call(psp, "GET", "/S/AAAA", headers=html_accept), 404)
+
+    typed = f"{scan}/checkouts"
+    created = conforms(await call(psp, "POST", typed, json={"amount": 1250}), 201)
+    assert (created["source"], created["static_code_id"]) == ("static", made["id"])
+    conforms(await call(psp, "POST", typed, json={"amount": 1}), 422, "amount_out_of_range")
+    conforms(await call(psp, "POST", typed, data={"amount": "0.01"}, headers=html_accept), 422)
+    conforms(await call(psp, "POST", typed, data=b"{", headers=json_accept), 400, "invalid_json")
+    redirected = conforms(
+        await call(psp, "POST", typed, data={"amount": "12.50"}, headers=html_accept), 303
+    )
+    assert redirected == ""
+    conforms(
+        await call(psp, "POST", f"/S/{plain['code']}/checkouts", json={"amount": 500}),
+        409,
+        "open_amount_not_allowed",
+    )
+    conforms(
+        await call(psp, "POST", "/S/AAAA/checkouts", json={"amount": 500}),
+        404,
+        "static_code_not_found",
+    )
+    conforms(
+        await call(psp, "POST", "/S/AAAA/checkouts", data={"amount": "5"}, headers=html_accept), 404
+    )
+    await psp.checkout(merchant, terminal_id="till-1")
+    conforms(await call(psp, "POST", typed, json={"amount": 500}), 409, "till_has_checkout")
+    shown = conforms(await call(psp, "GET", scan, headers=json_accept), 200)
+    assert shown["checkout"]["terminal_id"] == "till-1"
+
+    for fmt, magic in (("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", "<svg")):
+        sticker = f"/v1/static-codes/{made['id']}/sticker.{fmt}"
+        printed = conforms(await call(psp, "GET", sticker, headers=merchant.auth), 200)
+        assert magic in printed[:200]
+    sticker = f"/v1/static-codes/{made['id']}/sticker.png"
+    conforms(await call(psp, "GET", sticker), 401, "unauthorized")
+    conforms(await call(psp, "GET", sticker, headers=other.auth), 404, "static_code_not_found")
+    gone = f"/v1/static-codes/{made['id']}"
+    conforms(await call(psp, "DELETE", gone, headers=other.auth), 404, "static_code_not_found")
+    conforms(await call(psp, "DELETE", gone), 401, "unauthorized")
+    revoked = conforms(await call(psp, "DELETE", gone, headers=merchant.auth), 200)
+    assert revoked["revoked_at"] is not None
+    conforms(await call(psp, "GET", scan, headers=json_accept), 410, "static_code_revoked")
+    conforms(await call(psp, "GET", sticker, headers=merchant.auth), 410, "static_code_revoked")
+    conforms(await call(psp, "GET", scan, headers=html_accept), 410)
+    conforms(await call(psp, "POST", typed, json={"amount": 500}), 410, "static_code_revoked")
+    conforms(await call(psp, "POST", typed, data={"amount": "5"}, headers=html_accept), 410)
+
+
+async def test_static_code_rate_limits(tmp_path: Any) -> None:
+    from psp_server.runtime.config import Rate
+    from tests.support.psp import start_psp, stop_psp
+
+    tight = await start_psp(
+        str(tmp_path / "tight.db"), rate_qr_per_ip=Rate(1, 60.0), rate_static_per_code=Rate(1, 60.0)
+    )
+    try:
+        merchant = await tight.merchant()
+        body = {"open_amount": {"currency": "EUR", "min": 100, "max": 5000}}
+        made = conforms(
+            await call(tight, "POST", "/v1/terminals/t/static-codes", json=body,
+                       headers=merchant.auth), 201
+        )  # fmt: skip
+        scan = f"/S/{made['code']}"
+        json_accept = {"Accept": "application/json"}
+        conforms(await call(tight, "GET", scan, headers=json_accept), 200)
+        conforms(await call(tight, "GET", scan, headers=json_accept), 429, "rate_limited")
+        typed = f"{scan}/checkouts"
+        conforms(await call(tight, "POST", typed, json={"amount": 100}), 201)
+        conforms(await call(tight, "POST", typed, json={"amount": 100}), 429, "rate_limited")
+    finally:
+        await stop_psp(tight)
 
 
 async def test_rate_limits_and_the_body_timeout(tmp_path: Any) -> None:

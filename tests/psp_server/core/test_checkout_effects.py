@@ -249,6 +249,11 @@ WIRE = {
     Refusal.ORDER_CONFLICT: ("order_conflict", 409),
     Refusal.NOT_FOUND: ("not_found", 404),
     Refusal.UNKNOWN_CODE: ("unknown_code", 404),
+    Refusal.STATIC_CODE_NOT_FOUND: ("static_code_not_found", 404),
+    Refusal.STATIC_CODE_REVOKED: ("static_code_revoked", 410),
+    Refusal.OPEN_AMOUNT_NOT_ALLOWED: ("open_amount_not_allowed", 409),
+    Refusal.TILL_HAS_CHECKOUT: ("till_has_checkout", 409),
+    Refusal.AMOUNT_OUT_OF_RANGE: ("amount_out_of_range", 422),
     Refusal.REQUEST_IN_PROGRESS: ("request_in_progress", 409),
     Refusal.IDEMPOTENCY_MISMATCH: ("idempotency_mismatch", 422),
 }
