@@ -19,7 +19,7 @@ from psp_server.api.appkeys import BOARD_HUB, CLOCK, SETTINGS, STORAGE
 from psp_server.api.http import NO_STORE, checkout_json, json_body, json_response, merchant_of
 from psp_server.core.errors import APIError, Refusal, Refused
 from psp_server.core.payloads import check_code
-from psp_server.core.records import Checkout
+from psp_server.core.records import Checkout, Merchant
 from psp_server.core.static_codes import (
     ScanKind,
     StaticCode,
@@ -160,8 +160,8 @@ def _html(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", headers=NO_STORE)
 
 
-def _checkout_with_code(checkout: Checkout, now: int) -> dict[str, Any]:
-    body = checkout_json(checkout, now)
+def _checkout_with_code(checkout: Checkout, now: int, merchant: Merchant) -> dict[str, Any]:
+    body = checkout_json(checkout, now, merchant)
     body["code"] = checkout.code
     return body
 
@@ -194,7 +194,9 @@ async def scan_static_code(request: web.Request) -> web.Response:
             "merchant": {"name": merchant.name},
             "terminal": {"id": code.terminal_id, "label": code.label},
             "short_id": code.short_id,
-            "checkout": None if scan.checkout is None else _checkout_with_code(scan.checkout, now),
+            "checkout": (
+                None if scan.checkout is None else _checkout_with_code(scan.checkout, now, merchant)
+            ),
             "open_amount": None
             if scan.kind is not ScanKind.OPEN_AMOUNT or code.open_amount is None
             else code.open_amount.to_json(),
@@ -238,13 +240,13 @@ async def create_static_checkout(request: web.Request) -> web.Response:
     except InvalidValue as exc:
         raise APIError.from_invalid(exc) from None
     try:
-        checkout, _ = await store.create_checkout(
+        checkout, _, merchant = await store.create_checkout(
             code, body["amount"], now=now, public_url=settings.require_public_url()
         )
     except Refused as exc:
         raise exc.refusal.error() from None
     request.app[BOARD_HUB].created(checkout.merchant_id)
-    return json_response(_checkout_with_code(checkout, now), status=201)
+    return json_response(_checkout_with_code(checkout, now, merchant), status=201)
 
 
 async def _create_from_form(
@@ -268,7 +270,7 @@ async def _create_from_form(
         problem = exc.message
     else:
         try:
-            checkout, _ = await store.create_checkout(
+            checkout, _, _ = await store.create_checkout(
                 code, amount, now=now, public_url=request.app[SETTINGS].require_public_url()
             )
         except Refused as exc:

@@ -22,7 +22,14 @@ from psp_server.core.static_codes import (
 )
 from psp_server.storage.base import Storage
 from psp_server.storage.dbapi import Connection, Dialect, Worker
-from psp_server.storage.sql_storage import insert_checkout, till_checkout
+from psp_server.storage.sql_storage import (
+    _MERCHANT_COLUMNS,
+    _MERCHANT_COLUMNS_OF_M,
+    _MERCHANT_WIDTH,
+    _merchant,
+    insert_checkout,
+    till_checkout,
+)
 
 _COLUMNS = (
     "id, merchant_id, terminal_id, label, code, url, open_currency, open_min, open_max,"
@@ -154,26 +161,27 @@ class StaticCodeStore:
 
         def op(conn: Connection) -> tuple[StaticCode, Merchant, Checkout | None] | None:
             row = conn.execute(
-                f"SELECT m.name, {_COLUMNS_OF_S} FROM static_codes s"
+                f"SELECT {_MERCHANT_COLUMNS_OF_M}, {_COLUMNS_OF_S} FROM static_codes s"
                 " JOIN merchants m ON m.id = s.merchant_id WHERE s.code = ?",
                 (code,),
             ).fetchone()
             if row is None:
                 return None
-            found = _static_code(row[1:])
+            found = _static_code(row[_MERCHANT_WIDTH:])
             pending = till_checkout(conn, found.merchant_id, found.terminal_id)
-            return found, Merchant(found.merchant_id, row[0]), pending
+            return found, _merchant(row[:_MERCHANT_WIDTH]), pending
 
         return await self._worker.read(op)
 
     async def create_checkout(
         self, code: str, amount: object, *, now: int, public_url: str
-    ) -> tuple[Checkout, StaticCode]:
+    ) -> tuple[Checkout, StaticCode, Merchant]:
         """A checkout of the typed ``amount`` at the code's till, decided on
         the code as it is in this transaction (``Refused`` when the rules
-        say no, with nothing written)."""
+        say no, with nothing written), and its merchant (what its QR codes
+        encode)."""
 
-        def op(conn: Connection) -> tuple[Checkout, StaticCode]:
+        def op(conn: Connection) -> tuple[Checkout, StaticCode, Merchant]:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM static_codes WHERE code = ?{self._dialect.for_update}",
                 (code,),
@@ -187,6 +195,9 @@ class StaticCodeStore:
             # The order id is the checkout's own, so it is never taken.
             if not insert_checkout(conn, fresh, request_hash=f"static:{found.id}"):
                 raise StorageError("a static checkout's order id was taken")
-            return fresh, found
+            merchant = conn.execute(
+                f"SELECT {_MERCHANT_COLUMNS} FROM merchants WHERE id = ?", (found.merchant_id,)
+            ).fetchone()
+            return fresh, found, _merchant(merchant)
 
         return await self._worker.run(op)
