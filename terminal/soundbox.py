@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,7 @@ class Heard:
 
     event: CheckoutEvent
     via: str
+    at_ms: int  # when it was heard: its age is taken then, not when its turn comes
     caught_up: bool = False
 
 
@@ -100,7 +102,7 @@ class Soundbox:
             if event.type in SAID:
                 self.refuse(f"a {event.type} event on {via}", problem)
             return
-        self._submit(self._heard, Heard(event, via))
+        self._submit(self._heard, Heard(event, via, self.clock.now_ms()))
 
     def refuse(self, what: str, why: str) -> None:
         self.refused += 1
@@ -144,7 +146,8 @@ class Soundbox:
             if event.type in SAID:
                 self.refuse(f"a {event.type} event from the PSP's catch-up", problem)
             return
-        self._submit(self._heard, Heard(event, "the PSP's catch-up", caught_up=True))
+        heard = Heard(event, "the PSP's catch-up", self.clock.now_ms(), caught_up=True)
+        self._submit(self._heard, heard)
 
     async def idle(self) -> None:
         """Waits until everything submitted so far is done (for tests and the bench)."""
@@ -154,9 +157,13 @@ class Soundbox:
     async def warm(self) -> None:
         """Renders what is said often (the phrases, the numbers below a
         hundred, the currencies' names) in the sound thread, so that the
-        first payments find them cached."""
-        if self.on:
-            await self._in_thread(self._warm)
+        first payments find them cached: one part at a time, so that an
+        announcement waits for one part at most, never for the lot."""
+        if not self.on:
+            return
+        for text in warm_texts(self.config.language):
+            if not await self._in_thread(functools.partial(self._warm, text)):
+                return
 
     async def close(self) -> None:
         await self.idle()
@@ -197,7 +204,7 @@ class Soundbox:
             return
         checkout = event.checkout
         now = self.clock.now_ms()
-        age_ms = now - from_rfc3339(event.created_at)
+        age_ms = heard.at_ms - from_rfc3339(event.created_at)
         amount = checkout.amount
         if event.type == "checkout.refunded":
             amount = checkout.refunded_amount - record.refunded_before(checkout.id, event.event_id)
@@ -226,24 +233,28 @@ class Soundbox:
         self.spoken += 1
         log.info("announced %s of %s via %s: %s", event.type, checkout.id, heard.via, said.text)
 
-    def _warm(self) -> None:
+    def _warm(self, text: str) -> bool:
         try:
-            _, _, speaker = self._open()
-            language = self.config.language
-            texts = [*WORDINGS[language].before.values(), *WORDINGS[language].after.values()]
-            for units in CURRENCIES.values():
-                major, minor = units[language]
-                texts += [major.one, major.many] + ([minor.one, minor.many] if minor else [])
-            texts += [number_words(n, language) for n in range(100)]
-            speaker.warm(texts)
+            self._open()[2].cache.get(text)
         except (HardwareError, SpeechError, RecordError, OSError) as exc:
             log.error("the sound is not ready: %s", loggable(exc, 300))
+            return False
+        return True
 
     def _close(self) -> None:
         if self._output is not None:
             self._output.close()
         if self._record is not None:
             self._record.close()
+
+
+def warm_texts(language: str) -> list[str]:
+    wording = WORDINGS[language]
+    texts = [*wording.before.values(), *wording.after.values()]
+    for units in CURRENCIES.values():
+        major, minor = units[language]
+        texts += [major.one, major.many] + ([minor.one, minor.many] if minor else [])
+    return texts + [number_words(n, language) for n in range(100)]
 
 
 def engine_of(config: TerminalConfig) -> Engine:
