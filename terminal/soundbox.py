@@ -262,4 +262,4 @@ def engine_of(config: TerminalConfig) -> Engine:
     kind, _, model = config.speech.partition(":")
     if kind == "piper":
         return Piper(model)
-    return Espeak(config.language)
+    return Espeak(config.language, volume=config.volume)

@@ -11,7 +11,9 @@ made into one ``Clip``, from parts rendered once and kept on disk.
   crash leaves no half part.
 - ``Speaker`` joins a chime (a synthesized two-tone, which can be turned
   off) and the parts, each trimmed of its silence, with short gaps, at
-  the volume set. All of it blocks: the terminal runs it in its sound
+  the volume set: espeak-ng renders the parts at that volume (the cache's
+  key holds it), so that a clip is only joined, never scaled sample by
+  sample in Python. All of it blocks: the terminal runs it in its sound
   thread.
 """
 
@@ -40,7 +42,14 @@ class SpeechError(Exception):
 class Engine(Protocol):
     @property
     def identity(self) -> str:
-        """Engine, voice and rate: what a cached part depends on besides its text."""
+        """Engine, voice, rate (and volume, where the engine sets it): what a
+        cached part depends on besides its text."""
+        ...
+
+    @property
+    def sets_volume(self) -> bool:
+        """Whether the parts come at the volume set: then a clip needs no
+        pass over its samples to scale it (a Pi Zero's time)."""
         ...
 
     def render(self, text: str) -> tuple[bytes, int]:
@@ -58,7 +67,9 @@ _TIMEOUT = 20
 class Espeak:
     language: str
     rate: int = DEFAULT_RATE
+    volume: int = 100  # espeak-ng's amplitude, 0 to 100 here (its default is 100)
     program: str = "espeak-ng"
+    sets_volume = True
 
     @property
     def voice(self) -> str:
@@ -66,13 +77,14 @@ class Espeak:
 
     @property
     def identity(self) -> str:
-        return f"espeak-ng/{self.voice}/{self.rate}"
+        return f"espeak-ng/{self.voice}/{self.rate}/{self.volume}"
 
     def render(self, text: str) -> tuple[bytes, int]:
         found = shutil.which(self.program)
         if found is None:
             raise SpeechError("espeak-ng is not installed: sudo apt-get install espeak-ng")
-        command = [found, "-v", self.voice, "-s", str(self.rate), "--stdout", "--", text]
+        command = [found, "-v", self.voice, "-s", str(self.rate), "-a", str(self.volume)]
+        command += ["--stdout", "--", text]
         return _run(command, None, "espeak-ng")
 
 
@@ -82,6 +94,7 @@ class Piper:
 
     model: str
     program: str = "piper"
+    sets_volume = False
 
     @property
     def identity(self) -> str:
@@ -160,6 +173,7 @@ class Speaker:
         self.cache = cache
         self.volume = volume
         self.chime = chime
+        self._chime: dict[int, bytes] = {}  # by rate, at the volume set
 
     def warm(self, texts: list[str]) -> None:
         """Renders ``texts`` now, so that the first payment finds them cached."""
@@ -176,10 +190,14 @@ class Speaker:
             rate = part_rate
             pieces.append(pcm)
         gap = silence(GAP_SECONDS, rate)
-        body = gap.join(pieces)
+        body = gap.join(pieces) + gap
+        if not self.cache.engine.sets_volume:
+            body = scale(body, self.volume)
         if self.chime:
-            body = chime(rate) + silence(GAP_SECONDS * 2, rate) + body
-        return Clip(scale(body + gap, self.volume), rate, said.text)
+            if rate not in self._chime:
+                self._chime[rate] = scale(chime(rate), self.volume)
+            body = self._chime[rate] + silence(GAP_SECONDS * 2, rate) + body
+        return Clip(body, rate, said.text)
 
 
 def silence(seconds: float, rate: int) -> bytes:
