@@ -124,7 +124,11 @@ class Soundbox:
             return
         token = credential(pairing_id, secret)
         async with self._catching_up:
-            after = await self._in_thread(lambda: self._open()[1].seq)
+            try:
+                after = await self._in_thread(lambda: self._open()[1].seq)
+            except (HardwareError, SpeechError, RecordError, OSError) as exc:
+                log.error("not catching up: %s", loggable(exc, 300))
+                return
             for _ in range(MAX_PAGES):
                 page = await asyncio.to_thread(fetch_page, psp_url, token, after)
                 if page is None:

@@ -152,3 +152,28 @@ async def test_a_terminal_without_the_psps_key_says_nothing(tmp_path: Path) -> N
         assert daemon.soundbox.refused == 1
     finally:
         await daemon.soundbox.close()
+
+
+async def test_a_record_that_cannot_be_kept_is_logged_and_the_daemon_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_espeak()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    broken = config(
+        tmp_path,
+        sound_dir=str(blocker),
+        psp_url="http://127.0.0.1:1",
+        pairing_id="pair_" + "0" * 32,
+        device_secret="s" * 43,
+    )
+    daemon = TerminalDaemon(broken, NoopDisplay())
+    try:
+        daemon.handle_message(MINE, event(1, checkout(11)))
+        await daemon.soundbox.idle()
+        await daemon.soundbox.catch_up()
+    finally:
+        await daemon.soundbox.close()
+    assert "announcement of evt_" in caplog.text
+    assert "not catching up: cannot open" in caplog.text
+    assert not (tmp_path / "sounds").exists() or not list((tmp_path / "sounds").iterdir())
