@@ -6,7 +6,9 @@ processes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,15 +16,35 @@ from typing import Any
 
 import pytest
 
-from hardware.base import NoopDisplay
+from hardware.audio import Clip
+from hardware.base import DummyDisplay, NoopDisplay
 from scan2pay_common.jsonfields import dumps
-from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot, EventType
+from scan2pay_common.messages import (
+    CheckoutEvent,
+    CheckoutSnapshot,
+    DisplayTicket,
+    EventType,
+    ShowQr,
+    TerminalState,
+    display_command_to_json,
+)
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.signing import SigningKey
 from scan2pay_common.timefmt import now_ms, to_rfc3339
-from scan2pay_common.topics import display_topic, events_topic, terminal_events_topic
+from scan2pay_common.topics import (
+    display_topic,
+    events_topic,
+    state_topic,
+    terminal_events_topic,
+)
+from terminal.clock import Clock
 from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
+from terminal.soundbox import Soundbox
+from terminal.trust import Identity
+from tests.support.broker import Mosquitto
+from tests.support.mqtt import Subscriber, publish
+from tests.support.polling import until
 from tests.support.sound import heard, require_espeak
 
 MERCHANT, LANE = "mer_" + "a" * 28, "lane-1"
@@ -177,3 +199,72 @@ async def test_a_record_that_cannot_be_kept_is_logged_and_the_daemon_goes_on(
     assert "announcement of evt_" in caplog.text
     assert "not catching up: cannot open" in caplog.text
     assert not (tmp_path / "sounds").exists() or not list((tmp_path / "sounds").iterdir())
+
+
+@pytest.mark.broker
+async def test_the_screen_moves_on_while_a_payment_is_being_said(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The speaker holds the sound thread (here: until the test lets go);
+    the next checkout's QR is drawn and reported meanwhile."""
+    require_espeak()
+    speaking, let_go = threading.Event(), threading.Event()
+
+    def slow_speaker(clip: Clip) -> None:
+        speaking.set()
+        let_go.wait(20)
+
+    settings = config(tmp_path, mqtt=MqttTarget.parse(broker.url))
+    me = Identity(MERCHANT, LANE, (KEY.public,))
+    daemon = TerminalDaemon(
+        settings,
+        DummyDisplay(geometry=None),
+        soundbox=Soundbox(settings, me, Clock(), on_clip=slow_speaker),
+    )
+    states = Subscriber(broker.port, state_topic(MERCHANT, LANE))
+    stop = asyncio.Event()
+    running = asyncio.create_task(daemon.run(stop))
+    try:
+
+        async def screen() -> tuple[str, str | None]:
+            (message,) = await asyncio.to_thread(states.wait_for, 1, 10)
+            state = TerminalState.from_json(message.payload)
+            return state.screen, state.checkout_id
+
+        assert await screen() == ("idle", None)
+        publish(broker.port, MINE, event(1, checkout(12)), retain=False)
+        assert await asyncio.to_thread(speaking.wait, 10)
+        publish(broker.port, display_topic(MERCHANT, LANE), ticketed_qr(checkout(13)))
+        assert await screen() == ("qr", checkout(13).id)
+        assert heard(tmp_path / "sounds") == []  # still being said
+        let_go.set()
+        said = tmp_path / "sounds" / "announcement-000001.wav"
+        await until(lambda: said.exists(), what="the announcement after the screen")
+    finally:
+        let_go.set()
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        states.close()
+
+
+def ticketed_qr(sold: CheckoutSnapshot) -> bytes:
+    """The cashier's show_qr with the display ticket the PSP signs."""
+    ticket = DisplayTicket(
+        checkout_id=sold.id,
+        merchant_id=MERCHANT,
+        qr_url=sold.qr_url,
+        amount=sold.amount,
+        currency=sold.currency,
+        terminal_id=LANE,
+        expires_at=sold.expires_at,
+    )
+    command = ShowQr(
+        sold.id,
+        sold.qr_url,
+        sold.amount,
+        sold.currency,
+        sold.expires_at,
+        order_id=sold.order_id,
+        display_ticket=KEY.sign(ticket.to_dict()),
+    )
+    return display_command_to_json(command)
