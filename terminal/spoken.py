@@ -20,8 +20,11 @@ soundbox's one thread only.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 KEEP = 2000
 
@@ -41,6 +44,11 @@ class RecordError(Exception):
 
 class SpokenRecord:
     def __init__(self, path: str | Path) -> None:
+        # Imported here: a terminal without sound need not hold SQLite
+        # (some 1.5 MB of a Pi Zero's memory).
+        import sqlite3
+
+        self._errors = sqlite3.Error
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +74,7 @@ class SpokenRecord:
                         "DELETE FROM spoken WHERE rowid <= (SELECT MAX(rowid) FROM spoken) - ?",
                         (KEEP,),
                     )
-        except sqlite3.Error as error:
+        except self._errors as error:
             raise RecordError(f"cannot write {self.path}: {error}") from error
         return bool(added)
 
@@ -93,7 +101,7 @@ class SpokenRecord:
                     " ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
                     (seq,),
                 )
-        except sqlite3.Error as error:
+        except self._errors as error:
             raise RecordError(f"cannot write {self.path}: {error}") from error
 
     def count(self) -> int:
