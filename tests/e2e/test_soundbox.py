@@ -11,11 +11,14 @@ announcement as a WAV file with its words beside it.
   logged and counted.
 - A restart says nothing again; a payment made while the terminal was off,
   or while the broker was down, is said once, as "Received earlier".
+
+Each test's WAVs are copied to test-results/soundbox/e2e/TEST/.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +37,7 @@ from tests.support.plain_http import http
 from tests.support.polling import wait_until
 from tests.support.process import create_wallet
 from tests.support.secure_broker import Certs, Client, make_certs
-from tests.support.sound import heard, require_espeak
+from tests.support.sound import RESULTS, heard, require_espeak
 
 pytestmark = pytest.mark.broker
 
@@ -138,12 +141,17 @@ class Till:
 
 
 @pytest.fixture
-def till(world: PairingWorld, tmp_path: Path) -> Iterator[Till]:
+def till(world: PairingWorld, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Till]:
     made = Till(world, tmp_path / "till")
     try:
         yield made
     finally:
         made.close()
+        # What the daemon said, kept for a person to hear.
+        kept = RESULTS / "e2e" / request.node.name
+        shutil.rmtree(kept, ignore_errors=True)
+        if made.sounds.exists():
+            shutil.copytree(made.sounds, kept)
 
 
 def test_a_payment_makes_one_wav_of_speech_and_fakes_or_repeats_make_none(
