@@ -197,7 +197,9 @@ class Soundbox:
     def _heard(self, heard: Heard) -> None:
         try:
             self._say(heard)
-        except (HardwareError, SpeechError, RecordError, OSError) as exc:
+        # Not only the sound's own errors: nothing that goes wrong in saying
+        # one payment may go unlogged, or keep the next from being said.
+        except Exception as exc:  # noqa: BLE001 - logged; the next announcement goes on
             log.error("announcement of %s failed: %s", heard.event.event_id, loggable(exc, 300))
 
     def _say(self, heard: Heard) -> None:
