@@ -402,7 +402,8 @@ class TerminalDaemon:
             self._client = client
             self._apply(self.controller.on_connection(True))
             # What was paid at this till while the terminal was not listening.
-            self._catch_up = asyncio.create_task(self.soundbox.catch_up(), name="catch-up")
+            listening = self.clock.now_ms()  # the broker has the subscriptions
+            self._catch_up = asyncio.create_task(self.soundbox.catch_up(listening), name="catch-up")
             if self.state is not None:
                 await self._publish_state(self.state)
             async for message in client.messages:

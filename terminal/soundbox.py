@@ -8,10 +8,11 @@
 - Each event is said at most once, whichever topic, redelivery, retained
   message or catch-up brings it, across restarts too (``SpokenRecord``).
 - After every connection to the broker the terminal asks the PSP for the
-  events it may have missed (``catch_up``). A payment heard more than
-  ``late_after`` seconds after it was made is said as "Received earlier:
-  …"; one older than ``speak_within`` is only logged, never said: a shop
-  does not want last night's sales read out at opening.
+  events it may have missed (``catch_up``). A payment made before the
+  terminal was listening, or heard more than ``late_after`` seconds after
+  it was made, is said as "Received earlier: …"; one older than
+  ``speak_within`` is only logged, never said: a shop does not want last
+  night's sales read out at opening.
 - Everything that blocks (the record's fsync, espeak-ng, the WAV writer,
   aplay) runs in the soundbox's one thread, one announcement after the
   other, never in the event loop nor in the painter's thread: the display
@@ -59,7 +60,8 @@ class Heard:
     event: CheckoutEvent
     via: str
     at_ms: int  # when it was heard: its age is taken then, not when its turn comes
-    caught_up: bool = False
+    # Made before the terminal was listening, and found by the catch-up.
+    missed: bool = False
 
 
 class Soundbox:
@@ -113,8 +115,11 @@ class Soundbox:
             self.refused,
         )
 
-    async def catch_up(self) -> None:
-        """Asks the PSP for this terminal's events after the last one seen."""
+    async def catch_up(self, listening_since: int) -> None:
+        """Asks the PSP for this terminal's events after the last one seen.
+        ``listening_since``: when the broker had this session's
+        subscriptions; an event made after that comes over MQTT too, and is
+        not one the terminal missed."""
         psp_url, pairing_id, secret = (
             self.config.psp_url,
             self.config.pairing_id,
@@ -134,12 +139,12 @@ class Soundbox:
                 if page is None:
                     return
                 for raw in page.events:
-                    self._caught_up(raw)
+                    self._caught_up(raw, listening_since)
                 if not page.events or page.next_after <= after:
                     return
                 after = page.next_after
 
-    def _caught_up(self, raw: bytes) -> None:
+    def _caught_up(self, raw: bytes, listening_since: int) -> None:
         try:
             event = CheckoutEvent.from_dict(load_object(raw, what="event"))
         except InvalidValue as exc:
@@ -150,7 +155,8 @@ class Soundbox:
             if event.type in SAID:
                 self.refuse(f"a {event.type} event from the PSP's catch-up", problem)
             return
-        heard = Heard(event, "the PSP's catch-up", self.clock.now_ms(), caught_up=True)
+        missed = from_rfc3339(event.created_at) < listening_since
+        heard = Heard(event, "the PSP's catch-up", self.clock.now_ms(), missed=missed)
         self._submit(self._heard, heard)
 
     async def idle(self) -> None:
@@ -227,7 +233,7 @@ class Soundbox:
             return
         if amount <= 0:
             return  # a refund event that adds nothing to what was said
-        late = heard.caught_up or age_ms > self.config.late_after * 1000
+        late = heard.missed or age_ms > self.config.late_after * 1000
         kind: Kind = "refunded" if event.type == "checkout.refunded" else "received"
         if kind == "received" and late:
             kind = "received_late"

@@ -193,7 +193,7 @@ async def test_a_record_that_cannot_be_kept_is_logged_and_the_daemon_goes_on(
     try:
         daemon.handle_message(MINE, event(1, checkout(11)))
         await daemon.soundbox.idle()
-        await daemon.soundbox.catch_up()
+        await daemon.soundbox.catch_up(now_ms())
     finally:
         await daemon.soundbox.close()
     assert "announcement of evt_" in caplog.text
