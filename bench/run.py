@@ -3,7 +3,9 @@
 Runs, one after another so that they do not share the two cores:
 bench/terminal_bench.py (frame render, the daemon's memory, the panel's bus
 time), bench/flow_bench.py (every hop of the flow with 16 terminals) and
-bench/psp_bench.py (the PSP's throughput). Each prints its own table; this
+bench/psp_bench.py (the PSP's throughput) and bench/sound_bench.py (the
+soundbox: the wallet's answer to the first audio sample, cached and
+uncached, and the cache's size). Each prints its own table; this
 adds the targets with a verdict, and writes everything to
 bench/results/bench-<time>.json. ``--quick`` (``make bench QUICK=1``) runs
 each for less time and finishes in under a minute.
@@ -19,13 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import flow_bench, psp_bench, terminal_bench
+from bench import flow_bench, psp_bench, sound_bench, terminal_bench
 from bench.common import machine, write_results
 
 
 def targets(figures: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     """(what, measured, target, met) for each target of the issue."""
-    flow, psp, term = figures["flow"], figures["psp"], figures["terminal"]
+    flow, psp, term, sound = figures["flow"], figures["psp"], figures["terminal"], figures["sound"]
     render = term["render"]
     rows = [
         ("checkout to screen p99, ms", flow["checkout_to_screen"]["p99_ms"], "<= 15", 15),
@@ -42,6 +44,18 @@ def targets(figures: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
             render["320x240 RGB"]["first_p99_ms"],
             "<= 20",
             20,
+        ),
+        (
+            "pay answer to first audio sample p99, uncached, ms",
+            sound["uncached"]["p99_ms"],
+            "<= 150",
+            150,
+        ),
+        (
+            "pay answer to first audio sample p99, cached, ms",
+            sound["cached"]["p99_ms"],
+            "<= 150",
+            150,
         ),
         (
             "terminal daemon memory after its checkouts, MB",
@@ -63,7 +77,13 @@ def main() -> int:
     started = time.monotonic()
     print(f"scan2pay benchmarks on {machine()}\n")
     figures: dict[str, Any] = {"quick": args.quick}
-    for name, part in (("terminal", terminal_bench), ("flow", flow_bench), ("psp", psp_bench)):
+    parts = (
+        ("terminal", terminal_bench),
+        ("flow", flow_bench),
+        ("psp", psp_bench),
+        ("sound", sound_bench),
+    )
+    for name, part in parts:
         figures[name] = part.measure(args.quick)
         part.report(figures[name])
         print()

@@ -7,6 +7,8 @@ till's sticker with its own QR command.
 
 ``hardware.base`` is the interface; ``hardware.registry.open_display`` builds
 a display from a ``--display`` value and ``parse_spec`` checks one without
-touching hardware. This package imports nothing on its own, so that
+touching hardware. ``hardware.audio`` is the sound outputs' interface
+(``alsa``, ``wav``, ``null``), chosen by an ``--audio`` value the same way
+(``parse_audio_spec``). This package imports nothing on its own, so that
 ``hardware.base`` stays cheap to import.
 """

@@ -1,5 +1,6 @@
 """The hardware layer's exceptions. ``OSError`` from a bus or port is turned
-into ``DisplayError`` at the boundary, carrying which device failed."""
+into ``DisplayError`` (``AudioError`` for a sound output) at the boundary,
+carrying which device failed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,18 @@ class DisplaySpecError(HardwareError):
 
 class DisplayError(HardwareError):
     """The device failed (I2C EIO, a serial port unplugged): worth a retry."""
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device
+
+
+class AudioSpecError(HardwareError):
+    """An ``--audio`` value that names no audio output we can build."""
+
+
+class AudioError(HardwareError):
+    """The sound output failed (aplay missing or refusing, a full disk)."""
 
     def __init__(self, device: str, message: str) -> None:
         super().__init__(f"{device}: {message}")

@@ -57,7 +57,8 @@ def build_parser(*, pair: bool = False) -> argparse.ArgumentParser:
             " approve, writes the settings the PSP hands over to --config, and goes into"
             " service (docs/pairing.md)."
             if pair
-            else "Shows the checkout's QR code and its outcome on this terminal's display."
+            else "Shows the checkout's QR code and its outcome on this terminal's display,"
+            " and with --audio says each payment at its till aloud (docs/terminal.md, Sound)."
             " Without credentials it pairs itself (also: scan2pay-terminal pair --help)."
         ),
         epilog=None

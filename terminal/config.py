@@ -20,6 +20,8 @@ from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.signing import PublicKey, parse_public_keys
 
+from .announce_text import LANGUAGES
+
 
 class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
@@ -55,6 +57,19 @@ class TerminalConfig:
     # "emv" when the merchant's QR codes are EMV payloads (docs/emv.md): the
     # terminal then checks at start that its panel can show them.
     qr_format: str = "url"
+    # The soundbox (docs/terminal.md, "Sound"): where it speaks (null: it
+    # does not), in which language, how loud, with or without a chime.
+    audio: str = "null"
+    language: str = "en"
+    volume: int = 100
+    chime: bool = True
+    # Its record of what it said and its cache of spoken parts.
+    sound_dir: str = "/var/lib/scan2pay/sound"
+    speech: str = "espeak-ng"
+    # A payment heard this long after it was made is said as "Received
+    # earlier"; one older than speak_within is not said at all.
+    late_after: float = 30.0
+    speak_within: float = 300.0
 
 
 class DisplayTooSmall(ConfigError):
@@ -113,6 +128,39 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     # luma.examples' display keys (--interface, --i2c-port, ...), beside the
     # compact display value: hardware/luma_form.py.
     **luma_form.FIELDS,
+    "audio": (
+        "--audio",
+        "SCAN2PAY_AUDIO",
+        "where payments are announced: alsa[:DEVICE], wav:DIR or null (the default)",
+    ),
+    "language": (
+        "--language",
+        "SCAN2PAY_LANGUAGE",
+        "the announcements' language: " + ", ".join(LANGUAGES) + " (default en)",
+    ),
+    "volume": ("--volume", "SCAN2PAY_VOLUME", "the announcements' volume, 0 to 100 (default 100)"),
+    "chime": ("--chime", "SCAN2PAY_CHIME", "on or off: a chime before each announcement"),
+    "sound_dir": (
+        "--sound-dir",
+        "SCAN2PAY_SOUND_DIR",
+        "a folder for the record of what was said and the spoken parts' cache"
+        " (default /var/lib/scan2pay/sound)",
+    ),
+    "speech": (
+        "--speech",
+        "SCAN2PAY_SPEECH",
+        "espeak-ng (the default), or piper:MODEL.onnx where piper is installed",
+    ),
+    "late_after": (
+        "--late-after",
+        "SCAN2PAY_LATE_AFTER",
+        "seconds after which a payment is said as received earlier, like 30",
+    ),
+    "speak_within": (
+        "--speak-within",
+        "SCAN2PAY_SPEAK_WITHIN",
+        "seconds after which a missed payment is no longer said, like 300",
+    ),
     "pairing_id": ("--pairing-id", "SCAN2PAY_PAIRING_ID", "what scan2pay-terminal pair wrote"),
     "device_secret": (
         "--device-secret",
@@ -221,6 +269,7 @@ def _load(
     layers.take("mqtt_ca", _ca_file)
     layers.take("pairing_id", _pairing_id)
     layers.take("device_secret", _device_secret)
+    _take_sound(layers)
     if layers.problems:
         raise ConfigError(layers.problems)
     return TerminalConfig(**values)
@@ -311,6 +360,76 @@ def _qr_format(raw: object) -> str:
 
 def _till(raw: object) -> str:
     return check_free_text(str(raw).strip(), field="till", code="invalid_setting", maximum=40)
+
+
+def _take_sound(layers: Layers) -> None:
+    layers.take("audio", _audio)
+    layers.take("language", _language)
+    layers.take("volume", _volume)
+    layers.take("chime", _on_off)
+    layers.take("sound_dir", lambda raw: _path(raw, "a folder"))
+    layers.take("speech", _speech)
+    layers.take("late_after", lambda text: setting_values.seconds(text, low=1, high=3600))
+    layers.take("speak_within", lambda text: setting_values.seconds(text, low=1, high=86400))
+
+
+def _audio(raw: object) -> str:
+    from hardware.audio import parse_audio_spec
+    from hardware.errors import AudioSpecError
+
+    try:
+        parse_audio_spec(str(raw))
+    except AudioSpecError as exc:
+        raise InvalidValue("invalid_setting", str(exc)) from None
+    return str(raw).strip()
+
+
+def _language(raw: object) -> str:
+    if raw not in LANGUAGES:
+        raise InvalidValue("invalid_setting", f"{raw!r} is not a language the terminal speaks")
+    return str(raw)
+
+
+def _volume(raw: object) -> int:
+    try:
+        volume = int(str(raw), 10)
+    except ValueError:
+        raise InvalidValue("invalid_setting", f"{raw!r} is not a whole number") from None
+    if isinstance(raw, bool) or not 0 <= volume <= 100:
+        raise InvalidValue("invalid_setting", "must be 0 to 100")
+    return volume
+
+
+_ON = {"on", "true", "yes", "1"}
+_OFF = {"off", "false", "no", "0"}
+
+
+def _on_off(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _ON | _OFF:
+        return text in _ON
+    raise InvalidValue("invalid_setting", f"{raw!r} is neither on nor off")
+
+
+def _path(raw: object, what: str) -> str:
+    text = str(raw).strip()
+    if not text or "\0" in text:
+        raise InvalidValue("invalid_setting", f"is not {what}")
+    return text
+
+
+def _speech(raw: object) -> str:
+    text = str(raw).strip()
+    if text == "espeak-ng":
+        return text
+    kind, _, model = text.partition(":")
+    if kind != "piper" or not model:
+        raise InvalidValue("invalid_setting", f"{raw!r} is neither espeak-ng nor piper:MODEL")
+    if not os.path.isfile(model):
+        raise InvalidValue("invalid_setting", f"{model}: no such voice model")
+    return text
 
 
 def _pairing_id(raw: object) -> str:

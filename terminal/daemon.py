@@ -23,6 +23,10 @@
   runs beside a frame, and no pool grows threads (up to cores + 4 for
   ``asyncio.to_thread``), each with its stack and its malloc arena, on a Pi
   Zero with 512 MB in all.
+- The soundbox (``terminal.soundbox``) hears every event of this
+  terminal's checkouts, from either events topic and from the PSP's
+  catch-up after each connection, and says the real payments aloud, each
+  once, in a thread of its own: the display never waits for speech.
 - The ticker moves the countdown and the timeouts.
 - The clock keeper asks the system now and then whether its clock is
   synchronised and, while it is not, the PSP for its time
@@ -82,6 +86,7 @@ from .psp_lookup import lookup
 from .psp_time import learn_psp_time
 from .revocation import refused_login, was_unpaired
 from .screens import OutcomeScreen
+from .soundbox import Soundbox
 from .trust import Identity, SignedEvent, outcome_problem, qr_problem, static_payment_problem
 
 log = logging.getLogger(__name__)
@@ -92,6 +97,21 @@ OFFLINE = TerminalState(online=False, screen="offline", checkout_id=None, displa
 # synchronised, and (while it is not) the PSP for its time.
 SYNC_CHECK_SECONDS = 60.0
 PSP_TIME_SECONDS = 300.0
+
+
+def _terminal_of(document: dict[str, Any]) -> object:
+    """The terminal an event's checkout names, read without checking it."""
+    checkout = document.get("checkout")
+    return checkout.get("terminal_id") if isinstance(checkout, dict) else None
+
+
+def _looks_like_an_event(payload: bytes) -> bool:
+    """A payment event where no event belongs: told apart to be counted."""
+    try:
+        document = load_object(payload, what="payload")
+    except InvalidValue:
+        return False
+    return document.get("type") in ("checkout.paid", "checkout.refunded")
 
 
 def _checkout_of(document: dict[str, Any]) -> str:
@@ -130,6 +150,7 @@ class TerminalDaemon:
         *,
         clock: Clock | None = None,
         painter: ThreadPoolExecutor | None = None,
+        soundbox: Soundbox | None = None,
     ) -> None:
         self.config = config
         self.panel = display if isinstance(display, Panel) else Panel(display)
@@ -161,6 +182,11 @@ class TerminalDaemon:
         self._dirty.set()  # the first frame: idle
         self._client: aiomqtt.Client | None = None
         self._lookups: set[asyncio.Task[None]] = set()
+        self.me = config.terminal_id
+        self._catch_up: asyncio.Task[None] | None = None
+        self.soundbox = soundbox or Soundbox(config, self.identity, self.clock)
+        if self.soundbox.on and not self.identity.keys:
+            log.warning("--audio is set but there is no PSP key: no payment will be announced")
 
     async def run(self, stop: asyncio.Event) -> bool:
         """Runs until ``stop`` is set (False) or the terminal was unpaired (True)."""
@@ -181,6 +207,7 @@ class TerminalDaemon:
                 group.create_task(self._keep_time_forever(), name="clock"),
                 group.create_task(self._mqtt_forever(), name="mqtt"),
                 group.create_task(sdnotify.watchdog_forever(), name="watchdog"),
+                group.create_task(self.soundbox.warm(), name="sound warm-up"),
             ]
             sdnotify.notify("READY=1")
             ends = [
@@ -194,6 +221,7 @@ class TerminalDaemon:
                 task.cancel()
         for task in list(self._lookups):
             task.cancel()
+        await self.soundbox.close()
         if self._own_painter:
             await self._off_loop(self.panel.close)
         return not stop.is_set()
@@ -246,11 +274,20 @@ class TerminalDaemon:
                 document = load_object(payload, what="event")
                 named = _checkout_of(document)
                 typed_here = topic == self.terminal_events_topic and _is_static(document)
-                if named and not typed_here and not self.controller.concerns(named):
+                on_screen = not named or typed_here or self.controller.concerns(named)
+                # The soundbox hears every event of this terminal's checkouts.
+                for_sound = self.soundbox.on and (
+                    topic == self.terminal_events_topic or _terminal_of(document) == self.me
+                )
+                if not on_screen and not for_sound:
                     return  # another lane's checkout: no need to check it
                 event = CheckoutEvent.from_dict(document)
             except InvalidValue as exc:
                 log.warning("ignored an event payload: %s", loggable(exc.message))
+                return
+            if for_sound:
+                self.soundbox.consider(payload, event, via=topic)
+            if not on_screen:
                 return
             evidence = SignedEvent(payload, event)
             if typed_here and not self.controller.concerns(event.checkout.id):
@@ -293,6 +330,8 @@ class TerminalDaemon:
             command = parse_display_command(payload)
         except InvalidValue as exc:
             log.warning("ignored a display payload: %s", loggable(exc.message))
+            if self.soundbox.on and _looks_like_an_event(payload):
+                self.soundbox.refuse("an event on the display topic", "no events come there")
             return
         if isinstance(command, ShowQr):
             problem = qr_problem(command, self.identity, now)
@@ -391,6 +430,9 @@ class TerminalDaemon:
         try:
             self._client = client
             self._apply(self.controller.on_connection(True))
+            # What was paid at this till while the terminal was not listening.
+            listening = self.clock.now_ms()  # the broker has the subscriptions
+            self._catch_up = asyncio.create_task(self.soundbox.catch_up(listening), name="catch-up")
             if self.state is not None:
                 await self._publish_state(self.state)
             async for message in client.messages:
@@ -402,6 +444,8 @@ class TerminalDaemon:
                 self.handle_message(str(message.topic), bytes(payload))
         finally:
             follower.cancel()
+            if self._catch_up is not None:
+                self._catch_up.cancel()
             self.merchant_events = False  # a clean session: the next starts with none
 
     async def _follow_screen(self, client: aiomqtt.Client) -> None:

@@ -181,3 +181,21 @@ def _answer_problem(info: CodeInfo, screen: QrScreen | OutcomeScreen, me: Identi
     if info.checkout_id != screen.checkout_id:
         return f"it is about {info.checkout_id}, not the checkout on screen"
     return None
+
+
+def announce_problem(evidence: SignedEvent, me: Identity) -> str | None:
+    """Whether the soundbox may say ``evidence`` aloud (docs/terminal.md,
+    "Sound"): only an event the PSP signed, checked here with its key, of
+    this merchant's checkout made for this terminal. A terminal without
+    the PSP's key says nothing: a fake "payment received" is what
+    soundboxes are known to be fooled by."""
+    event = evidence.event
+    if not me.keys:
+        return "this terminal has no PSP key to check events with"
+    if not verify_received(evidence.payload, event.signature, me.keys):
+        return "its signature is missing or not the PSP's"
+    if event.merchant_id != me.merchant_id:
+        return f"it is merchant {event.merchant_id}'s"
+    if event.checkout.terminal_id != me.terminal_id:
+        return f"its checkout is for terminal {event.checkout.terminal_id!r}"
+    return None

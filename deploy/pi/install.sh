@@ -47,15 +47,17 @@ CONFIG=$CONFIG_DIR/terminal.toml
 STATE_DIR=/var/lib/scan2pay
 UNIT=/etc/systemd/system/$SERVICE
 TIME_WAIT_DROPIN=/etc/systemd/system/systemd-time-wait-sync.service.d/scan2pay.conf
-# The groups that own the display's buses on Raspberry Pi OS.
-GROUPS_WANTED=(i2c spi gpio dialout)
-# python3-venv for the venv; i2c-tools for i2cdetect; the rest are the
+# The groups that own the display's buses on Raspberry Pi OS, and the sound
+# devices (the soundbox, docs/terminal.md "Sound").
+GROUPS_WANTED=(i2c spi gpio dialout audio)
+# python3-venv for the venv; i2c-tools for i2cdetect; espeak-ng and
+# alsa-utils (aplay) for the soundbox; the rest are the
 # libraries Pillow's builds on the Pi's own wheel index (piwheels) link to.
 # The compiler is not among them: every compiled dependency comes as a wheel.
 # python3-spidev: spidev has no wheel for Python 3.11 on PyPI (and piwheels
 # serves 32-bit only); the venv sees Debian's through --system-site-packages.
 APT_PACKAGES=(
-    python3 python3-venv python3-spidev i2c-tools ca-certificates
+    python3 python3-venv python3-spidev i2c-tools ca-certificates espeak-ng alsa-utils
     libopenjp2-7 libjpeg62-turbo libtiff6 libfreetype6 liblcms2-2 libwebp7 libxcb1
 )
 # How long boot waits for NTP before the terminal starts anyway (it then

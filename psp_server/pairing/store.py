@@ -224,6 +224,25 @@ class PairingStore:
 
         return await self._worker.run(op)
 
+    async def paired_with_secret(self, pairing_id: str, secret_hash: str) -> Paired | None:
+        """The terminal whose device secret hashes to ``secret_hash``, while
+        it is paired (its settings delivered, not unpaired); None otherwise."""
+
+        def op(conn: Connection) -> Paired | None:
+            row = conn.execute(
+                "SELECT device_secret_hash, status, merchant_id, terminal_id"
+                " FROM pairings WHERE id = ?",
+                (pairing_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            stored, status, merchant_id, terminal_id = row
+            if not hmac.compare_digest(str(stored), secret_hash) or status != "delivered":
+                return None
+            return Paired(merchant_id, terminal_id)
+
+        return await self._worker.read(op)
+
     async def terminals(self, merchant_id: str) -> list[PairedTerminal]:
         def op(conn: Connection) -> list[PairedTerminal]:
             rows = conn.execute(

@@ -246,9 +246,12 @@ class Storage(abc.ABC):
     async def mark_published(self, positions: list[int], *, now: int) -> None: ...
 
     @abc.abstractmethod
-    async def events_after(self, merchant_id: str, after: int, *, limit: int) -> list[OutboxEvent]:
+    async def events_after(
+        self, merchant_id: str, after: int, *, limit: int, terminal_id: str | None = None
+    ) -> list[OutboxEvent]:
         """The merchant's events with ``seq`` above ``after``, in ``seq``
-        order, published or not: a consumer catching up from its cursor."""
+        order, published or not: a consumer catching up from its cursor.
+        With ``terminal_id``, only those of checkouts made for that terminal."""
 
     @abc.abstractmethod
     async def outbox_backlog(self) -> OutboxBacklog:

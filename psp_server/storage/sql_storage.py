@@ -756,13 +756,23 @@ class SqlStorage(Storage):
 
         await self._worker.run(op)
 
-    async def events_after(self, merchant_id: str, after: int, *, limit: int) -> list[OutboxEvent]:
+    async def events_after(
+        self, merchant_id: str, after: int, *, limit: int, terminal_id: str | None = None
+    ) -> list[OutboxEvent]:
         def op(conn: Connection) -> list[OutboxEvent]:
-            rows = conn.execute(
+            select = (
                 "SELECT position, event_id, merchant_id, seq, type, terminal_id, payload"
-                " FROM events WHERE merchant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (merchant_id, after, limit),
-            ).fetchall()
+                " FROM events WHERE merchant_id = ? AND seq > ?"
+            )
+            if terminal_id is None:
+                rows = conn.execute(
+                    f"{select} ORDER BY seq LIMIT ?", (merchant_id, after, limit)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"{select} AND terminal_id = ? ORDER BY seq LIMIT ?",
+                    (merchant_id, after, terminal_id, limit),
+                ).fetchall()
             return [
                 OutboxEvent(pos, eid, mid, seq, typ, terminal, payload.encode())
                 for pos, eid, mid, seq, typ, terminal, payload in rows

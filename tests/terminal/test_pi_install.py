@@ -158,7 +158,7 @@ def test_a_dry_run_prints_each_step_and_changes_nothing(machine: Machine) -> Non
         "would run: raspi-config nonint do_i2c 0",
         "would run: raspi-config nonint do_spi 0",
         "would run: useradd --system --user-group --home-dir /var/lib/scan2pay",
-        "would run: usermod --append --groups i2c,spi,gpio,dialout scan2pay",
+        "would run: usermod --append --groups i2c,spi,gpio,dialout,audio scan2pay",
         "would make /etc/scan2pay (mode 0770, owner root:scan2pay)",
         f"would run: python3 -m venv --system-site-packages {root}/opt/scan2pay/.venv",
         f"would run: {root}/opt/scan2pay/.venv/bin/python -m pip install {REPO}[terminal,pi]",
@@ -208,6 +208,8 @@ def test_an_install_writes_the_files_runs_the_steps_and_starts_pairing(machine: 
             "python3-spidev",
             "i2c-tools",
             "ca-certificates",
+            "espeak-ng",
+            "alsa-utils",
             "libopenjp2-7",
             "libjpeg62-turbo",
             "libtiff6",
@@ -231,7 +233,7 @@ def test_an_install_writes_the_files_runs_the_steps_and_starts_pairing(machine: 
             "scan2pay checkout terminal",
             "scan2pay",
         ],
-        ["usermod", "--append", "--groups", "i2c,spi,gpio,dialout", "scan2pay"],
+        ["usermod", "--append", "--groups", "i2c,spi,gpio,dialout,audio", "scan2pay"],
         ["chown", "root:scan2pay", f"{root}/etc/scan2pay"],
         ["chown", "scan2pay:scan2pay", f"{root}/var/lib/scan2pay"],
         ["python3", "-m", "venv", "--system-site-packages", venv],
@@ -259,7 +261,7 @@ def test_an_install_writes_the_files_runs_the_steps_and_starts_pairing(machine: 
 
 
 def test_groups_a_system_lacks_are_made_for_the_unit_to_start(machine: Machine) -> None:
-    """SupplementaryGroups= names all four: a missing one would keep the
+    """SupplementaryGroups= names all five: a missing one would keep the
     service from starting (status 216/GROUP), again and again."""
     machine.env["STUB_MISSING_GROUPS"] = "spi gpio"
     result = machine.install("--psp-url", PSP_URL)
@@ -270,7 +272,7 @@ def test_groups_a_system_lacks_are_made_for_the_unit_to_start(machine: Machine) 
     in_order(
         ran,
         ["groupadd", "--system", "gpio"],
-        ["usermod", "--append", "--groups", "i2c,spi,gpio,dialout", "scan2pay"],
+        ["usermod", "--append", "--groups", "i2c,spi,gpio,dialout,audio", "scan2pay"],
     )
 
 

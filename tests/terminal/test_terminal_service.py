@@ -105,7 +105,7 @@ def test_the_unit_waits_for_network_and_time_and_is_locked_down() -> None:
     assert unit["RestartPreventExitStatus"] == ["2"]  # a bad configuration
     assert unit["ExecStart"] == [f"{PROGRAM} --config /etc/scan2pay/terminal.toml"]
     assert (unit["User"], unit["Group"]) == (["scan2pay"], ["scan2pay"])
-    assert words(unit, "SupplementaryGroups") == {"i2c", "spi", "gpio", "dialout"}
+    assert words(unit, "SupplementaryGroups") == {"i2c", "spi", "gpio", "dialout", "audio"}
     for key, value in {
         "ProtectSystem": "strict",
         "ProtectHome": "yes",
@@ -126,7 +126,7 @@ def test_the_unit_waits_for_network_and_time_and_is_locked_down() -> None:
     allowed = {value.split()[0] for value in unit["DeviceAllow"]}
     assert {
         *("char-i2c", "char-spi", "char-gpiochip", "char-ttyAMA", "char-ttyS"),
-        *("char-ttyUSB", "char-usb"),
+        *("char-ttyUSB", "char-usb", "char-alsa"),
     } <= allowed
 
 
