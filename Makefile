@@ -7,13 +7,14 @@ STAMP  := $(VENV)/.installed
 # keep both cores busy (6 min instead of 10 on a slow day of this machine).
 TEST_WORKERS ?= 2
 
-.PHONY: help venv test check bench bench-ab demo clean
+.PHONY: help venv test check bench bench-ab bench-settings demo clean
 
 help:
 	@echo "make test   - create .venv, install, and run the whole test suite"
 	@echo "make check  - ruff and mypy"
 	@echo "make bench  - print the performance figures (QUICK=1 for a short run)"
 	@echo "make bench-ab A=REV B=REV [ROUNDS=N] - the PSP's figures of two commits, alternating, with ratios"
+	@echo "make bench-settings [ROUNDS=N] - what metrics and JSON logs cost, alternating runs with ratios"
 	@echo "make demo   - the whole scan-to-pay flow on embedded defaults"
 
 $(PY):
@@ -42,6 +43,10 @@ bench: $(STAMP)
 
 bench-ab: $(STAMP)
 	$(PY) bench/ab.py $(or $(A),HEAD~1) $(or $(B),HEAD) $(if $(ROUNDS),--rounds $(ROUNDS),)
+
+bench-settings: $(STAMP)
+	scripts/ensure-system-deps
+	$(PY) bench/settings_ab.py $(if $(ROUNDS),--rounds $(ROUNDS),)
 
 demo: $(STAMP)
 	$(VENV)/bin/scan2pay demo $(DEMO_ARGS)

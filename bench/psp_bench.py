@@ -51,9 +51,15 @@ async def checkout_once(http: Connection, key: str, token: str, order: str) -> t
 
 
 async def run(
-    seconds: float, clients: int, *, pg: PgCluster | None = None, workers: int = 1
+    seconds: float,
+    clients: int,
+    *,
+    pg: PgCluster | None = None,
+    workers: int = 1,
+    settings: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """One round on a fresh database: SQLite, or a new database on ``pg``."""
+    """One round on a fresh database: SQLite, or a new database on ``pg``;
+    ``settings`` are more flags of ``psp-server serve``."""
     pg_pid: int | None = None
     if pg is not None:
         if pg.process is None:
@@ -75,7 +81,10 @@ async def run(
         tokens = [(await storage.create_wallet(f"w{n}", "EUR", 10**12))[1] for n in range(clients)]
         await storage.close()
         server = PspProcess(
-            db, extra=NO_RATE_LIMITS, workers=workers, log_path=Path(folder) / "psp.log"
+            db,
+            extra=(*NO_RATE_LIMITS, *settings),
+            workers=workers,
+            log_path=Path(folder) / "psp.log",
         )
         try:
             host, port = server.url.removeprefix("http://").rsplit(":", 1)

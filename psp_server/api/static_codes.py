@@ -117,6 +117,8 @@ async def static_code_sticker(request: web.Request) -> web.Response:
         raise Refusal.STATIC_CODE_NOT_FOUND.error()
     if code.revoked:
         raise Refusal.STATIC_CODE_REVOKED.error()
+    if request.match_info["fmt"] not in _STICKER_TYPES:
+        raise Refusal.STATIC_CODE_NOT_FOUND.error()  # no sticker in that format
     return await sticker_response(code, merchant.name, request.match_info["fmt"])
 
 
@@ -223,30 +225,48 @@ async def create_static_checkout(request: web.Request) -> web.Response:
     """A checkout of the amount the customer typed, at the code's till. As
     JSON, ``{"amount": minor units}`` answers 201 with the checkout; as a
     form (the page's), ``amount`` in major units answers 303 to the
-    checkout's payment page, or the form again with what was wrong."""
-    # A browser's post of the page's form asks for a page back; a client
-    # that asks for JSON (or nothing in particular) is read as JSON, whatever
-    # content type its library put on the body.
-    as_form = request.content_type == _FORM and _prefers_html(request)
+    checkout's payment page, or the form again with what was wrong, when
+    the client asks for a page, and otherwise as the JSON body does."""
     code = _code_of(request)
     store = store_of(request)
     settings = request.app[SETTINGS]
     now = request.app[CLOCK].now_ms()
-    if as_form:
-        return await _create_from_form(request, store, code, now)
-    body = await json_body(request)
-    try:
-        jf.check_fields(body, required=frozenset({"amount"}))
-    except InvalidValue as exc:
-        raise APIError.from_invalid(exc) from None
+    if request.content_type == _FORM:
+        if _prefers_html(request):
+            return await _create_from_form(request, store, code, now)
+        amount = await _typed_major_amount(request, store, code)
+    else:
+        body = await json_body(request)
+        try:
+            jf.check_fields(body, required=frozenset({"amount"}))
+        except InvalidValue as exc:
+            raise APIError.from_invalid(exc) from None
+        amount = body["amount"]
     try:
         checkout, _, merchant = await store.create_checkout(
-            code, body["amount"], now=now, public_url=settings.require_public_url()
+            code, amount, now=now, public_url=settings.require_public_url()
         )
     except Refused as exc:
         raise exc.refusal.error() from None
     request.app[BOARD_HUB].created(checkout.merchant_id)
     return json_response(_checkout_with_code(checkout, now, merchant), status=201)
+
+
+async def _typed_major_amount(request: web.Request, store: StaticCodeStore, code: str) -> object:
+    """A form's ``amount`` in the code's currency's major units, as minor
+    units for the rules to judge (a code that takes no typed amount is
+    refused there, with the JSON body's words)."""
+    typed = (await read_form(request)).get("amount", "")
+    found = await store.scan(code)
+    if found is None:
+        raise Refusal.STATIC_CODE_NOT_FOUND.error()
+    static = found[0]
+    if static.open_amount is None:
+        return typed
+    try:
+        return parse_major(typed, static.open_amount.currency)
+    except InvalidValue as exc:
+        raise APIError.from_invalid(exc) from None
 
 
 async def _create_from_form(

@@ -71,6 +71,10 @@ _CHECKOUT_COLUMNS_OF_C = ", ".join("c." + c.strip() for c in _CHECKOUT_COLUMNS.s
 _MERCHANT_COLUMNS = "id, name, qr_format, mcc, country, city, emv_profile, emv_gui"
 _MERCHANT_COLUMNS_OF_M = ", ".join("m." + c.strip() for c in _MERCHANT_COLUMNS.split(","))
 _MERCHANT_WIDTH = _MERCHANT_COLUMNS.count(",") + 1
+_EVENTS_AFTER = (
+    "SELECT position, event_id, merchant_id, seq, type, terminal_id, payload"
+    " FROM events WHERE merchant_id = ? AND seq > ?"
+)
 
 # checkout_machine.effective_status in SQL, for the statements that sort many
 # checkouts at once (the sweeper's choice of what to expire, a day's totals),
@@ -760,17 +764,13 @@ class SqlStorage(Storage):
         self, merchant_id: str, after: int, *, limit: int, terminal_id: str | None = None
     ) -> list[OutboxEvent]:
         def op(conn: Connection) -> list[OutboxEvent]:
-            select = (
-                "SELECT position, event_id, merchant_id, seq, type, terminal_id, payload"
-                " FROM events WHERE merchant_id = ? AND seq > ?"
-            )
             if terminal_id is None:
                 rows = conn.execute(
-                    f"{select} ORDER BY seq LIMIT ?", (merchant_id, after, limit)
+                    f"{_EVENTS_AFTER} ORDER BY seq LIMIT ?", (merchant_id, after, limit)
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    f"{select} AND terminal_id = ? ORDER BY seq LIMIT ?",
+                    f"{_EVENTS_AFTER} AND terminal_id = ? ORDER BY seq LIMIT ?",
                     (merchant_id, after, terminal_id, limit),
                 ).fetchall()
             return [

@@ -53,8 +53,22 @@ PUBLIC = {
     # device secret in the body (tests/test_pairing_*.py).
     ("POST", "/v1/pairings"),
     ("POST", "/v1/pairings/{pairing_id}/poll"),
+    # A printed till code is scanned by anyone: the code is the credential
+    # (tests/psp_server/api/test_static_codes.py).
+    ("GET", "/S/{code}"),
+    ("POST", "/S/{code}/checkouts"),
+}
+# A terminal id names a till of the caller's own: another merchant's
+# "lane-1" is that merchant's own till, so these are scoped by the key alone
+# (test_a_till_of_the_same_name_is_each_merchants_own).
+TILL_SCOPED = {
+    ("POST", "/v1/terminals/{terminal_id}/static-codes"),
+    ("GET", "/v1/terminals/{terminal_id}/static-codes"),
 }
 PROTECTED = [(m, p, o) for m, p, o in OPERATIONS if (m, p) not in PUBLIC]
+
+
+TILL = "lane-1"
 
 
 def _ids(ops: list[tuple[str, str, Any]]) -> list[str]:
@@ -92,6 +106,13 @@ class World:
         assert status == 200, events
         assert events["events"], events
         self.event = events["events"][-1]
+        status, self.static = await psp.call(
+            "POST",
+            f"/v1/terminals/{TILL}/static-codes",
+            json={"open_amount": {"currency": "EUR", "min": 100, "max": 10_000}},
+            headers=self.a.auth,
+        )
+        assert status == 201, self.static
         return self
 
     def path(self, template: str, *, mine: bool) -> str:
@@ -100,12 +121,15 @@ class World:
             "checkout_id": self.checkout["id"],
             "webhook_id": self.webhook["id"],
             "event_id": self.event["event_id"],
-            "code": self.code,
+            "code": self.static["code"] if template.startswith("/S/") else self.code,
+            "terminal_id": TILL,
+            "code_id": self.static["id"],
+            "fmt": "png",
             # No pairing is started: a well-formed id of none.
             "pairing_id": "pr_0123456789abcdef0123456789ab",
         }
         if not mine:
-            ids = {k: _nobody(v) for k, v in ids.items()}
+            ids = {k: v if k in ("terminal_id", "fmt") else _nobody(v) for k, v in ids.items()}
         return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], template)
 
     def body(self, method: str, template: str) -> Any:
@@ -114,6 +138,8 @@ class World:
             "POST /v1/checkouts/{checkout_id}/refunds": {"amount": 100},
             "POST /v1/payments": {"code": self.code},
             "POST /v1/webhooks": {"url": "https://example.com/hook"},
+            "POST /v1/terminals/{terminal_id}/static-codes": {},
+            "POST /S/{code}/checkouts": {"amount": 500},
         }.get(f"{method} {template}")
 
 
@@ -201,7 +227,7 @@ async def _revoked(world: World, scheme: str | None) -> dict[str, str]:
     return wallet.auth
 
 
-SCOPED = [(m, p, o) for m, p, o in PROTECTED if "{" in p]
+SCOPED = [(m, p, o) for m, p, o in PROTECTED if "{" in p and (m, p) not in TILL_SCOPED]
 
 
 @pytest.mark.parametrize(("method", "path", "operation"), SCOPED, ids=_ids(SCOPED))
@@ -223,6 +249,18 @@ async def test_another_merchants_object_is_answered_as_one_that_does_not_exist(
     # The owner gets through the same path (the 404 above was not the route).
     mine = await _call(world, method, path, world.a.auth, mine=True)
     assert mine[0] in (200, 201, 202, 204, 409), mine
+
+
+async def test_a_till_of_the_same_name_is_each_merchants_own(world: World) -> None:
+    path = f"/v1/terminals/{TILL}/static-codes"
+    status, theirs = await world.psp.call("GET", path, headers=world.b.auth)
+    assert (status, theirs["static_codes"]) == (200, [])
+    status, made = await world.psp.call("POST", path, json={}, headers=world.b.auth)
+    assert status == 201, made
+    status, mine = await world.psp.call("GET", path, headers=world.a.auth)
+    assert [code["id"] for code in mine["static_codes"]] == [world.static["id"]]
+    status, theirs = await world.psp.call("GET", path, headers=world.b.auth)
+    assert [code["id"] for code in theirs["static_codes"]] == [made["id"]]
 
 
 async def test_lists_show_only_the_callers_own(world: World) -> None:
@@ -261,7 +299,9 @@ async def test_public_operations_need_no_credentials(
     if method == "GET":
         assert status == 200
     else:  # no body: refused for what it lacks, never for want of a credential
-        assert status in (400, 404, 422, 503), status
+        # but a printed code's checkout is made by whoever typed the amount)
+        expected = (201,) if path == "/S/{code}/checkouts" else (400, 404, 422, 503)
+        assert status in expected, status
 
 
 async def test_rotated_and_revoked_credentials_are_refused(psp: Psp) -> None:

@@ -141,6 +141,8 @@ def _auth(case: Case[Any], live: LivePsp) -> dict[str, str]:
 #   it is written in ASCII (invalid_city); emv_profile names a registered
 #   profile (invalid_emv_profile); a payload must build with the PSP's public
 #   URL, which PIX wants https:// (invalid_emv).
+# - POST /v1/terminals/{terminal_id}/static-codes: an open amount's min is at
+#   most its max, and its currency is in ISO 4217 (invalid_open_amount).
 SEMANTIC_REFUSALS = {
     "POST /v1/checkouts": {
         "invalid_currency",
@@ -152,6 +154,7 @@ SEMANTIC_REFUSALS = {
     "POST /v1/checkouts/{checkout_id}/refunds": {"invalid_amount", "amount_too_large"},
     "POST /v1/webhooks": {"invalid_url"},
     "GET /v1/events": {"invalid_after"},
+    "POST /v1/terminals/{terminal_id}/static-codes": {"invalid_open_amount"},
     "PATCH /v1/merchant": {
         "emv_settings_missing",
         "invalid_city",

@@ -965,6 +965,8 @@ async def test_static_codes(psp: Psp) -> None:
     listed = conforms(await call(psp, "GET", codes, headers=merchant.auth), 200)
     assert [code["id"] for code in listed["static_codes"]] == [plain["id"], made["id"]]
     conforms(await call(psp, "GET", codes), 401, "unauthorized")
+    malformed = "/v1/terminals/till%201/static-codes"
+    conforms(await call(psp, "GET", malformed, headers=merchant.auth), 422, "invalid_terminal_id")
 
     json_accept = {"Accept": "application/json"}
     html_accept = {"Accept": "text/html"}

@@ -116,6 +116,11 @@ async def test_bad_requests_make_no_code(psp: Psp, shop: Merchant) -> None:
         422,
         "invalid_terminal_id",
     )
+    assert_error(
+        await psp.call("GET", "/v1/terminals/till%201/static-codes", headers=shop.auth),
+        422,
+        "invalid_terminal_id",
+    )
     assert_error(await psp.call("POST", path, json={}), 401, "unauthorized")
     assert_error(await psp.call("GET", path), 401, "unauthorized")
     assert_error(await psp.call("DELETE", "/v1/static-codes/sc_1"), 401, "unauthorized")
@@ -312,6 +317,19 @@ async def test_the_form_posts_and_goes_on_to_the_payment_page(psp: Psp, shop: Me
     assert 'action="checkouts"' in page
     assert count_rows(psp, "checkouts") == 1
 
+    # A form from a client that asks for no page is answered as JSON is.
+    async with psp.http.post(
+        f"{psp.url}/S/{code}/checkouts", data={"amount": "7.25"}, headers=JSON
+    ) as response:
+        assert response.status == 201
+        assert (await response.json())["amount"] == 725
+    async with psp.http.post(
+        f"{psp.url}/S/{code}/checkouts", data={"amount": "seven"}, headers=JSON
+    ) as response:
+        assert response.status == 422
+        assert (await response.json())["error"]["code"] == "invalid_amount"
+    assert count_rows(psp, "checkouts") == 2
+
 
 async def test_typed_amounts_are_rate_limited_per_code_and_per_address(db: str) -> None:
     limited = await start_psp(
@@ -337,6 +355,18 @@ async def test_typed_amounts_are_rate_limited_per_code_and_per_address(db: str) 
         assert (await scan(limited, first))[0] == 200
     finally:
         await stop_psp(limited)
+
+
+async def test_a_sticker_in_no_format_of_ours_is_not_found(psp: Psp, shop: Merchant) -> None:
+    made = await make_code(psp, shop)
+    for fmt in ("AAA", "jpg", "PNG"):
+        assert_error(
+            await psp.call(
+                "GET", f"/v1/static-codes/{made['id']}/sticker.{fmt}", headers=shop.auth
+            ),
+            404,
+            "static_code_not_found",
+        )
 
 
 async def test_stickers_carry_the_code_and_read_back(psp: Psp, shop: Merchant) -> None:

@@ -31,6 +31,12 @@ def _constant_names(tree: ast.Module) -> set[str]:
     and other such names."""
     names: set[str] = set()
     for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("psp_server."):
+            # Such names imported from another of our modules that binds them so.
+            source = ROOT.joinpath(*node.module.split(".")).with_suffix(".py")  # type: ignore[union-attr]
+            if source.is_file():
+                theirs = _constant_names(ast.parse(source.read_text(), str(source)))
+                names.update(alias.name for alias in node.names if alias.name in theirs)
         if isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             value = node.value
