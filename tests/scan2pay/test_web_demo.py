@@ -585,3 +585,41 @@ def test_qr_format_emv_with_a_public_url_too_long_for_a_payload_stops_with_the_r
         "scan2pay demo: --qr-format emv: EMV data object 01 would be 102 characters long;"
         " at most 99 fit (--public-url)\n"
     )
+
+
+async def test_the_emv_demo_is_watched_and_paid_from_a_browser(browser: BrowserSession) -> None:
+    demo = await asyncio.to_thread(DemoProcess, "--qr-format", "emv")
+    try:
+        page = await browser.page(viewport=DESKTOP)
+        await page.goto(demo.mirror_url)
+        await page.get_by_role("button", name="Use the demo wallet in this browser").click()
+        await page.get_by_role("status").filter(has_text="now pays with Ann's").wait_for()
+        await page.get_by_label("Amount in EUR").fill("3.75")
+        await page.get_by_role("button", name="Start the checkout").click()
+        await page.locator("#screen[data-kind=qr]").wait_for()
+        screen = page.locator("#screen")
+        assert await screen.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [
+            128 * SCALE,
+            128 * SCALE,
+        ]
+        # The picture the browser shows holds the payload; the link, its URL.
+        [payload] = _decode(await _picture_of(screen))
+        assert emv.parse_payload(payload).amount == "3.75"
+        link = page.get_by_role("link", name="Open the payment page")
+        assert await link.get_attribute("href") == emv.url_of_payload(payload)
+        await assert_accessible(page)
+        async with page.context.expect_page() as opened:
+            await link.click()
+        pay = browser.adopt(await opened.value)
+        # The payment page offers the same payload to copy into a banking app.
+        assert await pay.get_by_label(re.compile("Payment code to copy")).input_value() == payload
+        await pay.get_by_role("button", name="Pay with the demo wallet").click()
+        await pay.get_by_role("region", name="Receipt").wait_for()
+        assert await pay.locator("#receipt-amount").inner_text() == "€3.75"
+        await page.locator("#screen[data-kind=paid]").wait_for()
+    except BaseException:
+        print("the demo's output:\n" + "".join(demo.lines))
+        raise
+    finally:
+        await asyncio.to_thread(_assert_stops_promptly, demo)
+        demo.kill()
