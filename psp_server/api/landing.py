@@ -46,4 +46,6 @@ async def landing(request: web.Request) -> web.Response:
         )
         return _html(page, status=400)
     # Relative, from /pay: the page on whichever address the browser used.
-    return web.Response(status=303, headers={**NO_STORE, "Location": destination.path})
+    # No referrer, as on the pages: a /pay?code= URL holds the code.
+    headers = {**NO_STORE, "Location": destination.path, "Referrer-Policy": "no-referrer"}
+    return web.Response(status=303, headers=headers)

@@ -50,6 +50,7 @@ async def _go(psp: Psp, text: str, *, post: bool = False) -> tuple[int, str | No
         if response.status != 303:
             assert response.content_type == "text/html"
         assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
         return response.status, response.headers.get("Location"), await response.text()
 
 
