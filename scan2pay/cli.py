@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep everything running afterwards, with the display mirrored at /demo",
     )
     demo.add_argument("--no-draw", action="store_true", help="do not draw the terminal's screens")
+    demo.add_argument(
+        "--qr-format",
+        choices=("url", "emv"),
+        default="url",
+        help="what the demo merchant's QR codes encode: the payment URL (default) or an EMVCo"
+        " payload around it, on a 128x128 display (docs/emv.md)",
+    )
     return parser
 
 
@@ -53,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         currency=currency,
         serve=args.serve,
         draw=not args.no_draw,
+        qr_format=args.qr_format,
     )
     try:
         return asyncio.run(run_demo(options))

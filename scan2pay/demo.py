@@ -6,6 +6,11 @@ on the console, a demo merchant, terminal and wallet.
 The checkout runs through the cashier bridge's own code path; the wallet
 reads the QR off the terminal's rendered frame and pays; the terminal shows
 "Paid" and the bridge reports it. A timeline gives the time of each hop.
+
+With ``--qr-format emv`` the demo merchant's QR codes are EMVCo payloads
+around the payment URL (docs/emv.md), set through ``PATCH /v1/merchant`` as
+a merchant would; the terminal, on a 128x128 display that can show them,
+draws the payload, and the wallet and the mirror take the URL out of it.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from psp_server.api.appkeys import STORAGE
 from psp_server.runtime.config import Settings
 from psp_server.runtime.server import RunningServer, start_server
 from scan2pay_common import logformat
+from scan2pay_common.emv import EmvError
 from scan2pay_common.money import format_display
 from scan2pay_common.mqtt_url import MqttTarget
 from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
+from terminal.qr_fit import emv_fit, longest_payload
 
 from . import wallet
 from .demo_display import DemoDisplay
@@ -45,6 +52,11 @@ from .embedded_broker import EmbeddedBroker
 TERMINAL_ID = "lane-1"
 MERCHANT_NAME = "Demo Café"
 GEOMETRY = Geometry(128, 64, "1")
+# An EMV payload needs a symbol twice a URL's size at 2 pixels a module
+# (docs/emv.md, "The terminal"): the smallest supported panel that shows one.
+EMV_GEOMETRY = Geometry(128, 128, "1")
+# The demo merchant's EMV settings: a café (ISO 18245 5814) in Berlin.
+EMV_SETTINGS = {"qr_format": "emv", "mcc": "5814", "country": "DE", "city": "Berlin"}
 
 
 @dataclass
@@ -57,6 +69,7 @@ class DemoOptions:
     currency: str = "EUR"
     serve: bool = False
     draw: bool = True  # the terminal's screens on the console
+    qr_format: str = "url"  # or "emv": the demo merchant's QR codes are EMV payloads
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -85,7 +98,8 @@ async def run_demo(options: DemoOptions) -> int:
         # that it falls back from 5 is for operators, not for the demo.
         logging.getLogger("psp_server.outbox.relay").setLevel(logging.ERROR)
     out = options.out
-    display = DemoDisplay(out if options.draw else None, GEOMETRY)
+    geometry = EMV_GEOMETRY if options.qr_format == "emv" else GEOMETRY
+    display = DemoDisplay(out if options.draw else None, geometry)
     # Its pages are on the PSP's own origin, beside the QR page (demo_web.py).
     mirror = DisplayMirror(display, terminal_id=TERMINAL_ID, currency=options.currency)
     with tempfile.TemporaryDirectory(prefix="scan2pay-demo-") as folder:
@@ -126,14 +140,23 @@ async def _with_psp(
     out: TextIO,
 ) -> int:
     storage = psp.app[STORAGE]
+    geometry = display.geometry
+    if options.qr_format == "emv":
+        problem = _emv_problem(psp.settings.public_url, geometry)
+        if problem is not None:
+            print(f"scan2pay demo: {problem}", file=sys.stderr, flush=True)
+            return 2
     merchant, api_key = await storage.create_merchant(MERCHANT_NAME)
+    if options.qr_format == "emv":
+        await _use_emv(psp.url, api_key)
     ann, token = await storage.create_wallet("Ann", options.currency, options.amount * 4)
     print(
         f"scan2pay demo\n"
         f"  PSP       {psp.url} (SQLite in a temporary folder)\n"
         f"  broker    {target}{' (embedded)' if embedded else ''}\n"
         f"  merchant  {merchant.name} ({merchant.id})\n"
-        f"  terminal  {TERMINAL_ID}, {GEOMETRY.width}x{GEOMETRY.height} display drawn below\n"
+        f"  terminal  {TERMINAL_ID}, {geometry.width}x{geometry.height} display drawn below\n"
+        f"  QR codes  {_qr_words(options.qr_format)}\n"
         f"  wallet    {ann.name} with {format_display(ann.balance, ann.currency)}\n",
         file=out,
         flush=True,
@@ -152,6 +175,7 @@ async def _with_psp(
             idle_after=3600,
             # As in production: the terminal trusts only what the PSP signed.
             psp_public_keys=(storage.signing_key.public,),
+            qr_format=options.qr_format,
         ),
         display,
     )
@@ -175,6 +199,43 @@ async def _with_psp(
         await mirror.close()
         stop.set()
         await asyncio.wait_for(terminal, 10)
+
+
+def _qr_words(qr_format: str) -> str:
+    if qr_format == "emv":
+        settings = EMV_SETTINGS
+        return (
+            f"EMV payloads (MCC {settings['mcc']}, {settings['country']}, {settings['city']})"
+            " around the payment URL"
+        )
+    return "the payment URL"
+
+
+def _emv_problem(public_url: str | None, geometry: Geometry) -> str | None:
+    """Why the demo's display cannot show the longest EMV payload it may
+    get with this public URL (as a terminal checks at start), or None."""
+    try:
+        payload = longest_payload(public_url, TERMINAL_ID)
+    except EmvError as exc:
+        return f"--qr-format emv: {exc.message} (--public-url)"
+    return emv_fit(geometry.width, geometry.height, payload).problem()
+
+
+async def _use_emv(psp_url: str, api_key: str) -> None:
+    """Makes the demo merchant's QR codes EMV payloads, as a merchant does:
+    ``PATCH /v1/merchant`` with its own key."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.patch(
+            f"{psp_url}/v1/merchant",
+            json=EMV_SETTINGS,
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as response,
+    ):
+        if response.status != 200:
+            raise RuntimeError(
+                f"the PSP refused the demo merchant's EMV settings: {await response.text()}"
+            )
 
 
 async def _one_checkout(

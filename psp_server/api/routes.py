@@ -1,6 +1,6 @@
 """The HTTP API's route table. The handlers live by resource (``checkouts``,
 ``payments``, ``refunds``, ``merchants``, ``keys``, ``service``,
-``static_codes``); they parse,
+``static_codes``, ``landing``); they parse,
 authenticate, call storage and shape the answer. The rules live in
 ``psp_server.core``, the SQL in ``psp_server.storage``."""
 
@@ -12,6 +12,7 @@ from psp_server.api.appkeys import IN_FLIGHT
 from psp_server.api.checkouts import cancel_checkout, create_checkout, get_checkout
 from psp_server.api.in_flight import InFlight
 from psp_server.api.keys import jwks, list_keys
+from psp_server.api.landing import landing
 from psp_server.api.merchants import get_merchant, list_events, update_merchant
 from psp_server.api.payments import lookup_code, pay
 from psp_server.api.readiness import readyz
@@ -43,6 +44,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/payments", pay)
     app.router.add_get("/v1/events", list_events)
     app.router.add_get("/Q/{code}", lookup_code)
+    app.router.add_get("/pay", landing)
+    app.router.add_post("/pay", landing)
     app.router.add_post("/v1/terminals/{terminal_id}/static-codes", create_static_code)
     app.router.add_get("/v1/terminals/{terminal_id}/static-codes", list_static_codes)
     app.router.add_delete("/v1/static-codes/{code_id}", revoke_static_code)

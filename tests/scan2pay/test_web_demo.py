@@ -25,7 +25,9 @@ from aiohttp import web
 from PIL import Image
 from playwright.async_api import Error as PlaywrightError
 
+from psp_server.core.qr import checkout_id_of_reference
 from scan2pay import wallet
+from scan2pay_common import emv
 from tests.support.browser import DESKTOP, BrowserSession, assert_accessible
 from tests.support.proxy import CuttableProxy
 
@@ -39,9 +41,9 @@ class DemoProcess:
     """``scan2pay demo --serve --no-draw`` on a free port, its output read
     (and kept) by a thread so that the pipe never fills."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [str(BIN / "scan2pay"), "demo", "--serve", "--no-draw", "--port", "0"],
+            [str(BIN / "scan2pay"), "demo", "--serve", "--no-draw", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -496,3 +498,128 @@ async def test_a_stream_sends_a_burst_of_redraws_as_its_latest_frame() -> None:
             assert (kind, frame["kind"], frame["n"]) == ("message", "paid", 23)
             reader.cancel()
         await mirror.close()
+
+
+# With an EMV merchant: the same flow, its QR codes EMV payloads.
+
+
+async def test_the_demo_draws_and_pays_emv_payloads_with_qr_format_emv(
+    http: aiohttp.ClientSession,
+) -> None:
+    demo = await asyncio.to_thread(DemoProcess, "--qr-format", "emv")
+    try:
+        output = "".join(demo.lines)
+        assert "128x128 display" in output
+        # The demo's own checkout: its wallet read a payload off the frame and paid.
+        scanned = demo._printed(r"read the QR off the terminal's frame: (000201.+)$")
+        assert emv.parse_payload(scanned).amount == "12.34"
+        assert re.search(r"cashier\s+outcome: paid", output), output
+        merchant_auth = {"Authorization": f"Bearer {demo.merchant_key}"}
+        async with http.get(f"{demo.psp_url}/v1/merchant", headers=merchant_auth) as response:
+            settings = await response.json()
+        assert settings["qr_format"] == "emv"
+        assert (settings["mcc"], settings["country"], settings["city"]) == ("5814", "DE", "Berlin")
+
+        # A checkout from the mirror's form, through the cashier bridge.
+        data = await _page_data(http, demo)
+        own = {"Origin": demo.psp_url, "X-Demo-Token": data["demo_token"]}
+        async with http.get(f"{demo.psp_url}/demo/stream") as stream:
+            events = _events(stream)
+            status, _ = await _post(http, demo, json_body={"amount": "2.50"}, headers=own)
+            assert status == 202
+            async with asyncio.timeout(15):
+                async for kind, frame in events:
+                    if kind == "message" and frame["kind"] == "qr":
+                        break
+        assert frame["text"] == "a QR code to pay €2.50"
+        async with http.get(f"{demo.psp_url}/demo/display.png", params={"n": frame["n"]}) as png:
+            picture = await png.read()
+        assert Image.open(io.BytesIO(picture)).size == (128 * SCALE, 128 * SCALE)
+        # The QR the terminal drew, decoded: a payload that holds, of this checkout.
+        [payload] = _decode(picture)
+        parsed = emv.parse_payload(payload)
+        assert (parsed.dynamic, parsed.amount, parsed.currency) == (True, "2.50", "EUR")
+        assert (parsed.merchant_name, parsed.merchant_city) == ("Demo Cafe", "Berlin")
+        assert parsed.terminal_label == "lane-1"
+        assert parsed.reference is not None
+        checkout_id = checkout_id_of_reference(parsed.reference)
+        async with http.get(
+            f"{demo.psp_url}/v1/checkouts/{checkout_id}", headers=merchant_auth
+        ) as response:
+            assert response.status == 200
+            checkout = await response.json()
+        assert parsed.url() == checkout["qr_url"]
+        assert payload == checkout["qr_payload"]
+        # The mirror's link to pay is the URL out of the payload.
+        assert frame["qr_url"] == checkout["qr_url"]
+
+        # The demo wallet pays the payload itself, and the terminal shows Paid.
+        paid = await wallet.pay(http, demo.psp_url, payload, data["wallet_token"])
+        assert paid.payment["checkout_id"] == checkout_id
+        async with http.get(f"{demo.psp_url}/demo/stream") as stream:
+            async with asyncio.timeout(15):
+                async for kind, body in _events(stream):
+                    if kind == "message" and body["kind"] == "paid":
+                        assert body["text"] == "Paid, €2.50"
+                        break
+    except BaseException:
+        print("the demo's output:\n" + "".join(demo.lines))
+        raise
+    finally:
+        await asyncio.to_thread(_assert_stops_promptly, demo)
+        demo.kill()
+
+
+def test_qr_format_emv_with_a_public_url_too_long_for_a_payload_stops_with_the_reason() -> None:
+    long_url = "HTTPS://PAY-TERMINAL-DEMO-WITH-A-RATHER-LONG-NAME.SHOPS.EXAMPLE.COM"
+    command = [str(BIN / "scan2pay"), "demo", "--no-draw", "--qr-format", "emv", "--port", "0"]
+    finished = subprocess.run(
+        [*command, "--public-url", long_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2, finished.stdout + finished.stderr
+    assert finished.stderr == (
+        "scan2pay demo: --qr-format emv: EMV data object 01 would be 102 characters long;"
+        " at most 99 fit (--public-url)\n"
+    )
+
+
+async def test_the_emv_demo_is_watched_and_paid_from_a_browser(browser: BrowserSession) -> None:
+    demo = await asyncio.to_thread(DemoProcess, "--qr-format", "emv")
+    try:
+        page = await browser.page(viewport=DESKTOP)
+        await page.goto(demo.mirror_url)
+        await page.get_by_role("button", name="Use the demo wallet in this browser").click()
+        await page.get_by_role("status").filter(has_text="now pays with Ann's").wait_for()
+        await page.get_by_label("Amount in EUR").fill("3.75")
+        await page.get_by_role("button", name="Start the checkout").click()
+        await page.locator("#screen[data-kind=qr]").wait_for()
+        screen = page.locator("#screen")
+        assert await screen.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [
+            128 * SCALE,
+            128 * SCALE,
+        ]
+        # The picture the browser shows holds the payload; the link, its URL.
+        [payload] = _decode(await _picture_of(screen))
+        assert emv.parse_payload(payload).amount == "3.75"
+        link = page.get_by_role("link", name="Open the payment page")
+        assert await link.get_attribute("href") == emv.url_of_payload(payload)
+        await assert_accessible(page)
+        async with page.context.expect_page() as opened:
+            await link.click()
+        pay = browser.adopt(await opened.value)
+        # The payment page offers the same payload to copy into a banking app.
+        assert await pay.get_by_label(re.compile("Payment code to copy")).input_value() == payload
+        await pay.get_by_role("button", name="Pay with the demo wallet").click()
+        await pay.get_by_role("region", name="Receipt").wait_for()
+        assert await pay.locator("#receipt-amount").inner_text() == "€3.75"
+        await page.locator("#screen[data-kind=paid]").wait_for()
+    except BaseException:
+        print("the demo's output:\n" + "".join(demo.lines))
+        raise
+    finally:
+        await asyncio.to_thread(_assert_stops_promptly, demo)
+        demo.kill()

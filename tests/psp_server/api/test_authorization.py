@@ -47,6 +47,9 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/Q/{code}"),
+    # The landing page for a code given as text: it reads no record.
+    ("GET", "/pay"),
+    ("POST", "/pay"),
     ("GET", "/v1/keys"),
     ("GET", "/.well-known/jwks.json"),
     # A terminal pairing has no credentials yet: it proves itself with the

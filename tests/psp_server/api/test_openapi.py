@@ -946,6 +946,21 @@ async def test_webhooks(db: str) -> None:
         await stop_psp(psp)
 
 
+async def test_landing_page(psp: Psp) -> None:
+    """A payment code given as text: the form, the way on, a refusal."""
+    merchant = await psp.merchant()
+    checkout = await psp.checkout(merchant)
+    html_accept = {"Accept": "text/html"}
+    conforms(await call(psp, "GET", "/pay", headers=html_accept), 200)
+    on = conforms(await call(psp, "GET", f"/pay?code={quote(checkout['qr_url'])}"), 303)
+    assert on == ""
+    conforms(await call(psp, "GET", "/pay?code=hello", headers=html_accept), 400)
+    conforms(await call(psp, "POST", "/pay", data={"code": checkout["qr_url"]}), 303)
+    conforms(await call(psp, "POST", "/pay", data={"code": "https://evil.example/Q/AB"}), 400)
+    huge = {"code": "0" * 20_000}
+    conforms(await call(psp, "POST", "/pay", data=huge), 413, "payload_too_large")
+
+
 async def test_static_codes(psp: Psp) -> None:
     """A merchant's printed till codes, and what a scan of one does."""
     merchant = await psp.merchant()
