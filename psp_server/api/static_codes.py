@@ -24,6 +24,8 @@ from psp_server.core.static_codes import (
     ScanKind,
     StaticCode,
     StaticCodeRequest,
+    code_json,
+    code_payload,
     decide_scan,
     new_static_code,
 )
@@ -81,13 +83,13 @@ async def create_static_code(request: web.Request) -> web.Response:
         now=request.app[CLOCK].now_ms(),
     )
     await store_of(request).create(code)
-    return json_response(code.to_json(), status=201)
+    return json_response(code_json(code, merchant), status=201)
 
 
 async def list_static_codes(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
     codes = await store_of(request).list(merchant.id, _terminal_of(request))
-    return json_response({"static_codes": [code.to_json() for code in codes]})
+    return json_response({"static_codes": [code_json(code, merchant) for code in codes]})
 
 
 async def revoke_static_code(request: web.Request) -> web.Response:
@@ -97,7 +99,7 @@ async def revoke_static_code(request: web.Request) -> web.Response:
         code = await store_of(request).revoke(merchant.id, code_id, now=request.app[CLOCK].now_ms())
     except Refused as exc:
         raise exc.refusal.error() from None
-    return json_response(code.to_json())
+    return json_response(code_json(code, merchant))
 
 
 _STICKER_TYPES = {
@@ -117,14 +119,19 @@ async def static_code_sticker(request: web.Request) -> web.Response:
         raise Refusal.STATIC_CODE_NOT_FOUND.error()
     if code.revoked:
         raise Refusal.STATIC_CODE_REVOKED.error()
-    return await sticker_response(code, merchant.name, request.match_info["fmt"])
+    return await sticker_response(code, merchant, request.match_info["fmt"])
 
 
-async def sticker_response(code: StaticCode, merchant_name: str, fmt: str) -> web.Response:
+async def sticker_response(code: StaticCode, merchant: Merchant, fmt: str) -> web.Response:
     """The code's sticker in ``fmt`` (one of the route's png, svg, pdf), for
-    the API and the board alike."""
+    the API and the board alike; its QR encodes the code's EMV payload where
+    the merchant's codes are EMV payloads."""
     sticker = Sticker(
-        url=code.url, merchant_name=merchant_name, till_label=code.label, short_id=code.short_id
+        url=code.url,
+        merchant_name=merchant.name,
+        till_label=code.label,
+        short_id=code.short_id,
+        payload=code_payload(code, merchant),
     )
     shape: StickerFormat = "svg" if fmt == "svg" else "pdf" if fmt == "pdf" else "png"
     # Drawing takes some milliseconds of CPU: off the event loop.
