@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from psp_server.api.appkeys import BOARD_HUB, CLOCK, SETTINGS, STORAGE
+from psp_server.api.appkeys import BOARD_HUB, CLOCK, RELAY_WAKE, SETTINGS, STORAGE
 from psp_server.api.http import NO_STORE, checkout_json, json_body, json_response, merchant_of
 from psp_server.core.errors import APIError, Refusal, Refused
 from psp_server.core.payloads import check_code
@@ -252,6 +252,7 @@ async def create_static_checkout(request: web.Request) -> web.Response:
         )
     except Refused as exc:
         raise exc.refusal.error() from None
+    request.app[RELAY_WAKE].set()  # its checkout.created event, for the till's terminal
     request.app[BOARD_HUB].created(checkout.merchant_id)
     return json_response(_checkout_with_code(checkout, now, merchant), status=201)
 
@@ -285,6 +286,7 @@ async def _create_from_form(
                 return web.Response(status=303, headers={"Location": "../" + code, **NO_STORE})
             problem = exc.refusal.message
         else:
+            request.app[RELAY_WAKE].set()  # its checkout.created event
             request.app[BOARD_HUB].created(checkout.merchant_id)
             location = f"../../Q/{checkout.code}"
             return web.Response(status=303, headers={"Location": location, **NO_STORE})
