@@ -228,8 +228,10 @@ async def test_refused_amounts_change_nothing(psp: Psp, shop: Merchant) -> None:
         "invalid_json",
     )
     fixed = static_code_of(await make_code(psp, shop, terminal="till-2"))
+    events = count_rows(psp, "events")
     assert_error(await type_amount(psp, fixed, 500), 409, "open_amount_not_allowed")
     assert count_rows(psp, "checkouts") == before
+    assert count_rows(psp, "events") == events
 
 
 async def test_a_tills_checkout_comes_before_a_typed_amount(psp: Psp, shop: Merchant) -> None:
@@ -431,3 +433,44 @@ async def test_an_emv_merchants_code_and_its_stickers_carry_the_static_payload(
     async with psp.http.get(f"{psp.url}/v1/static-codes/{bare['id']}/sticker.png",
                             headers=shop.auth) as response:  # fmt: skip
         assert decode_both(Image.open(io.BytesIO(await response.read()))) == bare["url"]
+
+
+async def test_a_typed_checkout_is_announced_signed_for_its_till_and_a_cashiers_is_not(
+    psp: Psp, shop: Merchant
+) -> None:
+    from scan2pay_common.signing import verify
+
+    async def events() -> list[dict[str, Any]]:
+        status, page = await psp.call("GET", "/v1/events?limit=1000", headers=shop.auth)
+        assert status == 200, page
+        return list(page["events"])
+
+    made = await make_code(psp, shop, open_amount=OPEN_EUR)
+    status, cashiers = await psp.call(
+        "POST",
+        "/v1/checkouts",
+        json={"order_id": "A-1", "amount": 700, "currency": "EUR", "terminal_id": "till-2"},
+        headers=shop.auth,
+    )
+    assert status == 201, cashiers
+    assert await events() == []  # a cashier's checkout goes to its terminal in show_qr
+    _, typed = await type_amount(psp, static_code_of(made), 1250)
+    (created,) = await events()
+    assert created["type"] == "checkout.created"
+    assert created["checkout"] == {
+        key: typed[key]
+        for key in (
+            "id", "order_id", "amount", "currency", "status", "qr_url", "expires_at",
+            "terminal_id", "created_at", "description", "refunded_amount", "source",
+            "static_code_id",
+        )
+    }  # fmt: skip
+    assert (created["checkout"]["status"], created["checkout"]["terminal_id"]) == (
+        "pending",
+        "till-1",
+    )
+    assert verify(created, [psp.storage.signing_key.public])
+    wallet = await psp.wallet()
+    assert (await psp.pay(wallet, typed["code"]))[0] == 201
+    kinds = [(e["seq"], e["type"]) for e in await events()]
+    assert kinds == [(1, "checkout.created"), (2, "checkout.paid")]
