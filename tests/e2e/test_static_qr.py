@@ -6,6 +6,7 @@ from the scan to the terminal's state saying so."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -251,3 +252,43 @@ def test_the_cashier_bridge_reports_a_static_payment_at_its_till(
             process.wait(10)
     assert watch.returncode == 0
     assert till.merchant["api_key"] not in (watch.stderr.read() if watch.stderr else "")
+
+
+def test_an_emv_merchants_printed_code_carries_its_static_payload(till: Till) -> None:
+    from brcode.utils.brcodeId import jsonFromBrcode  # Stark Bank's BR Code parser
+
+    updated = run_cli(
+        "merchant", "update", till.merchant["merchant_id"], "--qr-format", "emv",
+        "--mcc", "5814", "--country", "DE", "--city", "Berlin", "--db", str(till.db),
+    )  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    made = till.static_code(
+        "create", "--terminal", TERMINAL, "--currency", "EUR", "--min", "1", "--max", "50",
+        "--public-url", till.psp.public_url,
+    )  # fmt: skip
+    fields = jsonFromBrcode(made["qr_payload"])
+    assert (fields["01"], fields["53"], fields["26"]["01"]) == ("11", "978", made["url"])
+    assert "54" not in fields
+    (listed,) = till.static_code("list", "--terminal", TERMINAL)
+    assert listed["qr_payload"] == made["qr_payload"]
+
+    # The server answers the same (it reads another process's settings
+    # within a second), and its sticker encodes it.
+    def answered() -> Any:
+        status, page = http(
+            "GET",
+            f"{till.psp.url}/v1/terminals/{TERMINAL}/static-codes",
+            token=till.merchant["api_key"],
+        )
+        assert status == 200
+        return page["static_codes"][0].get("qr_payload") == made["qr_payload"]
+
+    wait_until(answered, "the server's answer with the payload", timeout=5.0, every=0.1)
+    request = urllib.request.Request(  # noqa: S310 - the test's own server on loopback
+        f"{till.psp.url}/v1/static-codes/{made['id']}/sticker.png",
+        headers={"Authorization": f"Bearer {till.merchant['api_key']}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        png = response.read()
+    with Image.open(io.BytesIO(png)) as image:
+        assert decode_both(image) == made["qr_payload"]
