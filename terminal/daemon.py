@@ -320,7 +320,8 @@ class TerminalDaemon:
     def _handle_static_created(self, evidence: SignedEvent, now: int) -> None:
         problem = static_created_problem(evidence, self.identity)
         if problem is not None:
-            log.info(
+            # Its QR would have been drawn: a refusal is worth a warning.
+            log.warning(
                 "ignored a %s event for %s: %s",
                 evidence.event.type,
                 evidence.event.checkout.id,

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from scan2pay_common import jsonfields
 from scan2pay_common.messages import TerminalState
 from scan2pay_common.topics import state_topic
 from tests.support.broker import Mosquitto
@@ -56,14 +57,17 @@ class Till:
         public_key = keys.stdout.strip().splitlines()[-1]
         self.psp = PspProcess(self.db, mqtt=broker.url)
         self.frames = tmp_path / "frames"
+        self.log_path = tmp_path / "terminal.log"
+        self._log = self.log_path.open("ab")
         self.states = Subscriber(broker.port, state_topic(self.merchant["merchant_id"], TERMINAL))
+        self.history: list[TerminalState] = []  # every state until_state read
         self.terminal = subprocess.Popen(
             [str(BIN / "scan2pay-terminal"), "--mqtt", broker.url,
              "--merchant", self.merchant["merchant_id"], "--terminal", TERMINAL,
              "--name", "Corner Shop", "--display", f"png:{self.frames}",
              "--psp-url", self.psp.public_url, "--psp-public-key", public_key,
              "--till", "Counter 1"],
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
         )  # fmt: skip
         self.until_state("idle")
 
@@ -85,13 +89,18 @@ class Till:
                 break
             state = TerminalState.from_json(message.payload)
             seen.append(state)
+            self.history.append(state)
             if state.screen == screen and checkout_id in (None, state.checkout_id):
                 return state
         raise AssertionError(f"no {screen!r} state for {checkout_id}; saw {seen}")
 
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
     def close(self) -> None:
         self.terminal.terminate()
         self.terminal.wait(10)
+        self._log.close()
         self.states.close()
         self.psp.stop()
 
@@ -292,3 +301,57 @@ def test_an_emv_merchants_printed_code_carries_its_static_payload(till: Till) ->
         png = response.read()
     with Image.open(io.BytesIO(png)) as image:
         assert decode_both(image) == made["qr_payload"]
+
+
+def test_a_forged_created_event_draws_nothing(till: Till, broker: Mosquitto) -> None:
+    """Only the PSP's signed checkout.created puts a typed checkout, and its
+    QR, on the terminal: an unsigned one, or one signed with another key, on
+    the terminal's own events topic draws nothing."""
+    from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot
+    from scan2pay_common.signing import SigningKey
+    from scan2pay_common.timefmt import to_rfc3339
+    from scan2pay_common.topics import terminal_events_topic
+    from tests.support.mqtt import publish
+
+    made = till.static_code(
+        "create", "--terminal", TERMINAL, "--currency", "EUR", "--min", "1", "--max", "50",
+        "--public-url", till.psp.public_url,
+    )  # fmt: skip
+    now = int(time.time() * 1000)
+    forged = CheckoutEvent(
+        event_id="evt_" + "f" * 28,
+        seq=1,
+        type="checkout.created",
+        merchant_id=till.merchant["merchant_id"],
+        checkout=CheckoutSnapshot(
+            id="co_" + "f" * 28,
+            order_id="static-forged",
+            amount=100,
+            currency="EUR",
+            status="pending",
+            qr_url="HTTPS://PAY.ELSEWHERE.EXAMPLE/Q/" + "A" * 32,
+            expires_at=to_rfc3339(now + 300_000),
+            terminal_id=TERMINAL,
+            created_at=to_rfc3339(now),
+            source="static",
+            static_code_id=made["id"],
+        ),
+        created_at=to_rfc3339(now),
+    )
+    topic = terminal_events_topic(till.merchant["merchant_id"], TERMINAL)
+    publish(broker.port, topic, forged.to_json(), retain=False)
+    signed_by_another = jsonfields.dumps(SigningKey.generate().sign(forged.to_dict()))
+    publish(broker.port, topic, signed_by_another, retain=False)
+    refused = "ignored a checkout.created event for co_" + "f" * 28 + ": its signature is missing"
+    wait_until(
+        lambda: till.log().count(refused) == 2,
+        "the forged events refused",
+        timeout=10.0,
+        every=0.1,
+    )
+    # The real one that follows is the first checkout the terminal shows.
+    scanned = made["url"].replace("HTTP://", "http://")
+    status, checkout = http("POST", f"{scanned}/checkouts", {"amount": 300})
+    assert status == 201, checkout
+    till.until_state("qr", checkout["id"])
+    assert [s.checkout_id for s in till.history if s.screen == "qr"] == [checkout["id"]]
