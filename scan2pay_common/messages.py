@@ -181,7 +181,9 @@ class CheckoutEvent:
     unique, so that a consumer can drop a duplicate delivery. The checkout's
     status is the one ``STATUS_FOR_EVENT`` names for ``type``; a
     ``checkout.refunded`` event carries a paid checkout whose
-    ``refunded_amount`` is the total refunded so far.
+    ``refunded_amount`` is the total refunded so far; a ``checkout.created``
+    event carries a pending checkout a customer typed at a printed till code
+    (``source`` static), and no other.
 
     ``signature`` is the PSP's Ed25519 signature over the rest of the event
     (``scan2pay_common.signing``, docs/signing.md); events written before
@@ -215,6 +217,11 @@ class CheckoutEvent:
         if self.type == "checkout.refunded" and self.checkout.refunded_amount < 1:
             raise InvalidValue(
                 "invalid_event_type", "a checkout.refunded event carries a refunded_amount"
+            )
+        if self.type == "checkout.created" and self.checkout.source != "static":
+            raise InvalidValue(
+                "invalid_event_type",
+                "a checkout.created event is only of a checkout typed at a printed till code",
             )
         _check_timestamp(self.created_at, "created_at")
         _check_optional_object(self.signature, "signature")

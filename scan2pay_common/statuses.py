@@ -19,7 +19,13 @@ from typing import Literal, TypeGuard, get_args
 CheckoutStatus = Literal["pending", "paid", "cancelled", "expired"]
 # The statuses a checkout never leaves.
 FinalStatus = Literal["paid", "cancelled", "expired"]
-EventType = Literal["checkout.paid", "checkout.cancelled", "checkout.expired", "checkout.refunded"]
+EventType = Literal[
+    "checkout.paid",
+    "checkout.cancelled",
+    "checkout.expired",
+    "checkout.refunded",
+    "checkout.created",
+]
 
 CHECKOUT_STATUSES: tuple[CheckoutStatus, ...] = get_args(CheckoutStatus)
 FINAL_STATUSES: tuple[FinalStatus, ...] = get_args(FinalStatus)
@@ -38,6 +44,9 @@ class Event(StrEnum):
     CANCELLED = "checkout.cancelled"
     EXPIRED = "checkout.expired"
     REFUNDED = "checkout.refunded"
+    # Only of a checkout a customer typed at a till's printed code, whose
+    # terminal had no show_qr for it (docs/mqtt.md, "Checkout events").
+    CREATED = "checkout.created"
 
 
 # The event each final status announces.
@@ -49,12 +58,13 @@ EVENT_FOR_STATUS: dict[str, EventType] = {
 
 # The checkout status each event carries. A refund gives money back without
 # changing the status: a refunded checkout is still paid, partly or wholly
-# refunded as its refunded_amount says.
-STATUS_FOR_EVENT: dict[str, FinalStatus] = {
+# refunded as its refunded_amount says. A created checkout is pending.
+STATUS_FOR_EVENT: dict[str, CheckoutStatus] = {
     "checkout.paid": "paid",
     "checkout.cancelled": "cancelled",
     "checkout.expired": "expired",
     "checkout.refunded": "paid",
+    "checkout.created": "pending",
 }
 
 

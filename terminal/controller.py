@@ -35,6 +35,10 @@ from scan2pay_common.timefmt import from_rfc3339
 from .screens import IdleScreen, Outcome, OutcomeScreen, QrScreen, Screen, View
 
 NO_CONNECTION = "No connection"
+STICKER = "Sticker"
+# How many checkouts that reached an outcome here are remembered, so that a
+# checkout.created heard again after its "Paid" does not show it pending.
+ENDED_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,7 @@ class Controller:
         self._idle_after_ms = idle_after_ms
         self._outcome_since: int | None = None
         self._untied = False
+        self._ended: dict[str, None] = {}  # checkouts shown with an outcome, oldest first
         self.view = View(self._idle)
 
     # Inputs.
@@ -162,6 +167,8 @@ class Controller:
         screen = self.view.screen
         if isinstance(screen, IdleScreen) or not self.concerns(event.checkout.id):
             return NOTHING
+        if event.type == "checkout.created":
+            return NOTHING  # a repeat: the checkout is on screen already
         if event.type == "checkout.refunded":
             refund = OutcomeScreen(
                 event.checkout.id,
@@ -172,7 +179,41 @@ class Controller:
             return self._show(refund, now)
         if not isinstance(screen, QrScreen):
             return NOTHING  # the outcome is on screen already
-        return self._outcome(event.checkout.id, STATUS_FOR_EVENT[event.type], now)
+        outcome = STATUS_FOR_EVENT[event.type]
+        if not is_final_status(outcome):  # pragma: no cover - created returned above
+            return NOTHING
+        return self._outcome(event.checkout.id, outcome, now)
+
+    def on_static_created(self, event: CheckoutEvent, now: int) -> Effects:
+        """A checkout a customer just typed at this till's printed code,
+        pending: the PSP's signed ``checkout.created``, which
+        ``terminal.trust.static_created_problem`` has checked. The terminal
+        shows its amount and QR, "Waiting for payment" (the customer is on
+        its payment page already) and the sticker's short id, until its
+        ``checkout.paid`` shows "Paid". Never over a cashier's QR: that sale
+        comes first. A repeat, or one that lapsed or ended already, changes
+        nothing."""
+        checkout = event.checkout
+        screen = self.view.screen
+        if isinstance(screen, QrScreen) and not screen.typed:
+            return NOTHING
+        if checkout.id in self._ended or screen_checkout(screen) == checkout.id:
+            return NOTHING
+        expires_at = from_rfc3339(checkout.expires_at)
+        if now >= expires_at:
+            return NOTHING
+        code_id = checkout.static_code_id
+        typed = QrScreen(
+            checkout_id=checkout.id,
+            qr_url=checkout.qr_url,
+            amount=checkout.amount,
+            currency=checkout.currency,
+            expires_at=expires_at,
+            via=f"Sticker {short_id(code_id)}" if code_id is not None else STICKER,
+        )
+        # Made for this terminal (the signed event says so): its events come
+        # on the terminal's own topic.
+        return self._show(typed, now, untied=False)
 
     def on_static_payment(self, event: CheckoutEvent, now: int) -> Effects:
         """A checkout a customer typed at this till's printed code, paid: no
@@ -181,8 +222,10 @@ class Controller:
         terminal hears of it. It shows "Paid" with the amount and the
         sticker's short id, unless a cashier's QR is on screen: that sale
         comes first, and the static one is the board's and the cashier's to
-        see."""
-        if isinstance(self.view.screen, QrScreen):
+        see. A typed checkout's QR on screen, this one's or another
+        customer's, gives way to it."""
+        screen = self.view.screen
+        if isinstance(screen, QrScreen) and not screen.typed:
             return NOTHING
         code_id = event.checkout.static_code_id
         paid = OutcomeScreen(
@@ -266,5 +309,9 @@ class Controller:
         if screen == self.view.screen:
             return NOTHING
         self._outcome_since = now if isinstance(screen, OutcomeScreen) else None
+        if isinstance(screen, OutcomeScreen):
+            self._ended[screen.checkout_id] = None
+            while len(self._ended) > ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
         self.view = replace(self.view, screen=screen)
         return Effects(redraw=True)

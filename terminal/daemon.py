@@ -87,7 +87,14 @@ from .psp_time import learn_psp_time
 from .revocation import refused_login, was_unpaired
 from .screens import OutcomeScreen
 from .soundbox import Soundbox
-from .trust import Identity, SignedEvent, outcome_problem, qr_problem, static_payment_problem
+from .trust import (
+    Identity,
+    SignedEvent,
+    outcome_problem,
+    qr_problem,
+    static_created_problem,
+    static_payment_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +132,12 @@ def _checkout_of(document: dict[str, Any]) -> str:
 
 
 def _is_static(document: dict[str, Any]) -> bool:
-    """Whether an event is the payment of a checkout typed in at a printed
-    till code (its other events concern no screen: it never had one)."""
+    """Whether an event is the creation or the payment of a checkout typed
+    in at a printed till code, which no show_qr named (its other events
+    concern the screen only while it is on it)."""
     checkout = document.get("checkout")
     return (
-        document.get("type") == "checkout.paid"
+        document.get("type") in ("checkout.created", "checkout.paid")
         and isinstance(checkout, dict)
         and checkout.get("source") == "static"
     )
@@ -290,7 +298,12 @@ class TerminalDaemon:
             if not on_screen:
                 return
             evidence = SignedEvent(payload, event)
-            if typed_here and not self.controller.concerns(event.checkout.id):
+            if typed_here and event.type == "checkout.created":
+                self._handle_static_created(evidence, now)
+                return
+            # A typed checkout's payment shows with its sticker's id, whether
+            # its created event put it on screen or none was heard.
+            if typed_here and event.type == "checkout.paid":
                 self._handle_static_payment(evidence, now)
                 return
             problem = outcome_problem(evidence, self.controller.view.screen, self.identity)
@@ -303,6 +316,19 @@ class TerminalDaemon:
                 )
                 return
             self._apply(self.controller.on_event(event, now))
+
+    def _handle_static_created(self, evidence: SignedEvent, now: int) -> None:
+        problem = static_created_problem(evidence, self.identity)
+        if problem is not None:
+            # Its QR would have been drawn: a refusal is worth a warning.
+            log.warning(
+                "ignored a %s event for %s: %s",
+                evidence.event.type,
+                evidence.event.checkout.id,
+                loggable(problem),
+            )
+            return
+        self._apply(self.controller.on_static_created(evidence.event, now))
 
     def _handle_static_payment(self, evidence: SignedEvent, now: int) -> None:
         problem = static_payment_problem(evidence, self.identity)

@@ -81,6 +81,7 @@ from hardware.base import ColourMode, Geometry
 from terminal import qr_encode
 from terminal.screens import (
     OUTCOME_TEXT,
+    WAITING,
     IdleScreen,
     OutcomeScreen,
     QrScreen,
@@ -519,16 +520,20 @@ def _qr_tiers(screen: QrScreen, banner: str | None, now: int, missing: Line | No
     countdown = countdown_text(screen.expires_at, now)
     big = Line(amount, bold=True) if amount else None
     timer = Line(countdown, weight=0.7) if countdown else None
-    scan = Line("Scan to pay", weight=0.5, ink="dim")
+    scan = Line(WAITING if screen.typed else "Scan to pay", weight=0.5, ink="dim")
     both = Line(f"{amount}  {countdown}", bold=True) if amount and countdown else None
     flag = _banner_line(banner) if banner else None
+    # A typed checkout's sticker id, for the merchant to compare.
+    via = Line(screen.via, weight=0.5, ink="dim", truncate=True) if screen.via else None
     words: list[list[Line | None]] = [
+        [big, missing, scan, via, timer],
+        [big, missing, via, timer],
         [big, missing, scan, timer],
         [big, missing, timer],
         [both, missing],
         [big, missing],
     ]
-    lesser: list[list[Line | None]] = [[missing or timer], [scan]]
+    lesser: list[list[Line | None]] = [[missing or timer], [via], [scan]]
     if flag is None:
         return (_options(*words), _options(*lesser))
     flagged = _options(*([flag, *option] for option in words))

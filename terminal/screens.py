@@ -33,6 +33,16 @@ class QrScreen:
     order_id: str | None = None
     # An EMV merchant's payload, which carries qr_url (docs/emv.md).
     qr_payload: str | None = None
+    # For a checkout a customer typed at a printed till code, from the PSP's
+    # signed checkout.created: "Sticker 4A3928". The customer is on its
+    # payment page already, so the screen says it waits rather than "Scan
+    # to pay"; None for a cashier's QR.
+    via: str | None = None
+
+    @property
+    def typed(self) -> bool:
+        """Whether this is a checkout typed at a printed code, not a cashier's."""
+        return self.via is not None
 
     @property
     def encoded(self) -> str:
@@ -63,6 +73,9 @@ class View:
     screen: Screen
     banner: str | None = None
 
+
+# What a typed checkout's screen says instead of "Scan to pay".
+WAITING = "Waiting for payment"
 
 OUTCOME_TEXT: dict[str, str] = {
     "paid": "Paid",
@@ -102,7 +115,8 @@ def content(view: View, now: int) -> Content:
             line
             for line in (
                 amount_text(screen.amount, screen.currency),
-                "Scan to pay",
+                WAITING if screen.typed else "Scan to pay",
+                screen.via,
                 countdown_text(screen.expires_at, now),
             )
             if line

@@ -153,6 +153,22 @@ def static_payment_problem(evidence: SignedEvent, me: Identity) -> str | None:
     return _event_problem(evidence, me)
 
 
+def static_created_problem(evidence: SignedEvent, me: Identity) -> str | None:
+    """Whether an event may show, pending, a checkout a customer just typed
+    at this till's printed code: a ``checkout.created`` of a static
+    checkout, made for this very terminal, of this merchant, signed by the
+    PSP. Only with the PSP's key: the event's QR is drawn, and an unsigned
+    one could put anyone's code on this screen."""
+    event = evidence.event
+    if event.type != "checkout.created" or event.checkout.source != "static":
+        return "it is not a checkout typed in at a printed till code"
+    if not me.keys:
+        return "this terminal has no PSP key to check the event with"
+    if event.checkout.terminal_id != me.terminal_id:
+        return f"its checkout is for terminal {event.checkout.terminal_id!r}"
+    return _event_problem(evidence, me)
+
+
 def _event_problem(evidence: SignedEvent, me: Identity) -> str | None:
     event = evidence.event
     if event.merchant_id != me.merchant_id:

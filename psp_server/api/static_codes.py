@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from psp_server.api.appkeys import BOARD_HUB, CLOCK, SETTINGS, STORAGE
+from psp_server.api.appkeys import BOARD_HUB, CLOCK, RELAY_WAKE, SETTINGS, STORAGE
 from psp_server.api.http import NO_STORE, checkout_json, json_body, json_response, merchant_of
 from psp_server.core.errors import APIError, Refusal, Refused
 from psp_server.core.payloads import check_code
@@ -24,6 +24,8 @@ from psp_server.core.static_codes import (
     ScanKind,
     StaticCode,
     StaticCodeRequest,
+    code_json,
+    code_payload,
     decide_scan,
     new_static_code,
 )
@@ -81,13 +83,13 @@ async def create_static_code(request: web.Request) -> web.Response:
         now=request.app[CLOCK].now_ms(),
     )
     await store_of(request).create(code)
-    return json_response(code.to_json(), status=201)
+    return json_response(code_json(code, merchant), status=201)
 
 
 async def list_static_codes(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
     codes = await store_of(request).list(merchant.id, _terminal_of(request))
-    return json_response({"static_codes": [code.to_json() for code in codes]})
+    return json_response({"static_codes": [code_json(code, merchant) for code in codes]})
 
 
 async def revoke_static_code(request: web.Request) -> web.Response:
@@ -97,7 +99,7 @@ async def revoke_static_code(request: web.Request) -> web.Response:
         code = await store_of(request).revoke(merchant.id, code_id, now=request.app[CLOCK].now_ms())
     except Refused as exc:
         raise exc.refusal.error() from None
-    return json_response(code.to_json())
+    return json_response(code_json(code, merchant))
 
 
 _STICKER_TYPES = {
@@ -119,14 +121,19 @@ async def static_code_sticker(request: web.Request) -> web.Response:
         raise Refusal.STATIC_CODE_REVOKED.error()
     if request.match_info["fmt"] not in _STICKER_TYPES:
         raise Refusal.STATIC_CODE_NOT_FOUND.error()  # no sticker in that format
-    return await sticker_response(code, merchant.name, request.match_info["fmt"])
+    return await sticker_response(code, merchant, request.match_info["fmt"])
 
 
-async def sticker_response(code: StaticCode, merchant_name: str, fmt: str) -> web.Response:
+async def sticker_response(code: StaticCode, merchant: Merchant, fmt: str) -> web.Response:
     """The code's sticker in ``fmt`` (one of the route's png, svg, pdf), for
-    the API and the board alike."""
+    the API and the board alike; its QR encodes the code's EMV payload where
+    the merchant's codes are EMV payloads."""
     sticker = Sticker(
-        url=code.url, merchant_name=merchant_name, till_label=code.label, short_id=code.short_id
+        url=code.url,
+        merchant_name=merchant.name,
+        till_label=code.label,
+        short_id=code.short_id,
+        payload=code_payload(code, merchant),
     )
     shape: StickerFormat = "svg" if fmt == "svg" else "pdf" if fmt == "pdf" else "png"
     # Drawing takes some milliseconds of CPU: off the event loop.
@@ -248,6 +255,7 @@ async def create_static_checkout(request: web.Request) -> web.Response:
         )
     except Refused as exc:
         raise exc.refusal.error() from None
+    request.app[RELAY_WAKE].set()  # its checkout.created event, for the till's terminal
     request.app[BOARD_HUB].created(checkout.merchant_id)
     return json_response(_checkout_with_code(checkout, now, merchant), status=201)
 
@@ -298,6 +306,7 @@ async def _create_from_form(
                 return web.Response(status=303, headers={"Location": "../" + code, **NO_STORE})
             problem = exc.refusal.message
         else:
+            request.app[RELAY_WAKE].set()  # its checkout.created event
             request.app[BOARD_HUB].created(checkout.merchant_id)
             location = f"../../Q/{checkout.code}"
             return web.Response(status=303, headers={"Location": location, **NO_STORE})

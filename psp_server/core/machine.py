@@ -12,6 +12,10 @@ still hold.
     pending --cancel--> cancelled  checkout.cancelled
     pending --expire--> expired    checkout.expired
 
+A new checkout announces nothing, unless a customer typed it at a till's
+printed code (``CREATION_EVENTS``): its terminal had no ``show_qr`` for it,
+so ``checkout.created`` is how the terminal hears of it while it is pending.
+
 A pending checkout whose ``expires_at`` has passed is expired whether or not
 the sweeper has marked it yet.
 
@@ -28,9 +32,11 @@ from typing import Protocol
 from psp_server.core.effects import Account, NewEvent, Transfer
 from psp_server.core.errors import Refusal
 from scan2pay_common import statuses
+from scan2pay_common.static_codes import Source
 from scan2pay_common.statuses import EVENT_FOR_STATUS, Status
 
 __all__ = [
+    "CREATION_EVENTS",
     "FINAL_STATUSES",
     "REFUND_REFUSALS",
     "REFUSALS",
@@ -40,6 +46,7 @@ __all__ = [
     "Decision",
     "Purse",
     "Status",
+    "creation_events",
     "decide",
     "decide_order",
     "decide_payment",
@@ -80,6 +87,22 @@ REFUND_REFUSALS: dict[Status, Refusal] = {
     Status.CANCELLED: Refusal.NOT_PAID,
     Status.EXPIRED: Refusal.NOT_PAID,
 }
+
+
+# What a new checkout announces, by how it came in. A cashier's checkout
+# goes to its terminal in the cashier's show_qr; a typed one reaches its
+# till's terminal only through the PSP's signed event. Every other
+# checkout's events stay as they were: a reader from before checkout.created
+# meets one only where printed codes take typed amounts.
+CREATION_EVENTS: dict[Source, tuple[NewEvent, ...]] = {
+    "dynamic": (),
+    "static": (NewEvent("checkout.created", Status.PENDING),),
+}
+
+
+def creation_events(source: Source) -> tuple[NewEvent, ...]:
+    """The events a new checkout of ``source`` is written with."""
+    return CREATION_EVENTS[source]
 
 
 class CheckoutFacts(Protocol):

@@ -174,6 +174,29 @@ def qr_payload(checkout: Checkout, merchant: Merchant) -> str | None:
     )
 
 
+def static_code_payload(
+    *,
+    merchant_name: str,
+    settings: QrSettings,
+    url: str,
+    currency: str | None,
+    terminal_id: str,
+) -> str | None:
+    """The exact string a printed till code's QR encodes when it is not its
+    URL: None for ``url`` merchants, and for a code that names no currency
+    (one without typed amounts: an EMV payload must name one, tag 53); for
+    ``emv`` ones the static payload (point of initiation 11, no amount) with
+    the code's URL and the till's id as its terminal label."""
+    if settings.format != "emv" or currency is None:
+        return None
+    return emv.static_payload(
+        url,
+        merchant_info(merchant_name, settings),
+        currency=currency,
+        terminal_label=terminal_id[: emv.MAX_LABEL],
+    )
+
+
 def check_buildable(merchant_name: str, settings: QrSettings, public_url: str) -> None:
     """Raises ``InvalidValue`` when the merchant's checkouts could not get an
     EMV payload with these settings (a name with nothing an EMV payload can

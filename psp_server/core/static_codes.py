@@ -25,7 +25,8 @@ from typing import Any
 from psp_server.core import credentials
 from psp_server.core.errors import Refusal, Refused
 from psp_server.core.machine import Status, effective_status
-from psp_server.core.records import Checkout
+from psp_server.core.qr import static_code_payload
+from psp_server.core.records import Checkout, Merchant
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.checkout_rules import DEFAULT_EXPIRES_IN
 from scan2pay_common.errors import InvalidValue
@@ -154,6 +155,28 @@ def new_static_code(
         open_amount=request.open_amount,
         created_at=now,
     )
+
+
+def code_payload(code: StaticCode, merchant: Merchant) -> str | None:
+    """What the code's QR encodes when it is not its URL: the static EMV
+    payload of an ``emv`` merchant's code that names a currency."""
+    return static_code_payload(
+        merchant_name=merchant.name,
+        settings=merchant.qr,
+        url=code.url,
+        currency=None if code.open_amount is None else code.open_amount.currency,
+        terminal_id=code.terminal_id,
+    )
+
+
+def code_json(code: StaticCode, merchant: Merchant) -> dict[str, Any]:
+    """The code as the API answers it; with ``qr_payload``, the exact string
+    its sticker encodes, when it is an EMV payload."""
+    body = code.to_json()
+    payload = code_payload(code, merchant)
+    if payload is not None:
+        body["qr_payload"] = payload
+    return body
 
 
 # What a scan shows.

@@ -12,7 +12,12 @@ from collections.abc import Callable
 from typing import TextIO
 
 from psp_server.core.errors import Refused
-from psp_server.core.static_codes import StaticCode, StaticCodeRequest, new_static_code
+from psp_server.core.static_codes import (
+    StaticCode,
+    StaticCodeRequest,
+    code_json,
+    new_static_code,
+)
 from psp_server.runtime.config import Settings
 from psp_server.storage import Storage
 from psp_server.storage.static_codes import StaticCodeStore
@@ -80,9 +85,11 @@ async def run(
     store = StaticCodeStore.of(storage)
     try:
         merchant_id = check_merchant_id(args.merchant)
-        if await storage.merchant_with_key_hash(merchant_id) is None:
+        found = await storage.merchant_with_key_hash(merchant_id)
+        if found is None:
             print(f"psp-server: no merchant {merchant_id}; nothing was changed", file=err)
             return 2
+        merchant = found[0]
         if args.action == "create":
             if settings.public_url is None:
                 print(
@@ -113,7 +120,7 @@ async def run(
         print(f"psp-server: {exc.refusal.message}; nothing was changed", file=err)
         return 2
     if args.json:
-        shown = [code.to_json() for code in codes]
+        shown = [code_json(code, merchant) for code in codes]
         print(json.dumps(shown if args.action == "list" else shown[0]), file=out)
         return 0
     for code in codes:

@@ -975,7 +975,7 @@ def _apply(
         checkout.refunded_amount,
     )
     for event in decision.events:
-        _write_event(conn, changed, event, now, key)
+        write_event(conn, changed, event, now, key)
     return changed
 
 
@@ -1022,7 +1022,7 @@ def _add_to_merchant(conn: Connection, merchant_id: str, currency: str, amount: 
     )
 
 
-def _write_event(
+def write_event(
     conn: Connection, checkout: Checkout, new: NewEvent, now: int, key: SigningKey
 ) -> None:
     """``new`` about ``checkout`` (as the decision left it), with the

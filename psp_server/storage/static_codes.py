@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from psp_server.core.errors import Refusal, Refused, StorageError
+from psp_server.core.machine import creation_events
 from psp_server.core.records import Checkout, Merchant
 from psp_server.core.static_codes import (
     OpenAmount,
@@ -29,7 +30,9 @@ from psp_server.storage.sql_storage import (
     _merchant,
     insert_checkout,
     till_checkout,
+    write_event,
 )
+from scan2pay_common.signing import SigningKey
 
 _COLUMNS = (
     "id, merchant_id, terminal_id, label, code, url, open_currency, open_min, open_max,"
@@ -71,9 +74,10 @@ def _static_code(row: Any) -> StaticCode:
 
 
 class StaticCodeStore:
-    def __init__(self, worker: Worker, dialect: Dialect) -> None:
+    def __init__(self, worker: Worker, dialect: Dialect, signing_key: SigningKey) -> None:
         self._worker = worker
         self._dialect = dialect
+        self._signing_key = signing_key
 
     @classmethod
     def of(cls, storage: Storage) -> StaticCodeStore:
@@ -81,7 +85,7 @@ class StaticCodeStore:
 
         if not isinstance(storage, SqlStorage):
             raise StorageError("static till codes need an SQL storage")
-        return cls(storage.worker, storage.dialect)
+        return cls(storage.worker, storage.dialect, storage.signing_key)
 
     async def create(self, code: StaticCode) -> None:
         def op(conn: Connection) -> None:
@@ -179,7 +183,8 @@ class StaticCodeStore:
         """A checkout of the typed ``amount`` at the code's till, decided on
         the code as it is in this transaction (``Refused`` when the rules
         say no, with nothing written), and its merchant (what its QR codes
-        encode)."""
+        encode). The events the core lists for it are written with it: the
+        caller wakes the relay."""
 
         def op(conn: Connection) -> tuple[Checkout, StaticCode, Merchant]:
             row = conn.execute(
@@ -195,6 +200,10 @@ class StaticCodeStore:
             # The order id is the checkout's own, so it is never taken.
             if not insert_checkout(conn, fresh, request_hash=f"static:{found.id}"):
                 raise StorageError("a static checkout's order id was taken")
+            # What the core lists for a new typed checkout (checkout.created,
+            # for its till's terminal), in the same transaction: the outbox.
+            for event in creation_events(fresh.snapshot().source):
+                write_event(conn, fresh, event, now, self._signing_key)
             merchant = conn.execute(
                 f"SELECT {_MERCHANT_COLUMNS} FROM merchants WHERE id = ?", (found.merchant_id,)
             ).fetchone()

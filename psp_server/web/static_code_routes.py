@@ -127,7 +127,7 @@ async def sticker(request: web.Request) -> web.Response:
     code = await store_of(request).get(merchant.id, code_id)
     if code is None or code.revoked:
         raise web.HTTPNotFound()
-    return await sticker_response(code, merchant.name, request.match_info["fmt"])
+    return await sticker_response(code, merchant, request.match_info["fmt"])
 
 
 def add_routes(app: web.Application) -> None:

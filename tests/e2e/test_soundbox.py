@@ -255,3 +255,44 @@ def test_a_payment_during_a_broker_outage_is_said_once_when_it_is_back(
     assert till.said(3)[2] == "Received three euros"
     time.sleep(0.5)
     assert len(heard(till.sounds)) == 3
+
+
+def test_a_payment_typed_at_the_tills_printed_code_is_said_once_and_its_creation_not(
+    world: PairingWorld, till: Till
+) -> None:
+    psp = world.psp.url
+    status, made = http(
+        "POST",
+        f"{psp}/v1/terminals/{LANE}/static-codes",
+        {"label": "Counter 1", "open_amount": {"currency": "EUR", "min": 100, "max": 5000}},
+        till.merchant["api_key"],
+    )
+    assert status == 201, made
+    scanned = made["url"].replace("HTTP://", "http://")
+    status, checkout = http("POST", f"{scanned}/checkouts", {"amount": 1250})
+    assert status == 201, checkout
+    # The PSP's signed checkout.created has reached the terminal: it shows
+    # the typed checkout, pending. It is no payment, and says nothing.
+    till.cashier.until_state(
+        lambda s: s.screen == "qr" and s.checkout_id == checkout["id"], "the typed checkout", 20
+    )
+    status, paid = http(
+        "POST", f"{psp}/v1/payments", {"code": checkout["code"]}, world.wallet_token
+    )
+    assert status == 201, paid
+    assert till.said(1) == ["Received twelve euros fifty"]
+    (said,) = heard(till.sounds)
+    assert 1.5 < said.seconds < 8.0, said
+    assert said.rms > 500, said
+    till.cashier.until_state(
+        lambda s: s.screen == "paid" and s.checkout_id == checkout["id"], "Paid", 20
+    )
+    # The sound thread takes the till's events in order: the created event
+    # came before the payment that was said, and made no file.
+    status, page = http("GET", f"{psp}/v1/events?limit=1000", token=till.merchant["api_key"])
+    assert status == 200, page
+    kinds = [e["type"] for e in page["events"] if e["checkout"]["id"] == checkout["id"]]
+    assert kinds == ["checkout.created", "checkout.paid"]
+    time.sleep(0.5)
+    assert len(heard(till.sounds)) == 1
+    assert "not announced" not in till.terminal.log()

@@ -6,6 +6,7 @@ from the scan to the terminal's state saying so."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
+from scan2pay_common import jsonfields
 from scan2pay_common.messages import TerminalState
 from scan2pay_common.topics import state_topic
 from tests.support.broker import Mosquitto
@@ -25,9 +28,21 @@ from tests.support.mqtt import Subscriber
 from tests.support.plain_http import http
 from tests.support.polling import wait_until
 from tests.support.process import PspProcess, create_merchant, create_wallet, run_cli
+from tests.support.qr_decode import decode_both
+from tests.support.secure_shops import decode_qr
 
 BIN = Path(sys.executable).parent
 TERMINAL = "lane-1"
+
+
+def shown_code(frames: Path) -> str | None:
+    """What a phone reads off the terminal's newest frame (its PNG display
+    keeps the newest as latest.png), or None where no one QR reads."""
+    try:
+        read = decode_qr(frames / "latest.png")
+    except OSError:  # not written yet
+        return None
+    return read[0] if len(read) == 1 else None
 
 
 class Till:
@@ -43,14 +58,17 @@ class Till:
         public_key = keys.stdout.strip().splitlines()[-1]
         self.psp = PspProcess(self.db, mqtt=broker.url)
         self.frames = tmp_path / "frames"
+        self.log_path = tmp_path / "terminal.log"
+        self._log = self.log_path.open("ab")
         self.states = Subscriber(broker.port, state_topic(self.merchant["merchant_id"], TERMINAL))
+        self.history: list[TerminalState] = []  # every state until_state read
         self.terminal = subprocess.Popen(
             [str(BIN / "scan2pay-terminal"), "--mqtt", broker.url,
              "--merchant", self.merchant["merchant_id"], "--terminal", TERMINAL,
              "--name", "Corner Shop", "--display", f"png:{self.frames}",
              "--psp-url", self.psp.public_url, "--psp-public-key", public_key,
              "--till", "Counter 1"],
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
         )  # fmt: skip
         self.until_state("idle")
 
@@ -72,13 +90,18 @@ class Till:
                 break
             state = TerminalState.from_json(message.payload)
             seen.append(state)
+            self.history.append(state)
             if state.screen == screen and checkout_id in (None, state.checkout_id):
                 return state
         raise AssertionError(f"no {screen!r} state for {checkout_id}; saw {seen}")
 
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
     def close(self) -> None:
         self.terminal.terminate()
         self.terminal.wait(10)
+        self._log.close()
         self.states.close()
         self.psp.stop()
 
@@ -109,13 +132,23 @@ def test_a_typed_amount_at_a_printed_code_is_paid_and_the_terminal_shows_it(
     assert shown["open_amount"] == made["open_amount"]
     status, checkout = http("POST", f"{scanned}/checkouts", {"amount": 1250})
     assert status == 201, checkout
+    # The PSP's signed checkout.created puts the typed checkout on the
+    # terminal while it is pending: its QR, the amount, the sticker's id.
+    till.until_state("qr", checkout["id"])
+    typed_ms = (time.perf_counter() - started) * 1000
+    wait_until(
+        lambda: shown_code(till.frames) == checkout["qr_url"], "the typed QR drawn", every=0.1
+    )
     status, payment = http(
         "POST", f"{till.psp.url}/v1/payments", {"code": checkout["code"]}, till.wallet["token"]
     )
     assert status == 201, payment
     till.until_state("paid", checkout["id"])
     elapsed_ms = (time.perf_counter() - started) * 1000
-    print(f"\nstatic open-amount payment, scan to Paid on the terminal: {elapsed_ms:.0f} ms")
+    print(
+        f"\nstatic open-amount payment: scan to the typed checkout on the terminal"
+        f" {typed_ms:.0f} ms, scan to Paid {elapsed_ms:.0f} ms"
+    )
 
     status, read = http(
         "GET", f"{till.psp.url}/v1/checkouts/{checkout['id']}", token=till.merchant["api_key"]
@@ -229,3 +262,97 @@ def test_the_cashier_bridge_reports_a_static_payment_at_its_till(
             process.wait(10)
     assert watch.returncode == 0
     assert till.merchant["api_key"] not in (watch.stderr.read() if watch.stderr else "")
+
+
+def test_an_emv_merchants_printed_code_carries_its_static_payload(till: Till) -> None:
+    from brcode.utils.brcodeId import jsonFromBrcode  # Stark Bank's BR Code parser
+
+    updated = run_cli(
+        "merchant", "update", till.merchant["merchant_id"], "--qr-format", "emv",
+        "--mcc", "5814", "--country", "DE", "--city", "Berlin", "--db", str(till.db),
+    )  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    made = till.static_code(
+        "create", "--terminal", TERMINAL, "--currency", "EUR", "--min", "1", "--max", "50",
+        "--public-url", till.psp.public_url,
+    )  # fmt: skip
+    fields = jsonFromBrcode(made["qr_payload"])
+    assert (fields["01"], fields["53"], fields["26"]["01"]) == ("11", "978", made["url"])
+    assert "54" not in fields
+    (listed,) = till.static_code("list", "--terminal", TERMINAL)
+    assert listed["qr_payload"] == made["qr_payload"]
+
+    # The server answers the same (it reads another process's settings
+    # within a second), and its sticker encodes it.
+    def answered() -> Any:
+        status, page = http(
+            "GET",
+            f"{till.psp.url}/v1/terminals/{TERMINAL}/static-codes",
+            token=till.merchant["api_key"],
+        )
+        assert status == 200
+        return page["static_codes"][0].get("qr_payload") == made["qr_payload"]
+
+    wait_until(answered, "the server's answer with the payload", timeout=5.0, every=0.1)
+    request = urllib.request.Request(  # noqa: S310 - the test's own server on loopback
+        f"{till.psp.url}/v1/static-codes/{made['id']}/sticker.png",
+        headers={"Authorization": f"Bearer {till.merchant['api_key']}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        png = response.read()
+    with Image.open(io.BytesIO(png)) as image:
+        assert decode_both(image) == made["qr_payload"]
+
+
+def test_a_forged_created_event_draws_nothing(till: Till, broker: Mosquitto) -> None:
+    """Only the PSP's signed checkout.created puts a typed checkout, and its
+    QR, on the terminal: an unsigned one, or one signed with another key, on
+    the terminal's own events topic draws nothing."""
+    from scan2pay_common.messages import CheckoutEvent, CheckoutSnapshot
+    from scan2pay_common.signing import SigningKey
+    from scan2pay_common.timefmt import to_rfc3339
+    from scan2pay_common.topics import terminal_events_topic
+    from tests.support.mqtt import publish
+
+    made = till.static_code(
+        "create", "--terminal", TERMINAL, "--currency", "EUR", "--min", "1", "--max", "50",
+        "--public-url", till.psp.public_url,
+    )  # fmt: skip
+    now = int(time.time() * 1000)
+    forged = CheckoutEvent(
+        event_id="evt_" + "f" * 28,
+        seq=1,
+        type="checkout.created",
+        merchant_id=till.merchant["merchant_id"],
+        checkout=CheckoutSnapshot(
+            id="co_" + "f" * 28,
+            order_id="static-forged",
+            amount=100,
+            currency="EUR",
+            status="pending",
+            qr_url="HTTPS://PAY.ELSEWHERE.EXAMPLE/Q/" + "A" * 32,
+            expires_at=to_rfc3339(now + 300_000),
+            terminal_id=TERMINAL,
+            created_at=to_rfc3339(now),
+            source="static",
+            static_code_id=made["id"],
+        ),
+        created_at=to_rfc3339(now),
+    )
+    topic = terminal_events_topic(till.merchant["merchant_id"], TERMINAL)
+    publish(broker.port, topic, forged.to_json(), retain=False)
+    signed_by_another = jsonfields.dumps(SigningKey.generate().sign(forged.to_dict()))
+    publish(broker.port, topic, signed_by_another, retain=False)
+    refused = "ignored a checkout.created event for co_" + "f" * 28 + ": its signature is missing"
+    wait_until(
+        lambda: till.log().count(refused) == 2,
+        "the forged events refused",
+        timeout=10.0,
+        every=0.1,
+    )
+    # The real one that follows is the first checkout the terminal shows.
+    scanned = made["url"].replace("HTTP://", "http://")
+    status, checkout = http("POST", f"{scanned}/checkouts", {"amount": 300})
+    assert status == 201, checkout
+    till.until_state("qr", checkout["id"])
+    assert [s.checkout_id for s in till.history if s.screen == "qr"] == [checkout["id"]]

@@ -84,18 +84,20 @@ def test_vocabulary() -> None:
         "checkout.cancelled",
         "checkout.expired",
         "checkout.refunded",
+        "checkout.created",
     )
     assert EVENT_FOR_STATUS == {
         "paid": "checkout.paid",
         "cancelled": "checkout.cancelled",
         "expired": "checkout.expired",
     }
-    # A refund leaves the checkout paid.
+    # A refund leaves the checkout paid; a typed checkout is created pending.
     assert STATUS_FOR_EVENT == {
         "checkout.paid": "paid",
         "checkout.cancelled": "cancelled",
         "checkout.expired": "expired",
         "checkout.refunded": "paid",
+        "checkout.created": "pending",
     }
     assert (
         *("idle", "qr", "paid", "cancelled", "expired", "refunded", "offline", "error"),
@@ -790,3 +792,15 @@ def test_a_source_that_does_not_hold_together_is_refused(changes: dict[str, Any]
     with pytest.raises(InvalidValue) as raised:
         snapshot(**changes)
     assert raised.value.code in ("invalid_source", "invalid_static_code_id")
+
+
+def test_a_created_event_carries_a_pending_typed_checkout_and_nothing_else() -> None:
+    typed = snapshot(status="pending", source="static", static_code_id=STICKER)
+    created = event(type="checkout.created", checkout=typed)
+    assert CheckoutEvent.from_json(created.to_json()) == created
+    # A cashier's checkout is never announced as created; a typed one is
+    # created pending, not paid.
+    for wrong in (snapshot(status="pending"), snapshot(source="static", static_code_id=STICKER)):
+        with pytest.raises(InvalidValue) as raised:
+            event(type="checkout.created", checkout=wrong)
+        assert raised.value.code == "invalid_event_type"

@@ -377,3 +377,63 @@ def test_the_idle_screen_names_the_tills_printed_code_when_told() -> None:
     for bad in ("x" * 41, "a\u202eb"):
         with pytest.raises(ConfigError, match="till"):
             load({"merchant": "mer_1", "terminal": "lane-1", "till": bad}, env={})
+
+
+def static_created(checkout_id: str = "co_typed", *, expires_in_ms: int = 300_000) -> CheckoutEvent:
+    paid = static_paid(checkout_id)
+    snapshot = CheckoutSnapshot(
+        **{
+            **paid.checkout.to_dict(),
+            "status": "pending",
+            "expires_at": to_rfc3339(T0 + expires_in_ms),
+        }
+    )
+    return CheckoutEvent(**{**paid.to_dict(), "type": "checkout.created", "checkout": snapshot})
+
+
+def test_a_typed_checkout_shows_waiting_with_its_sticker_then_paid() -> None:
+    from terminal.screens import WAITING, View, content
+
+    controller = Controller("Café")
+    assert controller.on_static_created(static_created(), T0) == Effects(redraw=True)
+    waiting = shown(controller)
+    assert isinstance(waiting, QrScreen)
+    assert waiting.typed
+    assert (waiting.checkout_id, waiting.amount, waiting.via) == (
+        "co_typed",
+        1250,
+        "Sticker 4A3928",
+    )
+    assert waiting.encoded == URL
+    assert not controller.needs_merchant_events  # made for this terminal: its own topic
+    assert content(View(waiting), T0).lines == ("€12.50", WAITING, "Sticker 4A3928", "5:00")
+    assert controller.on_static_created(static_created(), T0 + 1) == Effects()  # a repeat
+    assert controller.on_static_payment(static_paid(), T0 + 2) == Effects(redraw=True)
+    assert shown(controller) == OutcomeScreen("co_typed", "paid", 1250, "EUR", via="Sticker 4A3928")
+    # Heard again after its "Paid", even once the screen went idle: never pending again.
+    assert controller.on_static_created(static_created(), T0 + 3) == Effects()
+    controller.on_tick(T0 + 20_000)
+    assert controller.on_static_created(static_created(), T0 + 20_001) == Effects()
+    assert shown(controller) == IdleScreen("Café")
+
+
+def test_a_typed_checkout_never_covers_a_cashiers_qr_and_lapses_as_any() -> None:
+    controller = Controller("Café")
+    controller.on_command(show_qr(), T0)
+    assert controller.on_static_created(static_created(), T0) == Effects()
+    assert shown(controller) == controller.view.screen
+    assert screen_checkout(shown(controller)) == "co_1"
+    # Another customer's typed checkout takes over a typed one's screen.
+    other = Controller("Café")
+    other.on_static_created(static_created("co_a"), T0)
+    assert other.on_static_created(static_created("co_b"), T0 + 1).redraw
+    assert screen_checkout(shown(other)) == "co_b"
+    # co_a paid meanwhile: its "Paid" shows, a payment is news.
+    assert other.on_static_payment(static_paid("co_a"), T0 + 2).redraw
+    assert shown(other) == OutcomeScreen("co_a", "paid", 1250, "EUR", via="Sticker 4A3928")
+    # One that lapsed already is not shown; one on screen expires as any QR.
+    late = Controller("Café")
+    assert late.on_static_created(static_created(expires_in_ms=-1), T0) == Effects()
+    late.on_static_created(static_created(expires_in_ms=1000), T0)
+    late.on_tick(T0 + 1000)
+    assert shown(late) == OutcomeScreen("co_typed", "expired", 1250, "EUR")

@@ -34,6 +34,7 @@ from terminal.trust import (
     SignedEvent,
     outcome_problem,
     qr_problem,
+    static_created_problem,
     static_payment_problem,
 )
 
@@ -335,3 +336,21 @@ def test_a_static_payment_shows_only_signed_for_this_merchant_and_terminal() -> 
     unkeyed = Identity(A, LANE)
     assert static_payment_problem(static_paid_event(key=None), unkeyed) is None
     assert static_payment_problem(static_paid_event(terminal_id=None), unkeyed) is not None
+
+
+def test_a_typed_checkout_shows_pending_only_signed_for_this_merchant_and_terminal() -> None:
+    me = Identity(A, LANE, (PSP.public,))
+    created: EventType = "checkout.created"
+    assert static_created_problem(static_paid_event(kind=created), me) is None
+    assert static_created_problem(static_paid_event(kind=created, merchant_id=B), me) is not None
+    assert (
+        static_created_problem(static_paid_event(kind=created, terminal_id="lane-2"), me)
+        is not None
+    )
+    assert static_created_problem(static_paid_event(kind=created, key=None), me) is not None
+    assert static_created_problem(static_paid_event(kind=created, key=ATTACKER), me) is not None
+    # Only a created event: its payment is static_payment_problem's.
+    assert static_created_problem(static_paid_event(), me) is not None
+    # Without the PSP's key nothing is drawn from an event: its QR could be anyone's.
+    unkeyed = Identity(A, LANE)
+    assert static_created_problem(static_paid_event(kind=created, key=None), unkeyed) is not None

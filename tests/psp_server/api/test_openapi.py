@@ -996,6 +996,11 @@ async def test_static_codes(psp: Psp) -> None:
     typed = f"{scan}/checkouts"
     created = conforms(await call(psp, "POST", typed, json={"amount": 1250}), 201)
     assert (created["source"], created["static_code_id"]) == ("static", made["id"])
+    # Its checkout.created, as GET /v1/events answers it.
+    events = conforms(await call(psp, "GET", "/v1/events", headers=merchant.auth), 200)
+    assert [(e["type"], e["checkout"]["status"]) for e in events["events"]] == [
+        ("checkout.created", "pending")
+    ]
     conforms(await call(psp, "POST", typed, json={"amount": 1}), 422, "amount_out_of_range")
     conforms(await call(psp, "POST", typed, data={"amount": "0.01"}, headers=html_accept), 422)
     conforms(await call(psp, "POST", typed, data=b"{", headers=json_accept), 400, "invalid_json")
@@ -1035,6 +1040,14 @@ async def test_static_codes(psp: Psp) -> None:
     assert revoked["revoked_at"] is not None
     conforms(await call(psp, "GET", scan, headers=json_accept), 410, "static_code_revoked")
     conforms(await call(psp, "GET", sticker, headers=merchant.auth), 410, "static_code_revoked")
+
+    # An EMV merchant's code carries its static payload.
+    settings = {"qr_format": "emv", "mcc": "5814", "country": "DE", "city": "Berlin"}
+    conforms(await call(psp, "PATCH", "/v1/merchant", json=settings, headers=merchant.auth), 200)
+    emv_code = conforms(await call(psp, "POST", codes, json=body, headers=merchant.auth), 201)
+    assert emv_code["qr_payload"].startswith("000201010211")
+    listed = conforms(await call(psp, "GET", codes, headers=merchant.auth), 200)
+    assert listed["static_codes"][0]["qr_payload"] == emv_code["qr_payload"]
     conforms(await call(psp, "GET", scan, headers=html_accept), 410)
     conforms(await call(psp, "POST", typed, json={"amount": 500}), 410, "static_code_revoked")
     conforms(await call(psp, "POST", typed, data={"amount": "5"}, headers=html_accept), 410)

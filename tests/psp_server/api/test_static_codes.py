@@ -233,8 +233,10 @@ async def test_refused_amounts_change_nothing(psp: Psp, shop: Merchant) -> None:
         "invalid_json",
     )
     fixed = static_code_of(await make_code(psp, shop, terminal="till-2"))
+    events = count_rows(psp, "events")
     assert_error(await type_amount(psp, fixed, 500), 409, "open_amount_not_allowed")
     assert count_rows(psp, "checkouts") == before
+    assert count_rows(psp, "events") == events
 
 
 async def test_a_tills_checkout_comes_before_a_typed_amount(psp: Psp, shop: Merchant) -> None:
@@ -402,3 +404,103 @@ async def test_stickers_carry_the_code_and_read_back(psp: Psp, shop: Merchant) -
 
     async with psp.http.get(f"{psp.url}{path}.gif", headers=shop.auth) as response:
         assert response.status == 404  # no such format, no such route
+
+
+async def test_an_emv_merchants_code_and_its_stickers_carry_the_static_payload(
+    psp: Psp, shop: Merchant
+) -> None:
+    import io
+
+    from brcode.utils.brcodeId import jsonFromBrcode  # Stark Bank's BR Code parser
+    from PIL import Image
+
+    from psp_server.stickers import Sticker, render_sticker
+    from scan2pay_common.emv import parse_payload
+    from tests.support.qr_decode import decode_both, pdf_to_image
+
+    plain = await make_code(psp, shop, label="Counter 1", open_amount=OPEN_EUR)
+    assert "qr_payload" not in plain  # a url merchant's codes are bare URLs
+    settings = {"qr_format": "emv", "mcc": "5814", "country": "DE", "city": "Berlin"}
+    status, _ = await psp.call("PATCH", "/v1/merchant", json=settings, headers=shop.auth)
+    assert status == 200
+    made = await make_code(psp, shop, label="Counter 1", open_amount=OPEN_EUR)
+    payload = made["qr_payload"]
+    fields = jsonFromBrcode(payload)
+    assert (fields["00"], fields["01"]) == ("01", "11")  # a static code
+    assert "54" not in fields  # no amount: the customer types it
+    assert fields["26"] == {"00": "org.scan2pay", "01": made["url"]}
+    assert [fields[tag] for tag in ("52", "53", "58", "60")] == ["5814", "978", "DE", "Berlin"]
+    assert fields["62"]["07"] == "till-1"
+    assert parse_payload(payload).url() == made["url"]
+    # The listing answers the same payload; the code made before the switch
+    # gets its own now, as its sticker does.
+    status, listed = await psp.call("GET", "/v1/terminals/till-1/static-codes", headers=shop.auth)
+    assert status == 200
+    by_id = {code["id"]: code for code in listed["static_codes"]}
+    assert by_id[made["id"]]["qr_payload"] == payload
+    assert parse_payload(by_id[plain["id"]]["qr_payload"]).url() == plain["url"]
+    # A code without typed amounts names no currency, which a payload must:
+    # it stays a bare URL.
+    bare = await make_code(psp, shop, label="Counter 1")
+    assert "qr_payload" not in bare
+
+    path = f"/v1/static-codes/{made['id']}/sticker"
+    async with psp.http.get(f"{psp.url}{path}.png", headers=shop.auth) as response:
+        assert response.status == 200
+        png = await response.read()
+    assert decode_both(Image.open(io.BytesIO(png))) == payload
+    async with psp.http.get(f"{psp.url}{path}.pdf", headers=shop.auth) as response:
+        assert response.status == 200
+        pdf = await response.read()
+    assert decode_both(pdf_to_image(pdf, dpi=300)) == payload
+    async with psp.http.get(f"{psp.url}{path}.svg", headers=shop.auth) as response:
+        assert response.status == 200
+        svg = await response.read()
+    # The renderer's own tests read an EMV sticker's SVG back in Chromium;
+    # this one is that renderer's drawing of this code's payload.
+    expected = Sticker(made["url"], SHOP_NAME, "Counter 1", made["short_id"], payload=payload)
+    assert svg == render_sticker(expected, "svg")
+    async with psp.http.get(f"{psp.url}/v1/static-codes/{bare['id']}/sticker.png",
+                            headers=shop.auth) as response:  # fmt: skip
+        assert decode_both(Image.open(io.BytesIO(await response.read()))) == bare["url"]
+
+
+async def test_a_typed_checkout_is_announced_signed_for_its_till_and_a_cashiers_is_not(
+    psp: Psp, shop: Merchant
+) -> None:
+    from scan2pay_common.signing import verify
+
+    async def events() -> list[dict[str, Any]]:
+        status, page = await psp.call("GET", "/v1/events?limit=1000", headers=shop.auth)
+        assert status == 200, page
+        return list(page["events"])
+
+    made = await make_code(psp, shop, open_amount=OPEN_EUR)
+    status, cashiers = await psp.call(
+        "POST",
+        "/v1/checkouts",
+        json={"order_id": "A-1", "amount": 700, "currency": "EUR", "terminal_id": "till-2"},
+        headers=shop.auth,
+    )
+    assert status == 201, cashiers
+    assert await events() == []  # a cashier's checkout goes to its terminal in show_qr
+    _, typed = await type_amount(psp, static_code_of(made), 1250)
+    (created,) = await events()
+    assert created["type"] == "checkout.created"
+    assert created["checkout"] == {
+        key: typed[key]
+        for key in (
+            "id", "order_id", "amount", "currency", "status", "qr_url", "expires_at",
+            "terminal_id", "created_at", "description", "refunded_amount", "source",
+            "static_code_id",
+        )
+    }  # fmt: skip
+    assert (created["checkout"]["status"], created["checkout"]["terminal_id"]) == (
+        "pending",
+        "till-1",
+    )
+    assert verify(created, [psp.storage.signing_key.public])
+    wallet = await psp.wallet()
+    assert (await psp.pay(wallet, typed["code"]))[0] == 201
+    kinds = [(e["seq"], e["type"]) for e in await events()]
+    assert kinds == [(1, "checkout.created"), (2, "checkout.paid")]

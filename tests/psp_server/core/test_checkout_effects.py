@@ -11,10 +11,12 @@ import pytest
 from psp_server.core.effects import Account, AccountKind, NewEvent, Posting, Transfer, opening
 from psp_server.core.errors import STATUS_OF_CODE, APIError, Refusal, Refused
 from psp_server.core.machine import (
+    CREATION_EVENTS,
     Action,
     Decision,
     Purse,
     Status,
+    creation_events,
     decide,
     decide_order,
     decide_payment,
@@ -222,6 +224,8 @@ def test_transfers_and_events_refuse_what_cannot_be() -> None:
         NewEvent("checkout.paid", Status.CANCELLED)
     with pytest.raises(ValueError, match="refunded"):
         NewEvent("checkout.refunded", Status.PAID, 0)
+    with pytest.raises(ValueError, match="cannot carry"):
+        NewEvent("checkout.created", Status.PAID)
     with pytest.raises(ValueError, match="owner"):
         Account.merchant("")
 
@@ -278,3 +282,9 @@ def test_a_refusal_becomes_the_api_error_and_the_exception() -> None:
     )
     refused = Refused(Refusal.EXPIRED)
     assert (refused.refusal, refused.code, str(refused)) == (Refusal.EXPIRED, "expired", "expired")
+
+
+def test_only_a_typed_checkout_is_announced_when_it_is_made() -> None:
+    assert creation_events("dynamic") == ()
+    assert creation_events("static") == (NewEvent("checkout.created", Status.PENDING),)
+    assert set(CREATION_EVENTS) == {"dynamic", "static"}

@@ -13,6 +13,7 @@ from psp_server.core.qr import (
     checkout_id_of_reference,
     checkout_payload,
     emv_reference,
+    static_code_payload,
 )
 from scan2pay_common import emv
 from scan2pay_common.errors import InvalidValue
@@ -111,3 +112,27 @@ def test_an_amount_longer_than_a_payload_holds_is_too_large() -> None:
             terminal_id=None,
         )
     assert caught.value.code == "amount_too_large"
+
+
+STATIC_URL = "HTTP://127.0.0.1:8080/S/" + "B" * 32
+
+
+def test_a_printed_codes_payload_is_static_and_needs_a_currency() -> None:
+    def of(settings: QrSettings, currency: str | None) -> str | None:
+        return static_code_payload(
+            merchant_name="Shop",
+            settings=settings,
+            url=STATIC_URL,
+            currency=currency,
+            terminal_id="a-terminal-id-longer-than-twenty-five",
+        )
+
+    assert of(URL_ONLY, "EUR") is None
+    assert of(EMV, None) is None  # tag 53 is mandatory: no currency, no payload
+    payload = of(EMV, "JPY")
+    assert payload is not None
+    parsed = emv.parse_payload(payload)
+    assert not parsed.dynamic
+    assert (parsed.url(), parsed.currency, parsed.amount) == (STATIC_URL, "JPY", None)
+    assert parsed.terminal_label == "a-terminal-id-longer-than"
+    assert parsed.reference is None

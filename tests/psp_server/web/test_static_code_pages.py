@@ -175,3 +175,24 @@ async def test_the_boards_page_refuses_without_changing_anything(psp: Psp) -> No
     assert response.status == 404
     _, listed = await psp.call("GET", "/v1/terminals/till-1/static-codes", headers=other.auth)
     assert listed["static_codes"][0]["revoked_at"] is None
+
+
+async def test_the_boards_sticker_of_an_emv_merchants_code_encodes_its_payload(psp: Psp) -> None:
+    import io
+
+    from PIL import Image
+
+    from tests.support.qr_decode import decode_both
+
+    shop = await psp.merchant("Café Zoë")
+    settings = {"qr_format": "emv", "mcc": "5814", "country": "DE", "city": "Berlin"}
+    status, _ = await psp.call("PATCH", "/v1/merchant", json=settings, headers=shop.auth)
+    assert status == 200
+    made = await make_code(psp, shop, open_amount=OPEN_EUR)
+    signed = await sign_in(psp, shop.key)
+    async with psp.http.get(
+        f"{psp.url}/merchant/static-codes/{made['id']}/sticker.png", headers=signed.headers
+    ) as response:
+        assert response.status == 200
+        png = await response.read()
+    assert decode_both(Image.open(io.BytesIO(png))) == made["qr_payload"]

@@ -908,3 +908,34 @@ async def test_two_processes_deliver_each_event_once(pg_dsn: str, receiver: Make
     finally:
         for psp in psps:
             await stop_psp(psp)
+
+
+async def test_a_typed_checkout_is_delivered_created_then_paid(
+    make_psp: MakePsp, receiver: MakeReceiver
+) -> None:
+    """Webhooks get every event of the merchant, so seq stays gapless: the
+    creation of a checkout a customer typed at a printed code too."""
+    psp = await make_psp(**FAST, **LOOPBACK)
+    hook = await receiver()
+    shop = await psp.merchant()
+    webhook = await register(psp, shop, hook.url)
+    open_amount = {"currency": "EUR", "min": 100, "max": 5000}
+    status, made = await psp.call(
+        "POST",
+        "/v1/terminals/till-1/static-codes",
+        json={"open_amount": open_amount},
+        headers=shop.auth,
+    )
+    assert status == 201, made
+    status, typed = await psp.call("POST", f"/S/{made['code']}/checkouts", json={"amount": 1250})
+    assert status == 201, typed
+    assert (await psp.pay(await psp.wallet(), typed["code"]))[0] == 201
+    received = sorted(await hook.wait_for(2), key=lambda r: int(r.event["seq"]))
+    assert [(r.event["seq"], r.event["type"]) for r in received] == [
+        (1, "checkout.created"),
+        (2, "checkout.paid"),
+    ]
+    for delivered in received:
+        assert_signed(delivered, webhook["secret"])
+        assert delivered.event["checkout"]["source"] == "static"
+    assert received[0].event["checkout"]["status"] == "pending"
