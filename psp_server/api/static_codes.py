@@ -238,9 +238,13 @@ async def create_static_checkout(request: web.Request) -> web.Response:
     store = store_of(request)
     settings = request.app[SETTINGS]
     now = request.app[CLOCK].now_ms()
-    if request.content_type == _FORM:
-        if _prefers_html(request):
-            return await _create_from_form(request, store, code, now)
+    # A form's post asks for a page back when a browser sends it. A client
+    # that asks for no page may still label a JSON body as a form (urllib
+    # does by default): a body that opens as a JSON object is read as one.
+    as_form = request.content_type == _FORM and not (await request.read()).lstrip().startswith(b"{")
+    if as_form and _prefers_html(request):
+        return await _create_from_form(request, store, code, now)
+    if as_form:
         amount = await _typed_major_amount(request, store, code)
     else:
         body = await json_body(request)

@@ -31,9 +31,10 @@ def _constant_names(tree: ast.Module) -> set[str]:
     and other such names."""
     names: set[str] = set()
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("psp_server."):
+        module = node.module if isinstance(node, ast.ImportFrom) else None
+        if isinstance(node, ast.ImportFrom) and module and module.startswith("psp_server."):
             # Such names imported from another of our modules that binds them so.
-            source = ROOT.joinpath(*node.module.split(".")).with_suffix(".py")  # type: ignore[union-attr]
+            source = ROOT.joinpath(*module.split(".")).with_suffix(".py")
             if source.is_file():
                 theirs = _constant_names(ast.parse(source.read_text(), str(source)))
                 names.update(alias.name for alias in node.names if alias.name in theirs)
