@@ -5,6 +5,7 @@ deterministic and use only the shipped fonts. No device, no network."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import segno
 import zxingcpp
 from fontTools.ttLib import TTFont
-from PIL import Image, ImageChops, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 from pyzbar import pyzbar
 
 from hardware.base import Geometry
@@ -30,7 +31,16 @@ from terminal.render import (
     qr_symbol,
     render,
 )
-from terminal.screens import IdleScreen, OutcomeScreen, QrScreen, View
+from terminal.screens import (
+    EarlierPayment,
+    IdleScreen,
+    OutcomeScreen,
+    QrScreen,
+    View,
+    earlier_summary,
+    earlier_text,
+    paid_at_text,
+)
 from tests.support.panels import GEOMETRIES
 
 FONTS = Path(render_module.__file__).parent / "fonts"
@@ -363,6 +373,15 @@ def test_a_url_too_long_for_the_panel_is_said_in_words() -> None:
 # --- text screens -----------------------------------------------------------
 
 
+def missed(count: int) -> IdleScreen:
+    """An idle screen with ``count`` missed payments, the newest an hour ago."""
+    payments = tuple(
+        EarlierPayment(f"chk_{n}", 1234 + 100 * n, "EUR", NOW - 3_600_000 * (n + 1))
+        for n in range(count)
+    )
+    return IdleScreen("Bäckerei Müller am Markt", "Counter 1 · 4A3928", payments, count)
+
+
 def text_views() -> dict[str, View]:
     return {
         "idle": View(IdleScreen("Bäckerei Müller am Markt")),
@@ -374,6 +393,8 @@ def text_views() -> dict[str, View]:
         "paid-sticker": View(OutcomeScreen("chk_1", "paid", 1250, "EUR", via="Sticker 4A3928")),
         "idle-banner": View(IdleScreen("Corner Shop"), "No connection"),
         "idle-till": View(IdleScreen("Corner Shop", "Counter 1 · 4A3928")),
+        "idle-earlier": View(missed(4)),
+        "idle-earlier-banner": View(missed(1), "No connection"),
         "qr": qr_view(DEFAULT_URL),
         "qr-banner": qr_view(DEFAULT_URL, "No connection"),
         "qr-no-amount": View(QrScreen(None, DEFAULT_URL)),
@@ -454,6 +475,99 @@ def test_countdown_follows_now() -> None:
     assert early.tobytes() != later.tobytes()
     lit = the_layout(geometry, DEFAULT_URL).lit
     assert early.crop(lit.bounds).tobytes() == later.crop(lit.bounds).tobytes()
+
+
+# --- payments missed while away ----------------------------------------------
+
+
+def reads(frame: Image.Image, text: str) -> bool:
+    """Whether ``text`` is drawn whole somewhere in the frame, in one of the
+    shipped fonts at some size and in one of the palette's inks: each
+    candidate is drawn alone, cut to its ink, and looked for pixel for pixel
+    (row by row: a row's bytes found, then the rows below compared)."""
+    palette = PALETTES[frame.mode]  # type: ignore[index]  # a frame's mode is a panel's
+    page = frame.convert("L")
+    rows = [page.tobytes()[y * page.width : (y + 1) * page.width] for y in range(page.height)]
+    inks = {palette.text, palette.dim, palette.paid}
+    for bold in (False, True):
+        for size in range(render_module.MIN_FONT, render_module.MAX_FONT + 1):
+            left, top, right, bottom = render_module.ink_box(text, size, bold)
+            width, height = right - left, bottom - top
+            if width > page.width or height > page.height:
+                break
+            for ink in inks:
+                alone = Image.new(frame.mode, (width, height), palette.background)
+                draw = ImageDraw.Draw(alone)
+                draw.text((-left, -top), text, fill=ink, font=render_module.font(size, bold))
+                glyphs = alone.convert("L").tobytes()
+                want = [glyphs[y * width : (y + 1) * width] for y in range(height)]
+                if _found(rows, want):
+                    return True
+    return False
+
+
+def _found(rows: list[bytes], want: list[bytes]) -> bool:
+    for y in range(len(rows) - len(want) + 1):
+        x = rows[y].find(want[0])
+        while x >= 0:
+            if all(rows[y + i][x : x + len(line)] == line for i, line in enumerate(want)):
+                return True
+            x = rows[y].find(want[0], x + 1)
+    return False
+
+
+@pytest.mark.parametrize("geometry_name", GEOMETRIES)
+def test_missed_payments_are_read_on_the_idle_screen(geometry_name: str) -> None:
+    """The newest missed payment's amount and time can be read on every
+    panel: listed under "Received earlier" where there is room, else in
+    the one line that stands for them all."""
+    geometry = GEOMETRIES[geometry_name]
+    screen = missed(4)
+    frame = render(View(screen), geometry, NOW)
+    newest, summary = earlier_text(screen.earlier[0], NOW), earlier_summary(screen, NOW)
+    assert summary is not None
+    assert reads(frame, newest) or reads(frame, summary)
+    assert not reads(render(View(IdleScreen(screen.merchant_name)), geometry, NOW), newest)
+    if geometry.width >= 128 and geometry.height >= 64:
+        assert reads(frame, "Received earlier")
+        assert reads(frame, newest)
+        assert reads(frame, earlier_text(screen.earlier[1], NOW))
+        listed = next(
+            n for n in (3, 2, 1) if reads(frame, earlier_text(screen.earlier[n - 1], NOW))
+        )
+        assert reads(frame, f"+{4 - listed} more")
+    if geometry.height <= 32:
+        assert reads(frame, summary)
+
+
+def test_reading_tells_drawn_words_from_others() -> None:
+    frame = render(View(missed(1)), GEOMETRIES["128x64"], NOW)
+    assert reads(frame, "Received earlier")
+    assert not reads(frame, "Received later")
+    assert not reads(frame, "€99.34 · 21:13")
+
+
+@pytest.fixture
+def zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    def set_zone(tz: str) -> None:
+        monkeypatch.setenv("TZ", tz)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_missed_payments_time_is_the_terminals_local_time(
+    zone: Callable[[str], None],
+) -> None:
+    # NOW is 2023-11-14 22:13:20 UTC.
+    zone("UTC0")
+    assert paid_at_text(NOW - 3_600_000, NOW) == "21:13"
+    assert paid_at_text(NOW - 30 * 3_600_000, NOW) == "13 Nov 16:13"
+    zone("IST-5:30")  # India: 03:43 on the 15th
+    assert paid_at_text(NOW - 3_600_000, NOW) == "02:43"
+    assert paid_at_text(NOW - 5 * 3_600_000, NOW) == "14 Nov 22:43"
 
 
 @pytest.mark.parametrize("currency", sorted(SIGNS))
