@@ -14,7 +14,7 @@ import pytest
 import segno
 import zxingcpp
 from fontTools.ttLib import TTFont
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageFilter, ImageFont
 from pyzbar import pyzbar
 
 from hardware.base import Geometry
@@ -42,6 +42,7 @@ from terminal.screens import (
     paid_at_text,
 )
 from tests.support.panels import GEOMETRIES
+from tests.support.screen_text import reads
 
 FONTS = Path(render_module.__file__).parent / "fonts"
 BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -478,42 +479,6 @@ def test_countdown_follows_now() -> None:
 
 
 # --- payments missed while away ----------------------------------------------
-
-
-def reads(frame: Image.Image, text: str) -> bool:
-    """Whether ``text`` is drawn whole somewhere in the frame, in one of the
-    shipped fonts at some size and in one of the palette's inks: each
-    candidate is drawn alone, cut to its ink, and looked for pixel for pixel
-    (row by row: a row's bytes found, then the rows below compared)."""
-    palette = PALETTES[frame.mode]  # type: ignore[index]  # a frame's mode is a panel's
-    page = frame.convert("L")
-    rows = [page.tobytes()[y * page.width : (y + 1) * page.width] for y in range(page.height)]
-    inks = {palette.text, palette.dim, palette.paid}
-    for bold in (False, True):
-        for size in range(render_module.MIN_FONT, render_module.MAX_FONT + 1):
-            left, top, right, bottom = render_module.ink_box(text, size, bold)
-            width, height = right - left, bottom - top
-            if width > page.width or height > page.height:
-                break
-            for ink in inks:
-                alone = Image.new(frame.mode, (width, height), palette.background)
-                draw = ImageDraw.Draw(alone)
-                draw.text((-left, -top), text, fill=ink, font=render_module.font(size, bold))
-                glyphs = alone.convert("L").tobytes()
-                want = [glyphs[y * width : (y + 1) * width] for y in range(height)]
-                if _found(rows, want):
-                    return True
-    return False
-
-
-def _found(rows: list[bytes], want: list[bytes]) -> bool:
-    for y in range(len(rows) - len(want) + 1):
-        x = rows[y].find(want[0])
-        while x >= 0:
-            if all(rows[y + i][x : x + len(line)] == line for i, line in enumerate(want)):
-                return True
-            x = rows[y].find(want[0], x + 1)
-    return False
 
 
 @pytest.mark.parametrize("geometry_name", GEOMETRIES)
