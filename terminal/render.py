@@ -616,14 +616,17 @@ def _earlier_tiers(screen: IdleScreen, now: int) -> Tiers:
     name = " ".join(screen.merchant_name.split()) or "scan2pay"
     wrapped = [wrap_evenly(name, count) for count in (1, 2, 3)]
     names = [[Line(part, bold=True) for part in parts] for parts in wrapped if parts]
-    header = Line(RECEIVED_EARLIER, weight=0.6, bold=True, ink="paid", truncate=True)
+    # "Earlier" where "Received earlier" is too wide (64 px).
+    headers = [
+        Line(text, weight=0.6, bold=True, ink="paid") for text in (RECEIVED_EARLIER, "Earlier")
+    ]
     lists: list[list[Line | None]] = []
     for listed in range(min(EARLIER_LISTED, len(screen.earlier)), 0, -1):
         rest = screen.earlier_count - listed
         more = Line(f"+{rest} more", weight=0.5, ink="dim") if rest else None
         newest = screen.earlier[:listed]
         items = [Line(earlier_text(payment, now), weight=0.6) for payment in newest]
-        lists += [[*lines, header, *items, more] for lines in names]
+        lists += [[*lines, head, *items, more] for head in headers for lines in names]
     summary = Line(earlier_summary(screen, now) or "", weight=0.6, ink="paid")
     cut = Line(name, bold=True, truncate=True)
     return (
