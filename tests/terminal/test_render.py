@@ -503,6 +503,9 @@ def test_missed_payments_are_read_on_the_idle_screen(geometry_name: str) -> None
         assert reads(frame, f"+{4 - listed} more")
     if geometry.height <= 32:
         assert reads(frame, summary)
+    if geometry.width < 128:  # "Received earlier" is too wide to draw whole
+        assert reads(frame, "Earlier")
+        assert not reads(frame, "Received earlier")
 
 
 def test_reading_tells_drawn_words_from_others() -> None:
