@@ -9,6 +9,9 @@ events on the merchant's topic alone. Tested by calling it.
     idle --show_qr / bare URL--> qr --status, event, or expiry--> outcome
     outcome --idle_after--> idle;  any --idle--> idle
 
+Payments missed while the terminal was away, too old to say aloud, wait on
+the idle screen ("Received earlier") until the next checkout leaves it.
+
 An event or a lookup's answer moves only the checkout on screen. Which
 inputs may be believed at all (display tickets, signatures, whose merchant
 and terminal, a cashier's status for which checkout) is ``terminal.trust``'s,
@@ -32,7 +35,16 @@ from scan2pay_common.static_codes import short_id
 from scan2pay_common.statuses import STATUS_FOR_EVENT, is_final_status
 from scan2pay_common.timefmt import from_rfc3339
 
-from .screens import IdleScreen, Outcome, OutcomeScreen, QrScreen, Screen, View
+from .screens import (
+    EARLIER_KEPT,
+    EarlierPayment,
+    IdleScreen,
+    Outcome,
+    OutcomeScreen,
+    QrScreen,
+    Screen,
+    View,
+)
 
 NO_CONNECTION = "No connection"
 STICKER = "Sticker"
@@ -239,6 +251,23 @@ class Controller:
             return NOTHING
         return self._show(paid, now)
 
+    def on_received_earlier(self, payment: EarlierPayment, now: int) -> Effects:
+        """A payment at this till that the terminal missed and that is too
+        old to say (``terminal.soundbox``, which checked its signature and
+        hands each over once). It joins the idle screen's "Received
+        earlier", shown now if the terminal is idle, else when it next is:
+        never over a cashier's QR nor a current outcome."""
+        idle = self._idle
+        if any(known.checkout_id == payment.checkout_id for known in idle.earlier):
+            return NOTHING
+        newest = sorted((payment, *idle.earlier), key=lambda p: p.paid_at, reverse=True)
+        self._idle = replace(
+            idle, earlier=tuple(newest[:EARLIER_KEPT]), earlier_count=idle.earlier_count + 1
+        )
+        if isinstance(self.view.screen, IdleScreen):
+            return self._show(self._idle, now)
+        return NOTHING
+
     def on_lookup(self, info: CodeInfo, now: int) -> Effects:
         """The PSP's answer about the QR on screen. Whose it is, and whether
         it may be believed, is ``terminal.trust.outcome_problem``'s to say
@@ -297,6 +326,17 @@ class Controller:
             amount, currency = screen.amount, screen.currency
         return self._show(OutcomeScreen(checkout_id, outcome, amount, currency), now)
 
+    def _leave_idle(self, screen: Screen) -> None:
+        """The next checkout (its QR, or a payment such as one at the
+        printed code) takes the place of an idle screen that showed the
+        earlier payments: they were seen, and are not shown again. Another
+        outcome (a stale retained QR found expired) leaves them."""
+        new_checkout = isinstance(screen, QrScreen) or (
+            isinstance(screen, OutcomeScreen) and screen.outcome == "paid"
+        )
+        if new_checkout and self._idle.earlier:
+            self._idle = replace(self._idle, earlier=(), earlier_count=0)
+
     def _show(self, screen: Screen, now: int, *, untied: bool | None = None) -> Effects:
         """``untied`` says whether ``screen``'s checkout is untied (see
         ``needs_merchant_events``); left out, the screen's checkout keeps what
@@ -308,6 +348,8 @@ class Controller:
         self._untied = untied
         if screen == self.view.screen:
             return NOTHING
+        if isinstance(self.view.screen, IdleScreen) and not isinstance(screen, IdleScreen):
+            self._leave_idle(screen)
         self._outcome_since = now if isinstance(screen, OutcomeScreen) else None
         if isinstance(screen, OutcomeScreen):
             self._ended[screen.checkout_id] = None

@@ -26,7 +26,8 @@
 - The soundbox (``terminal.soundbox``) hears every event of this
   terminal's checkouts, from either events topic and from the PSP's
   catch-up after each connection, and says the real payments aloud, each
-  once, in a thread of its own: the display never waits for speech.
+  once, in a thread of its own: the display never waits for speech. A
+  missed payment too old to say is shown on the idle screen instead.
 - The ticker moves the countdown and the timeouts.
 - The clock keeper asks the system now and then whether its clock is
   synchronised and, while it is not, the PSP for its time
@@ -85,7 +86,7 @@ from .panel import Panel
 from .psp_lookup import lookup
 from .psp_time import learn_psp_time
 from .revocation import refused_login, was_unpaired
-from .screens import OutcomeScreen
+from .screens import EarlierPayment, OutcomeScreen
 from .soundbox import Soundbox
 from .trust import (
     Identity,
@@ -193,6 +194,7 @@ class TerminalDaemon:
         self.me = config.terminal_id
         self._catch_up: asyncio.Task[None] | None = None
         self.soundbox = soundbox or Soundbox(config, self.identity, self.clock)
+        self.soundbox.shows_earlier_with(self._received_earlier)
         if self.soundbox.on and not self.identity.keys:
             log.warning("--audio is set but there is no PSP key: no payment will be announced")
 
@@ -329,6 +331,9 @@ class TerminalDaemon:
             )
             return
         self._apply(self.controller.on_static_created(evidence.event, now))
+
+    def _received_earlier(self, payment: EarlierPayment) -> None:
+        self._apply(self.controller.on_received_earlier(payment, self.clock.now_ms()))
 
     def _handle_static_payment(self, evidence: SignedEvent, now: int) -> None:
         problem = static_payment_problem(evidence, self.identity)

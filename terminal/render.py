@@ -81,6 +81,7 @@ from hardware.base import ColourMode, Geometry
 from terminal import qr_encode
 from terminal.screens import (
     OUTCOME_TEXT,
+    RECEIVED_EARLIER,
     WAITING,
     IdleScreen,
     OutcomeScreen,
@@ -88,6 +89,8 @@ from terminal.screens import (
     View,
     amount_text,
     countdown_text,
+    earlier_summary,
+    earlier_text,
 )
 
 ErrorLevel = Literal["H", "Q", "M", "L"]
@@ -107,6 +110,7 @@ MIN_FONT = 8  # pixels; DejaVu Sans is still legible at 8 px on a mono panel
 MAX_FONT = 64
 COMFORTABLE_FONT = 14  # a size read at a glance: no need to drop lines to grow past it
 ALTERNATE_MS = 2000  # banner and amount take turns when only one line fits
+EARLIER_LISTED = 3  # missed payments listed on the idle screen; "+N more" counts the rest
 
 FONT_FILES = {False: "DejaVuSans-scan2pay.ttf", True: "DejaVuSans-Bold-scan2pay.ttf"}
 
@@ -607,8 +611,41 @@ def _idle_tiers(screen: IdleScreen) -> Tiers:
     return (_options(*with_till, *whole), _options([cut, ready, till], [cut, ready], [cut]))
 
 
-def _draw_idle(draw: ImageDraw.ImageDraw, screen: IdleScreen, area: Rect, palette: Palette) -> None:
-    _draw_lines(draw, _fit(_idle_tiers(screen), area.inset(1)), palette)
+def _earlier_tiers(screen: IdleScreen, now: int) -> Tiers:
+    """The idle screen with missed payments: the name, "Received earlier"
+    and the newest payments (amount and time), as many as fit up to
+    EARLIER_LISTED, with "+N more"; where no list fits, one line for them
+    all ("Earlier (3): €12.34 08:14") under the name, or alone. The name
+    gives way before the payments do: they are what is new; "Ready" and
+    the till's code make room for them."""
+    name = " ".join(screen.merchant_name.split()) or "scan2pay"
+    wrapped = [wrap_evenly(name, count) for count in (1, 2, 3)]
+    names = [[Line(part, bold=True) for part in parts] for parts in wrapped if parts]
+    # "Earlier" where "Received earlier" is too wide (64 px).
+    headers = [
+        Line(text, weight=0.6, bold=True, ink="paid") for text in (RECEIVED_EARLIER, "Earlier")
+    ]
+    lists: list[list[Line | None]] = []
+    for listed in range(min(EARLIER_LISTED, len(screen.earlier)), 0, -1):
+        rest = screen.earlier_count - listed
+        more = Line(f"+{rest} more", weight=0.5, ink="dim") if rest else None
+        newest = screen.earlier[:listed]
+        items = [Line(earlier_text(payment, now), weight=0.6) for payment in newest]
+        lists += [[*lines, head, *items, more] for head in headers for lines in names]
+    summary = Line(earlier_summary(screen, now) or "", weight=0.6, ink="paid")
+    cut = Line(name, bold=True, truncate=True)
+    return (
+        _options(*lists, *([*lines, summary] for lines in names)),
+        _options([cut, summary], [summary]),
+        _idle_tiers(screen)[1],
+    )
+
+
+def _draw_idle(
+    draw: ImageDraw.ImageDraw, screen: IdleScreen, area: Rect, palette: Palette, now: int
+) -> None:
+    tiers = _earlier_tiers(screen, now) if screen.earlier else _idle_tiers(screen)
+    _draw_lines(draw, _fit(tiers, area.inset(1)), palette)
 
 
 def _draw_outcome(
@@ -690,7 +727,7 @@ def render(view: View, geometry: Geometry, now: int) -> Image.Image:
     if view.banner:
         area = _banner_bar(draw, view.banner, area, palette)
     if isinstance(screen, IdleScreen):
-        _draw_idle(draw, screen, area, palette)
+        _draw_idle(draw, screen, area, palette, now)
     else:
         _draw_outcome(draw, screen, area, palette)
     return image

@@ -7,6 +7,7 @@ turns it into words for displays that draw by command.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,10 +18,37 @@ Outcome = Literal["paid", "cancelled", "expired", "refunded"]
 
 
 @dataclass(frozen=True, slots=True)
+class EarlierPayment:
+    """A payment at this till the terminal missed while it was away, too
+    old to say aloud (``speak_within``): shown on the idle screen instead."""
+
+    checkout_id: str
+    amount: int
+    currency: str
+    paid_at: int  # milliseconds since the epoch, the PSP's event's time
+
+    def __post_init__(self) -> None:
+        if self.amount < 0 or self.paid_at < 0:
+            raise ValueError("an earlier payment has a non-negative amount and time")
+
+
+# The earlier payments an idle screen keeps, newest first; it counts the rest.
+EARLIER_KEPT = 10
+
+
+@dataclass(frozen=True, slots=True)
 class IdleScreen:
     merchant_name: str
     # The till's printed code as its sticker says it ("Counter 1 · 4A3928").
     till: str | None = None
+    # Missed payments not yet seen, newest first (at most EARLIER_KEPT),
+    # and how many there were in all.
+    earlier: tuple[EarlierPayment, ...] = ()
+    earlier_count: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.earlier) > EARLIER_KEPT or self.earlier_count < len(self.earlier):
+            raise ValueError("an idle screen keeps a few earlier payments and counts them all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +127,37 @@ def countdown_text(expires_at: int | None, now: int) -> str | None:
     return f"{left // 60}:{left % 60:02d}"
 
 
+def paid_at_text(paid_at: int, now: int) -> str:
+    """When an earlier payment was made, in the terminal's time zone:
+    "08:14" today, "4 Dec 21:50" on another day."""
+    then, today = time.localtime(paid_at / 1000), time.localtime(now / 1000)
+    clock = f"{then.tm_hour:02d}:{then.tm_min:02d}"
+    if (then.tm_year, then.tm_yday) == (today.tm_year, today.tm_yday):
+        return clock
+    return f"{then.tm_mday} {MONTHS[then.tm_mon - 1]} {clock}"
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+RECEIVED_EARLIER = "Received earlier"
+
+
+def earlier_text(payment: EarlierPayment, now: int) -> str:
+    """One missed payment: "€12.34 · 08:14"."""
+    amount = format_display(payment.amount, payment.currency)
+    return f"{amount} · {paid_at_text(payment.paid_at, now)}"
+
+
+def earlier_summary(screen: IdleScreen, now: int) -> str | None:
+    """The missed payments in one line, for the smallest panels: the
+    newest, and how many there were if several ("Earlier (3): €12.34 08:14")."""
+    if not screen.earlier:
+        return None
+    newest = screen.earlier[0]
+    count = f" ({screen.earlier_count})" if screen.earlier_count > 1 else ""
+    amount = format_display(newest.amount, newest.currency)
+    return f"Earlier{count}: {amount} {paid_at_text(newest.paid_at, now)}"
+
+
 def content(view: View, now: int) -> Content:
     screen = view.screen
     lines: list[str] = []
@@ -108,6 +167,11 @@ def content(view: View, now: int) -> Content:
         lines = [screen.merchant_name, "Ready"]
         if screen.till:
             lines.append(screen.till)
+        if screen.earlier:
+            lines.append(RECEIVED_EARLIER)
+            lines += [earlier_text(payment, now) for payment in screen.earlier]
+            if screen.earlier_count > len(screen.earlier):
+                lines.append(f"+{screen.earlier_count - len(screen.earlier)} more")
     elif isinstance(screen, QrScreen):
         kind = "qr"
         qr_url = screen.encoded

@@ -10,9 +10,11 @@
 - After every connection to the broker the terminal asks the PSP for the
   events it may have missed (``catch_up``). A payment made before the
   terminal was listening, or heard more than ``late_after`` seconds after
-  it was made, is said as "Received earlier: …"; one older than
-  ``speak_within`` is only logged, never said: a shop does not want last
-  night's sales read out at opening.
+  it was made, is said as "Received earlier: …"; a payment older than
+  ``speak_within`` is never said (a shop does not want last night's sales
+  read out at opening) but handed, once, to whoever ``shows_earlier_with``
+  named (the daemon: the idle screen's "Received earlier"); a refund that
+  old is only logged.
 - Everything that blocks (the record's fsync, espeak-ng, the WAV writer,
   aplay) runs in the soundbox's one thread, one announcement after the
   other, never in the event loop nor in the painter's thread: the display
@@ -42,6 +44,7 @@ from .announce_text import CURRENCIES, WORDINGS, Kind, announcement, number_word
 from .catch_up import credential, fetch_page
 from .clock import Clock
 from .config import TerminalConfig
+from .screens import EarlierPayment
 from .speech import Engine, Espeak, PhraseCache, Piper, Speaker, SpeechError
 from .spoken import RecordError, SpokenRecord
 from .trust import Identity, SignedEvent, announce_problem
@@ -87,7 +90,8 @@ class Soundbox:
         self._output: AudioOutput | None = None
         self._record: SpokenRecord | None = None
         self._speaker: Speaker | None = None
-        self._pending: set[asyncio.Future[None]] = set()
+        self._pending: set[asyncio.Future[EarlierPayment | None]] = set()
+        self._show_earlier: Callable[[EarlierPayment], None] | None = None
         self._catching_up = asyncio.Lock()
         sound_dir = Path(config.sound_dir)
         self.cache_dir = sound_dir / "cache"
@@ -105,6 +109,11 @@ class Soundbox:
                 self.refuse(f"a {event.type} event on {via}", problem)
             return
         self._submit(self._heard, Heard(event, via, self.clock.now_ms()))
+
+    def shows_earlier_with(self, show: Callable[[EarlierPayment], None]) -> None:
+        """``show`` is called on the event loop with each payment too old to
+        say, once (its event claimed in the record, like one said)."""
+        self._show_earlier = show
 
     def refuse(self, what: str, why: str) -> None:
         self.refused += 1
@@ -180,10 +189,18 @@ class Soundbox:
         await self._in_thread(self._close)
         self._thread.shutdown(wait=False)
 
-    def _submit(self, work: Callable[[Heard], None], heard: Heard) -> None:
+    def _submit(self, work: Callable[[Heard], EarlierPayment | None], heard: Heard) -> None:
         future = asyncio.get_running_loop().run_in_executor(self._thread, work, heard)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
+        future.add_done_callback(self._shown)
+
+    def _shown(self, done: asyncio.Future[EarlierPayment | None]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        payment = done.result()
+        if payment is not None and self._show_earlier is not None:
+            self._show_earlier(payment)
 
     async def _in_thread(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
@@ -200,39 +217,47 @@ class Soundbox:
             self._speaker = Speaker(cache, volume=self.config.volume, chime=self.config.chime)
         return self._output, self._record, self._speaker
 
-    def _heard(self, heard: Heard) -> None:
+    def _heard(self, heard: Heard) -> EarlierPayment | None:
         try:
-            self._say(heard)
+            return self._say(heard)
         # Not only the sound's own errors: nothing that goes wrong in saying
         # one payment may go unlogged, or keep the next from being said.
         except Exception as exc:  # noqa: BLE001 - logged; the next announcement goes on
             log.error("announcement of %s failed: %s", heard.event.event_id, loggable(exc, 300))
+            return None
 
-    def _say(self, heard: Heard) -> None:
+    def _say(self, heard: Heard) -> EarlierPayment | None:
+        """Says the payment or refund; a payment too old to say is returned,
+        to be shown instead."""
         output, record, speaker = self._open()
         event = heard.event
         record.advance(event.seq)
         if event.type not in SAID:
-            return
+            return None
         checkout = event.checkout
         now = self.clock.now_ms()
-        age_ms = heard.at_ms - from_rfc3339(event.created_at)
+        made_at = from_rfc3339(event.created_at)
+        age_ms = heard.at_ms - made_at
         amount = checkout.amount
         if event.type == "checkout.refunded":
             amount = checkout.refunded_amount - record.refunded_before(checkout.id, event.event_id)
         if not record.claim(event.event_id, checkout.id, checkout.refunded_amount, now):
             log.debug("%s was announced already (again via %s)", event.event_id, heard.via)
-            return
+            return None
         if age_ms > self.config.speak_within * 1000:
+            paid = event.type == "checkout.paid"
             log.info(
-                "%s of %s, %d s ago, is too old to announce: shown, not said",
+                "%s of %s, %d s ago, is too old to announce: %s",
                 event.type,
                 checkout.id,
                 age_ms // 1000,
+                "shown, not said" if paid else "not said",
             )
-            return
+            if not paid:
+                return None
+            return EarlierPayment(checkout.id, amount, checkout.currency, max(0, made_at))
         if amount <= 0:
-            return  # a refund event that adds nothing to what was said
+            return None  # a refund event that adds nothing to what was said
         late = heard.missed or age_ms > self.config.late_after * 1000
         kind: Kind = "refunded" if event.type == "checkout.refunded" else "received"
         if kind == "received" and late:
@@ -244,6 +269,7 @@ class Soundbox:
         output.play(clip)
         self.spoken += 1
         log.info("announced %s of %s via %s: %s", event.type, checkout.id, heard.via, said.text)
+        return None
 
     def _warm(self, text: str) -> bool:
         try:

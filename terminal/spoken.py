@@ -1,10 +1,11 @@
 """What the soundbox has said, kept across restarts: a small SQLite file.
 
-- Each event announced (or deliberately left unsaid, being too old) is a
-  row under its ``event_id``, claimed before it is spoken: an event heard
+- Each event announced (or left unsaid, being too old, and shown on the
+  idle screen instead) is a row under its ``event_id``, claimed before it
+  is spoken or shown: an event heard
   on two topics, redelivered after a reconnect, kept by the broker as a
-  retained message or fetched again by the catch-up is said at most once,
-  across restarts too. A crash between the claim and the sound loses that
+  retained message or fetched again by the catch-up is said (or shown) at
+  most once, across restarts too. A crash between the claim and the sound loses that
   one announcement rather than saying it twice; the payment still shows.
 - A refund's row keeps the refunded total its event carried, so that the
   next refund of the same checkout says only what it added.
@@ -14,7 +15,8 @@
 Every write is one transaction with ``synchronous=FULL``: on disk (fsync)
 before the sound plays. Only the newest ``KEEP`` rows are kept; an event
 older than any of them is also older than the catch-up speaks
-(``speak_within``), so it is never said again anyway. Used from the
+(``speak_within``), so it is never said again anyway, and the catch-up,
+which starts after the highest ``seq``, does not fetch it to be shown again. Used from the
 soundbox's one thread only.
 """
 

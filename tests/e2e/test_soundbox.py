@@ -11,6 +11,9 @@ announcement as a WAV file with its words beside it.
   logged and counted.
 - A restart says nothing again; a payment made while the terminal was off,
   or while the broker was down, is said once, as "Received earlier".
+- A payment missed while the terminal was off and older than
+  ``--speak-within`` is shown on the idle screen (read off the ``png:``
+  display's frames) and makes no WAV; a restart does not show it again.
 
 Each test's WAVs are copied to test-results/soundbox/e2e/TEST/.
 """
@@ -25,17 +28,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from scan2pay_common import jsonfields
+from scan2pay_common.timefmt import from_rfc3339, now_ms
 from scan2pay_common.topics import (
     display_topic,
     state_topic,
     terminal_events_topic,
 )
+from terminal.screens import RECEIVED_EARLIER, EarlierPayment, earlier_text
 from tests.support.pairing import PairingWorld, Terminal, pairing_world
 from tests.support.plain_http import http
 from tests.support.polling import wait_until
 from tests.support.process import create_wallet
+from tests.support.screen_text import reads
 from tests.support.secure_broker import Certs, Client, make_certs
 from tests.support.sound import RESULTS, heard, require_espeak
 
@@ -65,6 +72,7 @@ class Till:
         self.merchant = world.merchants[0]
         self.workdir = workdir
         self.sounds = workdir / "sounds"
+        self.extra: list[str] = []  # more flags, from the next restart on
         self.cashier = world.cashier(self.merchant["merchant_id"])
         assert self.cashier.subscribe(state_topic(self.merchant["merchant_id"], LANE)) == 1
         self.terminal = Terminal(workdir, "pair", "--psp-url", world.psp.url, *self.flags())
@@ -79,6 +87,7 @@ class Till:
         return [
             *("--audio", f"wav:{self.sounds}", "--sound-dir", str(self.workdir / "sound")),
             *("--late-after", "2"),
+            *self.extra,
         ]
 
     def online(self) -> None:
@@ -134,6 +143,15 @@ class Till:
             if e["type"] == "checkout.paid" and e["checkout"]["id"] == checkout_id
         ]
         return dict(event)
+
+    def shows(self, text: str) -> bool:
+        """Whether the display's newest frame reads ``text``."""
+        latest = self.terminal.frames / "latest.png"
+        try:
+            with Image.open(latest) as frame:
+                return reads(frame.copy(), text)
+        except OSError:  # none yet, or caught mid-write
+            return False
 
     def close(self) -> None:
         self.terminal.stop()
@@ -296,3 +314,41 @@ def test_a_payment_typed_at_the_tills_printed_code_is_said_once_and_its_creation
     time.sleep(0.5)
     assert len(heard(till.sounds)) == 1
     assert "not announced" not in till.terminal.log()
+
+
+def test_a_missed_payment_too_old_to_say_is_shown_and_makes_no_wav(
+    world: PairingWorld, till: Till
+) -> None:
+    till.extra = ["--speak-within", "3"]
+    till.restart()
+    till.online()
+    till.sell(1000)
+    assert till.said(1) == ["Received ten euros"]
+
+    till.terminal.stop()
+    sold = till.sell(4200)  # while the terminal is off
+    time.sleep(3.5)  # longer than --speak-within
+    till.restart()
+    till.online()
+    made = from_rfc3339(till.paid_event(sold["id"])["created_at"])
+    line = earlier_text(EarlierPayment(sold["id"], 4200, "EUR", made), now_ms())
+    wait_until(
+        lambda: till.shows(line) and till.shows(RECEIVED_EARLIER),
+        lambda: f"{line!r} on screen; log:\n{till.terminal.log()[-3000:]}",
+        20,
+    )
+    assert "is too old to announce: shown, not said" in till.terminal.log()
+    # Said after anything the old payment could have made: it made nothing.
+    till.sell(700)
+    assert till.said(2) == ["Received ten euros", "Received seven euros"]
+    time.sleep(0.5)
+    assert len(heard(till.sounds)) == 2
+    assert till.shows(line)  # a payment the cashier did not show leaves the idle screen
+
+    # Shown once: after a restart, and its catch-up, the idle screen is plain.
+    till.restart()
+    till.online()
+    till.sell(300)
+    assert till.said(3)[2] == "Received three euros"
+    assert not till.shows(RECEIVED_EARLIER)
+    assert not till.shows(line)

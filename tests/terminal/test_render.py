@@ -5,6 +5,7 @@ deterministic and use only the shipped fonts. No device, no network."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,18 @@ from terminal.render import (
     qr_symbol,
     render,
 )
-from terminal.screens import IdleScreen, OutcomeScreen, QrScreen, View
+from terminal.screens import (
+    EarlierPayment,
+    IdleScreen,
+    OutcomeScreen,
+    QrScreen,
+    View,
+    earlier_summary,
+    earlier_text,
+    paid_at_text,
+)
 from tests.support.panels import GEOMETRIES
+from tests.support.screen_text import reads
 
 FONTS = Path(render_module.__file__).parent / "fonts"
 BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -363,6 +374,15 @@ def test_a_url_too_long_for_the_panel_is_said_in_words() -> None:
 # --- text screens -----------------------------------------------------------
 
 
+def missed(count: int) -> IdleScreen:
+    """An idle screen with ``count`` missed payments, the newest an hour ago."""
+    payments = tuple(
+        EarlierPayment(f"chk_{n}", 1234 + 100 * n, "EUR", NOW - 3_600_000 * (n + 1))
+        for n in range(count)
+    )
+    return IdleScreen("Bäckerei Müller am Markt", "Counter 1 · 4A3928", payments, count)
+
+
 def text_views() -> dict[str, View]:
     return {
         "idle": View(IdleScreen("Bäckerei Müller am Markt")),
@@ -374,6 +394,8 @@ def text_views() -> dict[str, View]:
         "paid-sticker": View(OutcomeScreen("chk_1", "paid", 1250, "EUR", via="Sticker 4A3928")),
         "idle-banner": View(IdleScreen("Corner Shop"), "No connection"),
         "idle-till": View(IdleScreen("Corner Shop", "Counter 1 · 4A3928")),
+        "idle-earlier": View(missed(4)),
+        "idle-earlier-banner": View(missed(1), "No connection"),
         "qr": qr_view(DEFAULT_URL),
         "qr-banner": qr_view(DEFAULT_URL, "No connection"),
         "qr-no-amount": View(QrScreen(None, DEFAULT_URL)),
@@ -454,6 +476,66 @@ def test_countdown_follows_now() -> None:
     assert early.tobytes() != later.tobytes()
     lit = the_layout(geometry, DEFAULT_URL).lit
     assert early.crop(lit.bounds).tobytes() == later.crop(lit.bounds).tobytes()
+
+
+# --- payments missed while away ----------------------------------------------
+
+
+@pytest.mark.parametrize("geometry_name", GEOMETRIES)
+def test_missed_payments_are_read_on_the_idle_screen(geometry_name: str) -> None:
+    """The newest missed payment's amount and time can be read on every
+    panel: listed under "Received earlier" where there is room, else in
+    the one line that stands for them all."""
+    geometry = GEOMETRIES[geometry_name]
+    screen = missed(4)
+    frame = render(View(screen), geometry, NOW)
+    newest, summary = earlier_text(screen.earlier[0], NOW), earlier_summary(screen, NOW)
+    assert summary is not None
+    assert reads(frame, newest) or reads(frame, summary)
+    assert not reads(render(View(IdleScreen(screen.merchant_name)), geometry, NOW), newest)
+    if geometry.width >= 128 and geometry.height >= 64:
+        assert reads(frame, "Received earlier")
+        assert reads(frame, newest)
+        assert reads(frame, earlier_text(screen.earlier[1], NOW))
+        listed = next(
+            n for n in (3, 2, 1) if reads(frame, earlier_text(screen.earlier[n - 1], NOW))
+        )
+        assert reads(frame, f"+{4 - listed} more")
+    if geometry.height <= 32:
+        assert reads(frame, summary)
+    if geometry.width < 128:  # "Received earlier" is too wide to draw whole
+        assert reads(frame, "Earlier")
+        assert not reads(frame, "Received earlier")
+
+
+def test_reading_tells_drawn_words_from_others() -> None:
+    frame = render(View(missed(1)), GEOMETRIES["128x64"], NOW)
+    assert reads(frame, "Received earlier")
+    assert not reads(frame, "Received later")
+    assert not reads(frame, "€99.34 · 21:13")
+
+
+@pytest.fixture
+def zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    def set_zone(tz: str) -> None:
+        monkeypatch.setenv("TZ", tz)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_missed_payments_time_is_the_terminals_local_time(
+    zone: Callable[[str], None],
+) -> None:
+    # NOW is 2023-11-14 22:13:20 UTC.
+    zone("UTC0")
+    assert paid_at_text(NOW - 3_600_000, NOW) == "21:13"
+    assert paid_at_text(NOW - 30 * 3_600_000, NOW) == "13 Nov 16:13"
+    zone("IST-5:30")  # India: 03:43 on the 15th
+    assert paid_at_text(NOW - 3_600_000, NOW) == "02:43"
+    assert paid_at_text(NOW - 5 * 3_600_000, NOW) == "14 Nov 22:43"
 
 
 @pytest.mark.parametrize("currency", sorted(SIGNS))

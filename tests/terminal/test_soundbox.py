@@ -18,7 +18,8 @@ import pytest
 
 from hardware.audio import Clip
 from hardware.base import DummyDisplay, NoopDisplay
-from scan2pay_common.jsonfields import dumps
+from scan2pay_common.clock import MovableClock
+from scan2pay_common.jsonfields import dumps, load_object
 from scan2pay_common.messages import (
     CheckoutEvent,
     CheckoutSnapshot,
@@ -30,7 +31,7 @@ from scan2pay_common.messages import (
 )
 from scan2pay_common.mqtt_url import MqttTarget
 from scan2pay_common.signing import SigningKey
-from scan2pay_common.timefmt import now_ms, to_rfc3339
+from scan2pay_common.timefmt import from_rfc3339, now_ms, to_rfc3339
 from scan2pay_common.topics import (
     display_topic,
     events_topic,
@@ -40,6 +41,7 @@ from scan2pay_common.topics import (
 from terminal.clock import Clock
 from terminal.config import TerminalConfig
 from terminal.daemon import TerminalDaemon
+from terminal.screens import EarlierPayment, IdleScreen
 from terminal.soundbox import Soundbox
 from terminal.trust import Identity
 from tests.support.broker import Mosquitto
@@ -268,3 +270,44 @@ def ticketed_qr(sold: CheckoutSnapshot) -> bytes:
         display_ticket=KEY.sign(ticket.to_dict()),
     )
     return display_command_to_json(command)
+
+
+async def test_a_payment_too_old_to_say_is_shown_once_on_the_idle_screen(
+    tmp_path: Path,
+) -> None:
+    """The daemon's clock is moved two hours on: events made "now" are then
+    two hours old, past speak_within, and are shown instead of said."""
+    require_espeak()
+    wall = MovableClock()
+    daemon = TerminalDaemon(config(tmp_path), NoopDisplay(), clock=Clock(wall=wall))
+    box = Box(daemon, tmp_path / "sounds")
+    try:
+        old, sold = event(1, checkout(20, 4250)), checkout(20, 4250)
+        forged = event(2, checkout(21, 9900), key=SigningKey.generate())
+        unsigned = event(3, checkout(22, 9900), key=None)
+        refund = event(4, replace(sold, refunded_amount=250), kind="checkout.refunded")
+        wall.advance(2 * 3600_000)
+        for payload in (old, old, forged, unsigned, refund):
+            await box.hear(MINE, payload)
+        await box.hear(MERCHANTS, old)
+        assert box.said() == []
+        screen = daemon.controller.view.screen
+        assert isinstance(screen, IdleScreen)
+        made = CheckoutEvent.from_dict(load_object(old, what="event")).created_at
+        assert screen.earlier == (EarlierPayment(sold.id, 4250, "EUR", from_rfc3339(made)),)
+        assert screen.earlier_count == 1
+        assert daemon.soundbox.refused == 2
+        # Heard again after a restart: the record knows it was shown.
+        await daemon.soundbox.close()
+        again = TerminalDaemon(config(tmp_path), NoopDisplay(), clock=Clock(wall=wall))
+        daemon = again
+        await Box(again, tmp_path / "sounds").hear(MINE, old)
+        assert again.controller.view.screen == IdleScreen(again.config.name)
+    finally:
+        await daemon.soundbox.close()
+
+
+async def test_a_late_payment_still_within_speak_within_is_said_not_shown(box: Box) -> None:
+    await box.hear(MINE, event(1, checkout(23, 500), age_s=120))
+    assert box.said() == ["Received earlier: five euros"]
+    assert box.daemon.controller.view.screen == IdleScreen(box.daemon.config.name)

@@ -23,7 +23,17 @@ from terminal.controller import (
     screen_checkout,
     screen_kind,
 )
-from terminal.screens import IdleScreen, Outcome, OutcomeScreen, QrScreen, Screen
+from terminal.screens import (
+    EARLIER_KEPT,
+    EarlierPayment,
+    IdleScreen,
+    Outcome,
+    OutcomeScreen,
+    QrScreen,
+    Screen,
+    View,
+    content,
+)
 
 T0 = 1_800_000_000_000
 URL = "HTTP://127.0.0.1:8080/Q/" + "A" * 32
@@ -360,7 +370,6 @@ def test_a_static_payment_never_covers_a_cashiers_qr() -> None:
 
 def test_the_idle_screen_names_the_tills_printed_code_when_told() -> None:
     from terminal.config import ConfigError, load
-    from terminal.screens import View, content
 
     config = load(
         {"merchant": "mer_1", "terminal": "lane-1", "till": " Counter 1 · 4A3928 "}, env={}
@@ -437,3 +446,70 @@ def test_a_typed_checkout_never_covers_a_cashiers_qr_and_lapses_as_any() -> None
     late.on_static_created(static_created(expires_in_ms=1000), T0)
     late.on_tick(T0 + 1000)
     assert shown(late) == OutcomeScreen("co_typed", "expired", 1250, "EUR")
+
+
+# --- payments missed while away, too old to say -------------------------------
+
+
+def earlier(n: int, *, minutes_before: int = 60) -> EarlierPayment:
+    return EarlierPayment(f"co_old{n}", 100 * n, "EUR", T0 - minutes_before * 60_000)
+
+
+def test_a_missed_payment_waits_on_the_idle_screen_until_the_next_checkout() -> None:
+    controller = Controller("Café", till="Counter 1")
+    assert controller.on_received_earlier(earlier(1, minutes_before=90), T0) == Effects(redraw=True)
+    assert controller.on_received_earlier(earlier(2, minutes_before=30), T0 + 1).redraw
+    assert shown(controller) == IdleScreen(
+        "Café", "Counter 1", (earlier(2, minutes_before=30), earlier(1, minutes_before=90)), 2
+    )
+    # The soundbox hands each over once; a repeat would change nothing anyway.
+    assert controller.on_received_earlier(earlier(1, minutes_before=90), T0 + 2) == Effects()
+    lines = content(View(shown(controller)), T0).lines
+    assert lines[:4] == ("Café", "Ready", "Counter 1", "Received earlier")
+    assert len(lines) == 6
+    # A "show idle" keeps them; the next checkout's QR takes their place for good.
+    assert controller.on_command(ShowIdle(), T0 + 3) == Effects()
+    controller.on_command(show_qr(), T0 + 4)
+    controller.on_command(ShowIdle(), T0 + 5)
+    assert shown(controller) == IdleScreen("Café", "Counter 1")
+
+
+def test_a_missed_payment_never_covers_a_qr_nor_an_outcome() -> None:
+    controller = Controller("Café", idle_after_ms=10_000)
+    controller.on_command(show_qr(), T0)
+    assert controller.on_received_earlier(earlier(1), T0 + 1) == Effects()
+    assert isinstance(shown(controller), QrScreen)
+    controller.on_event(event("checkout.paid"), T0 + 2)
+    assert controller.on_received_earlier(earlier(2), T0 + 3) == Effects()
+    assert shown(controller) == OutcomeScreen("co_1", "paid", 1234, "EUR")
+    assert controller.on_tick(T0 + 9_999) == Effects()
+    # Idle again after the outcome's time: now they show.
+    assert controller.on_tick(T0 + 10_002).redraw
+    screen = shown(controller)
+    assert isinstance(screen, IdleScreen)
+    assert {payment.checkout_id for payment in screen.earlier} == {"co_old1", "co_old2"}
+    # A stale retained QR found expired is no new checkout: they stay.
+    controller.on_command(show_qr("co_2", expires_in_ms=-1), T0 + 20_000)
+    assert shown(controller) == OutcomeScreen("co_2", "expired", None, None)
+    controller.on_tick(T0 + 30_000)
+    assert shown(controller) == screen
+    # A payment at the printed code is the next checkout: they were seen.
+    controller.on_static_payment(static_paid(), T0 + 31_000)
+    controller.on_tick(T0 + 41_000)
+    assert shown(controller) == IdleScreen("Café")
+
+
+def test_an_idle_screen_keeps_the_newest_missed_payments_and_counts_them_all() -> None:
+    controller = Controller("Café")
+    for n in range(1, EARLIER_KEPT + 4):
+        controller.on_received_earlier(earlier(n, minutes_before=200 - n), T0)
+    screen = shown(controller)
+    assert isinstance(screen, IdleScreen)
+    assert screen.earlier_count == EARLIER_KEPT + 3
+    assert [p.checkout_id for p in screen.earlier] == [
+        f"co_old{n}" for n in range(EARLIER_KEPT + 3, 3, -1)
+    ]
+    lines = content(View(screen), T0).lines
+    assert lines[-1] == "+3 more"
+    with pytest.raises(ValueError, match="earlier"):
+        IdleScreen("Café", earlier=screen.earlier, earlier_count=1)
