@@ -364,13 +364,10 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
 
 def _observability(raw: Mapping[str, str], values: dict[str, Any], problem: Problem) -> None:
     if "metrics" in raw:
-        word = raw["metrics"].strip().lower()
-        if word in ("on", "true", "yes", "1"):
-            values["metrics"] = True
-        elif word in ("off", "false", "no", "0"):
-            values["metrics"] = False
-        else:
-            problem("metrics", f"{raw['metrics']!r} is neither on nor off")
+        try:
+            values["metrics"] = setting_values.on_off(raw["metrics"])
+        except InvalidValue as exc:
+            problem("metrics", exc.message)
     if "metrics_host" in raw:
         values["metrics_host"] = raw["metrics_host"]
     port = raw.get("metrics_port", "").strip()
