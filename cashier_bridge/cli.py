@@ -98,16 +98,22 @@ def _whole_number(text: str | None) -> object:
     return text
 
 
+def _settings_of(args: argparse.Namespace, *, require_terminal: bool) -> Settings:
+    """The bridge's settings from the flags, the environment and the
+    config file. Raises ``ConfigError`` with every problem."""
+    return load(
+        {key: getattr(args, key) for key in FIELDS},
+        config_file=args.config,
+        require_terminal=require_terminal,
+    )
+
+
 def _parse_checkout(args: argparse.Namespace) -> tuple[Settings, CheckoutOrder]:
     """Every problem of the settings and of the order, at once."""
     problems: list[str] = []
     settings = None
     try:
-        settings = load(
-            {key: getattr(args, key) for key in FIELDS},
-            config_file=args.config,
-            require_terminal=True,
-        )
+        settings = _settings_of(args, require_terminal=True)
     except ConfigError as exc:
         problems += exc.problems
     order = None
@@ -154,11 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _watch_main(args: argparse.Namespace, started: float) -> int:
     printer = Printer(as_json=args.json, started=started)
     try:
-        settings = load(
-            {key: getattr(args, key) for key in FIELDS},
-            config_file=args.config,
-            require_terminal=True,
-        )
+        settings = _settings_of(args, require_terminal=True)
     except ConfigError as exc:
         printer.failure(exc)
         return EXIT_BAD_INPUT
@@ -243,7 +245,7 @@ def _serve_main(args: argparse.Namespace) -> int:
     problems: list[str] = []
     settings = None
     try:
-        settings = load({key: getattr(args, key) for key in FIELDS}, config_file=args.config)
+        settings = _settings_of(args, require_terminal=False)
     except ConfigError as exc:
         problems += exc.problems
     port = _whole_number(args.port)

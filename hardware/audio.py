@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import abc
 import array
-import contextlib
 import io
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AudioError, AudioSpecError
+from .numbered_files import highest_number, write_atomically
 
 FORMS = """accepted --audio forms:
   alsa[:DEVICE]   e.g. alsa, alsa:plughw:1,0 (plays with aplay, from alsa-utils)
@@ -124,15 +122,9 @@ class WavDirAudio(AudioOutput):
         self.directory = Path(directory)
         self.name = f"wav:{self.directory}"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            numbers = [
-                int(match.group(1))
-                for entry in os.scandir(self.directory)
-                if (match := _CLIP_NAME.fullmatch(entry.name))
-            ]
+            self.last_number = highest_number(self.directory, _CLIP_NAME)
         except OSError as error:
             raise AudioError(self.name, f"cannot use {self.directory}: {error}") from error
-        self.last_number = max(numbers, default=0)
 
     def play(self, clip: Clip) -> None:
         number = self.last_number + 1
@@ -214,15 +206,3 @@ def parse_audio_spec(spec: str) -> AudioConfig:
     if problem is not None:
         raise AudioSpecError(f"--audio {spec!r}: {problem}\n{FORMS}")
     return AudioConfig(kind, target or None)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise

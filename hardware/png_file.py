@@ -14,17 +14,15 @@ turns clockwise, as luma sends it to a real panel.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .base import Display, Frame, Geometry
 from .errors import DisplayError
 from .imaging import fit
+from .numbered_files import highest_number, write_atomically
 
 DEFAULT_GEOMETRY = Geometry(128, 64, "1")
 LATEST = "latest.png"
@@ -58,15 +56,9 @@ class PngFileDisplay(Display):
             Geometry(geometry.height, geometry.width, geometry.mode) if turned else geometry
         )
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            numbers = [
-                int(match.group(1))
-                for entry in os.scandir(self.directory)
-                if (match := _FRAME_NAME.fullmatch(entry.name))
-            ]
+            self.last_number = highest_number(self.directory, _FRAME_NAME)
         except OSError as error:
             raise DisplayError(self.name, f"cannot use {self.directory}: {error}") from error
-        self.last_number = max(numbers, default=0)
 
     @property
     def geometry(self) -> Geometry:
@@ -83,20 +75,8 @@ class PngFileDisplay(Display):
         image.save(buffer, format="PNG")
         number = self.last_number + 1
         try:
-            _write_atomically(self.directory / frame_name(number), buffer.getvalue())
-            _write_atomically(self.directory / LATEST, buffer.getvalue())
+            write_atomically(self.directory / frame_name(number), buffer.getvalue())
+            write_atomically(self.directory / LATEST, buffer.getvalue())
         except OSError as error:
             raise DisplayError(self.name, f"cannot write frame {number}: {error}") from error
         self.last_number = number
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise

@@ -225,3 +225,26 @@ def speaks_no_mqtt5(exc: MqttConnectError) -> bool:
     """Whether a refused CONNECT says the broker takes only MQTT 3.1.1."""
     rc = getattr(exc.rc, "value", exc.rc)  # a ReasonCode or an int
     return rc in _NO_MQTT5
+
+
+class Mqtt5First:
+    """The protocol to connect with: MQTT 5 first, and 3.1.1 from the first
+    CONNECT a broker refuses for speaking only that (the demo's embedded
+    broker does). A part's ``connect`` asks for ``protocol``; its
+    ``on_drop`` asks ``falls_back`` first, and goes on at once when it
+    does."""
+
+    def __init__(self) -> None:
+        self.protocol = aiomqtt.ProtocolVersion.V5
+
+    def falls_back(self, exc: Exception) -> bool:
+        """Whether ``exc`` is a broker refusing MQTT 5 while we asked for
+        it; ``protocol`` is then 3.1.1, for every connection after."""
+        if (
+            isinstance(exc, MqttConnectError)
+            and self.protocol is aiomqtt.ProtocolVersion.V5
+            and speaks_no_mqtt5(exc)
+        ):
+            self.protocol = aiomqtt.ProtocolVersion.V311
+            return True
+        return False

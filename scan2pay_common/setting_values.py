@@ -30,6 +30,21 @@ def seconds(raw: object, *, low: float, high: float) -> float:
     return value
 
 
+_ON = frozenset({"on", "true", "yes", "1"})
+_OFF = frozenset({"off", "false", "no", "0"})
+
+
+def on_off(raw: object) -> bool:
+    """A switch: on, true, yes or 1; off, false, no or 0 (any case). TOML
+    gives a bool as it is."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _ON | _OFF:
+        return text in _ON
+    raise InvalidValue("invalid_setting", f"{raw!r} is neither on nor off")
+
+
 def http_url(raw: object) -> str:
     """An http(s) base URL with no query or fragment, without a trailing slash."""
     url = str(raw).rstrip("/")

@@ -5,22 +5,19 @@ the PSP answers with the events of this terminal's checkouts alone.
 
 The events come back as the PSP signed them; each is checked like one
 heard over MQTT (``terminal.trust.announce_problem``) before anything is
-believed. With the standard library's urllib in a worker thread, as
-``terminal.psp_lookup`` does.
+believed. Asked with ``terminal.psp_get``, in a worker thread, as
+``terminal.psp_lookup`` asks.
 """
 
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from scan2pay_common import jsonfields as jf
-from scan2pay_common.errors import InvalidValue
-from scan2pay_common.logtext import loggable
+
+from .psp_get import NoAnswer, get_json_object
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +42,16 @@ def credential(pairing_id: str, device_secret: str) -> str:
 def fetch_page(psp_url: str, token: str, after: int) -> Page | None:
     """Blocking; None when the PSP cannot be reached or refuses (logged)."""
     url = f"{psp_url.rstrip('/')}/v1/events?after={after}&limit={PAGE}"
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
-        log.warning("not catching up: the PSP's URL is not http(s)")
-        return None
-    request = urllib.request.Request(  # noqa: S310 - http(s), checked above
-        url, headers={"Accept": "application/json", "Authorization": f"Bearer {token}"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s), checked above
-            body = jf.load_object(response.read(MAX_ANSWER), what="events page")
-    except urllib.error.HTTPError as exc:
-        log.warning("catching up: the PSP answered %d", exc.code)
-        return None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        log.warning("catching up: the PSP is unreachable: %s", loggable(exc))
-        return None
-    except InvalidValue as exc:
-        log.warning("catching up: the PSP's answer is not JSON: %s", loggable(exc.message))
+        body = get_json_object(
+            url,
+            what="events page",
+            timeout=TIMEOUT_SECONDS,
+            max_bytes=MAX_ANSWER,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    except NoAnswer as exc:
+        log.warning("catching up: %s", exc)
         return None
     events: Any = body.get("events")
     next_after: Any = body.get("next_after")

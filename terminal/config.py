@@ -366,7 +366,7 @@ def _take_sound(layers: Layers) -> None:
     layers.take("audio", _audio)
     layers.take("language", _language)
     layers.take("volume", _volume)
-    layers.take("chime", _on_off)
+    layers.take("chime", setting_values.on_off)
     layers.take("sound_dir", lambda raw: _path(raw, "a folder"))
     layers.take("speech", _speech)
     layers.take("late_after", lambda text: setting_values.seconds(text, low=1, high=3600))
@@ -398,19 +398,6 @@ def _volume(raw: object) -> int:
     if isinstance(raw, bool) or not 0 <= volume <= 100:
         raise InvalidValue("invalid_setting", "must be 0 to 100")
     return volume
-
-
-_ON = {"on", "true", "yes", "1"}
-_OFF = {"off", "false", "no", "0"}
-
-
-def _on_off(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _ON | _OFF:
-        return text in _ON
-    raise InvalidValue("invalid_setting", f"{raw!r} is neither on nor off")
 
 
 def _path(raw: object, what: str) -> str:

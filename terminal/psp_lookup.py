@@ -2,19 +2,14 @@
 the answer counts (the checkout on screen, this merchant's) is
 ``terminal.trust``'s to say.
 
-With the standard library's urllib in a worker thread, not aiohttp: one
-small GET now and then does not need an HTTP stack that costs the daemon
-some 20 MB of its Pi Zero's 512 MB.
+Asked with ``terminal.psp_get`` (the standard library's urllib) in a
+worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import logging
-import urllib.error
-import urllib.request
-from urllib.parse import urlsplit
 
 from scan2pay_common import jsonfields as jf
 from scan2pay_common.errors import InvalidValue
@@ -25,6 +20,7 @@ from scan2pay_common.money import check_currency
 from scan2pay_common.timefmt import from_rfc3339
 
 from .controller import CodeInfo
+from .psp_get import NoAnswer, get_json_object
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +36,11 @@ async def lookup(url: str) -> CodeInfo | None:
 
 def _lookup(url: str) -> CodeInfo | None:
     # The daemon asks only about URLs under its configured http(s) PSP URL
-    # (config.is_bare_qr_url); urlopen would also read file: and ftp: URLs.
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
-        log.warning("not asking the PSP about a bare QR URL that is not http(s)")
-        return None
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - http(s), checked above
+    # (config.is_bare_qr_url); get_json_object refuses any other scheme.
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s), checked above
-            body = jf.load_object(response.read(MAX_ANSWER), what="code info")
-    except urllib.error.HTTPError as exc:
-        log.warning("PSP answered %d about a QR URL", exc.code)
-        return None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        log.warning("PSP unreachable about a QR URL: %s", loggable(exc))
-        return None
-    except http.client.InvalidURL as exc:
-        # The URL came from the display topic: urllib refuses a control
-        # character in it, which would otherwise end this task unheard.
-        log.warning("a bare QR URL that cannot be asked about: %s", loggable(exc))
-        return None
-    except InvalidValue as exc:
-        log.warning("PSP's answer about a QR URL is not JSON: %s", loggable(exc.message))
+        body = get_json_object(url, what="code info", timeout=TIMEOUT_SECONDS, max_bytes=MAX_ANSWER)
+    except NoAnswer as exc:
+        log.warning("asking the PSP about a QR URL: %s", exc)
         return None
     try:
         amount = jf.integer(body, "amount")

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hardware.audio import Clip, read_wav, scale, write_atomically
+from hardware.audio import Clip, read_wav, scale
+from hardware.numbered_files import write_atomically
 
 from .announce_text import Announcement
 

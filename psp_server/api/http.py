@@ -39,6 +39,12 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=dumps(body), headers=JSON_TYPE)
 
 
+def html_page_response(text: str, status: int = 200) -> web.Response:
+    """A page whose content changes (a checkout's status, a code's
+    destination): never kept by the browser (``NO_STORE``)."""
+    return web.Response(text=text, status=status, content_type="text/html", headers=NO_STORE)
+
+
 def send(reply: Reply) -> web.Response:
     headers = REPLAYED if reply.replayed else JSON_TYPE
     return web.Response(status=reply.status, body=reply.body, headers=headers)

@@ -11,7 +11,7 @@ import logging
 from aiohttp import web
 
 from psp_server.api.appkeys import SETTINGS
-from psp_server.api.http import NO_STORE
+from psp_server.api.http import NO_STORE, html_page_response
 from psp_server.core.landing import MAX_TEXT, destination_of
 from psp_server.web import landing_page
 from psp_server.web.forms import read_form
@@ -19,10 +19,6 @@ from scan2pay_common.errors import InvalidValue
 from scan2pay_common.logtext import loggable
 
 log = logging.getLogger(__name__)
-
-
-def _html(text: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=text, content_type="text/html", headers=NO_STORE)
 
 
 async def landing(request: web.Request) -> web.Response:
@@ -35,7 +31,7 @@ async def landing(request: web.Request) -> web.Response:
     else:
         text = request.query.get("code", "")
         if not text.strip():
-            return _html(landing_page.render(public_url=public_url))
+            return html_page_response(landing_page.render(public_url=public_url))
     try:
         destination = destination_of(text, public_url)
     except InvalidValue as exc:
@@ -44,7 +40,7 @@ async def landing(request: web.Request) -> web.Response:
         page = landing_page.render(
             public_url=public_url, problem=exc.message, typed=text[:MAX_TEXT]
         )
-        return _html(page, status=400)
+        return html_page_response(page, status=400)
     # Relative, from /pay: the page on whichever address the browser used.
     # No referrer, as on the pages: a /pay?code= URL holds the code.
     headers = {**NO_STORE, "Location": destination.path, "Referrer-Policy": "no-referrer"}

@@ -9,7 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from psp_server.api.appkeys import CLOCK, IN_FLIGHT, METRICS, RELAY_WAKE, STORAGE
-from psp_server.api.http import NO_STORE, bearer, json_body, json_response, send, storage_call
+from psp_server.api.http import (
+    bearer,
+    html_page_response,
+    json_body,
+    json_response,
+    send,
+    storage_call,
+)
 from psp_server.api.idempotency import PAY, answer, idempotency_key, scope_of
 from psp_server.core.errors import APIError, Refusal, StorageUnavailable
 from psp_server.core.machine import effective_status
@@ -60,7 +67,7 @@ async def lookup_code(request: web.Request) -> web.Response:
             now_ms=now,
             qr_payload=qr_payload(checkout, merchant),
         )
-        return web.Response(text=page, content_type="text/html", headers=NO_STORE)
+        return html_page_response(page)
     return json_response(
         {
             "checkout_id": checkout.id,

@@ -17,7 +17,6 @@ import logging
 import uuid
 
 import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
@@ -28,9 +27,9 @@ from scan2pay_common.reconnect import (
     AT_ONCE,
     BACK_OFF,
     QUIETLY,
+    Mqtt5First,
     Next,
     Reconnecting,
-    speaks_no_mqtt5,
 )
 from scan2pay_common.topics import every_state_topic
 
@@ -73,7 +72,7 @@ class Census:
         self._target = target
         self._count = OnlineCount()
         self._up = False
-        self._protocol = aiomqtt.ProtocolVersion.V5
+        self._mqtt5_first = Mqtt5First()
         self._link = Reconnecting(
             self._connect,
             name="terminal census",
@@ -96,17 +95,12 @@ class Census:
             self._target,
             identifier=f"scan2pay-psp-census-{uuid.uuid4().hex[:12]}",
             timeout=10,
-            protocol=self._protocol,
+            protocol=self._mqtt5_first.protocol,
         )
 
     async def _dropped(self, exc: Exception) -> Next:
         self._up = False
-        if (
-            isinstance(exc, MqttConnectError)
-            and self._protocol is aiomqtt.ProtocolVersion.V5
-            and speaks_no_mqtt5(exc)
-        ):
-            self._protocol = aiomqtt.ProtocolVersion.V311
+        if self._mqtt5_first.falls_back(exc):
             return AT_ONCE
         if isinstance(exc, aiomqtt.MqttError | OSError):
             return BACK_OFF

@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
@@ -40,9 +39,9 @@ from scan2pay_common.reconnect import (
     AT_ONCE,
     BACK_OFF,
     QUIETLY,
+    Mqtt5First,
     Next,
     Reconnecting,
-    speaks_no_mqtt5,
 )
 from scan2pay_common.topics import TerminalTopic, all_state_topics
 
@@ -268,7 +267,7 @@ class Presence:
         self._ready: set[str] = set()
         # MQTT 5 first, as the relay does; the demo's embedded broker
         # speaks 3.1.1 only.
-        self._protocol = aiomqtt.ProtocolVersion.V5
+        self._mqtt5_first = Mqtt5First()
         self._link = Reconnecting(
             self._connect,
             name="presence",
@@ -324,17 +323,12 @@ class Presence:
             identifier=f"scan2pay-psp-presence-{uuid.uuid4().hex[:12]}",
             keepalive=KEEPALIVE_SECONDS,
             timeout=10,
-            protocol=self._protocol,
+            protocol=self._mqtt5_first.protocol,
         )
 
     async def _dropped(self, exc: Exception) -> Next:
-        if (
-            isinstance(exc, MqttConnectError)
-            and self._protocol is aiomqtt.ProtocolVersion.V5
-            and speaks_no_mqtt5(exc)
-        ):
+        if self._mqtt5_first.falls_back(exc):
             log.info("broker %s does not speak MQTT 5; presence uses 3.1.1", self._target)
-            self._protocol = aiomqtt.ProtocolVersion.V311
             return AT_ONCE
         if isinstance(exc, aiomqtt.MqttError | OSError):
             return BACK_OFF

@@ -298,8 +298,8 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     if "host" in raw:
         values["host"] = raw["host"]
     if "port" in raw:
-        port = _int(raw["port"])
-        if port is None or not 0 <= port <= 65535:
+        port = _port(raw["port"])
+        if port is None:
             problem("port", f"{raw['port']!r} is not a port")
         else:
             values["port"] = port
@@ -364,19 +364,16 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
 
 def _observability(raw: Mapping[str, str], values: dict[str, Any], problem: Problem) -> None:
     if "metrics" in raw:
-        word = raw["metrics"].strip().lower()
-        if word in ("on", "true", "yes", "1"):
-            values["metrics"] = True
-        elif word in ("off", "false", "no", "0"):
-            values["metrics"] = False
-        else:
-            problem("metrics", f"{raw['metrics']!r} is neither on nor off")
+        try:
+            values["metrics"] = setting_values.on_off(raw["metrics"])
+        except InvalidValue as exc:
+            problem("metrics", exc.message)
     if "metrics_host" in raw:
         values["metrics_host"] = raw["metrics_host"]
     port = raw.get("metrics_port", "").strip()
     if port.lower() not in ("", "none", "off"):
-        number = _int(port)
-        if number is None or not 0 <= number <= 65535:
+        number = _port(port)
+        if number is None:
             problem("metrics_port", f"{port!r} is not a port")
         elif values.get("metrics") is False:
             problem("metrics_port", "given with metrics off")
@@ -473,3 +470,9 @@ def _int(text: str) -> int | None:
         return int(text, 10)
     except ValueError:
         return None
+
+
+def _port(text: str) -> int | None:
+    """``text`` as a TCP port, 0 (any free one) to 65535; None when it is not one."""
+    number = _int(text)
+    return number if number is not None and 0 <= number <= 65535 else None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from psp_server.core.errors import Refused
+from psp_server.core.static_code_input import request_in_major_units
 from psp_server.core.static_codes import (
     StaticCode,
     StaticCodeRequest,
@@ -24,7 +25,6 @@ from psp_server.storage.static_codes import StaticCodeStore
 from scan2pay_common.clock import SYSTEM_CLOCK, Clock
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_merchant_id, check_terminal_id
-from scan2pay_common.money import check_currency, parse_major
 from scan2pay_common.static_codes import check_static_code_id
 
 COMMAND = "static-code"
@@ -57,17 +57,13 @@ def _request(args: argparse.Namespace, max_amount: int) -> StaticCodeRequest:
     given = [args.currency, args.open_min, args.open_max]
     if any(given) and not all(given):
         raise InvalidValue("invalid_open_amount", "give --currency, --min and --max together")
-    body: dict[str, object] = {}
-    if args.label is not None:
-        body["label"] = args.label
-    if args.currency:
-        currency = check_currency(args.currency)
-        body["open_amount"] = {
-            "currency": currency,
-            "min": parse_major(args.open_min, currency),
-            "max": parse_major(args.open_max, currency),
-        }
-    return StaticCodeRequest.parse(body, max_amount=max_amount)
+    return request_in_major_units(
+        label=args.label,
+        currency=args.currency,
+        least=args.open_min,
+        most=args.open_max,
+        max_amount=max_amount,
+    )
 
 
 async def run(

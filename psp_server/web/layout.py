@@ -65,3 +65,13 @@ def page(
 {body}
 </body></html>
 """
+
+
+def notice_and_error(notice: str, error: str, *, error_id: str) -> str:
+    """What a page says above its form: ``notice`` as a status and ``error``
+    as an alert (``error_id``, for a field's ``aria-errormessage``), each
+    escaped; empty when neither is given."""
+    said = f'<p id="notice" class="message" role="status">{escape(notice)}</p>\n' if notice else ""
+    if error:
+        said += f'<p id="{error_id}" class="message error" role="alert">{escape(error)}</p>\n'
+    return said

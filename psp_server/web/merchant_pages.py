@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from psp_server.web.layout import page
+from psp_server.web.layout import notice_and_error, page
 
 
 def sign_in(
@@ -15,9 +15,7 @@ def sign_in(
 ) -> str:
     """``then``: a pairing code to go on to (``merchant_routes.pairing_code``)."""
     invalid = ' aria-invalid="true" aria-errormessage="signin-error"' if error else ""
-    said = f'<p id="notice" class="message" role="status">{escape(notice)}</p>\n' if notice else ""
-    if error:
-        said += f'<p id="signin-error" class="message error" role="alert">{escape(error)}</p>\n'
+    said = notice_and_error(notice, error, error_id="signin-error")
     described = "key-hint signin-error" if error else "key-hint"
     hidden_then = f'<input type="hidden" name="then" value="{escape(then)}">\n' if then else ""
     body = f"""<main>

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from psp_server.web.layout import page
+from psp_server.web.layout import notice_and_error, page
 from scan2pay_common.timefmt import to_rfc3339
 
 
@@ -31,9 +31,7 @@ def pair(
     error: str = "",
     notice: str = "",
 ) -> str:
-    said = f'<p id="notice" class="message" role="status">{escape(notice)}</p>\n' if notice else ""
-    if error:
-        said += f'<p id="pair-error" class="message error" role="alert">{escape(error)}</p>\n'
+    said = notice_and_error(notice, error, error_id="pair-error")
     invalid = ' aria-invalid="true" aria-errormessage="pair-error"' if error else ""
     body = f"""<main>
 <p><a href="{root}merchant">Back to the board</a></p>

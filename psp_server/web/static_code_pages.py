@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from psp_server.core.static_codes import StaticCode
-from psp_server.web.layout import page
+from psp_server.web.layout import notice_and_error, page
 from scan2pay_common.money import format_display
 from scan2pay_common.timefmt import to_rfc3339
 
@@ -60,9 +60,7 @@ def static_codes(
     notice: str = "",
 ) -> str:
     rows = "\n".join(_row(code, root, csrf) for code in codes)
-    said = f'<p id="notice" class="message" role="status">{escape(notice)}</p>\n' if notice else ""
-    if error:
-        said += f'<p id="error" class="message error" role="alert">{escape(error)}</p>\n'
+    said = notice_and_error(notice, error, error_id="error")
     table = (
         f"""<div class="table-scroll" role="region" aria-labelledby="codes-title" tabindex="0">
 <table id="codes">

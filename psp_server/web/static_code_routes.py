@@ -12,6 +12,7 @@ from psp_server.api.appkeys import CLOCK, SETTINGS
 from psp_server.api.static_codes import sticker_response, store_of
 from psp_server.core.errors import Refused
 from psp_server.core.records import Merchant
+from psp_server.core.static_code_input import request_in_major_units
 from psp_server.core.static_codes import StaticCodeRequest, new_static_code
 from psp_server.web import merchant_session
 from psp_server.web.forms import read_form
@@ -26,7 +27,6 @@ from psp_server.web.session_keys import Session
 from psp_server.web.static_code_pages import static_codes
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.identifiers import check_terminal_id
-from scan2pay_common.money import check_currency, parse_major
 from scan2pay_common.static_codes import check_static_code_id
 
 
@@ -67,18 +67,14 @@ async def codes_page(request: web.Request) -> web.Response:
 
 def _request_of(form: dict[str, str], max_amount: int) -> tuple[str, StaticCodeRequest]:
     terminal = check_terminal_id(form.get("terminal", "").strip())
-    body: dict[str, object] = {}
-    if form.get("label", "").strip():
-        body["label"] = form["label"].strip()
-    currency = form.get("currency", "").strip().upper()
-    if currency:
-        check_currency(currency)
-        body["open_amount"] = {
-            "currency": currency,
-            "min": parse_major(form.get("min", ""), currency),
-            "max": parse_major(form.get("max", ""), currency),
-        }
-    return terminal, StaticCodeRequest.parse(body, max_amount=max_amount)
+    request = request_in_major_units(
+        label=form.get("label", "").strip() or None,
+        currency=form.get("currency", "").strip().upper(),
+        least=form.get("min", ""),
+        most=form.get("max", ""),
+        max_amount=max_amount,
+    )
+    return terminal, request
 
 
 async def create(request: web.Request) -> web.Response:

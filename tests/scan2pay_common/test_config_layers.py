@@ -64,3 +64,20 @@ def test_read_toml_errors_name_the_file(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('mqtt = "mqtt://h:1"\n')
     assert read_toml(str(good)) == {"mqtt": "mqtt://h:1"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "switched_on"),
+    [
+        *[("on", True), (" Yes ", True), ("TRUE", True), ("1", True), (True, True)],
+        *[("off", False), ("No", False), ("false", False), ("0", False), (False, False)],
+    ],
+)
+def test_a_switch_reads_the_words_for_on_and_off(raw: object, switched_on: bool) -> None:
+    assert setting_values.on_off(raw) is switched_on
+
+
+@pytest.mark.parametrize("raw", ["maybe", "", "2", 1.5])
+def test_a_switch_refuses_anything_else(raw: object) -> None:
+    with pytest.raises(InvalidValue, match="is neither on nor off"):
+        setting_values.on_off(raw)

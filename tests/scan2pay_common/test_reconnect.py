@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import aiomqtt
 import pytest
+from aiomqtt.exceptions import MqttConnectError
 
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.reconnect import (
@@ -20,6 +21,7 @@ from scan2pay_common.reconnect import (
     BACK_OFF,
     QUIETLY,
     STOP,
+    Mqtt5First,
     Next,
     OnDrop,
     Reconnecting,
@@ -370,3 +372,18 @@ async def test_errors_it_does_not_handle_go_through() -> None:
 def test_a_next_step_that_cannot_be_is_refused(make: Callable[[], Next]) -> None:
     with pytest.raises(ValueError, match=r"stop|delay"):
         make()
+
+
+def test_mqtt5_first_falls_back_to_3_1_1_once_a_broker_refuses_5() -> None:
+    v5, v311 = aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311
+    protocols = Mqtt5First()
+    first = protocols.protocol
+    # Not authorised, or no broker at all: not the protocol's fault.
+    others = [protocols.falls_back(MqttConnectError(5)), protocols.falls_back(OSError("refused"))]
+    after_others = protocols.protocol
+    fell = protocols.falls_back(MqttConnectError(1))  # 3.1.1's unacceptable protocol version
+    after_fall = protocols.protocol
+    # Already on 3.1.1: the same refusal again is the broker's fault.
+    again = protocols.falls_back(MqttConnectError(0x84))
+    assert (first, others, after_others) == (v5, [False, False], v5)
+    assert (fell, after_fall, again, protocols.protocol) == (True, v311, False, v311)

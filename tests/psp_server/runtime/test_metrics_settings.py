@@ -40,3 +40,17 @@ def test_every_problem_is_named_at_once() -> None:
         assert name in problems, problems
     with pytest.raises(ConfigError, match="given with metrics off"):
         config.load({"metrics": "off", "metrics_port": "9464"}, env={})
+
+
+@pytest.mark.parametrize("given", ["70000", "-1", "80x", "0x50"])
+def test_the_metrics_port_and_the_public_port_refuse_what_is_no_port(given: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.load({"port": given, "metrics_port": given}, env={})
+    problems = "\n".join(raised.value.problems)
+    assert f"port (SCAN2PAY_PORT): {given!r} is not a port" in problems, problems
+    assert f"metrics_port (SCAN2PAY_METRICS_PORT): {given!r} is not a port" in problems, problems
+
+
+def test_both_ports_take_the_ends_of_the_range() -> None:
+    assert config.load({"port": "0", "metrics_port": "65535"}, env={}).metrics_port == 65535
+    assert config.load({"port": "65535"}, env={}).port == 65535
