@@ -75,15 +75,24 @@ async def create_static_code(request: web.Request) -> web.Response:
         parsed = StaticCodeRequest.parse(await json_body(request), max_amount=settings.max_amount)
     except InvalidValue as exc:
         raise APIError.from_invalid(exc) from None
+    code = await create_for(request, merchant.id, terminal_id, parsed)
+    return json_response(code_json(code, merchant), status=201)
+
+
+async def create_for(
+    request: web.Request, merchant_id: str, terminal_id: str, parsed: StaticCodeRequest
+) -> StaticCode:
+    """A new code for the merchant's till, stored: for the API and the board
+    alike."""
     code = new_static_code(
-        merchant.id,
+        merchant_id,
         terminal_id,
         parsed,
-        public_url=settings.require_public_url(),
+        public_url=request.app[SETTINGS].require_public_url(),
         now=request.app[CLOCK].now_ms(),
     )
     await store_of(request).create(code)
-    return json_response(code_json(code, merchant), status=201)
+    return code
 
 
 async def list_static_codes(request: web.Request) -> web.Response:

@@ -42,9 +42,9 @@ from scan2pay_common.reconnect import (
     AT_ONCE,
     BACK_OFF,
     QUIETLY,
+    Mqtt5First,
     Next,
     Reconnecting,
-    speaks_no_mqtt5,
 )
 from scan2pay_common.topics import events_topic, terminal_events_topic
 
@@ -74,7 +74,7 @@ class OutboxRelay:
         # MQTT 5, so that a broker refusing a publish (an ACL without the
         # relay's write rule) says so in its PUBACK; with 3.1.1 it would
         # acknowledge and drop the event, and we would mark it sent.
-        self._protocol = aiomqtt.ProtocolVersion.V5
+        self._mqtt5_first = Mqtt5First()
         # Apart from the broker's: the broker session stays up while the
         # database is away, and its reset must not cut the database's pauses.
         self._outage = Backoff(initial=0.05, maximum=5.0)
@@ -100,22 +100,21 @@ class OutboxRelay:
             self._target,
             identifier=f"scan2pay-psp-{uuid.uuid4().hex[:12]}",
             timeout=10,
-            protocol=self._protocol,
+            protocol=self._mqtt5_first.protocol,
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await self._drain_forever(client, PublishRefusals.watch(client))
 
     async def _dropped(self, exc: Exception) -> Next:
+        if self._mqtt5_first.falls_back(exc):
+            log.warning(
+                "broker %s does not speak MQTT 5; using 3.1.1, with which a broker "
+                "that refuses a publish cannot tell the relay so",
+                self._target,
+            )
+            return AT_ONCE
         if isinstance(exc, MqttConnectError):
-            if self._protocol is aiomqtt.ProtocolVersion.V5 and speaks_no_mqtt5(exc):
-                log.warning(
-                    "broker %s does not speak MQTT 5; using 3.1.1, with which a broker "
-                    "that refuses a publish cannot tell the relay so",
-                    self._target,
-                )
-                self._protocol = aiomqtt.ProtocolVersion.V311
-                return AT_ONCE
             return BACK_OFF
         if isinstance(exc, PublishRefused):
             log.error("%s; the events wait in the outbox (check the broker's ACL)", exc)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from psp_server.api.appkeys import CLOCK, SETTINGS
-from psp_server.api.static_codes import sticker_response, store_of
+from psp_server.api.static_codes import create_for, sticker_response, store_of
 from psp_server.core.errors import Refused
 from psp_server.core.records import Merchant
 from psp_server.core.static_code_input import request_in_major_units
-from psp_server.core.static_codes import StaticCodeRequest, new_static_code
+from psp_server.core.static_codes import StaticCodeRequest
 from psp_server.web import merchant_session
 from psp_server.web.forms import read_form
 from psp_server.web.merchant_routes import (
@@ -87,14 +87,7 @@ async def create(request: web.Request) -> web.Response:
         terminal, parsed = _request_of(await read_form(request), settings.max_amount)
     except InvalidValue as exc:
         return await _page(request, session, merchant, status=422, error=exc.message)
-    made = new_static_code(
-        merchant.id,
-        terminal,
-        parsed,
-        public_url=settings.require_public_url(),
-        now=request.app[CLOCK].now_ms(),
-    )
-    await store_of(request).create(made)
+    await create_for(request, merchant.id, terminal, parsed)
     return _back(request)
 
 
