@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import segno
-import serial
 from PIL import Image
 
 from hardware.errors import DisplayError, DisplaySpecError
@@ -157,16 +156,8 @@ def test_a_sticker_slip_needs_every_part() -> None:
         StickerSlip(URL, "Café", " ", "")
 
 
-def test_printing_through_a_loop_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[Any] = []
-    real_serial_for_url = serial.serial_for_url
-
-    def keep(*args: Any, **kwargs: Any) -> Any:
-        port = real_serial_for_url(*args, **kwargs)
-        opened.append(port)
-        return port
-
-    monkeypatch.setattr(serial, "serial_for_url", keep)
+def test_printing_through_a_loop_url(opened_ports: list[Any]) -> None:
+    opened = opened_ports
     printer = open_printer("escpos:loop://,cut=none")
     printer.print_sticker(STICKER)
     opened[0].timeout = 1

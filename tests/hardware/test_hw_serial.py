@@ -168,16 +168,8 @@ def test_nextion_reopens_after_a_failure_and_resynchronises(
     assert opened[1].written == END + b't0.txt="Caf\xe9 - Ready"' + END + b"vis qr0,0" + END
 
 
-def test_nextion_through_loop_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[Any] = []
-    real_serial_for_url = serial.serial_for_url
-
-    def keep(*args: Any, **kwargs: Any) -> Any:
-        port = real_serial_for_url(*args, **kwargs)
-        opened.append(port)
-        return port
-
-    monkeypatch.setattr(serial, "serial_for_url", keep)
+def test_nextion_through_loop_url(opened_ports: list[Any]) -> None:
+    opened = opened_ports
     display = open_display("nextion:loop://,baud=115200,text=t0")
     display.show(PAID_FRAME)
     expected = END + b't0.txt="Paid - EUR 12.34"' + END + b"vis qr0,0" + END
@@ -291,16 +283,8 @@ def test_escpos_unplugged_is_a_display_error(pty: Pty) -> None:
         display.show(QR_FRAME)
 
 
-def test_escpos_through_loop_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[Any] = []
-    real_serial_for_url = serial.serial_for_url
-
-    def keep(*args: Any, **kwargs: Any) -> Any:
-        port = real_serial_for_url(*args, **kwargs)
-        opened.append(port)
-        return port
-
-    monkeypatch.setattr(serial, "serial_for_url", keep)
+def test_escpos_through_loop_url(opened_ports: list[Any]) -> None:
+    opened = opened_ports
     display = open_display("escpos:loop://,cut=none,ecc=L")
     display.show(Frame(Content(URL, ("Scan to pay",))))
     expected = qr_slip(b"\x1d!\x11Scan to pay\n\x1d!\x00", URL.encode(), ecc=48)[:-3]

@@ -28,6 +28,7 @@ from scan2pay_common.timefmt import now_ms, to_rfc3339
 from tests.support.broker import Mosquitto
 from tests.support.notify_socket import NotifySocket
 from tests.support.polling import wait_until
+from tests.support.systemd_unit import unit_settings, verify_unit
 from tests.support.terminal_process import (
     BIN,
     MERCHANT,
@@ -43,10 +44,6 @@ from tests.support.terminal_process import (
 
 UNIT = REPO / "deploy" / "systemd" / "scan2pay-terminal.service"
 PROGRAM = "/opt/scan2pay/.venv/bin/scan2pay-terminal"
-ANALYZE_HINT = (
-    "systemd-analyze is not installed; the tests check the terminal's unit with it. "
-    "Install it with `sudo apt-get install systemd` (make test does this when run as root)."
-)
 
 
 @pytest.fixture
@@ -56,42 +53,12 @@ def states(broker: Mosquitto) -> Iterator[States]:
     watcher.subscriber.close()
 
 
-def unit_settings(text: str) -> dict[str, list[str]]:
-    """Every ``Key=value`` of a unit file, a key's values in order."""
-    settings: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        settings.setdefault(key, []).append(value)
-    return settings
-
-
 def words(settings: dict[str, list[str]], key: str) -> set[str]:
     return {word for value in settings.get(key, []) for word in value.split()}
 
 
 def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.fail(ANALYZE_HINT, pytrace=False)
-    # verify checks that ExecStart's program is there: a stand-in for the venv's.
-    program = tmp_path / "scan2pay-terminal"
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
-    text = UNIT.read_text()
-    assert PROGRAM in text
-    unit = tmp_path / "scan2pay-terminal.service"
-    unit.write_text(text.replace(PROGRAM, str(program)))
-    result = subprocess.run(
-        [analyze, "verify", "--man=no", str(unit)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    # verify exits 0 on an unknown key, with a warning: none is allowed.
-    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    verify_unit(UNIT, PROGRAM, tmp_path)
 
 
 def test_the_unit_waits_for_network_and_time_and_is_locked_down() -> None:

@@ -8,10 +8,8 @@ and ``psp-server backup`` copies a database while it serves."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import stat
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -24,14 +22,11 @@ import pytest
 from psp_server.runtime import config
 from tests.support.notify_socket import NotifySocket
 from tests.support.process import REPO, PspProcess, create_merchant, create_wallet, run_cli
+from tests.support.systemd_unit import unit_settings, verify_unit
 
 UNIT = REPO / "deploy" / "psp" / "psp-server.service"
 ENV_FILE = REPO / "deploy" / "psp" / "psp.env"
 PROGRAM = "/opt/scan2pay/.venv/bin/psp-server"
-ANALYZE_HINT = (
-    "systemd-analyze is not installed; the tests check the PSP's unit with it. "
-    "Install it with `sudo apt-get install systemd` (scripts/ensure-system-deps does this)."
-)
 
 
 def http(
@@ -52,35 +47,8 @@ def http(
         return error.code, json.loads(error.read())
 
 
-def unit_settings(text: str) -> dict[str, list[str]]:
-    """Every ``Key=value`` of a unit file, a key's values in order."""
-    settings: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        settings.setdefault(key, []).append(value)
-    return settings
-
-
 def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.fail(ANALYZE_HINT, pytrace=False)
-    # verify checks that ExecStart's program is there: a stand-in for the venv's.
-    program = tmp_path / "psp-server"
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
-    text = UNIT.read_text()
-    assert PROGRAM in text
-    unit = tmp_path / "psp-server.service"
-    unit.write_text(text.replace(PROGRAM, str(program)))
-    result = subprocess.run(
-        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
-    )
-    # verify exits 0 on an unknown key, with a warning: none is allowed.
-    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    verify_unit(UNIT, PROGRAM, tmp_path)
 
 
 def test_the_unit_notifies_restarts_and_is_locked_down() -> None:
