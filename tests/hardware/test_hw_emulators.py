@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import segno
-import zxingcpp
 from PIL import Image, ImageDraw
 
 from hardware.base import Content, DummyDisplay, Frame, Geometry, NoopDisplay
@@ -29,6 +28,7 @@ from hardware.luma_panel import LumaConfig
 from hardware.nextion import NextionConfig
 from hardware.png_file import PngConfig, PngFileDisplay
 from hardware.registry import BuiltinConfig, open_display, parse_spec
+from tests.support.qr_decode import qr_codes
 
 URL = "https://pay.example/c/7Hq2Zx"
 
@@ -62,7 +62,7 @@ def frame(image: Image.Image | None) -> Frame:
 
 def decode_qr(image: Image.Image) -> list[str]:
     big = image.convert("L").resize((image.width * 4, image.height * 4), Image.Resampling.NEAREST)
-    return [result.text for result in zxingcpp.read_barcodes(big)]
+    return [result.text for result in qr_codes(big)]
 
 
 # --- PNG ---------------------------------------------------------------------

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-import zxingcpp
 from aiohttp import web
 from PIL import Image
 from playwright.async_api import Error as PlaywrightError
@@ -30,6 +29,7 @@ from scan2pay import wallet
 from scan2pay_common import emv
 from tests.support.browser import DESKTOP, BrowserSession, assert_accessible
 from tests.support.proxy import CuttableProxy
+from tests.support.qr_decode import qr_codes
 
 BIN = Path(sys.executable).parent
 TOKEN_KEY = "scan2pay.wallet_token"  # noqa: S105 - the browser storage key's name, not a token
@@ -100,7 +100,7 @@ def _assert_stops_promptly(demo: DemoProcess) -> None:
 
 
 def _decode(png: bytes) -> list[str]:
-    return [result.text for result in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
+    return [result.text for result in qr_codes(Image.open(io.BytesIO(png)))]
 
 
 async def _picture_of(screen: Any) -> bytes:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import zxingcpp
 from PIL import Image
 
 from psp_server.mqtt import accounts as mqtt_accounts
@@ -37,6 +36,7 @@ from scan2pay_common.topics import display_topic, state_topic
 from tests.support.commands import show_qr_of
 from tests.support.plain_http import http
 from tests.support.process import PspProcess, create_merchant, create_wallet, end_process
+from tests.support.qr_decode import qr_codes
 from tests.support.secure_broker import Certs, Client, SecureMosquitto
 
 BIN = Path(sys.executable).parent
@@ -49,7 +49,7 @@ def decode_qr(path: Path) -> list[str]:
     canvas = Image.new("L", (image.width + 40, image.height + 40), 0)
     canvas.paste(image, (20, 20))
     canvas = canvas.resize((canvas.width * 4, canvas.height * 4), Image.Resampling.NEAREST)
-    return [result.text for result in zxingcpp.read_barcodes(canvas)]
+    return [result.text for result in qr_codes(canvas)]
 
 
 def show_qr(created: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import zxingcpp
 from PIL import Image
 
 from scan2pay_common.messages import ShowQr, TerminalState, display_command_to_json
@@ -20,6 +19,7 @@ from scan2pay_common.topics import display_topic, state_topic
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Subscriber, publish
 from tests.support.process import end_process
+from tests.support.qr_decode import qr_codes
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def decode(image: Image.Image) -> list[str]:
     canvas = Image.new("L", (image.width + 40, image.height + 40), 0)
     canvas.paste(image.convert("L"), (20, 20))
     canvas = canvas.resize((canvas.width * 4, canvas.height * 4), Image.Resampling.NEAREST)
-    return [result.text for result in zxingcpp.read_barcodes(canvas)]
+    return [result.text for result in qr_codes(canvas)]
 
 
 class States:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zxingcpp
 from luma.core import cmdline
 from PIL import Image
 
@@ -21,6 +20,7 @@ from hardware.registry import parse_spec
 from terminal.cli import build_parser
 from terminal.config import FIELDS, ConfigError, TerminalConfig, load
 from tests.support.broker import Mosquitto
+from tests.support.qr_decode import qr_codes
 from tests.support.terminal_process import URL, States, TerminalProcess, decode, send, show_qr
 
 # luma 3.16 calls Image.getdata, which Pillow 13 deprecates (removed in Pillow
@@ -64,7 +64,7 @@ def qr_centre_x(image: Image.Image) -> float:
     canvas = Image.new("L", (image.width + 2 * margin, image.height + 2 * margin), 0)
     canvas.paste(image.convert("L"), (margin, margin))
     canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.Resampling.NEAREST)
-    (result,) = zxingcpp.read_barcodes(canvas)
+    (result,) = qr_codes(canvas)
     corners = result.position
     xs = [corners.top_left.x, corners.top_right.x, corners.bottom_left.x, corners.bottom_right.x]
     return sum(xs) / len(xs) / scale - margin

@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import zxingcpp
 from PIL import Image
 
 from hardware.base import Geometry
@@ -20,6 +19,7 @@ from scan2pay_common.errors import InvalidValue
 from terminal import config_file
 from terminal.pairing_screen import PairingScreen, content, layout, render
 from tests.support.panels import GEOMETRIES
+from tests.support.qr_decode import qr_codes
 
 NOW = 1_764_000_000_000
 CODE = "K7QM-3XWD-9T"
@@ -68,7 +68,7 @@ def _read(image: Image.Image) -> list[str]:
     canvas = Image.new("L", (image.width + 40, image.height + 40), 0)
     canvas.paste(image.convert("L"), (20, 20))
     canvas = canvas.resize((canvas.width * 4, canvas.height * 4), Image.Resampling.NEAREST)
-    return [result.text for result in zxingcpp.read_barcodes(canvas)]
+    return [result.text for result in qr_codes(canvas)]
 
 
 def _words(screen: PairingScreen, geometry: Geometry) -> list[str]:

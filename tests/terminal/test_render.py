@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import segno
-import zxingcpp
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, ImageFilter, ImageFont
 from pyzbar import pyzbar
@@ -42,6 +41,7 @@ from terminal.screens import (
     paid_at_text,
 )
 from tests.support.panels import GEOMETRIES
+from tests.support.qr_decode import qr_codes
 from tests.support.screen_text import reads
 
 FONTS = Path(render_module.__file__).parent / "fonts"
@@ -99,7 +99,7 @@ def in_bezel(image: Image.Image, margin: int) -> Image.Image:
 
 
 def zxing_read(image: Image.Image) -> list[str]:
-    return [result.text for result in zxingcpp.read_barcodes(image)]
+    return [result.text for result in qr_codes(image)]
 
 
 def zbar_read(image: Image.Image) -> list[str]:
@@ -260,7 +260,7 @@ def find_symbol(frame: Image.Image) -> tuple[int, int, int, int, str]:
     """The symbol's pixel box (left, top, right, bottom; exclusive) and level,
     from zxing-cpp's reading of the frame, not from the renderer."""
     margin = 16
-    (result,) = zxingcpp.read_barcodes(in_bezel(frame, margin))
+    (result,) = qr_codes(in_bezel(frame, margin))
     position = result.position
     xs = [position.top_left.x, position.top_right.x, position.bottom_left.x]
     ys = [position.top_left.y, position.top_right.y, position.bottom_left.y]

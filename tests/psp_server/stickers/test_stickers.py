@@ -9,13 +9,12 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
-import zxingcpp
 from PIL import Image
 
 from psp_server.stickers import Sticker, render_sticker
 from psp_server.stickers.layout import MARGIN, QUIET_ZONE, StickerTooDense, layout
 from tests.support.browser import BrowserSession
-from tests.support.qr_decode import decode_both, pdf_images, pdf_page_points, pdf_to_image
+from tests.support.qr_decode import decode_both, pdf_images, pdf_page_points, pdf_to_image, qr_codes
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 URL = "HTTP://127.0.0.1:8080/S/KZ3Q7DXW2M5RB8YT4NHF6JCVPA"
@@ -49,7 +48,7 @@ def test_the_png_is_sixty_by_ninety_millimetres_at_300_dpi() -> None:
 
 def test_the_png_keeps_a_quiet_zone_of_four_modules() -> None:
     image = png_image(STICKER).convert("L")
-    (found,) = zxingcpp.read_barcodes(image)
+    (found,) = qr_codes(image)
     left, top = found.position.top_left.x, found.position.top_left.y
     right, bottom = found.position.bottom_right.x, found.position.bottom_right.y
     # The finder pattern's top row is seven dark modules: the module's size.
