@@ -157,9 +157,13 @@ class Reconnecting(Generic[C]):
             started: float | None = None
             try:
                 async with self._connect() as client:
+                    # The connection's and the prepare step's waits can
+                    # swallow it too; a session would then outlive its task.
+                    honour_cancellation()
                     started = self._clock()
                     if self._prepare is not None:
                         await self._prepare(client)
+                        honour_cancellation()
                     self._connected(client)
                     try:
                         await session(client)

@@ -18,6 +18,7 @@ import uuid
 
 import aiomqtt
 
+from scan2pay_common.aio import honour_cancellation
 from scan2pay_common.backoff import Backoff
 from scan2pay_common.errors import InvalidValue
 from scan2pay_common.messages import TerminalState
@@ -110,6 +111,10 @@ class Census:
     async def _session(self, client: aiomqtt.Client) -> None:
         self._count.clear()
         await client.subscribe(every_state_topic(), qos=1)
+        # subscribe's wait can swallow a cancellation (Python 3.11's
+        # wait_for): without this the loop below would outlive the app's
+        # shutdown, as it once did with the broker just back.
+        honour_cancellation()
         self._up = True
         try:
             async for message in client.messages:

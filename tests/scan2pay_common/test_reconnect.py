@@ -237,6 +237,50 @@ async def test_a_pending_cancellation_is_honoured_before_connecting_again() -> N
     assert broker.connects == 1
 
 
+async def swallow_a_cancellation() -> None:
+    """What Python 3.11's wait_for inside aiomqtt can do: the task is asked
+    to stop, and the wait ends without raising."""
+    task = asyncio.current_task()
+    assert task is not None
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("where", ["connecting", "preparing"])
+async def test_a_cancellation_swallowed_on_the_way_in_never_starts_the_session(
+    where: str,
+) -> None:
+    # Seen once: the broker had just come back, the app shut down while
+    # the census connected, and its session then outlived the app's
+    # shutdown, waiting for messages forever.
+    broker = Broker([None])
+    sessions: list[Client] = []
+
+    @contextlib.asynccontextmanager
+    async def connection() -> AsyncIterator[Client]:
+        async with broker.connect() as client:
+            if where == "connecting":
+                await swallow_a_cancellation()
+            yield client
+
+    async def prepare(client: Client) -> None:
+        if where == "preparing":
+            await swallow_a_cancellation()
+
+    async def forever(client: Client) -> None:
+        sessions.append(client)
+        await asyncio.Event().wait()
+
+    link = Reconnecting(
+        connection, name="tester", target="t", log=logging.getLogger(LOGGER), prepare=prepare
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(link.run(forever), 5)
+    assert sessions == []
+    assert broker.closed == 1
+
+
 async def test_a_client_is_offered_only_once_prepared() -> None:
     broker = Broker([None])
     seen: list[str] = []
